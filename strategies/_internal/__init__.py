@@ -1,0 +1,1 @@
+"""Private implementation of the public strategies; import from ``strategies``."""

@@ -1,0 +1,78 @@
+"""Shared fixtures: a real PostgreSQL server for the whole session, and the
+tool's own services running on loopback.
+
+The server is embedded (started here, removed afterwards) unless
+``CHAOS_TEST_DATABASE_URL`` names another one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.database import Database, embedded_server
+from chaos.services import Service, running
+
+LOCAL_SERVER = "postgresql://127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    url = os.environ.get("CHAOS_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with embedded_server() as url:
+        yield url
+
+
+@pytest.fixture
+def schema(server_url: str) -> Iterator[str]:
+    """A fresh schema for one test, dropped afterwards."""
+    name = f"chaos_test_{secrets.token_hex(4)}"
+    admin = Database(server_url)
+    admin.execute(f'create schema "{name}"')
+    try:
+        yield name
+    finally:
+        admin.execute(f'drop schema if exists "{name}" cascade')
+        admin.close()
+
+
+@pytest.fixture
+def db(server_url: str, schema: str) -> Iterator[Database]:
+    database = Database(server_url, schema=schema)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture
+def fake_stripe(tmp_path: Path) -> Iterator[Service]:
+    with running("fake-stripe", [], workdir=tmp_path) as service:
+        yield service
+
+
+def local_server_available() -> bool:
+    """Is the machine's own PostgreSQL (127.0.0.1:5432, database test) there?"""
+    from chaos.database import Database
+
+    try:
+        Database(LOCAL_SERVER).close()
+    except Exception:
+        return False
+    return True
+
+
+def run_tool(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """``python -m chaos ARGS`` as a user runs it; bounded in time."""
+    return subprocess.run([sys.executable, "-m", "chaos", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})

@@ -1,0 +1,120 @@
+"""The tool as a user runs it: ``python -m chaos`` end to end, its report,
+its exit codes and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from chaos.database import Database
+from tests.conftest import LOCAL_SERVER, local_server_available, run_tool
+
+
+def one_line_error(result, code: int) -> str:
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_the_correct_service_passes_at_50_in_flight(tmp_path: Path, server_url: str):
+    result = run_tool("--examples", "100", "--seed", "3", "--database-url", server_url,
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "chaos-report.json").read_text())
+    assert report["verdict"] == "pass"
+    assert report["examples"] >= 100
+    assert report["failures"] == []
+    assert report["concurrency"] == {**report["concurrency"], "requested": 50,
+                                     "peak_in_flight": 50}
+    assert report["http"]["requests"] > 100 and report["http"]["failed"] == 0
+    assert "verdict: PASS" in result.stdout
+
+
+def test_no_dedup_is_caught_and_shrunk_to_two_deliveries_of_one_event(tmp_path: Path,
+                                                                      server_url: str):
+    result = run_tool("--bug", "no-dedup", "--seed", "5", "--database-url", server_url,
+                      cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((tmp_path / "chaos-report.json").read_text())
+    assert report["verdict"] == "fail"
+    [failure] = [f for f in report["failures"] if f["phase"] == "search"]
+    assert failure["invariant"] == "one-ticket-set-per-payment"
+    assert failure["status"] == "FAILED"
+    assert failure["requests"] == 2
+    schedule = failure["schedule"]
+    assert len(schedule["buyers"]) == 1
+    steps = [step for wave in schedule["waves"] for step in wave]
+    assert [(s["kind"], s["buyer"], s["event"]) for s in steps] == \
+        [("deliver", 0, "checkout.session.completed")] * 2
+    assert failure["replay"].startswith("nox -s chaos -- replay ")
+
+    # the saved case replays: it fails against the buggy service it names
+    case = failure["replay"].split()[-1]
+    replay = run_tool("replay", case, "--database-url", server_url, cwd=tmp_path)
+    assert replay.returncode == 1, replay.stdout + replay.stderr
+    assert "FAILED" in replay.stdout and "broke in 3 of 3 runs" in replay.stdout
+
+
+def test_a_replayed_case_passes_once_the_bug_is_gone(tmp_path: Path, server_url: str):
+    case = {
+        "format": 1, "invariant": "one-ticket-set-per-payment",
+        "target": {"kind": "reference", "bugs": []}, "seed": 0,
+        "scenario": {"buyers": [{"quantity": 1}],
+                     "waves": [[{"kind": "deliver", "buyer": 0},
+                                {"kind": "deliver", "buyer": 0, "copy": 1}]]},
+    }
+    (tmp_path / "case.json").write_text(json.dumps(case))
+    result = run_tool("replay", "case.json", "--database-url", server_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASSED" in result.stdout
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["--bug", "no-such-bug"], 2, "unknown bug 'no-such-bug': choose from"),
+    (["--examples", "0"], 2, "--examples"),
+    (["--concurrency", "many"], 2, "not a whole number"),
+    (["--database-url", "mysql://localhost/x"], 2, "not a PostgreSQL URL"),
+    (["--database-url", "postgresql://nobody:secret-pw@127.0.0.1:1/x"], 3,
+     "cannot connect to the database"),
+    (["replay", "does-not-exist.json"], 2, "cannot read"),
+    (["--no-such-option"], 2, "unrecognized arguments"),
+])
+def test_bad_input_is_one_line_and_the_right_exit_code(tmp_path: Path, args, code, words):
+    line = one_line_error(run_tool(*args, cwd=tmp_path), code)
+    assert words in line
+    assert "secret-pw" not in line
+
+
+def test_a_port_already_in_use_is_named(tmp_path: Path, server_url: str):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_tool("--reference-port", str(port), "--database-url", server_url,
+                          cwd=tmp_path)
+    line = one_line_error(result, 2)
+    assert f"port {port}" in line and "not available" in line
+
+
+def test_the_report_records_an_error_verdict(tmp_path: Path):
+    run_tool("--database-url", "postgresql://127.0.0.1:1/x", cwd=tmp_path)
+    report = json.loads((tmp_path / "chaos-report.json").read_text())
+    assert report["verdict"] == "error"
+    assert "cannot connect" in report["error"]
+
+
+@pytest.mark.skipif(not local_server_available(), reason="no PostgreSQL on 127.0.0.1:5432")
+def test_the_machines_own_server_works_and_is_left_as_found(tmp_path: Path):
+    admin = Database(LOCAL_SERVER)
+    try:
+        before = admin.fetch("select nspname from pg_namespace order by 1")
+        result = run_tool("--examples", "20", "--database-url", LOCAL_SERVER, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert admin.fetch("select nspname from pg_namespace order by 1") == before
+    finally:
+        admin.close()
