@@ -104,7 +104,7 @@ class Database:
         future = asyncio.run_coroutine_threadsafe(_bounded(coro, timeout), self._loop)
         try:
             return future.result(timeout + 5)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             future.cancel()
             raise InfrastructureError(
                 f"the database at {redact_url(self.url)} did not answer within {timeout:g} s"

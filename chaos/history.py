@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     OK = "ok"
     FAIL = "fail"
     INFO = "info"

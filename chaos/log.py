@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
@@ -42,8 +42,9 @@ class Redactor:
             return type(value)(self.value(v) for v in value)
         return value
 
-    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        return self.value(event_dict)
+    def __call__(self, logger: Any, method: str,
+                 event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        return self.value(dict(event_dict))
 
 
 #: The process-wide redactor: secrets are registered as soon as they exist.

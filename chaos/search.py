@@ -101,21 +101,16 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     except Flaky as exc:
         flaky.extend(_leaves(exc))
     except BaseExceptionGroup as group:
-        for exc in group.exceptions:
-            if isinstance(exc, Flaky):
-                flaky.extend(_leaves(exc))
-            elif isinstance(exc, _InvariantBroken):
-                broken.append(exc)
+        for inner in group.exceptions:
+            if isinstance(inner, Flaky):
+                flaky.extend(_leaves(inner))
+            elif isinstance(inner, _InvariantBroken):
+                broken.append(inner)
             else:
                 raise
-    result = SearchResult(examples=count)
-    for exc in broken:
-        result.findings.append(_confirm(exc, run_example, confirm_runs))
-    for exc in flaky:
-        finding = _confirm(exc, run_example, confirm_runs)
-        result.findings.append(finding)
-    result.examples = count
-    return result
+    examples = count
+    findings = [_confirm(b, run_example, confirm_runs) for b in [*broken, *flaky]]
+    return SearchResult(examples=examples, findings=findings)
 
 
 def _leaves(group: BaseException) -> list[_InvariantBroken]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +16,6 @@ import pytest
 
 from chaos.database import Database, embedded_server
 from chaos.services import Service, running
-
-LOCAL_SERVER = "postgresql://127.0.0.1:5432/test"
 
 
 @pytest.fixture(scope="session")
@@ -58,21 +54,3 @@ def db(server_url: str, schema: str) -> Iterator[Database]:
 def fake_stripe(tmp_path: Path) -> Iterator[Service]:
     with running("fake-stripe", [], workdir=tmp_path) as service:
         yield service
-
-
-def local_server_available() -> bool:
-    """Is the machine's own PostgreSQL (127.0.0.1:5432, database test) there?"""
-    from chaos.database import Database
-
-    try:
-        Database(LOCAL_SERVER).close()
-    except Exception:
-        return False
-    return True
-
-
-def run_tool(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """``python -m chaos ARGS`` as a user runs it; bounded in time."""
-    return subprocess.run([sys.executable, "-m", "chaos", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chaos.database import Database
-from tests.conftest import LOCAL_SERVER, local_server_available, run_tool
+from tests.helpers import LOCAL_SERVER, local_server_available, run_tool
 
 
 def one_line_error(result, code: int) -> str:

@@ -56,7 +56,8 @@ def calls_to(port: int, n: int, wave: int = 0) -> list[Call]:
             for i in range(n)]
 
 
-async def fire(calls: list[Call], *, concurrency: int, timeout: float = 5.0) -> tuple[History, LoopbackTransport]:
+async def fire(calls: list[Call], *, concurrency: int,
+               timeout: float = 5.0) -> tuple[History, LoopbackTransport]:
     history = History()
     transport = LoopbackTransport()
     async with httpx.AsyncClient(transport=transport, trust_env=False) as http:

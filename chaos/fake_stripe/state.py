@@ -89,8 +89,9 @@ class FakeStripe:
         ]
 
     def _emit(self, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
+        event_id = self._id("evt")
         event = {
-            "id": self._id("evt"),
+            "id": event_id,
             "object": "event",
             "api_version": "2024-06-20",
             "created": int(self.now()),
@@ -100,5 +101,5 @@ class FakeStripe:
             "request": {"id": None, "idempotency_key": None},
             "type": event_type,
         }
-        self.events[event["id"]] = event
+        self.events[event_id] = event
         return event
