@@ -92,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     ref.add_argument("--schema", default="public", help="PostgreSQL schema for its tables")
     ref.add_argument("--bug", action="append", default=[], metavar="NAME")
+    ref.add_argument("--stripe-api-base", default="http://127.0.0.1:12111",
+                     help="where its Stripe client sends API calls (the fake Stripe API); "
+                          "the key comes from CHAOS_STRIPE_API_KEY (sk_test_...)")
     ref.set_defaults(func=cmd_reference)
 
     fake = sub.add_parser("fake-stripe", help="run the fake Stripe API")
@@ -123,7 +126,7 @@ def _replay_command(path: Path) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from chaos import report as reports
-    from chaos.database import check_url
+    from chaos.database import check_database_url
     from chaos.log import configure
     from chaos.reference.bugs import parse_bugs
     from chaos.run import reference_run
@@ -133,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure(verbose=args.verbose)
     bugs = parse_bugs(args.bug)
     if args.database_url:
-        check_url(args.database_url)
+        check_database_url(args.database_url)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     target = {"kind": "reference", "bugs": sorted(bugs)}
     report = reports.Report(target=target, seed=seed, requested_concurrency=args.concurrency)
@@ -220,21 +223,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    from chaos.database import check_url, redact_url
+    from chaos.database import check_database_url, redact_url
     from chaos.reference import create_app, parse_bugs
+    from chaos.safety import check_stripe_key, check_url
     from chaos.serve import bind, serve
 
     bugs = parse_bugs(args.bug)
     if not args.database_url:
         raise UsageError("the reference service needs --database-url (or DATABASE_URL)")
-    check_url(args.database_url)
+    check_database_url(args.database_url)
     secret = os.environ.get("CHAOS_WEBHOOK_SECRET", "")
     if not secret.startswith("whsec_"):
         raise UsageError("set CHAOS_WEBHOOK_SECRET to the webhook signing secret (whsec_...)")
+    api_key = check_stripe_key(os.environ.get("CHAOS_STRIPE_API_KEY", "sk_test_chaos"),
+                               what="CHAOS_STRIPE_API_KEY")
+    check_url(args.stripe_api_base, what="--stripe-api-base")
     _check_database(args.database_url, redact_url)
     sock = bind(args.port)
     serve(create_app(database_url=args.database_url, schema=args.schema,
-                     webhook_secret=secret, bugs=bugs), sock)
+                     webhook_secret=secret, bugs=bugs, stripe_api_base=args.stripe_api_base,
+                     stripe_api_key=api_key), sock)
     return EXIT_PASS
 
 

@@ -35,7 +35,7 @@ def redact_url(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
-def check_url(url: str) -> None:
+def check_database_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
         raise UsageError(
@@ -75,7 +75,7 @@ class Database:
     """A pool on a private asyncio loop; call :meth:`call` from any thread."""
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 4) -> None:
-        check_url(url)
+        check_database_url(url)
         self.url = url
         self.schema = schema
         self._loop = asyncio.new_event_loop()

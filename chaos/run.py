@@ -187,7 +187,9 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
     """
     bugs = parse_bugs(bugs)
     webhook_secret = "whsec_" + secrets.token_hex(24)
+    stripe_key = "sk_test_" + secrets.token_hex(12)
     redactor.add(webhook_secret)
+    redactor.add(stripe_key)
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
         server_url = database_url or stack.enter_context(embedded_server())
@@ -200,9 +202,10 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
         stripe = stack.enter_context(running("fake-stripe", [], workdir=workdir, port=stripe_port))
         reference = stack.enter_context(running(
             "reference",
-            ["--database-url", server_url, "--schema", schema,
+            ["--database-url", server_url, "--schema", schema, "--stripe-api-base", stripe.url,
              *itertools.chain.from_iterable(("--bug", b) for b in sorted(bugs))],
-            workdir=workdir, port=reference_port, env={"CHAOS_WEBHOOK_SECRET": webhook_secret},
+            workdir=workdir, port=reference_port,
+            env={"CHAOS_WEBHOOK_SECRET": webhook_secret, "CHAOS_STRIPE_API_KEY": stripe_key},
         ))
         db = Database(server_url, schema=schema)
         stack.callback(db.close)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from chaos.fake_stripe.forms import FormError, decode
 from chaos.fake_stripe.state import FakeStripe, StripeObjectMissing
 
 
@@ -48,6 +49,56 @@ def create_app(*, prefix: str | None = None) -> Starlette:
             return _error(401, "invalid_request_error",
                           "The fake Stripe API accepts test keys only (sk_test_...).")
         return None
+
+    async def create_session(request: Request):
+        if (denied := authorised(request)) is not None:
+            return denied
+        try:
+            params = decode((await request.body()).decode("utf-8", errors="replace"))
+        except FormError as exc:
+            return _error(400, "invalid_request_error", str(exc), param=exc.param)
+        items = params.get("line_items")
+        if not isinstance(items, list) or not items:
+            return _error(400, "invalid_request_error", "Missing required param: line_items.",
+                          code="parameter_missing", param="line_items")
+        line_items = []
+        total = 0
+        currency = "usd"
+        for i, item in enumerate(items):
+            price_data = item.get("price_data") if isinstance(item, dict) else None
+            if not isinstance(price_data, dict):
+                price_data = {}
+            try:
+                quantity = int(item.get("quantity", "1"))
+                unit_amount = int(price_data["unit_amount"])
+            except (TypeError, KeyError, ValueError, AttributeError):
+                return _error(400, "invalid_request_error",
+                              f"line_items[{i}] needs price_data[unit_amount] and quantity "
+                              "as integers.", code="parameter_invalid_integer",
+                              param=f"line_items[{i}][price_data][unit_amount]")
+            if quantity < 1 or unit_amount < 0:
+                return _error(400, "invalid_request_error",
+                              f"line_items[{i}] has quantity {quantity} and unit_amount "
+                              f"{unit_amount}; both must be positive.",
+                              param=f"line_items[{i}][quantity]")
+            currency = price_data.get("currency", currency)
+            name = (price_data.get("product_data") or {}).get("name", "")
+            line_items.append({"object": "item", "quantity": quantity,
+                               "amount_total": unit_amount * quantity, "currency": currency,
+                               "description": name,
+                               "price": {"object": "price", "unit_amount": unit_amount,
+                                         "currency": currency, "product": {"name": name}}})
+            total += unit_amount * quantity
+        metadata = params.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            return _error(400, "invalid_request_error", "metadata must be a hash.",
+                          param="metadata")
+        session = state.create_checkout_session(
+            amount_total=total, currency=currency, metadata=metadata,
+            customer_email=params.get("customer_email"), line_items=line_items,
+            success_url=params.get("success_url"), cancel_url=params.get("cancel_url"),
+        )
+        return JSONResponse(session)
 
     async def retrieve_session(request: Request):
         if (denied := authorised(request)) is not None:
@@ -94,6 +145,7 @@ def create_app(*, prefix: str | None = None) -> Starlette:
         return JSONResponse({"ok": True, "service": "fake-stripe"})
 
     return Starlette(routes=[
+        Route("/v1/checkout/sessions", create_session, methods=["POST"]),
         Route("/v1/checkout/sessions/{id}", retrieve_session, methods=["GET"]),
         Route("/v1/events/{id}", retrieve_event, methods=["GET"]),
         Route("/_chaos/checkout/sessions", control_create_session, methods=["POST"]),

@@ -23,6 +23,7 @@ class FakeStripe:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    line_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def _id(self, kind: str) -> str:
@@ -30,8 +31,12 @@ class FakeStripe:
 
     def create_checkout_session(self, *, amount_total: int, currency: str = "usd",
                                 metadata: dict[str, str] | None = None,
-                                customer_email: str | None = None) -> dict[str, Any]:
+                                customer_email: str | None = None,
+                                line_items: list[dict[str, Any]] | None = None,
+                                success_url: str | None = None,
+                                cancel_url: str | None = None) -> dict[str, Any]:
         session_id = self._id("cs")
+        self.line_items[session_id] = list(line_items or [])
         session = {
             "id": session_id,
             "object": "checkout.session",
@@ -46,6 +51,8 @@ class FakeStripe:
             "payment_intent": None,
             "payment_status": "unpaid",
             "status": "open",
+            "success_url": success_url,
+            "cancel_url": cancel_url,
             "url": f"https://checkout.stripe.test/c/pay/{session_id}",
         }
         self.sessions[session_id] = session

@@ -51,7 +51,8 @@ class InFlight:
 
 
 def create_app(*, database_url: str, schema: str, webhook_secret: str,
-               bugs: frozenset[str] = frozenset()) -> InFlight:
+               bugs: frozenset[str] = frozenset(), stripe_api_base: str = "http://127.0.0.1:12111",
+               stripe_api_key: str = "sk_test_chaos") -> InFlight:
     pool: asyncpg.Pool | None = None
 
     @contextlib.asynccontextmanager
