@@ -1,7 +1,8 @@
 """The command line: the only place that parses arguments and exits.
 
     python -m chaos [run] [--examples N] [--concurrency N] [--seed S] [--bug NAME]...
-    python -m chaos replay FILE...
+                    [--junit PATH] [--html PATH] [--log-json PATH] [--corpus DIR]
+    python -m chaos replay [--expect] FILE|DIR...
     python -m chaos reference --port P --database-url URL [--schema S] [--bug NAME]...
     python -m chaos fake-stripe --port P
 
@@ -13,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import secrets
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from chaos.errors import EXIT_FAIL, EXIT_PASS, ChaosError, InfrastructureError, UsageError
 
@@ -70,15 +73,27 @@ def _parser() -> argparse.ArgumentParser:
                      help="Hypothesis seed; the report records the one used")
     run.add_argument("--report", type=Path, default=Path("chaos-report.json"),
                      help="where to write the JSON report (default chaos-report.json)")
-    run.add_argument("--failures-dir", type=Path, default=Path("chaos-failures"),
-                     help="where to save each failure as a replayable case")
+    run.add_argument("--corpus", "--failures-dir", dest="corpus", type=Path,
+                     default=Path("tests/regressions"), metavar="DIR",
+                     help="where to save each confirmed failure as a replayable case "
+                          "(default tests/regressions)")
+    run.add_argument("--junit", type=Path, default=None, metavar="PATH",
+                     help="also write JUnit XML: one test case per invariant and threshold")
+    run.add_argument("--html", type=Path, default=None, metavar="PATH",
+                     help="also write the HTML timeline of each failure (one self-contained file)")
     _target_options(run)
     run.set_defaults(func=cmd_run)
 
     replay = sub.add_parser("replay", help="re-run saved failure cases")
-    replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    replay.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                        help="case files, or directories of them (e.g. tests/regressions)")
+    replay.add_argument("--expect", action="store_true",
+                        help="check each case's expectations (the regression suite) instead of "
+                             "re-running it against the target it names")
     replay.add_argument("--runs", type=_int_in(1, 1000), default=3,
                         help="times to run each case (default 3); it fails if any run fails")
+    replay.add_argument("--log-json", type=Path, default=None, metavar="PATH",
+                        help="write log events as JSON lines")
     replay.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     replay.add_argument("--request-timeout", type=_seconds, default=10.0)
     replay.add_argument("--example-timeout", type=_seconds, default=60.0)
@@ -117,6 +132,8 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
                         help="port for the reference service on 127.0.0.1 (default: any free)")
     parser.add_argument("--stripe-port", type=_int_in(0, 65535), default=0,
                         help="port for the fake Stripe API on 127.0.0.1 (default: any free)")
+    parser.add_argument("--log-json", type=Path, default=None, metavar="PATH",
+                        help="write every log event as a JSON line (secrets redacted)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
 
@@ -124,31 +141,103 @@ def _replay_command(path: Path) -> str:
     return f"nox -s chaos -- replay {shlex.quote(str(path))}"
 
 
+def _check_output(path: Path | None, option: str) -> None:
+    """Refuse an output path that cannot be written, before anything is sent."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a directory: give a file path")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{option} {path}: {parent} is not writable: choose another path")
+
+
+def _write(path: Path, text: str, what: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InfrastructureError(f"cannot write the {what} to {path} ({exc.strerror}): "
+                                  "choose another path") from None
+
+
+def _target_secrets() -> dict[str, str | None]:
+    """The webhook secret and API key the run configures its target with:
+    ``CHAOS_WEBHOOK_SECRET`` / ``CHAOS_STRIPE_API_KEY`` when set, else fresh ones."""
+    from chaos.safety import check_stripe_key
+
+    secret = os.environ.get("CHAOS_WEBHOOK_SECRET") or None
+    key = os.environ.get("CHAOS_STRIPE_API_KEY") or None
+    if secret is not None and not secret.startswith("whsec_"):
+        raise UsageError("CHAOS_WEBHOOK_SECRET must be a webhook signing secret (whsec_...)")
+    if key is not None:
+        check_stripe_key(key, what="CHAOS_STRIPE_API_KEY")
+    return {"webhook_secret": secret, "stripe_key": key}
+
+
+def _watched(run_example: Callable[[Any], Any], progress: Any, log: Any) -> Callable[[Any], Any]:
+    """``run_example`` that also advances the progress line and logs each example."""
+    import logging
+
+    from chaos.log import LOGGER_NAME
+
+    debug = logging.getLogger(LOGGER_NAME).isEnabledFor(logging.DEBUG)
+
+    def run(scenario: Any) -> Any:
+        result = run_example(scenario)
+        progress.example(result)
+        if debug:
+            log.debug("example", n=progress.examples, requests=scenario.requests,
+                      broken=sorted({v.invariant for v in result.violations}),
+                      schedule=scenario.to_data())
+            for op in result.history.ops:
+                log.debug("request", n=progress.examples, **op.to_data())
+        return result
+    return run
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from chaos import report as reports
     from chaos.database import check_database_url
-    from chaos.log import configure
+    from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
     from chaos.run import reference_run
     from chaos.search import Finding, search
     from strategies import busy_night, scenarios
 
-    configure(verbose=args.verbose)
+    for path, option in ((args.report, "--report"), (args.junit, "--junit"),
+                         (args.html, "--html"), (args.log_json, "--log-json")):
+        _check_output(path, option)
+    configure(verbose=args.verbose, json_path=args.log_json)
+    log = get_logger(command="run")
     bugs = parse_bugs(args.bug)
     if args.database_url:
         check_database_url(args.database_url)
+    target_secrets = _target_secrets()
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     target = {"kind": "reference", "bugs": sorted(bugs)}
     report = reports.Report(target=target, seed=seed, requested_concurrency=args.concurrency)
+    progress = reports.Progress()
     started = time.monotonic()
+    log.info("run.start", target=target, seed=seed, examples=args.examples,
+             concurrency=args.concurrency)
     try:
         with reference_run(bugs=bugs, database_url=args.database_url,
                            concurrency=args.concurrency, request_timeout=args.request_timeout,
                            example_timeout=args.example_timeout,
                            reference_port=args.reference_port,
-                           stripe_port=args.stripe_port) as runner:
-            load = runner.run_example(busy_night(args.concurrency))
-            result = search(runner.run_example, scenarios(), examples=args.examples, seed=seed)
+                           stripe_port=args.stripe_port, **target_secrets) as runner:
+            log.info("target.ready", target=dataclasses.asdict(runner.target),
+                     stripe_url=runner.stripe_url)
+            run_example = _watched(runner.run_example, progress, log)
+            progress.phase("load wave")
+            load = run_example(busy_night(args.concurrency))
+            progress.phase("search")
+            result = search(run_example, scenarios(), examples=args.examples, seed=seed)
             metrics = runner.read_target_metrics() or {}
             report.examples = result.examples
             findings = [(f, "search") for f in result.findings]
@@ -158,12 +247,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 findings.append((Finding(invariant=v.invariant, scenario=load.scenario,
                                          violations=[x for x in load.violations
                                                      if x.invariant == v.invariant],
-                                         reproduced=1, attempts=1), "load"))
+                                         reproduced=1, attempts=1, history=load.history),
+                                 "load"))
             for finding, phase in findings:
-                path = reports.save_case(finding, target=target, seed=seed,
-                                         directory=args.failures_dir)
-                report.findings.append(reports.finding_data(
-                    finding, replay=_replay_command(path), phase=phase))
+                report.findings.append(_record(finding, phase, target=target, seed=seed,
+                                               corpus=args.corpus, log=log))
             report.http = runner.stats.to_data()
             report.concurrency = {
                 "peak_in_flight": metrics.get("peak_in_flight"),
@@ -172,54 +260,175 @@ def cmd_run(args: argparse.Namespace) -> int:
             }
             report.verdict = "fail" if any(f["status"] == "FAILED"
                                            for f in report.findings) else "pass"
-    except ChaosError as exc:
-        report.error = str(exc)
+    except BaseException as exc:
         report.verdict = "error"
+        report.error = str(exc) if isinstance(exc, ChaosError) else (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else
+            f"internal error: {type(exc).__name__}")
+        with contextlib.suppress(ChaosError):
+            _finish_run(report, args, started, progress, log)
         raise
-    finally:
-        report.seconds = time.monotonic() - started
-        report.write(args.report)
-    print(reports.summary(report))
-    print(f"report: {args.report}")
+    data = _finish_run(report, args, started, progress, log)
+    print(reports.summary(data, files={"report": args.report, "junit": args.junit,
+                                       "html": args.html, "log": args.log_json}))
     return EXIT_FAIL if report.verdict == "fail" else EXIT_PASS
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    from chaos.log import configure
-    from chaos.report import load_case
-    from chaos.run import reference_run
+def _record(finding: Any, phase: str, *, target: dict[str, Any], seed: int, corpus: Path,
+            log: Any) -> dict[str, Any]:
+    """Save a confirmed finding in the corpus; return it as the report carries it."""
+    from chaos import report as reports
 
-    configure()
+    path: Path | None = None
+    if finding.status == "FAILED":
+        path, new = reports.save_case(
+            invariant=finding.invariant, target=target, seed=seed, scenario=finding.scenario,
+            found={"status": finding.status, "reproduced": f"{finding.reproduced}/"
+                   f"{finding.attempts}", "phase": phase,
+                   "violations": [v.to_data() for v in finding.violations]},
+            directory=corpus)
+        replay = _replay_command(path)
+    else:
+        new = False
+        replay = (f"not saved to the corpus: it did not fail again in {finding.attempts} "
+                  "confirm runs")
+    log.info("finding", invariant=finding.invariant, status=finding.status,
+                reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
+                requests=finding.scenario.requests, case=str(path) if path else None,
+                new_case=new)
+    return reports.finding_data(finding, replay=replay, phase=phase, case=path)
+
+
+def _finish_run(report: Any, args: argparse.Namespace, started: float, progress: Any,
+                log: Any) -> dict[str, Any]:
+    """Clear the progress line and write every requested output; return the report data."""
+    from chaos import report as reports
+    from chaos.log import close
+
+    progress.close()
+    report.seconds = time.monotonic() - started
+    data = report.to_data()
+    try:
+        _write(args.report, json.dumps(data, indent=2) + "\n", "JSON report")
+        if args.junit:
+            _write(args.junit, reports.junit(data), "JUnit report")
+        if args.html:
+            _write(args.html, reports.timeline(data), "HTML timeline")
+    finally:
+        log.info("run.end", verdict=data["verdict"], examples=data["examples"],
+                 seconds=data["seconds"], failures=len(data["failures"]), error=data.get("error"))
+        close()
+    return data
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from chaos.log import close, configure, get_logger
+    from chaos.report.corpus import corpus_files, load_case
+
+    _check_output(args.log_json, "--log-json")
+    configure(json_path=args.log_json)
+    log = get_logger(command="replay")
+    paths = corpus_files(args.files)
+    if not paths:
+        raise UsageError(f"no case files (*.json) in {', '.join(map(str, args.files))}: "
+                         "pass files written by a chaos run")
     cases = []
-    for path in args.files:
+    for path in paths:
         try:
-            cases.append((path, load_case(path)))
+            cases.append(load_case(path))
         except ValueError as exc:
             raise UsageError(f"{exc}: pass a file written by a chaos run") from None
+    for case in cases:
+        if case.target.get("kind") != "reference":
+            raise UsageError(f"{case.path}: target kind {case.target.get('kind')!r} cannot be "
+                             "replayed yet")
+    target_secrets = _target_secrets()
+    # Every (case, check) to run, grouped by the bugs switched on, so each group
+    # starts the services once. A check is an Expectation, or None: "does the
+    # case's invariant still break against the target it names?"
+    jobs: dict[tuple[str, ...], list[tuple[Any, Any]]] = {}
+    for case in cases:
+        if args.expect:
+            for expectation in case.expect:
+                jobs.setdefault(expectation.bugs, []).append((case, expectation))
+        else:
+            bugs = tuple(sorted(case.target.get("bugs") or []))
+            jobs.setdefault(bugs, []).append((case, None))
+    outcomes: dict[tuple[int, int], tuple[int, list[Any]]] = {}
+    try:
+        for bugs, group in jobs.items():
+            outcomes.update(_replay_group(bugs, group, cases, args, target_secrets, log))
+    finally:
+        close()
     failed = 0
-    for path, case in cases:
-        target = case["target"]
-        if target.get("kind") != "reference":
-            raise UsageError(f"{path}: target kind {target.get('kind')!r} cannot be replayed yet")
-        with reference_run(bugs=target.get("bugs", []), database_url=args.database_url,
-                           concurrency=args.concurrency, request_timeout=args.request_timeout,
-                           example_timeout=args.example_timeout,
-                           reference_port=args.reference_port,
-                           stripe_port=args.stripe_port) as runner:
-            broke = 0
-            messages: list[str] = []
-            for _ in range(args.runs):
-                result = runner.run_example(case["scenario"])
-                hits = [v for v in result.violations if v.invariant == case["invariant"]]
-                if hits:
-                    broke += 1
-                    messages = [v.message for v in hits]
-        verdict = "FAILED" if broke else "PASSED"
-        failed += bool(broke)
-        print(f"{verdict} {path}: {case['invariant']} broke in {broke} of {args.runs} runs")
-        for message in messages:
-            print(f"  broken: {message}")
+    for i, case in enumerate(cases):
+        checks = list(case.expect) if args.expect else [None]
+        lines, ok = [], True
+        for j, check in enumerate(checks):
+            broken, hits = outcomes[(i, j)]
+            if check is None:
+                ok = not broken
+                lines.append(f"{'FAILED' if broken else 'PASSED'} {case.path}: {case.invariant} "
+                             f"broke in {broken} of {args.runs} runs")
+                lines.extend(_violation_lines(hits))
+                continue
+            met = check.met(broken, args.runs)
+            ok = ok and met
+            what = (f"{check.invariant} broke in {broken} of {args.runs} runs"
+                    if check.outcome == "breaks" else
+                    f"every invariant held in {args.runs} of {args.runs} runs" if not broken else
+                    f"an invariant broke in {broken} of {args.runs} runs")
+            lines.append(f"  {'ok' if met else 'MISSED':<6} {check.against()}: {what} "
+                         f"(expected: {check.outcome}; {check.why})")
+            if not met:
+                lines.extend(f"  {line}" for line in _violation_lines(hits))
+        if args.expect:
+            lines.insert(0, f"{'PASSED' if ok else 'FAILED'} {case.path}: {case.invariant}")
+        failed += not ok
+        print("\n".join(lines))
+    if len(cases) > 1:
+        print(f"{len(cases) - failed} of {len(cases)} cases passed")
     return EXIT_FAIL if failed else EXIT_PASS
+
+
+def _replay_group(bugs: tuple[str, ...], group: list[tuple[Any, Any]], cases: list[Any],
+                  args: argparse.Namespace, target_secrets: dict[str, str | None],
+                  log: Any) -> dict[tuple[int, int], tuple[int, list[Any]]]:
+    """Run each (case, check) of one bug set ``args.runs`` times against one service.
+
+    Returns, per (case index, check index), how many runs broke and the last
+    run's violations that count: the case's invariant (or the expectation's),
+    or any invariant for a "holds" expectation.
+    """
+    from chaos.run import reference_run
+
+    results = {}
+    with reference_run(bugs=list(bugs), database_url=args.database_url,
+                       concurrency=args.concurrency, request_timeout=args.request_timeout,
+                       example_timeout=args.example_timeout, reference_port=args.reference_port,
+                       stripe_port=args.stripe_port, **target_secrets) as runner:
+        for case, check in group:
+            i = next(n for n, c in enumerate(cases) if c is case)
+            j = 0 if check is None else case.expect.index(check)
+            invariant = case.invariant if check is None else check.invariant
+            broken, hits = 0, []
+            for run in range(args.runs):
+                result = runner.run_example(case.scenario)
+                counted = [v for v in result.violations
+                           if invariant is None or v.invariant == invariant]
+                log.info("replay.run", case=str(case.path), bugs=list(bugs), run=run + 1,
+                         broken=sorted({v.invariant for v in counted}))
+                if counted:
+                    broken += 1
+                    hits = counted
+            results[(i, j)] = (broken, hits)
+    return results
+
+
+def _violation_lines(violations: list[Any]) -> list[str]:
+    from chaos.report.summary import failure_lines
+
+    return failure_lines({"violations": [v.to_data() for v in violations]})[1:]
 
 
 def cmd_reference(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
+from chaos.history import History
 from chaos.invariants import INVARIANTS, Violation
 from chaos.run import ExampleResult
 from strategies import Scenario
@@ -34,6 +35,8 @@ class Finding:
     status: str = "FAILED"          # FAILED or FLAKY
     reproduced: int = 0
     attempts: int = 0
+    #: The history of the shrunk example that failed (drawn by the HTML timeline).
+    history: History | None = None
 
 
 @dataclass
@@ -133,4 +136,4 @@ def _confirm(exc: _InvariantBroken, run_example: Callable[[Scenario], ExampleRes
             reproduced += 1
     return Finding(invariant=exc.invariant, scenario=scenario, violations=violations,
                    status="FAILED" if reproduced else "FLAKY", reproduced=reproduced,
-                   attempts=runs)
+                   attempts=runs, history=exc.result.history)
