@@ -231,8 +231,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                            example_timeout=args.example_timeout,
                            reference_port=args.reference_port,
                            stripe_port=args.stripe_port, **target_secrets) as runner:
-            log.info("target.ready", target=dataclasses.asdict(runner.target),
-                     stripe_url=runner.stripe_url)
+            described = dataclasses.asdict(runner.target)
+            log.info("target.ready", stripe_url=runner.stripe_url,
+                     target={k: v for k, v in described.items() if not k.endswith("_sql")})
+            log.debug("target.sql", **{k: v for k, v in described.items() if k.endswith("_sql")})
             run_example = _watched(runner.run_example, progress, log)
             progress.phase("load wave")
             load = run_example(busy_night(args.concurrency))
