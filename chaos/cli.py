@@ -1,8 +1,8 @@
 """The command line: the only place that parses arguments and exits.
 
     python -m chaos [run] [--examples N] [--concurrency N] [--seed S] [--bug NAME]...
-                    [--junit PATH] [--html PATH] [--log-json PATH] [--corpus DIR]
-    python -m chaos replay [--expect] FILE|DIR...
+    python -m chaos replay FILE...
+    python -m chaos replay --expect FILE|DIR...     (the regression suite)
     python -m chaos reference --port P --database-url URL [--schema S] [--bug NAME]...
     python -m chaos fake-stripe --port P
 
@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
 import secrets
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -141,66 +139,7 @@ def _replay_command(path: Path) -> str:
     return f"nox -s chaos -- replay {shlex.quote(str(path))}"
 
 
-def _check_output(path: Path | None, option: str) -> None:
-    """Refuse an output path that cannot be written, before anything is sent."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise UsageError(f"{option} {path} is a directory: give a file path")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{option} {path}: {parent} is not writable: choose another path")
-
-
-def _write(path: Path, text: str, what: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InfrastructureError(f"cannot write the {what} to {path} ({exc.strerror}): "
-                                  "choose another path") from None
-
-
-def _target_secrets() -> dict[str, str | None]:
-    """The webhook secret and API key the run configures its target with:
-    ``CHAOS_WEBHOOK_SECRET`` / ``CHAOS_STRIPE_API_KEY`` when set, else fresh ones."""
-    from chaos.safety import check_stripe_key
-
-    secret = os.environ.get("CHAOS_WEBHOOK_SECRET") or None
-    key = os.environ.get("CHAOS_STRIPE_API_KEY") or None
-    if secret is not None and not secret.startswith("whsec_"):
-        raise UsageError("CHAOS_WEBHOOK_SECRET must be a webhook signing secret (whsec_...)")
-    if key is not None:
-        check_stripe_key(key, what="CHAOS_STRIPE_API_KEY")
-    return {"webhook_secret": secret, "stripe_key": key}
-
-
-def _watched(run_example: Callable[[Any], Any], progress: Any, log: Any) -> Callable[[Any], Any]:
-    """``run_example`` that also advances the progress line and logs each example."""
-    import logging
-
-    from chaos.log import LOGGER_NAME
-
-    debug = logging.getLogger(LOGGER_NAME).isEnabledFor(logging.DEBUG)
-
-    def run(scenario: Any) -> Any:
-        result = run_example(scenario)
-        progress.example(result)
-        if debug:
-            log.debug("example", n=progress.examples, requests=scenario.requests,
-                      broken=sorted({v.invariant for v in result.violations}),
-                      schedule=scenario.to_data())
-            for op in result.history.ops:
-                log.debug("request", n=progress.examples, **op.to_data())
-        return result
-    return run
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from chaos import report as reports
     from chaos.database import check_database_url
     from chaos.log import configure, get_logger
@@ -209,37 +148,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.search import Finding, search
     from strategies import busy_night, scenarios
 
-    for path, option in ((args.report, "--report"), (args.junit, "--junit"),
-                         (args.html, "--html"), (args.log_json, "--log-json")):
-        _check_output(path, option)
+    _check_outputs(args)
     configure(verbose=args.verbose, json_path=args.log_json)
     log = get_logger(command="run")
+    watch = reports.Watch(reports.Progress(), log)
     bugs = parse_bugs(args.bug)
     if args.database_url:
         check_database_url(args.database_url)
-    target_secrets = _target_secrets()
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     target = {"kind": "reference", "bugs": sorted(bugs)}
     report = reports.Report(target=target, seed=seed, requested_concurrency=args.concurrency)
-    progress = reports.Progress()
     started = time.monotonic()
-    log.info("run.start", target=target, seed=seed, examples=args.examples,
-             concurrency=args.concurrency)
     try:
-        with reference_run(bugs=bugs, database_url=args.database_url,
+        with watch.runs(reference_run)(bugs=bugs, database_url=args.database_url,
                            concurrency=args.concurrency, request_timeout=args.request_timeout,
                            example_timeout=args.example_timeout,
                            reference_port=args.reference_port,
-                           stripe_port=args.stripe_port, **target_secrets) as runner:
-            described = dataclasses.asdict(runner.target)
-            log.info("target.ready", stripe_url=runner.stripe_url,
-                     target={k: v for k, v in described.items() if not k.endswith("_sql")})
-            log.debug("target.sql", **{k: v for k, v in described.items() if k.endswith("_sql")})
-            run_example = _watched(runner.run_example, progress, log)
-            progress.phase("load wave")
-            load = run_example(busy_night(args.concurrency))
-            progress.phase("search")
-            result = search(run_example, scenarios(), examples=args.examples, seed=seed)
+                           stripe_port=args.stripe_port) as runner:
+            load = runner.run_example(busy_night(args.concurrency))
+            result = search(runner.run_example, scenarios(), examples=args.examples, seed=seed)
             metrics = runner.read_target_metrics() or {}
             report.examples = result.examples
             findings = [(f, "search") for f in result.findings]
@@ -249,11 +176,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 findings.append((Finding(invariant=v.invariant, scenario=load.scenario,
                                          violations=[x for x in load.violations
                                                      if x.invariant == v.invariant],
-                                         reproduced=1, attempts=1, history=load.history),
-                                 "load"))
+                                         reproduced=1, attempts=1), "load"))
             for finding, phase in findings:
                 report.findings.append(_record(finding, phase, target=target, seed=seed,
-                                               corpus=args.corpus, log=log))
+                                               corpus=args.corpus, watch=watch, log=log))
             report.http = runner.stats.to_data()
             report.concurrency = {
                 "peak_in_flight": metrics.get("peak_in_flight"),
@@ -262,72 +188,87 @@ def cmd_run(args: argparse.Namespace) -> int:
             }
             report.verdict = "fail" if any(f["status"] == "FAILED"
                                            for f in report.findings) else "pass"
-    except BaseException as exc:
+    except ChaosError as exc:
+        report.error = str(exc)
         report.verdict = "error"
-        report.error = str(exc) if isinstance(exc, ChaosError) else (
-            "interrupted" if isinstance(exc, KeyboardInterrupt) else
-            f"internal error: {type(exc).__name__}")
-        with contextlib.suppress(ChaosError):
-            _finish_run(report, args, started, progress, log)
         raise
-    data = _finish_run(report, args, started, progress, log)
-    print(reports.summary(data, files={"report": args.report, "junit": args.junit,
-                                       "html": args.html, "log": args.log_json}))
+    finally:
+        report.seconds = time.monotonic() - started
+        report.write(args.report)
+        _finish_run(report, args, watch, log)
+    print(reports.summary(report.to_data(), files={
+        "report": args.report, "junit": args.junit, "html": args.html, "log": args.log_json}))
     return EXIT_FAIL if report.verdict == "fail" else EXIT_PASS
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable output paths and malformed target secrets before anything starts."""
+    from chaos.report.outputs import check_writable
+
+    for path, option in ((args.report, "--report"), (args.junit, "--junit"),
+                         (args.html, "--html"), (args.log_json, "--log-json")):
+        check_writable(path, option)
+    _check_target_secrets()
+
+
+def _check_target_secrets() -> None:
+    """``CHAOS_WEBHOOK_SECRET`` / ``CHAOS_STRIPE_API_KEY``, when set, are what the reference
+    service is started with (else fresh random ones): refuse malformed or live ones."""
+    from chaos.safety import check_stripe_key
+
+    secret = os.environ.get("CHAOS_WEBHOOK_SECRET")
+    if secret and not secret.startswith("whsec_"):
+        raise UsageError("CHAOS_WEBHOOK_SECRET must be a webhook signing secret (whsec_...)")
+    if os.environ.get("CHAOS_STRIPE_API_KEY"):
+        check_stripe_key(os.environ["CHAOS_STRIPE_API_KEY"], what="CHAOS_STRIPE_API_KEY")
+
+
 def _record(finding: Any, phase: str, *, target: dict[str, Any], seed: int, corpus: Path,
-            log: Any) -> dict[str, Any]:
-    """Save a confirmed finding in the corpus; return it as the report carries it."""
+            watch: Any, log: Any) -> dict[str, Any]:
+    """Save a confirmed finding in the corpus; return it as the report carries it.
+    A FLAKY one (it did not fail again) is reported but kept out of the corpus."""
     from chaos import report as reports
 
     path: Path | None = None
+    new = False
     if finding.status == "FAILED":
         path, new = reports.save_case(
             invariant=finding.invariant, target=target, seed=seed, scenario=finding.scenario,
-            found={"status": finding.status, "reproduced": f"{finding.reproduced}/"
-                   f"{finding.attempts}", "phase": phase,
+            found={"status": finding.status,
+                   "reproduced": f"{finding.reproduced}/{finding.attempts}", "phase": phase,
                    "violations": [v.to_data() for v in finding.violations]},
             directory=corpus)
-        replay = _replay_command(path)
-    else:
-        new = False
-        replay = (f"not saved to the corpus: it did not fail again in {finding.attempts} "
-                  "confirm runs")
+    replay = _replay_command(path) if path else (
+        f"not saved to the corpus: it did not fail again in {finding.attempts} confirm runs")
     log.info("finding", invariant=finding.invariant, status=finding.status,
-                reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
-                requests=finding.scenario.requests, case=str(path) if path else None,
-                new_case=new)
-    return reports.finding_data(finding, replay=replay, phase=phase, case=path)
+             reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
+             requests=finding.scenario.requests, case=str(path) if path else None, new_case=new)
+    return reports.finding_data(finding, replay=replay, phase=phase, case=path,
+                                history=watch.history(finding.scenario, finding.invariant))
 
 
-def _finish_run(report: Any, args: argparse.Namespace, started: float, progress: Any,
-                log: Any) -> dict[str, Any]:
-    """Clear the progress line and write every requested output; return the report data."""
-    from chaos import report as reports
+def _finish_run(report: Any, args: argparse.Namespace, watch: Any, log: Any) -> None:
+    """Clear the progress line; write JUnit and HTML next to the JSON report; close the log."""
     from chaos.log import close
+    from chaos.report.outputs import write_outputs
 
-    progress.close()
-    report.seconds = time.monotonic() - started
+    watch.progress.close()
     data = report.to_data()
     try:
-        _write(args.report, json.dumps(data, indent=2) + "\n", "JSON report")
-        if args.junit:
-            _write(args.junit, reports.junit(data), "JUnit report")
-        if args.html:
-            _write(args.html, reports.timeline(data), "HTML timeline")
+        write_outputs(data, junit_path=args.junit, html_path=args.html)
     finally:
         log.info("run.end", verdict=data["verdict"], examples=data["examples"],
                  seconds=data["seconds"], failures=len(data["failures"]), error=data.get("error"))
         close()
-    return data
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from chaos.log import close, configure, get_logger
     from chaos.report.corpus import corpus_files, load_case
+    from chaos.report.outputs import check_writable
 
-    _check_output(args.log_json, "--log-json")
+    check_writable(args.log_json, "--log-json")
+    _check_target_secrets()
     configure(json_path=args.log_json)
     log = get_logger(command="replay")
     paths = corpus_files(args.files)
@@ -344,7 +285,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if case.target.get("kind") != "reference":
             raise UsageError(f"{case.path}: target kind {case.target.get('kind')!r} cannot be "
                              "replayed yet")
-    target_secrets = _target_secrets()
     # Every (case, check) to run, grouped by the bugs switched on, so each group
     # starts the services once. A check is an Expectation, or None: "does the
     # case's invariant still break against the target it names?"
@@ -359,7 +299,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     outcomes: dict[tuple[int, int], tuple[int, list[Any]]] = {}
     try:
         for bugs, group in jobs.items():
-            outcomes.update(_replay_group(bugs, group, cases, args, target_secrets, log))
+            outcomes.update(_replay_group(bugs, group, cases, args, log))
     finally:
         close()
     failed = 0
@@ -394,7 +334,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _replay_group(bugs: tuple[str, ...], group: list[tuple[Any, Any]], cases: list[Any],
-                  args: argparse.Namespace, target_secrets: dict[str, str | None],
+                  args: argparse.Namespace,
                   log: Any) -> dict[tuple[int, int], tuple[int, list[Any]]]:
     """Run each (case, check) of one bug set ``args.runs`` times against one service.
 
@@ -408,7 +348,7 @@ def _replay_group(bugs: tuple[str, ...], group: list[tuple[Any, Any]], cases: li
     with reference_run(bugs=list(bugs), database_url=args.database_url,
                        concurrency=args.concurrency, request_timeout=args.request_timeout,
                        example_timeout=args.example_timeout, reference_port=args.reference_port,
-                       stripe_port=args.stripe_port, **target_secrets) as runner:
+                       stripe_port=args.stripe_port) as runner:
         for case, check in group:
             i = next(n for n, c in enumerate(cases) if c is case)
             j = 0 if check is None else case.expect.index(check)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -177,20 +178,20 @@ class Runner:
 def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
                   database_url: str | None = None, concurrency: int = 50,
                   request_timeout: float = 10.0, example_timeout: float = 60.0,
-                  reference_port: int = 0, stripe_port: int = 0,
-                  webhook_secret: str | None = None,
-                  stripe_key: str | None = None) -> Iterator[Runner]:
+                  reference_port: int = 0, stripe_port: int = 0) -> Iterator[Runner]:
     """Everything the embedded default needs, started here and stopped after:
     PostgreSQL (embedded unless a URL is given), the fake Stripe API and the
     reference service (with ``bugs`` switched on), each in its own process.
 
     On a server the tool did not create, all writes go to a new schema
     ``chaos_<run>`` that the tool drops afterwards; nothing else is touched.
-    The webhook secret and API key are fresh random ones unless given.
     """
     bugs = parse_bugs(bugs)
-    webhook_secret = webhook_secret or "whsec_" + secrets.token_hex(24)
-    stripe_key = stripe_key or "sk_test_" + secrets.token_hex(12)
+    webhook_secret = "whsec_" + secrets.token_hex(24)
+    stripe_key = "sk_test_" + secrets.token_hex(12)
+    # The service's secrets as the user set them (the CLI checked them), else the fresh ones.
+    webhook_secret = os.environ.get("CHAOS_WEBHOOK_SECRET") or webhook_secret
+    stripe_key = os.environ.get("CHAOS_STRIPE_API_KEY") or stripe_key
     redactor.add(webhook_secret)
     redactor.add(stripe_key)
     with contextlib.ExitStack() as stack:

@@ -19,7 +19,6 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
-from chaos.history import History
 from chaos.invariants import INVARIANTS, Violation
 from chaos.run import ExampleResult
 from strategies import Scenario
@@ -35,8 +34,6 @@ class Finding:
     status: str = "FAILED"          # FAILED or FLAKY
     reproduced: int = 0
     attempts: int = 0
-    #: The history of the shrunk example that failed (drawn by the HTML timeline).
-    history: History | None = None
 
 
 @dataclass
@@ -136,4 +133,4 @@ def _confirm(exc: _InvariantBroken, run_example: Callable[[Scenario], ExampleRes
             reproduced += 1
     return Finding(invariant=exc.invariant, scenario=scenario, violations=violations,
                    status="FAILED" if reproduced else "FLAKY", reproduced=reproduced,
-                   attempts=runs, history=exc.result.history)
+                   attempts=runs)

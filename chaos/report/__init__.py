@@ -6,7 +6,8 @@ package that renders it for people and for CI.
     junit                   JUnit XML, one case per invariant  (junit.py)
     timeline                the self-contained HTML timeline   (timeline.py)
     save_case, load_case    the regression corpus              (corpus.py)
-    Progress                the live line on a terminal        (progress.py)
+    Progress, Watch         the live line; watching the run    (progress.py, watch.py)
+    write_outputs           the files, checked and written     (outputs.py)
 
 The renderers read the JSON data (``Report.to_data()`` or a saved report),
 never live objects, and tolerate fields they do not know or that are missing,
@@ -23,6 +24,7 @@ Every string passes through the redactor before it is written.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,16 +34,19 @@ from chaos.invariants import INVARIANTS
 from chaos.log import redactor
 from chaos.report.corpus import CASE_FORMAT, Case, Expectation, load_case, save_case
 from chaos.report.junit import junit
+from chaos.report.outputs import write_outputs
 from chaos.report.progress import Progress
 from chaos.report.summary import summary
 from chaos.report.timeline import timeline
+from chaos.report.watch import Watch
 
 if TYPE_CHECKING:  # the search pulls in Hypothesis and the runner; renderers need neither
+    from chaos.history import History
     from chaos.search import Finding
 
 __all__ = [
-    "CASE_FORMAT", "Case", "Expectation", "Progress", "Report", "finding_data", "junit",
-    "load_case", "save_case", "summary", "timeline",
+    "CASE_FORMAT", "Case", "Expectation", "Progress", "Report", "Watch", "finding_data", "junit",
+    "load_case", "save_case", "summary", "timeline", "write_outputs",
 ]
 
 
@@ -81,9 +86,10 @@ class Report:
 
 
 def finding_data(finding: Finding, *, replay: str, phase: str = "search",
-                 case: Path | None = None) -> dict[str, Any]:
+                 case: Path | None = None, history: History | None = None) -> dict[str, Any]:
     """One finding as the report carries it: the shrunk scenario, the evidence,
-    the history of the failing example (for the timeline) and how to replay it."""
+    the history of a run that failed (``history``, drawn by the HTML timeline:
+    its ops and, where recorded, its waves' barriers) and how to replay it."""
     return {
         "invariant": finding.invariant,
         "status": finding.status,
@@ -93,7 +99,9 @@ def finding_data(finding: Finding, *, replay: str, phase: str = "search",
         "schedule": finding.scenario.to_data(),
         "steps": finding.scenario.render(),
         "violations": [v.to_data() for v in finding.violations],
-        "history": [op.to_data() for op in finding.history.ops] if finding.history else [],
+        "history": [op.to_data() for op in history.ops] if history else [],
+        "waves": [dataclasses.asdict(w) for w in getattr(history, "waves", [])
+                  if dataclasses.is_dataclass(w) and not isinstance(w, type)],
         "case": str(case) if case is not None else None,
         "replay": replay,
     }
