@@ -43,14 +43,6 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
-@nox.session(default=False)
-def lint(session: nox.Session) -> None:
-    """ruff and mypy over the code."""
-    session.install(".[lint]")
-    session.run("ruff", "check", "chaos", "strategies", "tests", "noxfile.py")
-    session.run("mypy", "--ignore-missing-imports", "chaos", "strategies")
-
-
 #: What ``nox -s timeline`` runs when given no arguments: a real failure to draw.
 TIMELINE_RUN = ("--bug", "no-dedup", "--seed", "1", "--examples", "20")
 
@@ -89,3 +81,12 @@ def timeline(session: nox.Session) -> None:
     if not png.exists() or png.stat().st_size == 0:
         session.error(f"Chromium wrote no screenshot at {png}")
     session.log(f"screenshot: {png} (from {html})")
+
+
+@nox.session(default=False)
+def lint(session: nox.Session) -> None:
+    """ruff and mypy over the code."""
+    session.install(".[lint]")
+    session.run("ruff", "check", "chaos", "strategies", "tests", "noxfile.py")
+    session.run("mypy", "--ignore-missing-imports", "chaos", "strategies")
+

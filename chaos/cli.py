@@ -151,6 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_outputs(args)
     configure(verbose=args.verbose, json_path=args.log_json)
     log = get_logger(command="run")
+    log.info("run.start", bugs=args.bug, examples=args.examples, seed=args.seed,
+             concurrency=args.concurrency)
     watch = reports.Watch(reports.Progress(), log)
     bugs = parse_bugs(args.bug)
     if args.database_url:
@@ -257,8 +259,9 @@ def _finish_run(report: Any, args: argparse.Namespace, watch: Any, log: Any) -> 
     try:
         write_outputs(data, junit_path=args.junit, html_path=args.html)
     finally:
-        log.info("run.end", verdict=data["verdict"], examples=data["examples"],
-                 seconds=data["seconds"], failures=len(data["failures"]), error=data.get("error"))
+        log.info("run.end", verdict=data["verdict"], target=data["target"], seed=data["seed"],
+                 examples=data["examples"], seconds=data["seconds"],
+                 failures=len(data["failures"]), error=data.get("error"))
         close()
 
 
