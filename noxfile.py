@@ -89,4 +89,3 @@ def lint(session: nox.Session) -> None:
     session.install(".[lint]")
     session.run("ruff", "check", "chaos", "strategies", "tests", "noxfile.py")
     session.run("mypy", "--ignore-missing-imports", "chaos", "strategies")
-
