@@ -35,12 +35,14 @@ DATA = {
         "one-ticket-set-per-payment": {"verdict": "fail", "evidence": [{"x": 1}]},
         "no-lost-payment": "pass",
         "refund-voids-tickets": {"verdict": "unknown"},
+        "no-lost-payment-twice": "flaky",
     },
+    "profile": "ci", "stopped": "max-seconds",
     "thresholds": {"http-error-rate": {"verdict": "pass", "value": 0.0, "limit": "< 1%"},
                    "http-p95": {"verdict": "fail", "value_ms": 6100.5, "limit_ms": 5000}},
     "failures": [{
         "invariant": "one-ticket-set-per-payment", "status": "FAILED", "reproduced": "4/5",
-        "phase": "search", "requests": 4, "schedule": SCHEDULE,
+        "phase": "search", "requests": 4, "schedule": SCHEDULE, "note": "not fully shrunk",
         "steps": ["buyer 1 checks out and pays for 1 ticket of type 1", "wave 1 (2 requests):"],
         "violations": [{"message": "payment pi_1 has 2 ticket sets <script>alert(1)</script>",
                         "rows": [{"payment_intent": "pi_1", "orders": 2, "tickets": 2}]}],
@@ -64,7 +66,11 @@ DATA = {
 
 def test_the_summary_lists_every_invariant_and_threshold_with_its_verdict():
     text = summary(DATA, files={"report": "r.json", "junit": None})
-    for line in ("    FAIL     one-ticket-set-per-payment",
+    for line in ("payment-chaos: reference with bugs: no-dedup (seed 9, profile ci)",
+                 "  examples ......... 7 in 1.5 s (stopped early: max-seconds)",
+                 "    FLAKY    no-lost-payment-twice",
+                 "  (not fully shrunk)",
+                 "    FAIL     one-ticket-set-per-payment",
                  "    PASS     no-lost-payment",
                  "    UNKNOWN  refund-voids-tickets",
                  "    PASS  http-error-rate  value 0, limit < 1%",
@@ -94,6 +100,7 @@ def test_junit_has_a_case_per_invariant_and_per_threshold():
     cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
     assert sorted(cases) == [
         ("payment-chaos.invariants", "no-lost-payment"),
+        ("payment-chaos.invariants", "no-lost-payment-twice"),
         ("payment-chaos.invariants", "one-ticket-set-per-payment"),
         ("payment-chaos.invariants", "refund-voids-tickets"),
         ("payment-chaos.thresholds", "http-error-rate"),
@@ -105,7 +112,7 @@ def test_junit_has_a_case_per_invariant_and_per_threshold():
     p95 = cases[("payment-chaos.thresholds", "http-p95")].find("failure")
     assert p95.get("message") == "value 6100.5 ms, limit 5000 ms"
     assert cases[("payment-chaos.invariants", "refund-voids-tickets")].find("error") is not None
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("5", "2", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("6", "2", "1")
 
 
 def test_junit_reports_a_run_that_could_not_finish_as_an_error():
@@ -127,6 +134,7 @@ def test_the_timeline_draws_lanes_bars_by_status_and_wave_barriers():
                   "set-up: create session ×1 (fake Stripe)"):
         assert label in html, label
     assert "500 · 49.0 ms" in html and "no answer · 129.0 ms" in html
+    assert "not fully shrunk" in html and "stopped early: max-seconds" in html
     assert "<script>" not in html and "&lt;script&gt;" in html   # the target's words are escaped
     assert "<b>partial</b>" not in html
 

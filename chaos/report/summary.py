@@ -22,9 +22,11 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
     ``files`` names the outputs written (``{"report": path, "junit": path}``),
     listed at the end so a person knows where to look next.
     """
-    lines = [f"payment-chaos: {target_line(data)} (seed {data.get('seed', '?')})", ""]
+    profile = f", profile {data['profile']}" if data.get("profile") else ""
+    lines = [f"payment-chaos: {target_line(data)} (seed {data.get('seed', '?')}{profile})", ""]
+    stopped = f" (stopped early: {data['stopped']})" if data.get("stopped") else ""
     lines.append(_figure("examples", f"{data.get('examples', 0)} in "
-                                     f"{float(data.get('seconds') or 0):.1f} s"))
+                                     f"{float(data.get('seconds') or 0):.1f} s{stopped}"))
     lines.extend(_http(data.get("http") or {}))
     lines.extend(_concurrency(data.get("concurrency") or {}))
     for title in ("invariants", "thresholds"):
@@ -102,6 +104,8 @@ def failure_lines(f: Mapping[str, Any]) -> list[str]:
     size = f" {how} {plural(requests, 'request')}" if isinstance(requests, int) else ""
     lines = [f"{f.get('status', 'FAILED')} {f.get('invariant', '?')} "
              f"(reproduced {f.get('reproduced', '?')}),{size}:"]
+    if f.get("note"):
+        lines.append(f"  ({f['note']})")
     lines.extend(f"  {step}" for step in _elide(list(f.get("steps") or [])))
     for v in f.get("violations") or []:
         lines.append(f"  broken: {v.get('message', v)}" if isinstance(v, Mapping)

@@ -102,7 +102,8 @@ def timeline(data: Mapping[str, Any]) -> str:
         f'<h1>payment-chaos <span class="badge {_css_class(verdict)}">'
         f"{escape(verdict.upper())}</span></h1>",
         f'<p class="sub">{escape(target_line(data))} · seed {escape(str(data.get("seed")))}'
-        f" · {escape(plural(len(failures), 'failure'))}</p>",
+        + (f" · profile {escape(str(data['profile']))}" if data.get("profile") else "")
+        + f" · {escape(plural(len(failures), 'failure'))}</p>",
         _figures(data),
     ]
     if data.get("error"):
@@ -127,7 +128,8 @@ def _css_class(verdict: str) -> str:
 def _figures(data: Mapping[str, Any]) -> str:
     http = data.get("http") or {}
     conc = data.get("concurrency") or {}
-    rows = [("examples", f"{data.get('examples', 0)} in {float(data.get('seconds') or 0):.1f} s")]
+    rows = [("examples", f"{data.get('examples', 0)} in {float(data.get('seconds') or 0):.1f} s"
+                         + (f" (stopped early: {data['stopped']})" if data.get("stopped") else ""))]
     if http:
         rows.append(("requests", f"{http.get('requests', 0)} ({http.get('failed', 0)} failed)"))
         rows.append(("latency", " · ".join(
@@ -161,7 +163,7 @@ def _failure(n: int, f: Mapping[str, Any]) -> str:
         f"{escape(status)}</span> <span class=\"mono\">{escape(str(f.get('invariant', '?')))}</span></h2>",
         f'<p class="sub">reproduced {escape(str(f.get("reproduced", "?")))}'
         + (f" · {escape(how)} {escape(plural(requests, 'request'))}" if isinstance(requests, int)
-           else "") + "</p>",
+           else "") + (f" · {escape(str(f['note']))}" if f.get("note") else "") + "</p>",
     ]
     for v in f.get("violations") or []:
         if not isinstance(v, Mapping):
