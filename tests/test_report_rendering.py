@@ -9,6 +9,7 @@ status class appears; the real-run tests are in ``test_reports.py``.
 from __future__ import annotations
 
 import io
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -137,6 +138,21 @@ def test_the_timeline_draws_lanes_bars_by_status_and_wave_barriers():
     assert "not fully shrunk" in html and "stopped early: max-seconds" in html
     assert "<script>" not in html and "&lt;script&gt;" in html   # the target's words are escaped
     assert "<b>partial</b>" not in html
+
+
+def test_the_timeline_draws_recorded_barriers_and_offsets():
+    history = [op(0, wave=0, step=0, start=10.010, end=10.050, status=200),
+               {**op(1, wave=0, step=1, start=10.030, end=10.060, status=200), "offset": 0.02},
+               op(2, wave=1, step=2, start=10.070, end=10.080, status=200)]
+    failure = {**DATA["failures"][0], "history": history,
+               "waves": [{"wave": 1, "barrier": 10.065}, {"wave": None, "barrier": 9.0}]}
+    html = timeline({**DATA, "failures": [failure]})
+    barriers = re.findall(r'<line class="barrier" x1="([\d.]+)"', html)
+    bars = re.findall(r'<rect class="s2xx" x="([\d.]+)"', html)
+    # wave 1: no record, so its first request (offset 0) marks it; wave 2: the recorded barrier,
+    # 5 ms before its request
+    assert float(barriers[0]) == float(bars[0])
+    assert float(barriers[1]) < float(bars[2])
 
 
 def test_the_timeline_labels_requests_from_the_op_when_the_schedule_is_unknown():

@@ -174,7 +174,7 @@ def _failure(n: int, f: Mapping[str, Any]) -> str:
     parts.append("<h3>timeline</h3>")
     if history:
         parts.append(_legend())
-        parts.append(_svg(history, _describer(f.get("schedule"))))
+        parts.append(_svg(history, _describer(f.get("schedule")), _barriers(f.get("waves"))))
     else:
         parts.append("<p>No history was recorded for this failure.</p>")
     if f.get("steps"):
@@ -247,12 +247,22 @@ def _nice_step(span_ms: float) -> float:
     return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
 
 
-def _svg(history: list[Mapping[str, Any]], describe) -> str:
+def _barriers(waves: Any) -> dict[int, float]:
+    """Barrier time per schedule wave, where the executor recorded it."""
+    found: dict[int, float] = {}
+    for w in waves if isinstance(waves, list) else []:
+        if isinstance(w, Mapping) and isinstance(w.get("wave"), int) \
+                and isinstance(w.get("barrier"), int | float):
+            found[w["wave"]] = float(w["barrier"])
+    return found
+
+
+def _svg(history: list[Mapping[str, Any]], describe, barriers: Mapping[int, float]) -> str:
     def t(op: Mapping[str, Any], key: str) -> float:
         value = op.get(key)
         return float(value) if isinstance(value, int | float) else 0.0
 
-    t0 = min(t(op, "start") for op in history)
+    t0 = min([t(op, "start") for op in history] + list(barriers.values()))
     span_ms = max(max(t(op, "end") for op in history) - t0, 1e-6) * 1000
     step_ms = _nice_step(span_ms)
     axis_ms = step_ms * math.ceil(span_ms / step_ms)
@@ -323,7 +333,8 @@ def _svg(history: list[Mapping[str, Any]], describe) -> str:
     # Barriers last, over the bars.
     last_label, level = -1e9, 0
     for w, ops in sorted(waves.items()):
-        bx = x(min(t(o, "start") for o in ops))
+        # The recorded barrier, else the earliest start less the offset it was asked for.
+        bx = x(barriers.get(w, min(t(o, "start") - t(o, "offset") for o in ops)))
         level = 1 - level if bx - last_label < 56 else 0   # stagger labels that would touch
         last_label = bx
         out.append(f'<line class="barrier" x1="{bx:.1f}" y1="{AXIS_H - 4 - 12 * level}" '
