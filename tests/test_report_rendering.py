@@ -40,6 +40,7 @@ DATA = {
     },
     "profile": "ci", "stopped": "max-seconds",
     "thresholds": {"http-error-rate": {"verdict": "pass", "value": 0.0, "limit": "< 1%"},
+                   "order-rate": {"verdict": "pass", "value": 0.125, "limit": 0.5, "orders": 3},
                    "http-p95": {"verdict": "fail", "value_ms": 6100.5, "limit_ms": 5000}},
     "failures": [{
         "invariant": "one-ticket-set-per-payment", "status": "FAILED", "reproduced": "4/5",
@@ -61,7 +62,7 @@ DATA = {
     "http": {"requests": 40, "failed": 2, "error_rate": 0.05, "avg_ms": 12.0, "p50_ms": 10.0,
              "p95_ms": 30.0, "max_ms": 130.0, "retries": 3},
     "concurrency": {"requested": 50, "peak_in_flight": 48, "client_peak_in_flight": 50,
-                    "start_skew_ms": 2.5},
+                    "start_skew_ms": 2.5, "start_skew_p50_ms": 0.5},
 }
 
 
@@ -74,11 +75,13 @@ def test_the_summary_lists_every_invariant_and_threshold_with_its_verdict():
                  "    FAIL     one-ticket-set-per-payment",
                  "    PASS     no-lost-payment",
                  "    UNKNOWN  refund-voids-tickets",
-                 "    PASS  http-error-rate  value 0, limit < 1%",
+                 "    PASS  http-error-rate  value 0.00%, limit < 1%",
                  "    FAIL  http-p95         value 6100.5 ms, limit 5000 ms",
+                 "    PASS  order-rate       value 12.50%, limit 50.00%, orders 3",
                  "  requests ......... 40 (2 failed, 5.00%)",
                  "  latency .......... avg 12.0 ms  p50 10.0 ms  p95 30.0 ms  max 130.0 ms",
                  "  retries .......... 3",
+                 "  start skew p50 ... 0.5 ms",
                  "FAILED one-ticket-set-per-payment (reproduced 4/5), shrunk to 4 requests:",
                  "    payment_intent  orders  tickets",
                  "    pi_1            2       2",
@@ -106,6 +109,7 @@ def test_junit_has_a_case_per_invariant_and_per_threshold():
         ("payment-chaos.invariants", "refund-voids-tickets"),
         ("payment-chaos.thresholds", "http-error-rate"),
         ("payment-chaos.thresholds", "http-p95"),
+        ("payment-chaos.thresholds", "order-rate"),
     ]
     broken = cases[("payment-chaos.invariants", "one-ticket-set-per-payment")].find("failure")
     assert broken.get("message").startswith("payment pi_1 has 2 ticket sets")
@@ -113,7 +117,7 @@ def test_junit_has_a_case_per_invariant_and_per_threshold():
     p95 = cases[("payment-chaos.thresholds", "http-p95")].find("failure")
     assert p95.get("message") == "value 6100.5 ms, limit 5000 ms"
     assert cases[("payment-chaos.invariants", "refund-voids-tickets")].find("error") is not None
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("6", "2", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("7", "2", "1")
 
 
 def test_junit_reports_a_run_that_could_not_finish_as_an_error():

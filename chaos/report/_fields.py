@@ -36,6 +36,10 @@ class Verdict:
         for key, value in self.details.items():
             if not (isinstance(value, str | int | float | bool) or value is None):
                 continue
+            if self.name.endswith("rate") and key in ("value", "limit") \
+                    and isinstance(value, int | float) and not isinstance(value, bool):
+                parts.append(f"{key} {value * 100:.2f}%")   # a rate reads as a percentage
+                continue
             unit = " ms" if key.endswith("_ms") else ""
             parts.append(f"{key.removesuffix('_ms').replace('_', ' ')} {_scalar(value)}{unit}")
         return ", ".join(parts)

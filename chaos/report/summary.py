@@ -53,6 +53,12 @@ def _figure(name: str, text: str) -> str:
     return f"  {name} {'.' * max(3, 17 - len(name))} {text}"
 
 
+def _extra(key: str, value: Any) -> str:
+    """A figure the summary has no special line for, as ``name ... value [ms]``."""
+    unit = " ms" if key.endswith("_ms") else ""
+    return _figure(key.removesuffix("_ms").replace("_", " "), f"{value}{unit}")
+
+
 def _ms(http: Mapping[str, Any], key: str) -> str:
     value = http.get(key)
     return f"{value:.1f} ms" if isinstance(value, int | float) else "?"
@@ -69,7 +75,7 @@ def _http(http: Mapping[str, Any]) -> list[str]:
         _figure("latency", f"avg {_ms(http, 'avg_ms')}  p50 {_ms(http, 'p50_ms')}  "
                            f"p95 {_ms(http, 'p95_ms')}  max {_ms(http, 'max_ms')}"),
     ]
-    lines.extend(_figure(k.replace("_", " "), str(v)) for k, v in http.items()
+    lines.extend(_extra(k, v) for k, v in http.items()
                  if k not in _KNOWN_HTTP and not isinstance(v, Mapping | list))
     return lines
 
@@ -86,7 +92,7 @@ def _concurrency(conc: Mapping[str, Any]) -> list[str]:
                      f"{show('client_peak_in_flight')} as the client saw it, "
                      f"{show('requested')} requested"
                      + (f"; start skew {skew:.1f} ms" if isinstance(skew, int | float) else ""))]
-    lines.extend(_figure(k.replace("_", " "), str(v)) for k, v in conc.items()
+    lines.extend(_extra(k, v) for k, v in conc.items()
                  if k not in _KNOWN_CONCURRENCY and not isinstance(v, Mapping | list))
     return lines
 
