@@ -147,7 +147,13 @@ def test_the_json_report_carries_the_failure_history_and_its_case(report: dict, 
 def test_junit_has_one_case_per_invariant_and_the_failure_evidence(bug_run: Run, report: dict):
     root = ET.parse(bug_run.file("junit.xml")).getroot()
     cases = root.findall(".//testcase")
-    assert sorted(c.get("name") for c in cases) == sorted(report["invariants"])
+    by_kind: dict[str, list[str]] = {}
+    for c in cases:
+        by_kind.setdefault(c.get("classname"), []).append(c.get("name"))
+    assert sorted(by_kind.pop("payment-chaos.invariants")) == sorted(report["invariants"])
+    assert sorted(by_kind.pop("payment-chaos.thresholds", [])) == \
+        sorted(report.get("thresholds") or {})
+    assert by_kind == {}
     failed = [c for c in cases if c.find("failure") is not None]
     assert [c.get("name") for c in failed] == [INVARIANT]
     failure = failed[0].find("failure")
@@ -263,3 +269,15 @@ def test_a_passing_run_writes_passing_outputs_and_no_case(tmp_path: Path, server
     html = (tmp_path / "timeline.html").read_text()
     assert "No invariant broke in" in html and ">PASS<" in html
     assert not (tmp_path / "tests" / "regressions").exists()
+
+
+def test_a_run_that_cannot_start_still_writes_its_reports(tmp_path: Path):
+    result = run_tool("--database-url", "postgresql://127.0.0.1:1/x", "--junit", "junit.xml",
+                      "--html", "timeline.html", cwd=tmp_path)
+    assert result.returncode == 3, result.stdout + result.stderr
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    [case] = [c for c in root.iter("testcase") if c.get("name") == "run"]
+    assert root.get("errors") == "1" and root.get("failures") == "0"
+    assert "cannot connect to the database" in case.find("error").get("message")
+    html = (tmp_path / "timeline.html").read_text()
+    assert ">ERROR<" in html and "cannot connect to the database" in html
