@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="check each case's expectations (the regression suite) instead of "
                              "re-running it against the target it names")
     replay.add_argument("--runs", type=_int_in(1, 1000), default=3,
-                        help="times to run each case (default 3); it fails if any run fails")
+                        help="times to run each case (default 3); it broke if any run broke")
     replay.add_argument("--log-json", type=Path, default=None, metavar="PATH",
                         help="write log events as JSON lines")
     replay.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
@@ -267,13 +267,14 @@ def _finish_run(report: Any, args: argparse.Namespace, watch: Any, log: Any) -> 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from chaos.log import close, configure, get_logger
+    from chaos.replay import checks_of, render, run_checks
     from chaos.report.corpus import corpus_files, load_case
     from chaos.report.outputs import check_writable
+    from chaos.run import reference_run
 
     check_writable(args.log_json, "--log-json")
     _check_target_secrets()
     configure(json_path=args.log_json)
-    log = get_logger(command="replay")
     paths = corpus_files(args.files)
     if not paths:
         raise UsageError(f"no case files (*.json) in {', '.join(map(str, args.files))}: "
@@ -288,92 +289,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if case.target.get("kind") != "reference":
             raise UsageError(f"{case.path}: target kind {case.target.get('kind')!r} cannot be "
                              "replayed yet")
-    # Every (case, check) to run, grouped by the bugs switched on, so each group
-    # starts the services once. A check is an Expectation, or None: "does the
-    # case's invariant still break against the target it names?"
-    jobs: dict[tuple[str, ...], list[tuple[Any, Any]]] = {}
-    for case in cases:
-        if args.expect:
-            for expectation in case.expect:
-                jobs.setdefault(expectation.bugs, []).append((case, expectation))
-        else:
-            bugs = tuple(sorted(case.target.get("bugs") or []))
-            jobs.setdefault(bugs, []).append((case, None))
-    outcomes: dict[tuple[int, int], tuple[int, list[Any]]] = {}
+
+    def start(bugs: tuple[str, ...]) -> Any:
+        return reference_run(bugs=list(bugs), database_url=args.database_url,
+                             concurrency=args.concurrency, request_timeout=args.request_timeout,
+                             example_timeout=args.example_timeout,
+                             reference_port=args.reference_port, stripe_port=args.stripe_port)
+
+    checks = checks_of(cases, expect=args.expect)
     try:
-        for bugs, group in jobs.items():
-            outcomes.update(_replay_group(bugs, group, cases, args, log))
+        run_checks(checks, runs=args.runs, start=start, log=get_logger(command="replay"))
     finally:
         close()
-    failed = 0
-    for i, case in enumerate(cases):
-        checks = list(case.expect) if args.expect else [None]
-        lines, ok = [], True
-        for j, check in enumerate(checks):
-            broken, hits = outcomes[(i, j)]
-            if check is None:
-                ok = not broken
-                lines.append(f"{'FAILED' if broken else 'PASSED'} {case.path}: {case.invariant} "
-                             f"broke in {broken} of {args.runs} runs")
-                lines.extend(_violation_lines(hits))
-                continue
-            met = check.met(broken, args.runs)
-            ok = ok and met
-            what = (f"{check.invariant} broke in {broken} of {args.runs} runs"
-                    if check.outcome == "breaks" else
-                    f"every invariant held in {args.runs} of {args.runs} runs" if not broken else
-                    f"an invariant broke in {broken} of {args.runs} runs")
-            lines.append(f"  {'ok' if met else 'MISSED':<6} {check.against()}: {what} "
-                         f"(expected: {check.outcome}; {check.why})")
-            if not met:
-                lines.extend(f"  {line}" for line in _violation_lines(hits))
-        if args.expect:
-            lines.insert(0, f"{'PASSED' if ok else 'FAILED'} {case.path}: {case.invariant}")
-        failed += not ok
-        print("\n".join(lines))
-    if len(cases) > 1:
-        print(f"{len(cases) - failed} of {len(cases)} cases passed")
+    text, failed = render(checks)
+    print(text)
     return EXIT_FAIL if failed else EXIT_PASS
-
-
-def _replay_group(bugs: tuple[str, ...], group: list[tuple[Any, Any]], cases: list[Any],
-                  args: argparse.Namespace,
-                  log: Any) -> dict[tuple[int, int], tuple[int, list[Any]]]:
-    """Run each (case, check) of one bug set ``args.runs`` times against one service.
-
-    Returns, per (case index, check index), how many runs broke and the last
-    run's violations that count: the case's invariant (or the expectation's),
-    or any invariant for a "holds" expectation.
-    """
-    from chaos.run import reference_run
-
-    results = {}
-    with reference_run(bugs=list(bugs), database_url=args.database_url,
-                       concurrency=args.concurrency, request_timeout=args.request_timeout,
-                       example_timeout=args.example_timeout, reference_port=args.reference_port,
-                       stripe_port=args.stripe_port) as runner:
-        for case, check in group:
-            i = next(n for n, c in enumerate(cases) if c is case)
-            j = 0 if check is None else case.expect.index(check)
-            invariant = case.invariant if check is None else check.invariant
-            broken, hits = 0, []
-            for run in range(args.runs):
-                result = runner.run_example(case.scenario)
-                counted = [v for v in result.violations
-                           if invariant is None or v.invariant == invariant]
-                log.info("replay.run", case=str(case.path), bugs=list(bugs), run=run + 1,
-                         broken=sorted({v.invariant for v in counted}))
-                if counted:
-                    broken += 1
-                    hits = counted
-            results[(i, j)] = (broken, hits)
-    return results
-
-
-def _violation_lines(violations: list[Any]) -> list[str]:
-    from chaos.report.summary import failure_lines
-
-    return failure_lines({"violations": [v.to_data() for v in violations]})[1:]
 
 
 def cmd_reference(args: argparse.Namespace) -> int:

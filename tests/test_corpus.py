@@ -111,3 +111,37 @@ def test_bad_output_and_secret_settings_are_one_line_exit_2(tmp_path: Path, monk
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.count("\n") == 1 and words in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_replay_groups_checks_by_bugs_and_judges_each_expectation(tmp_path: Path):
+    """The replay's bookkeeping, without services: a runner whose service breaks the
+    invariant exactly when ``no-dedup`` is on (as the real one does)."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from chaos.replay import checks_of, render, run_checks
+
+    started: list[tuple[str, ...]] = []
+
+    @contextlib.contextmanager
+    def start(bugs):
+        started.append(bugs)
+        broken = [SimpleNamespace(invariant="one-ticket-set-per-payment",
+                                  to_data=lambda: {"message": "two sets", "rows": []})]
+        yield SimpleNamespace(run_example=lambda scenario: SimpleNamespace(
+            violations=broken if "no-dedup" in bugs else []))
+
+    caught = load_case(save(tmp_path / "a")[0])             # expects: breaks with, holds without
+    fixed = load_case(save(tmp_path / "b", bugs=())[0])     # expects: holds without bugs
+    checks = checks_of([caught, fixed], expect=True)
+    run_checks(checks, runs=2, start=start, log=SimpleNamespace(info=lambda *a, **k: None))
+    assert started == [("no-dedup",), ()]                   # one service start per bug set
+    assert [[(c.broken, c.runs, c.passed) for c in per_case] for per_case in checks] == \
+        [[(2, 2, True), (0, 2, True)], [(0, 2, True)]]
+    text, failed = render(checks)
+    assert failed == 0 and text.endswith("2 of 2 cases passed")
+
+    again = checks_of([caught], expect=False)               # "does it still break?": yes
+    run_checks(again, runs=1, start=start, log=SimpleNamespace(info=lambda *a, **k: None))
+    text, failed = render(again)
+    assert failed == 1 and "broke in 1 of 1 runs" in text and "broken: two sets" in text
