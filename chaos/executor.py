@@ -7,12 +7,12 @@ A wave goes out in three steps:
 2. Up to ``concurrency`` of them open their TCP connection and serialise
    their bytes (the transport seam's ``open``), in parallel, bounded by the
    request timeout. Nothing has been sent yet.
-3. The start barrier opens: each task hands its prepared bytes to the
-   kernel, so the only work between the barrier and the wire is one
-   ``send`` per request. A call with an ``offset`` sleeps that long after
-   the barrier first (a redelivery fired while the first is in flight).
-   Calls beyond ``concurrency`` queue on a limiter, first come first served,
-   and connect when a slot frees.
+3. The start barrier opens: one tight loop hands every prepared request
+   to the kernel (one ``write`` each, no task switch in between), then the
+   tasks wait for their answers. A call with an ``offset`` sleeps that long
+   after the barrier and sends itself (a redelivery fired while the first
+   is in flight). Calls beyond ``concurrency`` queue on a limiter, first
+   come first served, and connect when a slot frees.
 
 Every request is bounded by ``request_timeout`` (connect, send and answer),
 so a wave ends when every request has answered or given up; the caller
@@ -107,20 +107,19 @@ class Executor:
         go = trio.Event()
         waiting = n
         barrier = 0.0
-        together: list[float] = []
+        connections: list[Connection | None] = [None] * n
         self._wave_peak = self.in_flight
 
         async def one(i: int) -> None:
             nonlocal waiting
             call, request = calls[i], requests[i]
-            connection: Connection | None = None
             refused: str | None = None
             acquired = False
             try:
                 if i < early:
                     await limiter.acquire()
                     acquired = True
-                    connection, refused = await self._open(request)
+                    connections[i], refused = await self._open(request)
                 waiting -= 1
                 if waiting == 0:
                     all_ready.set()
@@ -130,12 +129,16 @@ class Executor:
                 if not acquired:
                     await limiter.acquire()
                     acquired = True
-                sent_at = await self._send(call, request, connection, refused)
-                if i < early and call.offset == 0 and sent_at is not None:
-                    together.append(sent_at)
-            finally:
-                if connection is not None:
+                connection = connections[i]
+                if connection is not None and connection.refused is not None:
+                    # closed on us before a byte went out: nothing was delivered, connect afresh
                     await connection.aclose()
+                    connection = connections[i] = None
+                await self._send(call, request, connection, refused)
+            finally:
+                opened = connections[i]
+                if opened is not None:
+                    await opened.aclose()
                 if acquired:
                     limiter.release()
 
@@ -145,7 +148,12 @@ class Executor:
             if n:
                 await all_ready.wait()
             barrier = trio.current_time()
+            for i, connection in enumerate(connections):
+                if connection is not None and calls[i].offset == 0:
+                    connection.send_now()
             go.set()
+        together = [c.sent_at for i, c in enumerate(connections)
+                    if c is not None and c.sent_at is not None and calls[i].offset == 0]
         record = WaveRecord(wave=wave, barrier=barrier, requests=n, preconnected=early,
                             skew=(max(together) - min(together)) if together else 0.0,
                             client_peak_in_flight=self._wave_peak)
@@ -165,8 +173,8 @@ class Executor:
             return None, str(exc)
 
     async def _send(self, call: Call, request: httpx.Request, connection: Connection | None,
-                    refused: str | None) -> float | None:
-        """Send one request (connecting first if needed) and record it; its send time."""
+                    refused: str | None) -> None:
+        """Send one request (connecting first if needed) and record it."""
         attempt = trio.current_time()
         status: int | None = None
         body = ""
@@ -175,7 +183,7 @@ class Executor:
         outcome = Outcome.INFO
         recorded = False
 
-        def record() -> float | None:
+        def record() -> None:
             nonlocal recorded
             recorded = True
             sent_at = connection.sent_at if connection is not None else None
@@ -186,11 +194,11 @@ class Executor:
                 status=status, outcome=outcome, body=body, error=error, ref=dict(call.ref),
                 offset=call.offset, sent=sent_at is not None,
             ))
-            return sent_at
 
         if refused is not None:
             outcome, error = Outcome.FAIL, f"not delivered: {refused}"
-            return record()
+            record()
+            return
         try:
             with trio.fail_after(self.request_timeout):
                 if connection is None:
@@ -219,10 +227,10 @@ class Executor:
         finally:
             if connection is not None:
                 await connection.aclose()
-        sent_at = record() if not recorded else None
+        if not recorded:
+            record()
         if response is not None and outcome is Outcome.OK and call.on_answer is not None:
             call.on_answer(response)
-        return sent_at
 
     @contextlib.contextmanager
     def _counted(self):

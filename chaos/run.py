@@ -231,12 +231,21 @@ class Runner:
                 f"({at_target[0].error}): is it running? It may have crashed"
             )
         if all(op.status is None for op in at_target):
+            timeouts = sum(op.sent and (op.error or "").startswith("no answer") for op in at_target)
+            if timeouts == len(at_target):
+                raise TargetError(
+                    f"the target at {url} accepted connections but answered none of "
+                    f"{len(at_target)} requests within {self.request_timeout:g} s: it hangs "
+                    "(raise --request-timeout if it is only slow)"
+                )
             refused = sum(not op.sent for op in at_target)
-            more = f" ({refused} refused)" if refused else ""
+            dropped = len(at_target) - timeouts - refused
+            parts = [f"{dropped} dropped without an answer" if dropped else "",
+                     f"{timeouts} unanswered within {self.request_timeout:g} s" if timeouts else "",
+                     f"{refused} refused" if refused else ""]
             raise TargetError(
-                f"the target at {url} accepted connections but answered none of "
-                f"{len(at_target)} requests{more} within {self.request_timeout:g} s: it hangs "
-                "(raise --request-timeout if it is only slow)"
+                f"the target at {url} answered none of {len(at_target)} requests "
+                f"({', '.join(p for p in parts if p)}): it crashed or hangs; see its log"
             )
         for op in at_target:
             if op.status is not None and op.status < 500:
@@ -245,7 +254,7 @@ class Runner:
                 self._failing.append(op)
         if len(self._failing) >= FAILING_STREAK:
             kinds = Counter(f"HTTP {op.status}" if op.status else
-                            ("refused" if not op.sent else "no answer") for op in self._failing)
+                            ("not delivered" if not op.sent else "no answer") for op in self._failing)
             what = ", ".join(f"{k} x {n}" for k, n in kinds.most_common())
             raise TargetError(
                 f"the target at {url} failed the last {len(self._failing)} requests in a row "
