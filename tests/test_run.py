@@ -47,3 +47,14 @@ def test_the_report_carries_verdicts_evidence_concurrency_and_thresholds(tmp_pat
     assert {name: t["verdict"] for name, t in report["thresholds"].items()} == \
         {"http-error-rate": "pass", "http-p95": "pass"}
     print(f"no-dedup: concurrency {concurrency}, http {report['http']}")
+
+
+def test_a_threshold_that_breaks_fails_the_run(tmp_path: Path, server_url: str):
+    result = run_tool("--examples", "3", "--max-p95", "0.0001", "--database-url", server_url,
+                      cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((tmp_path / "chaos-report.json").read_text())
+    assert report["verdict"] == "fail" and report["failures"] == []
+    assert report["thresholds"]["http-p95"]["verdict"] == "fail"
+    assert report["thresholds"]["http-p95"]["limit_ms"] == 0.1
+    assert "http-p95                         FAIL" in result.stdout

@@ -157,3 +157,18 @@ def test_bad_arguments_are_refused():
         search(Target(), scenarios(), profile="fast")
     with pytest.raises(ValueError, match="must be >= 1"):
         search(Target(), scenarios(), attempts=0)
+
+
+def test_steering_uses_the_strategies_own_targets_when_they_exist(monkeypatch):
+    import strategies
+
+    seen: list[Scenario] = []
+
+    def targets(scenario: Scenario) -> dict[str, float]:
+        seen.append(scenario)
+        return {"deliveries in one wave": float(max(len(w) for w in scenario.waves))}
+
+    monkeypatch.setattr(strategies, "targets", targets, raising=False)
+    target = Target(lambda call: False)
+    search(target, scenarios(), examples=10, seed=1)
+    assert seen == target.seen
