@@ -166,8 +166,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     bugs = parse_bugs(args.bug)
     if args.database_url:
         check_database_url(args.database_url)
-    # the ci profile is derandomized: without --seed it draws the same scenarios every run
-    seed = args.seed if args.seed is not None or args.profile == "ci" else secrets.randbelow(2**32)
+    # ci is derandomized (without --seed it draws the same scenarios every run); dev keeps
+    # Hypothesis' example database, which Hypothesis does not use under a fixed seed
+    seed = args.seed if args.seed is not None or args.profile in ("ci", "dev") \
+        else secrets.randbelow(2**32)
     target = {"kind": "reference", "bugs": sorted(bugs)}
     report = reports.Report(target=target, seed=seed, requested_concurrency=args.concurrency,
                             profile=args.profile)
@@ -190,6 +192,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                             profile=args.profile, deadline=deadline)
             report.examples = result.examples
             report.stopped = result.stopped if load is not None else "max-seconds"
+            if load is None and not result.examples:
+                raise UsageError(f"--max-seconds {args.max_seconds:g} ran out before the first "
+                                 f"example (start-up took {time.monotonic() - started:.1f} s): "
+                                 "raise it")
             findings = [(f, "search") for f in result.findings]
             if load is not None and load.violations and not any(
                     f.invariant == load.violations[0].invariant for f, _ in findings):

@@ -18,7 +18,8 @@ each invariant, marked as not fully shrunk.
 
 Settings profiles (``--profile``): ``default`` (100 examples), ``dev``
 (20 examples, Hypothesis' example database on, to replay the last failure
-first), ``ci`` (derandomized unless a seed is given, no example database,
+first; Hypothesis ignores its database when a seed is given, so pass
+none), ``ci`` (derandomized unless a seed is given, no example database,
 no deadline) and ``thorough`` (2,000 examples).
 """
 

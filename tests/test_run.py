@@ -58,3 +58,11 @@ def test_a_threshold_that_breaks_fails_the_run(tmp_path: Path, server_url: str):
     assert report["thresholds"]["http-p95"]["verdict"] == "fail"
     assert report["thresholds"]["http-p95"]["limit_ms"] == 0.1
     assert "http-p95                         FAIL" in result.stdout
+
+
+def test_a_deadline_that_leaves_no_time_for_an_example_is_a_usage_error(tmp_path: Path,
+                                                                       server_url: str):
+    result = run_tool("--max-seconds", "0.01", "--database-url", server_url, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "ran out before the first example" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
