@@ -13,11 +13,14 @@ import time
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpx
 import pytest
 import stripe
+import trio
 from stripe._encode import _api_encode
 
 from chaos.fake_stripe.faults import FaultPlan, FaultSpecError, glob_regex
+from chaos.transport import LoopbackTransport
 from tests import fake_stripe_helpers
 from tests.fake_stripe_helpers import KEY, Fake, session_params
 
@@ -302,3 +305,34 @@ def test_rules_that_cannot_be_armed_are_refused_with_the_fix(fake: Fake, spec, m
     assert message in str(caught.value)
     response = fake.control.http.post("/_chaos/faults", json=spec)
     assert response.status_code == 400 and message in response.json()["error"]["message"]
+
+
+def test_a_double_click_storm_with_one_key_makes_one_session(fake: Fake):
+    """20 identical creates with one key at once, the first one slow: each answer is the
+    session (executed or replayed) or a 409 conflict, and exactly one session exists."""
+    order_id = order()
+    fake.control.arm(method="POST", path="/v1/checkout/sessions", kind="latency", seconds=0.5,
+                     nth=1)
+    body = urlencode(list(_api_encode(session_params(metadata={"order_id": order_id}))))
+    headers = {"authorization": f"Bearer {KEY}", "idempotency-key": f"k-{order_id}",
+               "content-type": "application/x-www-form-urlencoded"}
+    answers: list[httpx.Response] = []
+
+    async def storm() -> None:
+        async with httpx.AsyncClient(transport=LoopbackTransport(), timeout=30.0) as http:
+            async def click() -> None:
+                answers.append(await http.post(f"{fake.url}/v1/checkout/sessions", content=body,
+                                               headers=headers))
+            async with trio.open_nursery() as nursery:
+                for _ in range(20):
+                    nursery.start_soon(click)
+
+    trio.run(storm)
+    (session,) = sessions_for(fake, order_id)
+    assert {a.status_code for a in answers} <= {200, 409}
+    assert {a.json()["id"] for a in answers if a.status_code == 200} == {session["id"]}
+    assert all(a.json()["error"]["code"] == "idempotency_key_in_use"
+               for a in answers if a.status_code == 409)
+    executed = [r for r in fake.control.records() if r["idempotency_key"] == f"k-{order_id}"
+                and r["executed"]]
+    assert len(executed) == 1
