@@ -132,7 +132,7 @@ class FakeStripeServer:
         record = self.records.start(request_id=request_id, started=time.time(), method=method,
                                     path=path, endpoint=endpoint, api_key=api_key,
                                     idempotency_key=idem, params=params)
-        problem = problem or _authorise(api_key)
+        problem = _authorise(api_key) or problem  # as on Stripe: no key, no further questions
         if problem is not None:
             return self._answer(record, problem.status, problem.body())
 
