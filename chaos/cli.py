@@ -307,11 +307,12 @@ def _check_database(url: str, redact) -> None:
 
 
 def cmd_fake_stripe(args: argparse.Namespace) -> int:
-    from chaos.fake_stripe import create_app
+    from chaos.fake_stripe import Connections, create_app
     from chaos.serve import bind, serve
 
     sock = bind(args.port)
-    serve(create_app(), sock)
+    connections = Connections()
+    serve(create_app(connections=connections), sock, http=connections.protocol())
     return EXIT_PASS
 
 
