@@ -20,6 +20,7 @@ session as tickets without a payment.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -41,6 +42,24 @@ class PaymentOutcome(StrEnum):
     def holds_tickets(self) -> bool:
         """May the buyer hold valid tickets for this payment?"""
         return self in (PaymentOutcome.PAID, PaymentOutcome.DISPUTED)
+
+
+def payment_outcome(session: Mapping[str, Any], events: Iterable[str] = ()) -> PaymentOutcome:
+    """A session's outcome from Stripe's own data: the Checkout Session object
+    and the types of the events Stripe emitted for its payment (refunds and
+    disputes live on the charge, not the session, so the events tell them)."""
+    seen = set(events)
+    if "charge.dispute.created" in seen:
+        return PaymentOutcome.DISPUTED
+    if "charge.refunded" in seen:
+        return PaymentOutcome.REFUNDED
+    if session.get("status") == "expired":
+        return PaymentOutcome.EXPIRED
+    if "checkout.session.async_payment_failed" in seen:
+        return PaymentOutcome.FAILED
+    if session.get("payment_status") in ("paid", "no_payment_required"):
+        return PaymentOutcome.PAID
+    return PaymentOutcome.UNPAID
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,14 @@ class StripeCall:
     status: int
     idempotency_key: str | None = None
     object_id: str | None = None            # the id of the object it created or read
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> StripeCall:
+        """From one entry of the fake Stripe's ``GET /_chaos/records``."""
+        return cls(method=str(record["method"]), path=str(record["path"]),
+                   status=int(record["status"] or 0),
+                   idempotency_key=record.get("idempotency_key"),
+                   object_id=record.get("object_id"))
 
 
 @dataclass(frozen=True)

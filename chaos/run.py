@@ -33,8 +33,9 @@ from chaos.observation import (
     TICKET_TYPE_COLUMNS,
     Checkout,
     Observation,
-    PaymentOutcome,
     Session,
+    StripeCall,
+    payment_outcome,
 )
 from chaos.reference.bugs import parse_bugs
 from chaos.services import running
@@ -42,6 +43,14 @@ from chaos.target import Target
 from chaos.thresholds import Thresholds, is_error
 from chaos.transport import LoopbackTransport
 from strategies import Scenario
+
+
+@dataclass(frozen=True)
+class StripeView:
+    """What the fake Stripe holds after an example (None: it could not tell)."""
+
+    sessions: list[dict[str, Any]] | None = None
+    calls: list[StripeCall] | None = None
 
 
 class OutOfTime(Exception):
@@ -143,6 +152,7 @@ class Runner:
         self.stats = HttpStats()
         self._ids = itertools.count(1)
         self._failing: list[Op] = []
+        self._records_seq = 0
 
     def run_example(self, scenario: Scenario) -> ExampleResult:
         budget = self.example_timeout
@@ -156,7 +166,7 @@ class Runner:
         self._install_fixture(scenario, event_id)
         the_plan = plan(scenario, target=self.target, stripe_url=self.stripe_url,
                         event_id=event_id)
-        history, finished = trio.run(self._execute, the_plan, budget)
+        history, finished, stripe = trio.run(self._execute, the_plan, event_id, budget)
         if not finished:
             if budget < self.example_timeout:
                 raise OutOfTime("the run's deadline passed during an example")
@@ -167,7 +177,7 @@ class Runner:
         self.stats.add(history)
         self._check_setup(history)
         self._check_target(history)
-        observation = self._observe(scenario, event_id, the_plan, history)
+        observation = self._observe(scenario, event_id, the_plan, history, stripe)
         return ExampleResult(scenario, history, observation, invariants.check(observation))
 
     def _install_fixture(self, scenario: Scenario, event_id: str) -> None:
@@ -177,23 +187,58 @@ class Runner:
             for i, tt in enumerate(scenario.ticket_types)
         ])
 
-    async def _execute(self, the_plan: Plan, budget: float) -> tuple[History, bool]:
-        """Set-up, then the schedule's waves; False when the budget ran out first."""
+    async def _execute(self, the_plan: Plan, event_id: str,
+                       budget: float) -> tuple[History, bool, StripeView]:
+        """Set-up, then the schedule's waves, then what Stripe holds; False when the
+        budget ran out first."""
         history = History()
+        stripe = StripeView()
         executor = Executor(concurrency=self.concurrency, request_timeout=self.request_timeout,
                             history=history)
         with trio.move_on_after(budget) as scope:
             for phase in the_plan.setup:
                 await executor.fire_wave(phase)
                 if any(op.outcome is not Outcome.OK for op in history.ops):
-                    return history, True
+                    return history, True, stripe
             metrics = await self._metrics(executor.transport, reset=True)
             for w, wave in enumerate(the_plan.waves):
                 await executor.fire_wave(wave, wave=w)
             if metrics is not None:
                 after = await self._metrics(executor.transport)
                 history.target_peak_in_flight = (after or {}).get("peak_in_flight")
-        return history, not scope.cancelled_caught
+            stripe = await self._read_stripe(executor.transport, event_id)
+        return history, not scope.cancelled_caught, stripe
+
+    async def _read_stripe(self, transport: LoopbackTransport, event_id: str) -> StripeView:
+        """The example's sessions as the fake Stripe holds them (every session whose
+        metadata names the event) and the calls the target made to it since the
+        last example; None where this fake Stripe cannot tell."""
+        sessions = await self._control_get(transport, "/_chaos/objects/checkout.session",
+                                           {"metadata[event_id]": event_id})
+        records = await self._control_get(transport, "/_chaos/records",
+                                          {"since": str(self._records_seq)})
+        calls = None
+        if records is not None:
+            self._records_seq = int(records.get("last_seq") or self._records_seq)
+            calls = [StripeCall.from_record(r) for r in records.get("data", [])
+                     if r.get("path", "").startswith("/v1/")]
+        return StripeView(sessions=None if sessions is None else list(sessions.get("data", [])),
+                          calls=calls)
+
+    async def _control_get(self, transport: LoopbackTransport, path: str,
+                           params: dict[str, str]) -> dict[str, Any] | None:
+        request = httpx.Request("GET", self.stripe_url + path, params=params)
+        try:
+            with trio.fail_after(self.request_timeout):
+                response = await transport.handle_async_request(request)
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            data = response.json()
+        except (httpx.HTTPError, trio.TooSlowError, ValueError) as exc:
+            raise InfrastructureError(
+                f"the fake Stripe API did not answer {path} ({exc}): see its log") from None
+        return data if isinstance(data, dict) else None
 
     async def _metrics(self, transport: LoopbackTransport, *,
                        reset: bool = False) -> dict[str, int] | None:
@@ -261,30 +306,52 @@ class Runner:
                 f"({what}): it is failing, not just refusing bad input; see its log"
             )
 
-    def _observe(self, scenario: Scenario, event_id: str, the_plan: Plan,
-                 history: History) -> Observation:
-        """What the checker needs: Stripe's sessions, the attempts, the target's rows."""
-        sessions = []
-        checkouts = []
+    def _observe(self, scenario: Scenario, event_id: str, the_plan: Plan, history: History,
+                 stripe: StripeView) -> Observation:
+        """What the checker needs: Stripe's sessions, the attempts, the target's rows.
+
+        Sessions come from the fake Stripe (every session of the event, the
+        target's own included), plus any a buyer was bound to that it did not
+        list; each is attributed to its buyer by id, else by its metadata.
+        """
+        prices = {ticket_type_id(event_id, i): tt.price for i, tt in enumerate(scenario.ticket_types)}
         created = {op.ref.get("buyer"): op.index for op in history.ops
                    if op.kind == "stripe.create_session"}
+        checkouts = []
+        bound: dict[str, int] = {}
         for b, binding in enumerate(the_plan.bindings):
             buyer = scenario.buyers[b]
             tt_id = ticket_type_id(event_id, buyer.ticket_type)
-            price = scenario.ticket_types[buyer.ticket_type].price
             checkouts.append(Checkout(buyer=b, ticket_type=tt_id, quantity=buyer.quantity,
-                                      unit_price=price, op=created.get(b),
+                                      unit_price=prices[tt_id], op=created.get(b),
                                       session=binding.session_id))
+            if binding.session_id:
+                bound[binding.session_id] = b
+        listed = {obj["id"]: obj for obj in stripe.sessions or []}
+        for binding in the_plan.bindings:
             completed = binding.events.get("checkout.session.completed")
-            if binding.session_id is None or completed is None:
-                continue
-            obj = completed["data"]["object"]
+            if binding.session_id and binding.session_id not in listed and completed:
+                listed[binding.session_id] = completed["data"]["object"]
+        sessions = []
+        for session_id, obj in listed.items():
+            meta = obj.get("metadata") or {}
+            owner = bound.get(session_id)
+            kind: str | None
+            quantity: int | None
+            events: list[str] = []
+            if owner is not None:
+                buyer = scenario.buyers[owner]
+                kind = ticket_type_id(event_id, buyer.ticket_type)
+                quantity = buyer.quantity
+                events = list(the_plan.bindings[owner].events)
+            else:
+                kind = meta.get("ticket_type_id")
+                quantity = int(meta["quantity"]) if str(meta.get("quantity", "")).isdigit() else None
             sessions.append(Session(
-                id=binding.session_id, amount_total=int(obj["amount_total"]),
-                outcome=(PaymentOutcome.PAID if obj.get("payment_status") == "paid"
-                         else PaymentOutcome.UNPAID),
-                payment_intent=binding.payment_intent, buyer=b, ticket_type=tt_id,
-                quantity=buyer.quantity, unit_price=price,
+                id=session_id, amount_total=int(obj.get("amount_total") or 0),
+                outcome=payment_outcome(obj, events), payment_intent=obj.get("payment_intent"),
+                buyer=owner, ticket_type=kind, quantity=quantity,
+                unit_price=prices.get(kind) if kind else None,
             ))
         return Observation(
             history=history, sessions=tuple(sessions), checkouts=tuple(checkouts),
@@ -292,6 +359,7 @@ class Runner:
                                                  event_id)),
             tickets_per_ticket_type=tuple(self._rows("tickets_per_ticket_type_sql",
                                                      TICKET_TYPE_COLUMNS, event_id)),
+            stripe_calls=tuple(stripe.calls or ()),
         )
 
     def _rows(self, query: str, columns: tuple[str, ...], event_id: str) -> list[dict[str, Any]]:

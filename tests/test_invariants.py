@@ -9,7 +9,14 @@ import pytest
 
 from chaos import invariants as inv
 from chaos.history import History, Op, Outcome
-from chaos.observation import Checkout, Observation, PaymentOutcome, Session, StripeCall
+from chaos.observation import (
+    Checkout,
+    Observation,
+    PaymentOutcome,
+    Session,
+    StripeCall,
+    payment_outcome,
+)
 from chaos.thresholds import Thresholds, is_error
 
 PI, CS, TT = "pi_test_1", "cs_test_1", "ev-tt1"
@@ -350,3 +357,28 @@ def test_thresholds_pass_under_their_limits_and_fail_at_them():
     bad = limits.check(requests=100, errors=1, latencies=[0.1] * 90 + [6.0] * 10)
     assert {k: v["verdict"] for k, v in bad.items()} == {"http-error-rate": "fail", "http-p95": "fail"}
     assert bad["http-p95"]["value_ms"] == 6000.0
+
+
+# reading Stripe's own data ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("session, events, outcome", [
+    ({"status": "complete", "payment_status": "paid"}, [], PaymentOutcome.PAID),
+    ({"status": "open", "payment_status": "unpaid"}, [], PaymentOutcome.UNPAID),
+    ({"status": "complete", "payment_status": "unpaid"}, [COMPLETED], PaymentOutcome.UNPAID),
+    ({"status": "complete", "payment_status": "unpaid"},
+     ["checkout.session.async_payment_failed"], PaymentOutcome.FAILED),
+    ({"status": "expired", "payment_status": "unpaid"}, [], PaymentOutcome.EXPIRED),
+    ({"status": "complete", "payment_status": "paid"}, [COMPLETED, REFUNDED],
+     PaymentOutcome.REFUNDED),
+    ({"status": "complete", "payment_status": "paid"}, [COMPLETED, "charge.dispute.created"],
+     PaymentOutcome.DISPUTED),
+])
+def test_the_payment_outcome_is_read_from_stripes_objects_and_events(session, events, outcome):
+    assert payment_outcome(session, events) is outcome
+
+
+def test_a_fake_stripe_record_becomes_a_stripe_call():
+    record = {"seq": 3, "method": "POST", "path": "/v1/checkout/sessions", "status": 200,
+              "idempotency_key": "k1", "object_id": CS, "params": {}}
+    assert StripeCall.from_record(record) == StripeCall("POST", "/v1/checkout/sessions", 200, "k1", CS)
+    assert StripeCall.from_record({**record, "status": None}).status == 0

@@ -66,3 +66,31 @@ def test_a_deadline_that_leaves_no_time_for_an_example_is_a_usage_error(tmp_path
     assert result.returncode == 2, result.stdout + result.stderr
     assert "ran out before the first example" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_example_observes_stripes_sessions_the_rows_and_the_targets_peak(server_url: str):
+    import httpx
+
+    from chaos.observation import PaymentOutcome
+    from chaos.run import reference_run
+    from strategies import busy_night
+
+    with reference_run(database_url=server_url, concurrency=8) as runner:
+        # a session of the coming example's event that no buyer was told about
+        event_id = f"chaos-{runner.run_id}-000001"
+        stray = httpx.post(f"{runner.stripe_url}/_chaos/checkout/sessions", trust_env=False,
+                           json={"amount_total": 100, "metadata": {"event_id": event_id}}).json()
+        result = runner.run_example(busy_night(8))
+    obs = result.observation
+    assert result.violations == []
+    by_id = {s.id: s for s in obs.sessions}
+    assert by_id.pop(stray["id"]).outcome is PaymentOutcome.UNPAID
+    assert len(by_id) == 8
+    assert {(s.outcome, s.quantity, s.amount_total, s.unit_price) for s in by_id.values()} == \
+        {(PaymentOutcome.PAID, 1, 2500, 2500)}
+    assert sorted(s.buyer for s in by_id.values()) == list(range(8))
+    assert sorted(row["checkout_session"] for row in obs.tickets_per_payment) == sorted(by_id)
+    assert [row["tickets"] for row in obs.tickets_per_ticket_type] == [8]
+    assert obs.stripe_calls == ()  # the reference service's webhook door never calls Stripe
+    assert result.history.target_peak_in_flight == 8
+    assert result.history.client_peak_in_flight == 8
