@@ -155,6 +155,12 @@ class Runner:
         self._records_seq = 0
 
     def run_example(self, scenario: Scenario) -> ExampleResult:
+        """Install the scenario's fixture, fire it, observe, check: one example.
+
+        Raises OutOfTime when the run's deadline passes first, TargetError
+        when the target is down, hangs or fails everything, InfrastructureError
+        when the fake Stripe or the database fails.
+        """
         budget = self.example_timeout
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
