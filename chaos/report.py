@@ -3,8 +3,11 @@ summary), and each finding as a replayable case file.
 
 The JSON contract other tools and CI rely on: ``verdict`` ("pass" | "fail" |
 "error"), ``examples``, ``failures`` (each with ``invariant``, ``requests``,
-``schedule``, ``replay``), ``http`` (``requests``, ``failed``, ``p95_ms``) and
-``concurrency`` (``requested``, ``peak_in_flight`` as the target saw it).
+``schedule``, ``replay``), ``http`` (``requests``, ``failed``, ``p95_ms``),
+``concurrency`` (``requested``, ``peak_in_flight`` as the target saw it,
+``client_peak_in_flight``, ``start_skew_ms``), ``invariants`` (name: "pass" |
+"fail" | "flaky"), ``evidence`` (name: violations with their rows) and
+``thresholds`` (name: ``verdict``, value, limit).
 Every string passes through the redactor before it is written.
 """
 
@@ -34,22 +37,35 @@ class Report:
     findings: list[dict[str, Any]] = field(default_factory=list)
     http: dict[str, Any] = field(default_factory=dict)
     concurrency: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profile: str = "default"
+    stopped: str | None = None
     error: str | None = None
     seconds: float = 0.0
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
+        flaky = {f["invariant"] for f in self.findings} - broken
+        evidence: dict[str, list[dict[str, Any]]] = {}
+        for f in self.findings:
+            evidence.setdefault(f["invariant"], []).extend(f["violations"])
         data = {
             "verdict": self.verdict,
             "examples": self.examples,
             "seed": self.seed,
+            "profile": self.profile,
             "seconds": round(self.seconds, 2),
             "target": self.target,
-            "invariants": {name: ("fail" if name in broken else "pass") for name in INVARIANTS},
+            "invariants": {name: ("fail" if name in broken else "flaky" if name in flaky
+                                  else "pass") for name in INVARIANTS},
+            "evidence": evidence,
+            "thresholds": self.thresholds,
             "failures": self.findings,
             "http": self.http,
             "concurrency": {"requested": self.requested_concurrency, **self.concurrency},
         }
+        if self.stopped:
+            data["stopped"] = self.stopped
         if self.error:
             data["error"] = self.error
         return redactor.value(data)
@@ -101,6 +117,7 @@ def finding_data(finding: Finding, *, replay: str, phase: str = "search") -> dic
         "invariant": finding.invariant,
         "status": finding.status,
         "reproduced": f"{finding.reproduced}/{finding.attempts}",
+        "note": finding.note,
         "phase": phase,
         "requests": finding.scenario.requests,
         "schedule": finding.scenario.to_data(),
@@ -133,12 +150,18 @@ def summary(report: Report) -> str:
             f"{conc['requested']} requested; start skew {conc.get('start_skew_ms', 0):.1f} ms"
         )
     for name, verdict in data["invariants"].items():
-        lines.append(f"  {name:<30} {verdict.upper()}")
+        lines.append(f"  {name:<32} {verdict.upper()}")
+    for name, limit in data["thresholds"].items():
+        lines.append(f"  {name:<32} {limit['verdict'].upper()}")
+    if data.get("stopped") == "max-seconds":
+        lines.append("  stopped early: --max-seconds reached")
     for f in data["failures"]:
         lines.append("")
         lines.append(f"{f['status']} {f['invariant']} (reproduced {f['reproduced']}), "
                      f"{'shrunk to' if f['phase'] == 'search' else 'load phase,'} "
                      f"{f['requests']} request{'s' if f['requests'] != 1 else ''}:")
+        if f.get("note"):
+            lines.append(f"  ({f['note']})")
         lines.extend(f"  {step}" for step in f["steps"])
         for v in f["violations"]:
             lines.append(f"  broken: {v['message']}")
