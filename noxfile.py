@@ -89,3 +89,13 @@ def lint(session: nox.Session) -> None:
     session.install(".[lint]")
     session.run("ruff", "check", "chaos", "strategies", "tests", "noxfile.py")
     session.run("mypy", "--ignore-missing-imports", "chaos", "strategies")
+
+
+@nox.session(default=False)
+def executor_bench(session: nox.Session) -> None:
+    """Start skew and in-flight peak at the reference service for waves of 50, 200 and 1,000.
+
+    Example: ``nox -s executor_bench -- --database-url postgresql://127.0.0.1:5432/test``.
+    """
+    session.install(".")
+    session.run("python", "benchmarks/executor.py", *session.posargs)

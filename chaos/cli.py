@@ -1,6 +1,7 @@
 """The command line: the only place that parses arguments and exits.
 
     python -m chaos [run] [--examples N] [--concurrency N] [--seed S] [--bug NAME]...
+                    [--profile NAME] [--attempts N] [--confirm-runs N] [--max-seconds S]
     python -m chaos replay FILE...
     python -m chaos replay --expect FILE|DIR...     (the regression suite)
     python -m chaos reference --port P --database-url URL [--schema S] [--bug NAME]...
@@ -57,14 +58,41 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside (0, 1]")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     top = _Parser(prog="chaos", description="Property-based chaos and idempotency tester "
                   "for Stripe payment flows.")
     sub = top.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="search for invariant violations (the default)")
-    run.add_argument("--examples", type=_int_in(1, 1_000_000), default=100,
-                     help="scenarios to generate (default 100)")
+    run.add_argument("--examples", type=_int_in(1, 1_000_000), default=None,
+                     help="scenarios to generate (default: the profile's, 100 for default)")
+    run.add_argument("--profile", choices=("default", "dev", "ci", "thorough"), default="default",
+                     help="Hypothesis settings: dev (20 examples, example database), ci "
+                          "(derandomized, no database), thorough (2,000 examples)")
+    run.add_argument("--attempts", type=_int_in(1, 100), default=3,
+                     help="tries per example once a failure was seen, for races (default 3)")
+    run.add_argument("--confirm-runs", type=_int_in(1, 1000), default=5,
+                     help="re-runs of each shrunk failure to measure how often it fails "
+                          "(default 5)")
+    run.add_argument("--max-seconds", type=_seconds, default=3600.0,
+                     help="deadline for the whole run; it stops cleanly and reports what it "
+                          "found (default 3600)")
+    run.add_argument("--max-error-rate", type=_fraction, default=0.01,
+                     help="threshold http-error-rate: fail at this share of requests in "
+                          "error or more (default 0.01)")
+    run.add_argument("--max-p95", type=_seconds, default=5.0,
+                     help="threshold http-p95: fail when the p95 latency reaches this many "
+                          "seconds (default 5)")
     run.add_argument("--concurrency", type=_int_in(1, 10_000), default=50,
                      help="requests in flight at most, and the size of the load wave (default 50)")
     run.add_argument("--seed", type=_int_in(0, 2**63), default=None,
@@ -144,8 +172,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.database import check_database_url
     from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
-    from chaos.run import reference_run
+    from chaos.run import OutOfTime, reference_run
     from chaos.search import Finding, search
+    from chaos.thresholds import Thresholds
     from strategies import busy_night, scenarios
 
     _check_outputs(args)
@@ -157,23 +186,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     bugs = parse_bugs(args.bug)
     if args.database_url:
         check_database_url(args.database_url)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+    # ci is derandomized (without --seed it draws the same scenarios every run); dev keeps
+    # Hypothesis' example database, which Hypothesis does not use under a fixed seed
+    seed = args.seed if args.seed is not None or args.profile in ("ci", "dev") \
+        else secrets.randbelow(2**32)
     target = {"kind": "reference", "bugs": sorted(bugs)}
-    report = reports.Report(target=target, seed=seed, requested_concurrency=args.concurrency)
+    report = reports.Report(target=target, seed=seed, requested_concurrency=args.concurrency,
+                            profile=args.profile)
     started = time.monotonic()
+    deadline = started + args.max_seconds
     try:
         with watch.runs(reference_run)(bugs=bugs, database_url=args.database_url,
                            concurrency=args.concurrency, request_timeout=args.request_timeout,
                            example_timeout=args.example_timeout,
                            reference_port=args.reference_port,
                            stripe_port=args.stripe_port) as runner:
-            load = runner.run_example(busy_night(args.concurrency))
-            result = search(runner.run_example, scenarios(), examples=args.examples, seed=seed)
-            metrics = runner.read_target_metrics() or {}
+            runner.deadline = deadline
+            load = None
+            try:
+                load = runner.run_example(busy_night(args.concurrency))
+            except OutOfTime:
+                pass
+            result = search(runner.run_example, scenarios(), examples=args.examples, seed=seed,
+                            attempts=args.attempts, confirm_runs=args.confirm_runs,
+                            profile=args.profile, deadline=deadline)
             report.examples = result.examples
+            report.stopped = result.stopped if load is not None else "max-seconds"
+            if load is None and not result.examples:
+                raise UsageError(f"--max-seconds {args.max_seconds:g} ran out before the first "
+                                 f"example (start-up took {time.monotonic() - started:.1f} s): "
+                                 "raise it")
             findings = [(f, "search") for f in result.findings]
-            if load.violations and not any(f.invariant == load.violations[0].invariant
-                                           for f, _ in findings):
+            if load is not None and load.violations and not any(
+                    f.invariant == load.violations[0].invariant for f, _ in findings):
                 v = load.violations[0]
                 findings.append((Finding(invariant=v.invariant, scenario=load.scenario,
                                          violations=[x for x in load.violations
@@ -183,13 +228,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 report.findings.append(_record(finding, phase, target=target, seed=seed,
                                                corpus=args.corpus, watch=watch, log=log))
             report.http = runner.stats.to_data()
-            report.concurrency = {
-                "peak_in_flight": metrics.get("peak_in_flight"),
-                "client_peak_in_flight": runner.stats.client_peak_in_flight,
-                "start_skew_ms": round(runner.stats.start_skew * 1000, 2),
-            }
-            report.verdict = "fail" if any(f["status"] == "FAILED"
-                                           for f in report.findings) else "pass"
+            report.concurrency = runner.stats.concurrency_data()
+            report.thresholds = runner.stats.thresholds(
+                Thresholds(max_error_rate=args.max_error_rate, max_p95=args.max_p95))
+            if result.error is not None:
+                raise result.error
+            report.verdict = "fail" if any(f["status"] == "FAILED" for f in report.findings) \
+                or any(t["verdict"] == "fail" for t in report.thresholds.values()) else "pass"
     except ChaosError as exc:
         report.error = str(exc)
         report.verdict = "error"
@@ -225,7 +270,7 @@ def _check_target_secrets() -> None:
         check_stripe_key(os.environ["CHAOS_STRIPE_API_KEY"], what="CHAOS_STRIPE_API_KEY")
 
 
-def _record(finding: Any, phase: str, *, target: dict[str, Any], seed: int, corpus: Path,
+def _record(finding: Any, phase: str, *, target: dict[str, Any], seed: int | None, corpus: Path,
             watch: Any, log: Any) -> dict[str, Any]:
     """Save a confirmed finding in the corpus; return it as the report carries it.
     A FLAKY one (it did not fail again) is reported but kept out of the corpus."""
@@ -346,11 +391,12 @@ def _check_database(url: str, redact) -> None:
 
 
 def cmd_fake_stripe(args: argparse.Namespace) -> int:
-    from chaos.fake_stripe import create_app
+    from chaos.fake_stripe import Connections, create_app
     from chaos.serve import bind, serve
 
     sock = bind(args.port)
-    serve(create_app(), sock)
+    connections = Connections()
+    serve(create_app(connections=connections), sock, http=connections.protocol())
     return EXIT_PASS
 
 

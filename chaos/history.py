@@ -1,9 +1,21 @@
 """The history: every request the tester sent and what came back.
 
 Each operation ends in one of three outcomes, as Jepsen records them:
-``ok`` (a 2xx answer), ``fail`` (a non-2xx answer, or the request certainly
-never arrived), ``info`` (no answer: it may or may not have taken effect).
-Checkers must never assume an ``info`` operation failed or succeeded.
+
+- ``ok``: a 2xx answer;
+- ``fail``: a non-2xx answer, or the request certainly never arrived (the
+  connection was refused: ``sent`` is false);
+- ``info``: no answer: it may or may not have taken effect.
+
+Checkers must never assume an ``info`` operation failed or succeeded. They
+should not assume a non-2xx answer changed nothing either: a service can
+commit and then answer 500. Only a request that was never sent is certain
+to have had no effect (:func:`may_have_taken_effect`).
+
+Times are ``trio.current_time()`` (monotonic seconds). ``start`` is when the
+request's bytes were handed to the kernel (or, when it was never sent, when
+the attempt began); ``end`` is when the answer was complete or the attempt
+gave up.
 """
 
 from __future__ import annotations
@@ -15,6 +27,8 @@ from typing import Any
 
 
 class Outcome(StrEnum):
+    """What the client knows about an operation: it happened, it did not, or unknown."""
+
     OK = "ok"
     FAIL = "fail"
     INFO = "info"
@@ -22,20 +36,33 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Op:
+    """One request and its answer, as the client saw it.
+
+    ``ref`` carries the abstract reference the request was built from, with
+    the real ids it resolved to. Checkers read these keys: ``buyer``;
+    for deliveries ``event`` (type), ``event_id``, ``session``,
+    ``payment_intent``, ``signature`` (variant) and, for
+    ``checkout.session.*`` events, ``payment_status`` of the payload; for
+    checkout attempts ``idempotency_key`` and ``tampered`` (true when the
+    client sent a price or total that is not the database's).
+    """
+
     index: int
-    kind: str              # "deliver", "stripe.create_session", "stripe.pay", ...
+    kind: str              # "deliver", "checkout", "stripe.create_session", "stripe.pay", ...
     door: str              # "target" (the system under test) or "stripe" (the fake Stripe)
     method: str
     path: str
     wave: int | None       # schedule wave, None for set-up calls
     step: int | None       # index of the scenario step, None for set-up calls
-    start: float           # trio.current_time() when sent
+    start: float           # when sent (see module docstring)
     end: float             # when the answer (or the error) came
     status: int | None
     outcome: Outcome
     body: str              # excerpt of the answer
     error: str | None = None
     ref: dict[str, Any] = field(default_factory=dict)   # abstract reference resolved
+    offset: float = 0.0    # seconds after the wave's barrier the step asked to be fired
+    sent: bool = True      # False: the request certainly never reached the target
 
     @property
     def latency(self) -> float:
@@ -46,15 +73,44 @@ class Op:
             "index": self.index, "kind": self.kind, "door": self.door,
             "method": self.method, "path": self.path, "wave": self.wave, "step": self.step,
             "start": round(self.start, 6), "end": round(self.end, 6),
+            "offset": self.offset, "sent": self.sent,
             "status": self.status, "outcome": self.outcome.value, "body": self.body,
             "error": self.error, "ref": self.ref,
         }
 
 
+def may_have_taken_effect(op: Op) -> bool:
+    """Could this request have changed the target's state? Yes unless it was
+    never sent: an answer of any status, or no answer at all, leaves it open."""
+    return op.sent
+
+
+@dataclass(frozen=True)
+class WaveRecord:
+    """How one wave went out: its barrier, how tight the start was, what was in flight.
+
+    ``skew`` is the spread of send times among the requests that were
+    connected before the barrier and asked for no offset: the figure that
+    says whether "together" really was together.
+    """
+
+    wave: int | None        # schedule wave, None for a set-up phase
+    barrier: float          # when the barrier opened
+    requests: int
+    preconnected: int       # connections opened before the barrier
+    skew: float             # seconds
+    client_peak_in_flight: int
+
+
 @dataclass
 class History:
+    """Every operation of one example, in the order the answers came, and its waves."""
+
     ops: list[Op] = field(default_factory=list)
+    waves: list[WaveRecord] = field(default_factory=list)
     client_peak_in_flight: int = 0
+    #: The target's own count of requests in flight at its peak, where it exposes one.
+    target_peak_in_flight: int | None = None
 
     def append(self, op: Op) -> None:
         self.ops.append(op)
@@ -65,13 +121,15 @@ class History:
     def at_target(self) -> list[Op]:
         return [op for op in self.ops if op.door == "target"]
 
+    def schedule_waves(self) -> list[WaveRecord]:
+        return [w for w in self.waves if w.wave is not None]
+
     def wave_skew(self) -> float:
-        """The widest spread of start times within one wave, in seconds."""
-        by_wave: dict[int, list[float]] = {}
-        for op in self.ops:
-            if op.wave is not None:
-                by_wave.setdefault(op.wave, []).append(op.start)
-        return max((max(s) - min(s) for s in by_wave.values()), default=0.0)
+        """The widest start skew of any schedule wave, in seconds."""
+        return max((w.skew for w in self.schedule_waves()), default=0.0)
+
+    def largest_wave(self) -> int:
+        return max((w.requests for w in self.schedule_waves()), default=0)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,38 +1,49 @@
-"""Invariants: pure checks over what was sent (history) and what the target
-stored (database rows). Each has a stable name used in reports.
+"""Invariants: pure checks over one example's :class:`~chaos.observation.Observation`.
+
+Each has a stable name (used in reports, bug docstrings and JUnit) and
+returns its violations, each with a one-line message and the evidence rows.
 
 ``info`` operations (no answer) are never assumed to have failed or
-succeeded: an invariant holds if it holds for some resolution of them.
+succeeded: an invariant holds if it holds for some resolution of them. In
+practice every check below only draws obligations from what is certain (a
+2xx answer, a definite 4xx/5xx status, Stripe's own records, the target's
+rows), and treats any request that was sent as possibly effective, so an
+unanswered request can always be resolved in the target's favour:
+
+- a 2xx answer obliges (``no-lost-payment``, ``refund-voids-tickets``,
+  ``duplicate-delivery-acknowledged``); an unanswered one never does;
+- a status that is not the required one breaks a rule
+  (``forged-delivery-rejected``, ``duplicate-delivery-acknowledged``);
+  no status at all could still have been the required one;
+- effects may come from any sent request (``forged-delivery-rejected``'s
+  "changes nothing" only blames forged deliveries when no accepted delivery
+  of the same payment was even sent).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.history import History, Outcome
+from chaos.history import Op, Outcome, may_have_taken_effect
+from chaos.observation import Observation, PaymentOutcome, Session
 
-
-@dataclass(frozen=True)
-class Payment:
-    """A payment the tester made: whose, which intent, how many tickets it buys."""
-
-    buyer: int
-    payment_intent: str
-    quantity: int
-
-
-@dataclass(frozen=True)
-class Observation:
-    payments: list[Payment]
-    history: History
-    #: One row per payment intent: {"payment_intent", "orders", "tickets"}.
-    tickets_per_payment: list[dict[str, Any]]
+#: Signature variants a correct endpoint must accept.
+ACCEPTED_SIGNATURES = frozenset({"valid", "rotated"})
+#: Signature variants a correct endpoint must reject with 4xx. (``future`` is
+#: neither: Stripe's own libraries accept a future timestamp.)
+FORGED_SIGNATURES = frozenset({"tampered", "wrong-secret", "stale", "missing"})
+#: Events whose acceptance means "this payment is done: issue the tickets".
+COMPLETED = "checkout.session.completed"
+ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+REFUND_EVENTS = frozenset({"charge.refunded"})
 
 
 @dataclass(frozen=True)
 class Violation:
+    """One breach of one invariant: what broke, and the rows that show it."""
+
     invariant: str
     message: str
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -41,60 +52,336 @@ class Violation:
         return {"invariant": self.invariant, "message": self.message, "rows": self.rows}
 
 
-def _rows_by_intent(obs: Observation) -> dict[str, dict[str, Any]]:
-    return {row["payment_intent"]: row for row in obs.tickets_per_payment}
+# -- reading the observation ------------------------------------------------
+
+def _deliveries(obs: Observation) -> list[Op]:
+    return [op for op in obs.history.ops if op.kind == "deliver" and op.door == "target"]
 
 
-def _acknowledged(obs: Observation, payment: Payment) -> bool:
-    """Did the target answer 2xx to a delivery of this payment's completion?"""
-    return any(
-        op.kind == "deliver" and op.outcome is Outcome.OK
-        and op.ref.get("payment_intent") == payment.payment_intent
-        and op.ref.get("event") == "checkout.session.completed"
-        and op.ref.get("signature", "valid") == "valid"
-        for op in obs.history.ops
-    )
+def _signature(op: Op) -> str:
+    return str(op.ref.get("signature", "valid"))
 
+
+def _accepted(op: Op) -> bool:
+    return _signature(op) in ACCEPTED_SIGNATURES
+
+
+def _forged(op: Op) -> bool:
+    return _signature(op) in FORGED_SIGNATURES
+
+
+def _is_for(op: Op, session: Session) -> bool:
+    if op.ref.get("session") is not None:
+        return op.ref.get("session") == session.id
+    return session.payment_intent is not None and op.ref.get("payment_intent") == session.payment_intent
+
+
+def _fulfils(op: Op) -> bool:
+    """Does this delivery carry "the payment succeeded" for its session?"""
+    event = op.ref.get("event")
+    return event == ASYNC_SUCCEEDED or (event == COMPLETED
+                                        and op.ref.get("payment_status", "paid") == "paid")
+
+
+def _refunds(op: Op) -> bool:
+    return op.ref.get("event") in REFUND_EVENTS
+
+
+def _rows_for(obs: Observation, session: Session) -> list[dict[str, Any]]:
+    """The target's rows for this session: keyed by session id, else by payment intent."""
+    return [row for row in obs.tickets_per_payment
+            if (row.get("checkout_session") is not None and row["checkout_session"] == session.id)
+            or (row.get("checkout_session") is None and session.payment_intent is not None
+                and row.get("payment_intent") == session.payment_intent)]
+
+
+def _tickets(rows: Iterable[dict[str, Any]]) -> int:
+    return sum(int(row["tickets"] or 0) for row in rows)
+
+
+def _orders(rows: Iterable[dict[str, Any]]) -> int:
+    return sum(int(row["orders"] or 0) for row in rows)
+
+
+def _name(session: Session) -> str:
+    who = f" (buyer {session.buyer + 1})" if session.buyer is not None else ""
+    if session.payment_intent:
+        return f"payment {session.payment_intent}{who}"
+    return f"session {session.id}{who}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def _acknowledged(obs: Observation, session: Session, kind: Callable[[Op], bool]) -> list[Op]:
+    """Accepted-signature deliveries of this kind for this session that answered 2xx."""
+    return [op for op in _deliveries(obs)
+            if op.outcome is Outcome.OK and _accepted(op) and kind(op) and _is_for(op, session)]
+
+
+def _op_row(op: Op) -> dict[str, Any]:
+    return {"request": op.index + 1, "kind": op.kind, "event": op.ref.get("event"),
+            "event_id": op.ref.get("event_id"), "signature": _signature(op),
+            "status": op.status, "outcome": op.outcome.value}
+
+
+# -- the invariants -----------------------------------------------------------
 
 def one_ticket_set_per_payment(obs: Observation) -> list[Violation]:
-    """A paid payment intent has no tickets yet, or exactly one set: never two
-    sets, never a partial set, whatever number of deliveries arrived."""
-    rows = _rows_by_intent(obs)
+    """A paid payment has no tickets yet, or exactly one set (its quantity):
+    never two sets, never a partial set, whatever number of deliveries arrived."""
     found = []
-    for p in obs.payments:
-        row = rows.get(p.payment_intent)
-        tickets = row["tickets"] if row else 0
-        if tickets not in (0, p.quantity):
+    for s in obs.sessions:
+        if not s.outcome.holds_tickets or s.quantity is None:
+            continue
+        rows = _rows_for(obs, s)
+        tickets = _tickets(rows)
+        if tickets not in (0, s.quantity):
             found.append(Violation(
                 "one-ticket-set-per-payment",
-                f"payment {p.payment_intent} (buyer {p.buyer + 1}) bought {p.quantity} "
-                f"ticket{'s' if p.quantity != 1 else ''} but has {tickets} in "
-                f"{row['orders'] if row else 0} order(s)",
-                [row] if row else [],
+                f"{_name(s)} bought {_plural(s.quantity, 'ticket')} but has {tickets} in "
+                f"{_orders(rows)} order(s)",
+                rows,
+            ))
+    return found
+
+
+def no_oversold_ticket_type(obs: Observation) -> list[Violation]:
+    """No ticket type has more valid tickets, or more units the service itself
+    counts as taken, than its capacity."""
+    found = []
+    for row in obs.tickets_per_ticket_type:
+        capacity, tickets, reserved = int(row["capacity"]), int(row["tickets"] or 0), row["reserved"]
+        if tickets > capacity:
+            found.append(Violation(
+                "no-oversold-ticket-type",
+                f"ticket type {row['ticket_type']} has {tickets} valid tickets for a capacity "
+                f"of {capacity}",
+                [row],
+            ))
+        elif reserved is not None and int(reserved) > capacity:
+            found.append(Violation(
+                "no-oversold-ticket-type",
+                f"ticket type {row['ticket_type']} counts {reserved} units taken for a capacity "
+                f"of {capacity}",
+                [row],
             ))
     return found
 
 
 def no_lost_payment(obs: Observation) -> list[Violation]:
-    """A completion the target acknowledged with 2xx has its tickets."""
-    rows = _rows_by_intent(obs)
+    """A paid completion the target acknowledged with 2xx has its tickets
+    (unless the payment was refunded or disputed since)."""
     found = []
-    for p in obs.payments:
-        row = rows.get(p.payment_intent)
-        tickets = row["tickets"] if row else 0
-        if tickets < p.quantity and _acknowledged(obs, p):
+    for s in obs.sessions:
+        if s.outcome is not PaymentOutcome.PAID or s.quantity is None:
+            continue
+        acks = _acknowledged(obs, s, _fulfils)
+        rows = _rows_for(obs, s)
+        tickets = _tickets(rows)
+        if acks and tickets < s.quantity:
             found.append(Violation(
                 "no-lost-payment",
-                f"payment {p.payment_intent} (buyer {p.buyer + 1}) was acknowledged with 2xx "
-                f"but has {tickets} of {p.quantity} tickets",
-                [row] if row else [],
+                f"{_name(s)} was acknowledged with 2xx but has {tickets} of {s.quantity} tickets",
+                rows + [_op_row(acks[0])],
             ))
     return found
 
 
+def no_tickets_without_payment(obs: Observation) -> list[Violation]:
+    """Tickets exist only for payments Stripe says succeeded: an unpaid, failed
+    or expired session has none, and so has a session Stripe does not know."""
+    found = []
+    for s in obs.sessions:
+        if s.outcome in (PaymentOutcome.UNPAID, PaymentOutcome.FAILED, PaymentOutcome.EXPIRED):
+            rows = _rows_for(obs, s)
+            tickets = _tickets(rows)
+            if tickets > 0:
+                found.append(Violation(
+                    "no-tickets-without-payment",
+                    f"{_name(s)} is {s.outcome.value} at Stripe but has "
+                    f"{_plural(tickets, 'valid ticket')}",
+                    rows,
+                ))
+    known = {id(row) for s in obs.sessions for row in _rows_for(obs, s)}
+    for row in obs.tickets_per_payment:
+        if id(row) not in known and int(row["tickets"] or 0) > 0:
+            what = (f"checkout session {row['checkout_session']}" if row.get("checkout_session")
+                    else f"payment {row.get('payment_intent')}")
+            found.append(Violation(
+                "no-tickets-without-payment",
+                f"{what} has {_plural(int(row['tickets']), 'valid ticket')} but Stripe holds no "
+                "such payment for this event",
+                [row],
+            ))
+    return found
+
+
+def refund_voids_tickets(obs: Observation) -> list[Violation]:
+    """A refund the target acknowledged with 2xx leaves no valid tickets for
+    its payment, and the units go back: what the service counts as taken fits
+    in the payments that were not refunded."""
+    found = []
+    refunded_ack: set[str] = set()
+    for s in obs.sessions:
+        if s.outcome is not PaymentOutcome.REFUNDED:
+            continue
+        acks = _acknowledged(obs, s, _refunds)
+        if not acks:
+            continue
+        refunded_ack.add(s.id)
+        rows = _rows_for(obs, s)
+        tickets = _tickets(rows)
+        if tickets > 0:
+            found.append(Violation(
+                "refund-voids-tickets",
+                f"{_name(s)} was refunded and the refund acknowledged with 2xx, but "
+                f"{_plural(tickets, 'ticket')} {'is' if tickets == 1 else 'are'} still valid",
+                rows + [_op_row(acks[0])],
+            ))
+    for row in obs.tickets_per_ticket_type:
+        if row["reserved"] is None:
+            continue
+        of_type = [s for s in obs.sessions if s.ticket_type == row["ticket_type"]]
+        if not any(s.id in refunded_ack for s in of_type) or any(s.quantity is None for s in of_type):
+            continue
+        held = sum(s.quantity or 0 for s in of_type if s.id not in refunded_ack)
+        if int(row["reserved"]) > held:
+            found.append(Violation(
+                "refund-voids-tickets",
+                f"ticket type {row['ticket_type']} still counts {row['reserved']} units taken "
+                f"after refunds; the payments that were not refunded hold at most {held}",
+                [row],
+            ))
+    return found
+
+
+def forged_delivery_rejected(obs: Observation) -> list[Violation]:
+    """A forged, tampered, stale, unsigned or wrong-secret delivery answers 4xx
+    and changes nothing."""
+    found = []
+    for op in _deliveries(obs):
+        if _forged(op) and op.status is not None and not 400 <= op.status < 500:
+            found.append(Violation(
+                "forged-delivery-rejected",
+                f"request {op.index + 1}: a delivery of {op.ref.get('event')} signed "
+                f"'{_signature(op)}' answered {op.status}; it must be rejected with 4xx",
+                [_op_row(op)],
+            ))
+    ops = _deliveries(obs)
+    for s in obs.sessions:
+        mine = [op for op in ops if _is_for(op, s)]
+        forged = [op for op in mine if _forged(op) and may_have_taken_effect(op)]
+        if not forged:
+            continue
+        rows = _rows_for(obs, s)
+        accepted_sent = [op for op in mine if not _forged(op) and may_have_taken_effect(op)]
+        if not accepted_sent and _tickets(rows) > 0:
+            found.append(Violation(
+                "forged-delivery-rejected",
+                f"{_name(s)} has {_plural(_tickets(rows), 'valid ticket')} although only forged "
+                "deliveries for it arrived",
+                rows + [_op_row(op) for op in forged],
+            ))
+            continue
+        forged_refunds = [op for op in forged if _refunds(op)]
+        real_refunds = [op for op in accepted_sent if _refunds(op)]
+        if (forged_refunds and not real_refunds and s.quantity is not None
+                and _acknowledged(obs, s, _fulfils) and _tickets(rows) < s.quantity):
+            found.append(Violation(
+                "forged-delivery-rejected",
+                f"{_name(s)} has {_tickets(rows)} of {s.quantity} tickets valid although only "
+                "forged deliveries of its refund arrived",
+                rows + [_op_row(op) for op in forged_refunds],
+            ))
+    return found
+
+
+def charged_database_price(obs: Observation) -> list[Violation]:
+    """Stripe charges the database's price times the quantity, whatever the
+    client sent."""
+    found = []
+    sent = {c.session: c for c in obs.checkouts if c.session}
+    for s in obs.sessions:
+        if s.unit_price is None or s.quantity is None:
+            continue
+        expected = s.unit_price * s.quantity
+        if s.amount_total != expected:
+            attempt = sent.get(s.id)
+            row = {"session": s.id, "amount_total": s.amount_total, "unit_price": s.unit_price,
+                   "quantity": s.quantity}
+            if attempt is not None:
+                row.update(sent_unit_price=attempt.sent_unit_price, sent_total=attempt.sent_total)
+            found.append(Violation(
+                "charged-database-price",
+                f"{_name(s)} is charged {s.amount_total} but the database price is "
+                f"{s.unit_price} x {s.quantity} = {expected}",
+                [row],
+            ))
+    return found
+
+
+def one_session_per_idempotency_key(obs: Observation) -> list[Violation]:
+    """All checkout attempts that share an idempotency key end in at most one
+    Stripe session (counted from the target's answers and Stripe's records)."""
+    found = []
+    keys = sorted({c.idempotency_key for c in obs.checkouts if c.idempotency_key})
+    for key in keys:
+        attempts = [c for c in obs.checkouts if c.idempotency_key == key]
+        sessions = {c.session for c in attempts if c.session}
+        sessions |= {s.id for s in obs.sessions if s.idempotency_key == key}
+        sessions |= {call.object_id for call in obs.stripe_calls
+                     if call.idempotency_key == key and call.object_id
+                     and call.path.rstrip("/") == "/v1/checkout/sessions" and call.method == "POST"
+                     and 200 <= call.status < 300}
+        if len(sessions) > 1:
+            found.append(Violation(
+                "one-session-per-idempotency-key",
+                f"idempotency key {key} (buyer {attempts[0].buyer + 1}) produced "
+                f"{len(sessions)} Stripe sessions: {', '.join(sorted(sessions))}",
+                [{"idempotency_key": key, "sessions": sorted(sessions),
+                  "attempts": len(attempts)}],
+            ))
+    return found
+
+
+def duplicate_delivery_acknowledged(obs: Observation) -> list[Violation]:
+    """Once one delivery of an event was acknowledged with 2xx, every other
+    delivery of it (a duplicate, in flight at the same time or later) answers
+    2xx too: anything else makes Stripe retry for days."""
+    found = []
+    by_event: dict[Any, list[Op]] = {}
+    for op in _deliveries(obs):
+        if _accepted(op):
+            key = op.ref.get("event_id") or (op.ref.get("buyer"), op.ref.get("event"))
+            by_event.setdefault(key, []).append(op)
+    for ops in by_event.values():
+        for d in ops:
+            if d.status is None or 200 <= d.status < 300:
+                continue
+            acked = [o for o in ops if o is not d and o.outcome is Outcome.OK and o.start < d.end]
+            if acked:
+                found.append(Violation(
+                    "duplicate-delivery-acknowledged",
+                    f"request {d.index + 1}: a duplicate delivery of {d.ref.get('event')} "
+                    f"answered {d.status} after request {acked[0].index + 1} was acknowledged",
+                    [_op_row(acked[0]), _op_row(d)],
+                ))
+    return found
+
+
+#: Every invariant, by its stable name, in the order of the shared contract.
 INVARIANTS: dict[str, Callable[[Observation], list[Violation]]] = {
     "one-ticket-set-per-payment": one_ticket_set_per_payment,
+    "no-oversold-ticket-type": no_oversold_ticket_type,
     "no-lost-payment": no_lost_payment,
+    "no-tickets-without-payment": no_tickets_without_payment,
+    "refund-voids-tickets": refund_voids_tickets,
+    "forged-delivery-rejected": forged_delivery_rejected,
+    "charged-database-price": charged_database_price,
+    "one-session-per-idempotency-key": one_session_per_idempotency_key,
+    "duplicate-delivery-acknowledged": duplicate_delivery_acknowledged,
 }
 
 

@@ -12,9 +12,12 @@ import itertools
 import os
 import secrets
 import tempfile
+import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
@@ -23,48 +26,83 @@ from chaos import invariants
 from chaos.client import Plan, plan, ticket_type_id
 from chaos.database import Database, embedded_server
 from chaos.errors import InfrastructureError, TargetError
-from chaos.executor import fire_wave
-from chaos.history import History, Outcome, percentile
+from chaos.executor import Executor, ensure_descriptors
+from chaos.history import History, Op, Outcome, percentile
 from chaos.log import redactor
+from chaos.observation import (
+    PAYMENT_COLUMNS,
+    TICKET_TYPE_COLUMNS,
+    Checkout,
+    Observation,
+    Session,
+    StripeCall,
+    payment_outcome,
+)
 from chaos.reference.bugs import parse_bugs
 from chaos.services import running
 from chaos.target import Target
+from chaos.thresholds import Thresholds, is_error
 from chaos.transport import LoopbackTransport
 from strategies import Scenario
+
+
+@dataclass(frozen=True)
+class StripeView:
+    """What the fake Stripe holds after an example (None: it could not tell)."""
+
+    sessions: list[dict[str, Any]] | None = None
+    calls: list[StripeCall] | None = None
+
+
+class OutOfTime(Exception):
+    """The run's whole-run deadline (``--max-seconds``) passed before or during an example."""
 
 
 @dataclass(frozen=True)
 class ExampleResult:
     scenario: Scenario
     history: History
-    observation: invariants.Observation
+    observation: Observation
     violations: list[invariants.Violation]
 
 
 @dataclass
 class HttpStats:
-    """Requests at the target over the whole run (set-up calls excluded)."""
+    """Requests at the target over the whole run (set-up calls excluded), and
+    the concurrency achieved: in flight as the client and the target saw it,
+    and the start skew of every schedule wave."""
 
     requests: int = 0
     failed: int = 0
+    unanswered: int = 0
     latencies: list[float] = field(default_factory=list)
     client_peak_in_flight: int = 0
-    start_skew: float = 0.0
+    target_peak_in_flight: int | None = None
+    skews: list[float] = field(default_factory=list)
 
     def add(self, history: History) -> None:
         for op in history.at_target():
             self.requests += 1
-            self.failed += op.outcome is not Outcome.OK
+            self.failed += is_error(op)
+            self.unanswered += op.status is None
             self.latencies.append(op.latency)
         self.client_peak_in_flight = max(self.client_peak_in_flight,
                                          history.client_peak_in_flight)
-        self.start_skew = max(self.start_skew, history.wave_skew())
+        if history.target_peak_in_flight is not None:
+            self.target_peak_in_flight = max(self.target_peak_in_flight or 0,
+                                             history.target_peak_in_flight)
+        self.skews.extend(w.skew for w in history.schedule_waves() if w.preconnected > 1)
+
+    @property
+    def start_skew(self) -> float:
+        return max(self.skews, default=0.0)
 
     def to_data(self) -> dict[str, float | int]:
         ms = [x * 1000 for x in self.latencies]
         return {
             "requests": self.requests,
             "failed": self.failed,
+            "unanswered": self.unanswered,
             "error_rate": round(self.failed / self.requests, 4) if self.requests else 0.0,
             "avg_ms": round(sum(ms) / len(ms), 2) if ms else 0.0,
             "p50_ms": round(percentile(ms, 50), 2),
@@ -72,41 +110,81 @@ class HttpStats:
             "max_ms": round(max(ms), 2) if ms else 0.0,
         }
 
+    def concurrency_data(self) -> dict[str, float | int | None]:
+        """The ``concurrency`` figures of the report (``requested`` is added by the report)."""
+        return {
+            "peak_in_flight": self.target_peak_in_flight,
+            "client_peak_in_flight": self.client_peak_in_flight,
+            "start_skew_ms": round(self.start_skew * 1000, 3),
+            "start_skew_p50_ms": round(percentile(self.skews, 50) * 1000, 3),
+            "waves_measured": len(self.skews),
+        }
+
+    def thresholds(self, limits: Thresholds) -> dict[str, dict[str, Any]]:
+        return limits.check(requests=self.requests, errors=self.failed,
+                            latencies=self.latencies)
+
+
+#: Requests at the target failing in a row (5xx, no answer, refused) that end the run.
+FAILING_STREAK = 20
+
 
 class Runner:
-    """Runs examples against one target; counts them and the HTTP they cost."""
+    """Runs examples against one target; counts them and the HTTP they cost.
+
+    Each example is bounded by ``example_timeout`` and by the run's
+    ``deadline`` (``time.monotonic()`` seconds, None: none), whichever comes
+    first. A target that refuses every connection, hangs, or fails
+    ``FAILING_STREAK`` requests in a row ends the run with a TargetError.
+    """
 
     def __init__(self, *, target: Target, stripe_url: str, db: Database, concurrency: int,
-                 request_timeout: float, example_timeout: float) -> None:
+                 request_timeout: float, example_timeout: float,
+                 deadline: float | None = None) -> None:
         self.target = target
         self.stripe_url = stripe_url
         self.db = db
         self.concurrency = concurrency
         self.request_timeout = request_timeout
         self.example_timeout = example_timeout
+        self.deadline = deadline
         self.run_id = secrets.token_hex(3)
         self.examples = 0
         self.stats = HttpStats()
         self._ids = itertools.count(1)
+        self._failing: list[Op] = []
+        self._records_seq = 0
 
     def run_example(self, scenario: Scenario) -> ExampleResult:
+        """Install the scenario's fixture, fire it, observe, check: one example.
+
+        Raises OutOfTime when the run's deadline passes first, TargetError
+        when the target is down, hangs or fails everything, InfrastructureError
+        when the fake Stripe or the database fails.
+        """
+        budget = self.example_timeout
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise OutOfTime("the run's deadline passed")
+            budget = min(budget, left)
         self.examples += 1
         event_id = f"chaos-{self.run_id}-{next(self._ids):06d}"
         self._install_fixture(scenario, event_id)
         the_plan = plan(scenario, target=self.target, stripe_url=self.stripe_url,
                         event_id=event_id)
-        history = trio.run(self._execute, the_plan)
+        history, finished, stripe = trio.run(self._execute, the_plan, event_id, budget)
+        if not finished:
+            if budget < self.example_timeout:
+                raise OutOfTime("the run's deadline passed during an example")
+            raise TargetError(
+                f"an example did not finish within {self.example_timeout:g} s: "
+                "the target or the fake Stripe hung; raise --example-timeout if it is just slow"
+            )
         self.stats.add(history)
         self._check_setup(history)
-        self._check_target_answered(history)
-        rows = self.db.fetch(self.target.tickets_per_payment_sql, event_id)
-        payments = [
-            invariants.Payment(buyer=b, payment_intent=binding.payment_intent,
-                               quantity=scenario.buyers[b].quantity)
-            for b, binding in enumerate(the_plan.bindings) if binding.payment_intent
-        ]
-        observation = invariants.Observation(payments=payments, history=history,
-                                             tickets_per_payment=rows)
+        self._check_target(history)
+        observation = self._observe(scenario, event_id, the_plan, history, stripe)
         return ExampleResult(scenario, history, observation, invariants.check(observation))
 
     def _install_fixture(self, scenario: Scenario, event_id: str) -> None:
@@ -116,28 +194,74 @@ class Runner:
             for i, tt in enumerate(scenario.ticket_types)
         ])
 
-    async def _execute(self, the_plan: Plan) -> History:
+    async def _execute(self, the_plan: Plan, event_id: str,
+                       budget: float) -> tuple[History, bool, StripeView]:
+        """Set-up, then the schedule's waves, then what Stripe holds; False when the
+        budget ran out first."""
         history = History()
-        transport = LoopbackTransport()
-        limiter = trio.CapacityLimiter(self.concurrency)
-        async with httpx.AsyncClient(transport=transport, timeout=self.request_timeout,
-                                     trust_env=False) as http:
-            with trio.move_on_after(self.example_timeout) as deadline:
-                for phase in the_plan.setup:
-                    await fire_wave(phase, http=http, limiter=limiter, history=history,
-                                    request_timeout=self.request_timeout)
-                    if any(op.outcome is not Outcome.OK for op in history.ops):
-                        return history
-                for wave in the_plan.waves:
-                    await fire_wave(wave, http=http, limiter=limiter, history=history,
-                                    request_timeout=self.request_timeout)
-        history.client_peak_in_flight = transport.peak_in_flight
-        if deadline.cancelled_caught:
-            raise TargetError(
-                f"an example did not finish within {self.example_timeout:g} s: "
-                "the target or the fake Stripe hung; raise --example-timeout if it is just slow"
-            )
-        return history
+        stripe = StripeView()
+        executor = Executor(concurrency=self.concurrency, request_timeout=self.request_timeout,
+                            history=history)
+        with trio.move_on_after(budget) as scope:
+            for phase in the_plan.setup:
+                await executor.fire_wave(phase)
+                if any(op.outcome is not Outcome.OK for op in history.ops):
+                    return history, True, stripe
+            metrics = await self._metrics(executor.transport, reset=True)
+            for w, wave in enumerate(the_plan.waves):
+                await executor.fire_wave(wave, wave=w)
+            if metrics is not None:
+                after = await self._metrics(executor.transport)
+                history.target_peak_in_flight = (after or {}).get("peak_in_flight")
+            stripe = await self._read_stripe(executor.transport, event_id)
+        return history, not scope.cancelled_caught, stripe
+
+    async def _read_stripe(self, transport: LoopbackTransport, event_id: str) -> StripeView:
+        """The example's sessions as the fake Stripe holds them (every session whose
+        metadata names the event) and the calls the target made to it since the
+        last example; None where this fake Stripe cannot tell."""
+        sessions = await self._control_get(transport, "/_chaos/objects/checkout.session",
+                                           {"metadata[event_id]": event_id})
+        records = await self._control_get(transport, "/_chaos/records",
+                                          {"since": str(self._records_seq)})
+        calls = None
+        if records is not None:
+            self._records_seq = int(records.get("last_seq") or self._records_seq)
+            calls = [StripeCall.from_record(r) for r in records.get("data", [])
+                     if r.get("path", "").startswith("/v1/")]
+        return StripeView(sessions=None if sessions is None else list(sessions.get("data", [])),
+                          calls=calls)
+
+    async def _control_get(self, transport: LoopbackTransport, path: str,
+                           params: dict[str, str]) -> dict[str, Any] | None:
+        request = httpx.Request("GET", self.stripe_url + path, params=params)
+        try:
+            with trio.fail_after(self.request_timeout):
+                response = await transport.handle_async_request(request)
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            data = response.json()
+        except (httpx.HTTPError, trio.TooSlowError, ValueError) as exc:
+            raise InfrastructureError(
+                f"the fake Stripe API did not answer {path} ({exc}): see its log") from None
+        return data if isinstance(data, dict) else None
+
+    async def _metrics(self, transport: LoopbackTransport, *,
+                       reset: bool = False) -> dict[str, int] | None:
+        """The target's own in-flight counters (or a reset of them), where it exposes them."""
+        if not self.target.metrics_path:
+            return None
+        url = self.target.base_url + self.target.metrics_path
+        request = httpx.Request("POST", url + "/reset") if reset else httpx.Request("GET", url)
+        try:
+            with trio.fail_after(self.request_timeout):
+                response = await transport.handle_async_request(request)
+            response.raise_for_status()
+            data = response.json()
+        except (httpx.HTTPError, trio.TooSlowError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def _check_setup(self, history: History) -> None:
         for op in history.ops:
@@ -147,31 +271,114 @@ class Runner:
                     f"{op.status or op.error}): see its log"
                 )
 
-    def _check_target_answered(self, history: History) -> None:
-        at_target = history.at_target()
-        if at_target and all(op.status is None for op in at_target):
+    def _check_target(self, history: History) -> None:
+        """End the run when the target is down, hangs, or fails everything."""
+        at_target = sorted(history.at_target(), key=lambda op: op.start)
+        if not at_target:
+            return
+        url = self.target.base_url
+        if not any(op.sent for op in at_target):
             raise TargetError(
-                f"the target at {self.target.base_url} answered none of {len(at_target)} "
-                f"requests ({at_target[0].error}): is it running?"
+                f"the target at {url} refused all {len(at_target)} connections "
+                f"({at_target[0].error}): is it running? It may have crashed"
+            )
+        if all(op.status is None for op in at_target):
+            timeouts = sum(op.sent and (op.error or "").startswith("no answer") for op in at_target)
+            if timeouts == len(at_target):
+                raise TargetError(
+                    f"the target at {url} accepted connections but answered none of "
+                    f"{len(at_target)} requests within {self.request_timeout:g} s: it hangs "
+                    "(raise --request-timeout if it is only slow)"
+                )
+            refused = sum(not op.sent for op in at_target)
+            dropped = len(at_target) - timeouts - refused
+            parts = [f"{dropped} dropped without an answer" if dropped else "",
+                     f"{timeouts} unanswered within {self.request_timeout:g} s" if timeouts else "",
+                     f"{refused} refused" if refused else ""]
+            raise TargetError(
+                f"the target at {url} answered none of {len(at_target)} requests "
+                f"({', '.join(p for p in parts if p)}): it crashed or hangs; see its log"
+            )
+        for op in at_target:
+            if op.status is not None and op.status < 500:
+                self._failing.clear()
+            else:
+                self._failing.append(op)
+        if len(self._failing) >= FAILING_STREAK:
+            kinds = Counter(f"HTTP {op.status}" if op.status else
+                            ("not delivered" if not op.sent else "no answer") for op in self._failing)
+            what = ", ".join(f"{k} x {n}" for k, n in kinds.most_common())
+            raise TargetError(
+                f"the target at {url} failed the last {len(self._failing)} requests in a row "
+                f"({what}): it is failing, not just refusing bad input; see its log"
             )
 
-    def read_target_metrics(self) -> dict[str, int] | None:
-        """The target's own in-flight counters, where it exposes them."""
-        if not self.target.metrics_path:
-            return None
-        try:
-            response = httpx.get(self.target.base_url + self.target.metrics_path,
-                                 timeout=5.0, trust_env=False)
-            response.raise_for_status()
-            return response.json()
-        except (httpx.HTTPError, ValueError):
-            return None
+    def _observe(self, scenario: Scenario, event_id: str, the_plan: Plan, history: History,
+                 stripe: StripeView) -> Observation:
+        """What the checker needs: Stripe's sessions, the attempts, the target's rows.
 
-    def reset_target_metrics(self) -> None:
-        if self.target.metrics_path:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.post(self.target.base_url + self.target.metrics_path + "/reset",
-                           timeout=5.0, trust_env=False)
+        Sessions come from the fake Stripe (every session of the event, the
+        target's own included), plus any a buyer was bound to that it did not
+        list; each is attributed to its buyer by id, else by its metadata.
+        """
+        prices = {ticket_type_id(event_id, i): tt.price for i, tt in enumerate(scenario.ticket_types)}
+        created = {op.ref.get("buyer"): op.index for op in history.ops
+                   if op.kind == "stripe.create_session"}
+        checkouts = []
+        bound: dict[str, int] = {}
+        for b, binding in enumerate(the_plan.bindings):
+            buyer = scenario.buyers[b]
+            tt_id = ticket_type_id(event_id, buyer.ticket_type)
+            checkouts.append(Checkout(buyer=b, ticket_type=tt_id, quantity=buyer.quantity,
+                                      unit_price=prices[tt_id], op=created.get(b),
+                                      session=binding.session_id))
+            if binding.session_id:
+                bound[binding.session_id] = b
+        listed = {obj["id"]: obj for obj in stripe.sessions or []}
+        for binding in the_plan.bindings:
+            completed = binding.events.get("checkout.session.completed")
+            if binding.session_id and binding.session_id not in listed and completed:
+                listed[binding.session_id] = completed["data"]["object"]
+        sessions = []
+        for session_id, obj in listed.items():
+            meta = obj.get("metadata") or {}
+            owner = bound.get(session_id)
+            kind: str | None
+            quantity: int | None
+            events: list[str] = []
+            if owner is not None:
+                buyer = scenario.buyers[owner]
+                kind = ticket_type_id(event_id, buyer.ticket_type)
+                quantity = buyer.quantity
+                events = list(the_plan.bindings[owner].events)
+            else:
+                kind = meta.get("ticket_type_id")
+                quantity = int(meta["quantity"]) if str(meta.get("quantity", "")).isdigit() else None
+            sessions.append(Session(
+                id=session_id, amount_total=int(obj.get("amount_total") or 0),
+                outcome=payment_outcome(obj, events), payment_intent=obj.get("payment_intent"),
+                buyer=owner, ticket_type=kind, quantity=quantity,
+                unit_price=prices.get(kind) if kind else None,
+            ))
+        return Observation(
+            history=history, sessions=tuple(sessions), checkouts=tuple(checkouts),
+            tickets_per_payment=tuple(self._rows("tickets_per_payment_sql", PAYMENT_COLUMNS,
+                                                 event_id)),
+            tickets_per_ticket_type=tuple(self._rows("tickets_per_ticket_type_sql",
+                                                     TICKET_TYPE_COLUMNS, event_id)),
+            stripe_calls=tuple(stripe.calls or ()),
+        )
+
+    def _rows(self, query: str, columns: tuple[str, ...], event_id: str) -> list[dict[str, Any]]:
+        rows = self.db.fetch(getattr(self.target, query), event_id)
+        for row in rows:
+            missing = [c for c in columns if c not in row]
+            if missing:
+                raise TargetError(
+                    f"the observation query {query} returned columns {sorted(row)}, without "
+                    f"{', '.join(missing)}: it must return {', '.join(columns)}"
+                )
+        return rows
 
 
 @contextlib.contextmanager
@@ -187,6 +394,7 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
     ``chaos_<run>`` that the tool drops afterwards; nothing else is touched.
     """
     bugs = parse_bugs(bugs)
+    ensure_descriptors(concurrency)
     webhook_secret = "whsec_" + secrets.token_hex(24)
     stripe_key = "sk_test_" + secrets.token_hex(12)
     # The service's secrets as the user set them (the CLI checked them), else the fresh ones.
@@ -216,5 +424,4 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
         target = Target(base_url=reference.url, webhook_secret=webhook_secret)
         runner = Runner(target=target, stripe_url=stripe.url, db=db, concurrency=concurrency,
                         request_timeout=request_timeout, example_timeout=example_timeout)
-        runner.reset_target_metrics()
         yield runner

@@ -7,26 +7,68 @@ is tried up to ``attempts`` times (amplification). At the end each shrunk
 failure is re-run ``confirm_runs`` times: FAILED with its reproduction rate
 (k of n), or FLAKY when it did not fail again. Hypothesis' own ``Flaky``
 errors are caught here and never reach the user.
+
+Two things stop the search early, cleanly, even in the middle of
+generating or shrinking: the run's deadline (``--max-seconds``), and an
+error of the target or the infrastructure. Both are raised inside the
+property as a ``BaseException`` that Hypothesis does not treat as a test
+failure, so it stops at once instead of trying to shrink them. What was
+found until then is still reported: the smallest failing scenario seen for
+each invariant, marked as not fully shrunk.
+
+Settings profiles (``--profile``): ``default`` (100 examples), ``dev``
+(20 examples, Hypothesis' example database on, to replay the last failure
+first; Hypothesis ignores its database when a seed is given, so pass
+none), ``ci`` (derandomized unless a seed is given, no example database,
+no deadline) and ``thorough`` (2,000 examples).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
+import strategies
+from chaos.errors import ChaosError
 from chaos.invariants import INVARIANTS, Violation
-from chaos.run import ExampleResult
+from chaos.run import ExampleResult, OutOfTime
 from strategies import Scenario
+
+_BASE = settings(
+    deadline=None, database=None, verbosity=Verbosity.quiet,
+    suppress_health_check=list(HealthCheck), report_multiple_bugs=True,
+    phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink), print_blob=False,
+)
+
+#: Hypothesis settings per ``--profile`` name. Each example costs real HTTP
+#: and SQL (about 20 to 100 ms), so example counts are modest.
+PROFILES: dict[str, settings] = {
+    "default": settings(_BASE, max_examples=100),
+    "dev": settings(_BASE, max_examples=20,
+                    database=DirectoryBasedExampleDatabase(".hypothesis/chaos-examples"),
+                    phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target,
+                            Phase.shrink)),
+    "ci": settings(_BASE, max_examples=100, derandomize=True),
+    "thorough": settings(_BASE, max_examples=2000),
+}
 
 
 @dataclass
 class Finding:
-    """One distinct failure, shrunk: the invariant it broke and the evidence."""
+    """One distinct failure, shrunk: the invariant it broke and the evidence.
+
+    ``reproduced`` of ``attempts`` confirmation runs broke the invariant
+    again. ``note`` says when the figures are partial (the search was cut
+    short, so the scenario may not be fully shrunk or confirmed).
+    """
 
     invariant: str
     scenario: Scenario
@@ -34,12 +76,18 @@ class Finding:
     status: str = "FAILED"          # FAILED or FLAKY
     reproduced: int = 0
     attempts: int = 0
+    note: str | None = None
 
 
 @dataclass
 class SearchResult:
+    """What the search found, how many examples it ran, and why it stopped early."""
+
     examples: int
     findings: list[Finding] = field(default_factory=list)
+    #: None: it ran its course; "max-seconds": the deadline stopped it; "error": see ``error``.
+    stopped: str | None = None
+    error: ChaosError | None = None
 
 
 class _InvariantBroken(Exception):
@@ -59,11 +107,53 @@ _BROKEN: dict[str, type[_InvariantBroken]] = {
 }
 
 
+class _Stop(BaseException):
+    """Stops Hypothesis at once: the deadline passed (``error`` None) or the target failed."""
+
+    def __init__(self, error: ChaosError | None = None) -> None:
+        super().__init__(str(error) if error else "deadline")
+        self.error = error
+
+
+def _size(scenario: Scenario) -> tuple[int, int, int]:
+    return (scenario.requests, len(scenario.buyers), len(scenario.waves))
+
+
+def steer(result: ExampleResult) -> None:
+    """Tell Hypothesis what finds races: big waves, and the concurrency the target saw."""
+    history = result.history
+    own = getattr(strategies, "targets", None)
+    if callable(own):
+        for label, value in dict(own(result.scenario)).items():
+            hypothesis.target(float(value), label=str(label))
+    else:
+        hypothesis.target(float(history.largest_wave()), label="requests in the largest wave")
+    if history.target_peak_in_flight is not None:
+        hypothesis.target(float(history.target_peak_in_flight), label="in flight at the target")
+
+
 def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.SearchStrategy[Scenario],
-           *, examples: int, seed: int | None, attempts: int = 3,
-           confirm_runs: int = 5) -> SearchResult:
+           *, examples: int | None = None, seed: int | None = None, attempts: int = 3,
+           confirm_runs: int = 5, profile: str = "default",
+           deadline: float | None = None) -> SearchResult:
+    """Search ``strategy``'s scenarios for invariant violations with ``run_example``.
+
+    ``examples`` overrides the profile's example count; ``deadline`` is a
+    ``time.monotonic()`` value after which nothing new starts.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
+    if attempts < 1 or confirm_runs < 1:
+        raise ValueError(f"attempts={attempts} and confirm_runs={confirm_runs} must be >= 1")
+    chosen = PROFILES[profile]
+    if examples is not None:
+        chosen = settings(chosen, max_examples=examples)
     seen_failure = False
     count = 0
+    smallest: dict[str, ExampleResult] = {}
+
+    def out_of_time() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
 
     def run_amplified(scenario: Scenario) -> ExampleResult:
         nonlocal count
@@ -77,16 +167,25 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         assert result is not None
         return result
 
-    @settings(max_examples=examples, deadline=None, database=None, verbosity=Verbosity.quiet,
-              suppress_health_check=list(HealthCheck), report_multiple_bugs=True,
-              phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink),
-              print_blob=False)
+    @chosen
     @given(strategy)
     def prop(scenario: Scenario) -> None:
         nonlocal seen_failure
-        result = run_amplified(scenario)
+        if out_of_time():
+            raise _Stop()
+        try:
+            result = run_amplified(scenario)
+        except OutOfTime:
+            raise _Stop() from None
+        except ChaosError as exc:
+            raise _Stop(exc) from None
+        steer(result)
         if result.violations:
             seen_failure = True
+            for name in {v.invariant for v in result.violations}:
+                best = smallest.get(name)
+                if best is None or _size(scenario) < _size(best.scenario):
+                    smallest[name] = result
             raise _BROKEN[result.violations[0].invariant](result)
 
     if seed is not None:
@@ -94,43 +193,80 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
 
     broken: list[_InvariantBroken] = []
     flaky: list[_InvariantBroken] = []
+    outcome = SearchResult(examples=0)
     try:
         prop()
-    except _InvariantBroken as exc:
-        broken.append(exc)
-    except Flaky as exc:
-        flaky.extend(_leaves(exc))
-    except BaseExceptionGroup as group:
-        for inner in group.exceptions:
-            if isinstance(inner, Flaky):
-                flaky.extend(_leaves(inner))
-            elif isinstance(inner, _InvariantBroken):
-                broken.append(inner)
-            else:
-                raise
-    examples = count
-    findings = [_confirm(b, run_example, confirm_runs) for b in [*broken, *flaky]]
-    return SearchResult(examples=examples, findings=findings)
+    except _Stop as stop:
+        outcome.stopped = "error" if stop.error else "max-seconds"
+        outcome.error = stop.error
+    except (_InvariantBroken, Flaky, BaseExceptionGroup) as raised:
+        _classify(raised, broken, flaky, in_flaky=False)
+
+    outcome.examples = count
+    if outcome.stopped:
+        why = ("the run ended with an error" if outcome.error
+               else "the search reached --max-seconds")
+        for name, result in smallest.items():
+            outcome.findings.append(_unconfirmed(name, result, f"{why} while shrinking"))
+        if outcome.error:
+            return outcome
+    for shrunk in [*broken, *flaky]:
+        if outcome.error is not None:
+            outcome.findings.append(_unconfirmed(shrunk.invariant, shrunk.result,
+                                                 "the run ended with an error"))
+            continue
+        try:
+            outcome.findings.append(_confirm(shrunk.invariant, shrunk.result, run_example,
+                                             confirm_runs, out_of_time))
+        except ChaosError as error:
+            outcome.stopped, outcome.error = "error", error
+            outcome.findings.append(_unconfirmed(shrunk.invariant, shrunk.result,
+                                                 "the run ended with an error"))
+    return outcome
 
 
-def _leaves(group: BaseException) -> list[_InvariantBroken]:
-    if isinstance(group, _InvariantBroken):
-        return [group]
-    if isinstance(group, BaseExceptionGroup):
-        return [leaf for exc in group.exceptions for leaf in _leaves(exc)]
-    return []
+def _classify(exc: BaseException, broken: list[_InvariantBroken],
+              flaky: list[_InvariantBroken], *, in_flaky: bool) -> None:
+    """Sort what Hypothesis raised into shrunk failures and flaky ones."""
+    if isinstance(exc, _InvariantBroken):
+        (flaky if in_flaky else broken).append(exc)
+    elif isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            _classify(inner, broken, flaky, in_flaky=in_flaky or isinstance(exc, Flaky))
+    elif isinstance(exc, Flaky):
+        return  # Hypothesis' own bookkeeping (e.g. a strategy that drew differently): nothing to report
+    else:
+        raise exc
 
 
-def _confirm(exc: _InvariantBroken, run_example: Callable[[Scenario], ExampleResult],
-             runs: int) -> Finding:
-    """Re-run the shrunk scenario ``runs`` times to measure how often it fails."""
-    scenario = exc.result.scenario
-    reproduced = 0
-    violations = [v for v in exc.result.violations if v.invariant == exc.invariant]
+def _violations_of(invariant: str, result: ExampleResult) -> list[Violation]:
+    return [v for v in result.violations if v.invariant == invariant]
+
+
+def _unconfirmed(invariant: str, result: ExampleResult, why: str) -> Finding:
+    return Finding(invariant=invariant, scenario=result.scenario,
+                   violations=_violations_of(invariant, result), status="FAILED",
+                   reproduced=1, attempts=1, note=f"not confirmed: {why}")
+
+
+def _confirm(invariant: str, result: ExampleResult,
+             run_example: Callable[[Scenario], ExampleResult], runs: int,
+             out_of_time: Callable[[], bool]) -> Finding:
+    """Re-run the shrunk scenario up to ``runs`` times to measure how often it fails."""
+    reproduced = done = 0
     for _ in range(runs):
-        again = run_example(scenario)
-        if any(v.invariant == exc.invariant for v in again.violations):
-            reproduced += 1
-    return Finding(invariant=exc.invariant, scenario=scenario, violations=violations,
+        if out_of_time():
+            break
+        try:
+            again = run_example(result.scenario)
+        except OutOfTime:
+            break
+        done += 1
+        reproduced += bool(_violations_of(invariant, again))
+    if done == 0:
+        return _unconfirmed(invariant, result, "no time was left to re-run it (--max-seconds)")
+    note = None if done == runs else f"only {done} of {runs} confirmation runs fitted in --max-seconds"
+    return Finding(invariant=invariant, scenario=result.scenario,
+                   violations=_violations_of(invariant, result),
                    status="FAILED" if reproduced else "FLAKY", reproduced=reproduced,
-                   attempts=runs)
+                   attempts=done, note=note)

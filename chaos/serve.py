@@ -32,11 +32,15 @@ def bind(port: int, host: str = LOOPBACK) -> socket.socket:
     return sock
 
 
-def serve(app: Any, sock: socket.socket) -> None:
-    """Run ``app`` on ``sock`` until SIGTERM/SIGINT; announce the URL on stdout."""
+def serve(app: Any, sock: socket.socket, *, http: Any = "auto") -> None:
+    """Run ``app`` on ``sock`` until SIGTERM/SIGINT; announce the URL on stdout.
+
+    ``http`` is uvicorn's HTTP protocol: a name, or a class (the fake Stripe
+    passes its own, to reach the connections under it).
+    """
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                            backlog=4096, timeout_keep_alive=5)
+                            backlog=4096, timeout_keep_alive=5, http=http)
     server = uvicorn.Server(config)
     print(f"listening on http://{host}:{port}", flush=True)
     server.run(sockets=[sock])

@@ -23,12 +23,22 @@ class Target:
         "insert into ticket_types (id, event_id, name, price_cents, capacity) "
         "values ($1, $2, $3, $4, $5)"
     )
-    #: One row per payment intent of the example's event ($1): orders and valid tickets.
+    #: One row per checkout session of the event ($1) that has an order:
+    #: (checkout_session, payment_intent, orders, tickets = valid tickets).
     tickets_per_payment_sql: str = (
-        "select o.payment_intent_id as payment_intent, count(distinct o.id)::int as orders, "
+        "select o.stripe_session_id as checkout_session, "
+        "min(o.payment_intent_id) as payment_intent, count(distinct o.id)::int as orders, "
         "count(t.id) filter (where t.status = 'valid')::int as tickets "
         "from orders o left join tickets t on t.order_id = o.id "
-        "where o.event_id = $1 group by o.payment_intent_id"
+        "where o.event_id = $1 group by o.stripe_session_id"
+    )
+    #: One row per ticket type of the event ($1): (ticket_type, capacity, tickets = valid
+    #: tickets, reserved = units the service counts as taken, or null if it keeps no count).
+    tickets_per_ticket_type_sql: str = (
+        "select tt.id as ticket_type, tt.capacity, "
+        "(select count(*) from tickets t where t.ticket_type_id = tt.id "
+        "and t.status = 'valid')::int as tickets, null::int as reserved "
+        "from ticket_types tt where tt.event_id = $1 order by tt.id"
     )
 
     def __repr__(self) -> str:  # never print the secret

@@ -3,12 +3,24 @@
 httpx's own pool serialises exactly the concurrency this tool exists to
 create (measured: 50 requests fired behind a barrier arrived 10 to 12 at a
 time). Here every request gets a fresh TCP connection, so 50 fired means 50
-arriving. Lower-level errors are mapped to httpx's exception tree; whether
-any byte of the request left this process decides between ``ConnectError``
-(it certainly never arrived) and the read/write errors (it may have).
+arriving.
+
+The seam has two steps so the executor can split them around a wave's
+start barrier: :meth:`LoopbackTransport.open` connects and serialises the
+request (slow, done before the barrier); :meth:`Connection.exchange` sends
+the prepared bytes and reads the answer (done after it). That leaves one
+``send`` call per request between the barrier and the wire.
+``handle_async_request`` does both, for plain httpx use.
+
+Lower-level errors map onto httpx's exception tree; whether any byte of
+the request left this process decides between ``ConnectError`` /
+``ConnectTimeout`` (it certainly never arrived) and the read/write errors
+(it may have).
 """
 
 from __future__ import annotations
+
+import os
 
 import h11
 import httpx
@@ -16,57 +28,57 @@ import trio
 
 _READ_SIZE = 65536
 _MAX_BODY = 8 * 1024 * 1024
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 30.0
 
 
-class LoopbackTransport(httpx.AsyncBaseTransport):
-    """``handle_async_request`` over trio + h11, a fresh connection each time."""
+class Connection:
+    """One open TCP connection carrying one prepared request."""
 
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self.peak_in_flight = 0
+    def __init__(self, stream: trio.SocketStream, request: httpx.Request,
+                 prepared: tuple[h11.Connection, bytes]) -> None:
+        self.stream = stream
+        self.request = request
+        self._h11, self._data = prepared
+        #: ``trio.current_time()`` when the first request bytes were handed to the kernel.
+        self.sent_at: float | None = None
+        #: Why :meth:`send_now` could not send a single byte (the connection is unusable).
+        self.refused: OSError | None = None
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
-        connect_timeout = timeouts.get("connect") or 10.0
-        read_timeout = timeouts.get("read") or 30.0
-        host = request.url.host
-        port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        if request.url.scheme != "http":
-            raise httpx.UnsupportedProtocol(f"only http:// on loopback is supported, not {request.url}")
+    def send_now(self) -> None:
+        """Hand the prepared bytes to the kernel at once, without yielding to trio.
 
+        The executor calls this for every connection of a wave in one tight
+        loop right after the barrier: one ``write`` per request, nothing in
+        between. Whatever the kernel does not take now (nothing, with a
+        small request) goes out in :meth:`exchange`.
+        """
+        now = trio.current_time()
         try:
-            with trio.fail_after(connect_timeout):
-                stream = await trio.open_tcp_stream(host, port)
-        except trio.TooSlowError:
-            raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
+            n = os.write(self.stream.socket.fileno(), self._data)
+        except BlockingIOError:
+            return
         except OSError as exc:
-            raise httpx.ConnectError(f"connect to {host}:{port}: {exc.strerror or exc}") from None
+            self.refused = exc
+            return
+        if n:
+            self.sent_at = now
+            self._data = self._data[n:]
 
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        try:
-            return await self._exchange(stream, request, read_timeout)
-        finally:
-            self.in_flight -= 1
-            with trio.CancelScope(shield=True):
-                await stream.aclose()
+    async def exchange(self, *, read_timeout: float = DEFAULT_READ_TIMEOUT) -> httpx.Response:
+        """Send the request (what :meth:`send_now` left of it) and read the whole answer."""
+        if self._data:
+            try:
+                if self.sent_at is None:
+                    self.sent_at = trio.current_time()
+                await self.stream.send_all(self._data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise httpx.WriteError(f"sending to {self.request.url.host}: {exc}") from None
+            self._data = b""
+        return await self._read(read_timeout)
 
-    async def _exchange(self, stream: trio.SocketStream, request: httpx.Request,
-                        read_timeout: float) -> httpx.Response:
-        conn = h11.Connection(our_role=h11.CLIENT)
-        body = await request.aread()
-        headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"connection"]
-        headers.append((b"connection", b"close"))
-        data = conn.send(h11.Request(method=request.method, target=request.url.raw_path,
-                                     headers=headers))
-        if body:
-            data += conn.send(h11.Data(data=body))
-        data += conn.send(h11.EndOfMessage())
-        try:
-            await stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            raise httpx.WriteError(f"sending to {request.url.host}: {exc}") from None
-
+    async def _read(self, read_timeout: float) -> httpx.Response:
+        conn = self._h11
         status = 0
         response_headers: list[tuple[bytes, bytes]] = []
         chunks: list[bytes] = []
@@ -79,7 +91,7 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
             if event is h11.NEED_DATA:
                 try:
                     with trio.fail_after(read_timeout):
-                        chunk = await stream.receive_some(_READ_SIZE)
+                        chunk = await self.stream.receive_some(_READ_SIZE)
                 except trio.TooSlowError:
                     raise httpx.ReadTimeout(f"no answer within {read_timeout:g} s") from None
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
@@ -99,4 +111,64 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
             elif isinstance(event, h11.ConnectionClosed):
                 raise httpx.RemoteProtocolError("connection closed before a complete response")
         return httpx.Response(status, headers=response_headers, content=b"".join(chunks),
-                              extensions={"http_version": b"HTTP/1.1"})
+                              request=self.request, extensions={"http_version": b"HTTP/1.1"})
+
+    async def aclose(self) -> None:
+        with trio.CancelScope(shield=True):
+            await self.stream.aclose()
+
+
+class LoopbackTransport(httpx.AsyncBaseTransport):
+    """``handle_async_request`` over trio + h11, a fresh connection each time."""
+
+    async def open(self, request: httpx.Request, *,
+                   connect_timeout: float | None = None) -> Connection:
+        """Connect to the request's host and serialise the request, ready to send."""
+        if request.url.scheme != "http":
+            raise httpx.UnsupportedProtocol(f"only http:// on loopback is supported, not {request.url}")
+        if connect_timeout is None:
+            connect_timeout = request.extensions.get("timeout", {}).get("connect") \
+                or DEFAULT_CONNECT_TIMEOUT
+        host = request.url.host
+        port = request.url.port or 80
+        prepared = await _serialise(request)
+        try:
+            with trio.fail_after(connect_timeout):
+                stream = await trio.open_tcp_stream(host, port)
+        except trio.TooSlowError:
+            raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
+        except OSError as exc:
+            raise httpx.ConnectError(f"connect to {host}:{port}: {_reason(exc)}") from None
+        return Connection(stream, request, prepared)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        read_timeout = request.extensions.get("timeout", {}).get("read") or DEFAULT_READ_TIMEOUT
+        connection = await self.open(request)
+        try:
+            return await connection.exchange(read_timeout=read_timeout)
+        finally:
+            await connection.aclose()
+
+
+def _reason(exc: OSError) -> str:
+    """The first underlying reason ("Connection refused"), not trio's summary."""
+    inner = getattr(exc.__cause__, "exceptions", None) or [exc]
+    first = inner[0]
+    if isinstance(first, OSError) and first.errno:
+        return os.strerror(first.errno)
+    return exc.strerror or str(exc)
+
+
+async def _serialise(request: httpx.Request) -> tuple[h11.Connection, bytes]:
+    conn = h11.Connection(our_role=h11.CLIENT)
+    body = await request.aread()
+    headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"connection"]
+    headers.append((b"connection", b"close"))
+    if not any(k.lower() == b"host" for k, _ in headers):
+        headers.insert(0, (b"host", request.url.netloc))
+    data = conn.send(h11.Request(method=request.method, target=request.url.raw_path,
+                                 headers=headers))
+    if body:
+        data += conn.send(h11.Data(data=body))
+    data += conn.send(h11.EndOfMessage())
+    return conn, data

@@ -1,112 +1,279 @@
 """The fake Stripe's objects and the events that follow them, in memory.
 
-Pure state: no HTTP here. Ids are counters with a per-process prefix, so
+Pure state: no HTTP here. Every method runs to completion without awaiting,
+so under the single event loop of the server no two calls interleave: a
+transition and the events it emits are one atomic step.
+
+Ids are counters with a per-process prefix (``cs_test_<prefix>00000012``), so
 objects of one run never collide and a run's ids read in creation order.
+
+Transitions (each returns the events Stripe would emit, in the order it does):
+
+    session open --pay(paid)-----------> complete/paid      checkout.session.completed,
+                                                            payment_intent.succeeded, charge.succeeded
+    session open --pay(async_pending)--> complete/unpaid    checkout.session.completed
+    complete/unpaid --settle(succeeded)-> complete/paid     checkout.session.async_payment_succeeded,
+                                                            payment_intent.succeeded, charge.succeeded
+    complete/unpaid --settle(failed)---> complete/unpaid    checkout.session.async_payment_failed,
+                                                            payment_intent.payment_failed, charge.failed
+    session open --expire--------------> expired            checkout.session.expired
+    charge succeeded --refund----------> amount_refunded    refund.created, charge.refunded
+    charge succeeded --dispute---------> disputed           charge.dispute.created
+
+``async_succeeded`` / ``async_failed`` are ``async_pending`` followed at once
+by the settle. An event's ``data.object`` is a snapshot of the object when it
+was emitted; retrieving the object gives its current state, as on Stripe.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from chaos.fake_stripe import objects
+from chaos.fake_stripe.errors import StripeError, missing, param_invalid
+from chaos.fake_stripe.objects import Obj
+
+API_VERSION = "2024-06-20"
+#: Outcomes of ``pay``: the buyer pays at once, or with a delayed method that
+#: stays pending, or that settles at once one way or the other.
+PAY_OUTCOMES = ("paid", "async_pending", "async_succeeded", "async_failed")
+SETTLE_OUTCOMES = ("succeeded", "failed")
+#: Id prefix of each object kind (Stripe's ``object`` field -> id prefix).
+PREFIXES = {
+    "checkout.session": "cs", "payment_intent": "pi", "charge": "ch", "refund": "re",
+    "dispute": "dp", "event": "evt", "product": "prod", "price": "price", "item": "li",
+}
+KINDS = tuple(PREFIXES)
+_SESSION_TTL = 24 * 3600
+
+Request = Mapping[str, str | None]
 
 
-class StripeObjectMissing(KeyError):
-    """An id that names no object of that kind."""
+@dataclass(frozen=True)
+class LineSpec:
+    """One line item to create: a new product and price, or an existing ``price_id``."""
+
+    name: str
+    unit_amount: int
+    quantity: int
+    currency: str = "usd"
+    price_id: str | None = None
 
 
-@dataclass
 class FakeStripe:
-    prefix: str = "chaos"
-    now: Any = time.time
-    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
-    events: dict[str, dict[str, Any]] = field(default_factory=dict)
-    line_items: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    """Every object the fake Stripe holds, and the transitions between their states."""
 
-    def _id(self, kind: str) -> str:
-        return f"{kind}_test_{self.prefix}{next(self._ids):08d}"
+    def __init__(self, *, prefix: str = "chaos", now: Callable[[], float] = time.time) -> None:
+        self.prefix = prefix
+        self.now = now
+        self.objects: dict[str, Obj] = {}
+        self.by_kind: dict[str, list[str]] = {kind: [] for kind in KINDS}
+        self.line_items: dict[str, list[Obj]] = {}
+        #: ``payment_intent_data[metadata]`` of each session: the metadata its
+        #: payment intent gets (Stripe does not copy the session's own metadata).
+        self.intent_metadata: dict[str, dict[str, str]] = {}
+        self._ids = itertools.count(1)
 
-    def create_checkout_session(self, *, amount_total: int, currency: str = "usd",
-                                metadata: dict[str, str] | None = None,
+    # -- ids, lookup ---------------------------------------------------------------------------
+
+    def new_id(self, kind: str) -> str:
+        return f"{PREFIXES.get(kind, kind)}_test_{self.prefix}{next(self._ids):08d}"
+
+    def _add(self, obj: Obj) -> Obj:
+        self.objects[obj["id"]] = obj
+        self.by_kind[obj["object"]].append(obj["id"])
+        return obj
+
+    def find(self, object_id: str) -> Obj | None:
+        return self.objects.get(object_id)
+
+    def get(self, kind: str, object_id: str, *, param: str = "id") -> Obj:
+        """The object of ``kind`` called ``object_id``; Stripe's resource_missing otherwise."""
+        obj = self.objects.get(object_id)
+        if obj is None or obj["object"] != kind:
+            raise missing(kind, object_id, param=param)
+        return obj
+
+    def all(self, kind: str) -> list[Obj]:
+        """Every object of ``kind``, oldest first."""
+        return [self.objects[i] for i in self.by_kind.get(kind, [])]
+
+    def _stamp(self) -> int:
+        return int(self.now())
+
+    # -- checkout sessions ---------------------------------------------------------------------
+
+    def create_checkout_session(self, *, line_items: list[LineSpec],
+                                currency: str = "usd", metadata: Mapping[str, str] | None = None,
                                 customer_email: str | None = None,
-                                line_items: list[dict[str, Any]] | None = None,
-                                success_url: str | None = None,
-                                cancel_url: str | None = None) -> dict[str, Any]:
-        session_id = self._id("cs")
-        self.line_items[session_id] = list(line_items or [])
-        session = {
-            "id": session_id,
-            "object": "checkout.session",
-            "amount_total": amount_total,
-            "currency": currency,
-            "customer_email": customer_email,
-            "customer_details": {"email": customer_email},
-            "created": int(self.now()),
-            "livemode": False,
-            "metadata": dict(metadata or {}),
-            "mode": "payment",
-            "payment_intent": None,
-            "payment_status": "unpaid",
-            "status": "open",
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-            "url": f"https://checkout.stripe.test/c/pay/{session_id}",
-        }
-        self.sessions[session_id] = session
-        return session
+                                client_reference_id: str | None = None,
+                                success_url: str | None = None, cancel_url: str | None = None,
+                                expires_at: int | None = None,
+                                intent_metadata: Mapping[str, str] | None = None) -> Obj:
+        """A new open session with its line items (and their products and prices)."""
+        created = self._stamp()
+        items = []
+        for spec in line_items:
+            if spec.price_id is not None:
+                price = self.get("price", spec.price_id)
+            else:
+                prod = self._add(objects.product(self.new_id("product"), name=spec.name,
+                                                 created=created, metadata={}))
+                price = self._add(objects.price(self.new_id("price"), product_id=prod["id"],
+                                                unit_amount=spec.unit_amount,
+                                                currency=spec.currency, created=created))
+            items.append(objects.line_item(self.new_id("item"), price_obj=price,
+                                           quantity=spec.quantity, description=spec.name))
+        session = objects.checkout_session(
+            self.new_id("checkout.session"),
+            amount_total=sum(item["amount_total"] for item in items), currency=currency,
+            created=created, expires_at=expires_at or created + _SESSION_TTL,
+            metadata=metadata or {}, customer_email=customer_email,
+            client_reference_id=client_reference_id, success_url=success_url,
+            cancel_url=cancel_url,
+        )
+        self.line_items[session["id"]] = items
+        self.intent_metadata[session["id"]] = dict(intent_metadata or {})
+        return self._add(session)
 
-    def session(self, session_id: str) -> dict[str, Any]:
-        try:
-            return self.sessions[session_id]
-        except KeyError:
-            raise StripeObjectMissing(session_id) from None
+    def session_line_items(self, session: Obj) -> Obj:
+        return objects.list_object(self.line_items.get(session["id"], []),
+                                   url=f"/v1/checkout/sessions/{session['id']}/line_items")
 
-    def event(self, event_id: str) -> dict[str, Any]:
-        try:
-            return self.events[event_id]
-        except KeyError:
-            raise StripeObjectMissing(event_id) from None
-
-    def pay(self, session_id: str) -> list[dict[str, Any]]:
-        """The buyer pays at once: the session completes, a payment intent
-        succeeds, and Stripe emits the events for both."""
-        session = self.session(session_id)
+    def pay(self, session_id: str, outcome: str = "paid") -> list[Obj]:
+        """The buyer completes the Checkout Session; ``outcome`` is one of :data:`PAY_OUTCOMES`."""
+        if outcome not in PAY_OUTCOMES:
+            raise param_invalid("outcome", f"outcome {outcome!r} is not one of "
+                                f"{', '.join(PAY_OUTCOMES)}")
+        session = self.get("checkout.session", session_id)
         if session["status"] != "open":
-            raise ValueError(f"session {session_id} is {session['status']}, not open")
-        intent_id = self._id("pi")
-        intent = {
-            "id": intent_id,
-            "object": "payment_intent",
-            "amount": session["amount_total"],
-            "amount_received": session["amount_total"],
-            "currency": session["currency"],
-            "metadata": dict(session["metadata"]),
-            "status": "succeeded",
-            "created": int(self.now()),
-            "livemode": False,
-        }
-        self.payment_intents[intent_id] = intent
-        session.update(status="complete", payment_status="paid", payment_intent=intent_id)
-        return [
-            self._emit("checkout.session.completed", session),
-            self._emit("payment_intent.succeeded", intent),
-        ]
+            raise StripeError(400, f"Checkout Session {session_id} is {session['status']}, not "
+                              "open: only an open session can be paid.",
+                              code="checkout_session_not_open", param="id")
+        created = self._stamp()
+        intent = self._add(objects.payment_intent(
+            self.new_id("payment_intent"), amount=session["amount_total"],
+            currency=session["currency"], created=created,
+            metadata=self.intent_metadata.get(session_id, {}), status="processing"))
+        charge = self._add(objects.charge(
+            self.new_id("charge"), amount=intent["amount"], currency=intent["currency"],
+            created=created, payment_intent_id=intent["id"], metadata=intent["metadata"],
+            receipt_email=session["customer_email"], status="pending"))
+        intent["latest_charge"] = charge["id"]
+        session.update(status="complete", payment_intent=intent["id"])
+        if outcome == "paid":
+            self._succeed(intent, charge)
+            session["payment_status"] = "paid"
+            return [self._emit("checkout.session.completed", session),
+                    self._emit("payment_intent.succeeded", intent),
+                    self._emit("charge.succeeded", charge)]
+        events = [self._emit("checkout.session.completed", session)]
+        if outcome != "async_pending":
+            events += self.settle(session_id, outcome.removeprefix("async_"))
+        return events
 
-    def _emit(self, event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
-        event_id = self._id("evt")
-        event = {
-            "id": event_id,
-            "object": "event",
-            "api_version": "2024-06-20",
-            "created": int(self.now()),
-            "data": {"object": dict(obj)},
-            "livemode": False,
-            "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "type": event_type,
-        }
-        self.events[event_id] = event
-        return event
+    def settle(self, session_id: str, outcome: str) -> list[Obj]:
+        """A delayed payment of a completed, unpaid session succeeds or fails."""
+        if outcome not in SETTLE_OUTCOMES:
+            raise param_invalid("outcome", f"outcome {outcome!r} is not one of "
+                                f"{', '.join(SETTLE_OUTCOMES)}")
+        session = self.get("checkout.session", session_id)
+        intent = self.find(session["payment_intent"] or "")
+        if intent is None or intent["status"] != "processing":
+            raise StripeError(400, f"Checkout Session {session_id} has no payment pending: pay it "
+                              "with outcome async_pending first.", param="id")
+        charge = self.objects[intent["latest_charge"]]
+        if outcome == "succeeded":
+            self._succeed(intent, charge)
+            session["payment_status"] = "paid"
+            return [self._emit("checkout.session.async_payment_succeeded", session),
+                    self._emit("payment_intent.succeeded", intent),
+                    self._emit("charge.succeeded", charge)]
+        error = {"code": "payment_intent_payment_attempt_failed", "type": "card_error",
+                 "message": "The delayed payment failed."}
+        intent.update(status="requires_payment_method", last_payment_error=error)
+        charge.update(status="failed", failure_code="payment_intent_payment_attempt_failed",
+                      failure_message=error["message"])
+        return [self._emit("checkout.session.async_payment_failed", session),
+                self._emit("payment_intent.payment_failed", intent),
+                self._emit("charge.failed", charge)]
+
+    def _succeed(self, intent: Obj, charge: Obj) -> None:
+        intent.update(status="succeeded", amount_received=intent["amount"])
+        charge.update(status="succeeded", paid=True, captured=True,
+                      amount_captured=charge["amount"])
+
+    def expire(self, session_id: str, *, request: Request | None = None) -> tuple[Obj, list[Obj]]:
+        session = self.get("checkout.session", session_id)
+        if session["status"] != "open":
+            raise StripeError(400, f"Only Checkout Sessions with a status in [\"open\"] can be "
+                              f"expired; {session_id} is {session['status']}.",
+                              code="checkout_session_not_open", param="session")
+        session["status"] = "expired"
+        return session, [self._emit("checkout.session.expired", session, request)]
+
+    # -- after the payment ---------------------------------------------------------------------
+
+    def _paid_charge(self, *, charge: str | None, payment_intent: str | None) -> Obj:
+        if charge:
+            found = self.get("charge", charge, param="charge")
+        elif payment_intent:
+            intent = self.get("payment_intent", payment_intent, param="payment_intent")
+            found = self.find(intent["latest_charge"] or "") or {}
+            if found.get("status") != "succeeded":
+                raise StripeError(400, f"PaymentIntent {payment_intent} has no successful "
+                                  "charge.", code="charge_not_refundable",
+                                  param="payment_intent")
+        else:
+            raise StripeError(400, "One of the following params should be provided for this "
+                              "request: payment_intent or charge.", code="parameter_missing",
+                              param="charge", validation=True)
+        if found["status"] != "succeeded":
+            raise StripeError(400, f"Charge {found['id']} is {found['status']}, not succeeded.",
+                              code="charge_not_refundable", param="charge")
+        return found
+
+    def refund(self, *, charge: str | None = None, payment_intent: str | None = None,
+               amount: int | None = None, reason: str | None = None,
+               metadata: Mapping[str, str] | None = None,
+               request: Request | None = None) -> tuple[Obj, list[Obj]]:
+        """Refund ``amount`` (default: all that is left) of a succeeded charge."""
+        found = self._paid_charge(charge=charge, payment_intent=payment_intent)
+        left = found["amount"] - found["amount_refunded"]
+        if left <= 0:
+            raise StripeError(400, f"Charge {found['id']} has already been refunded.",
+                              code="charge_already_refunded", param="charge")
+        amount = left if amount is None else amount
+        if amount < 1 or amount > left:
+            raise StripeError(400, f"Refund amount ({amount}) must be between 1 and the "
+                              f"unrefunded amount on charge {found['id']} ({left}).",
+                              code="amount_too_large", param="amount")
+        refund = self._add(objects.refund(self.new_id("refund"), amount=amount, charge_obj=found,
+                                          created=self._stamp(), reason=reason,
+                                          metadata=metadata or {}))
+        found["amount_refunded"] += amount
+        found["refunded"] = found["amount_refunded"] == found["amount"]
+        found["refunds"]["data"].insert(0, refund)
+        return refund, [self._emit("refund.created", refund, request),
+                        self._emit("charge.refunded", found, request)]
+
+    def dispute(self, *, charge: str | None = None, payment_intent: str | None = None,
+                reason: str = "fraudulent") -> tuple[Obj, list[Obj]]:
+        found = self._paid_charge(charge=charge, payment_intent=payment_intent)
+        if found["disputed"]:
+            raise StripeError(400, f"Charge {found['id']} is already disputed.",
+                              code="charge_already_disputed", param="charge")
+        dispute = self._add(objects.dispute(self.new_id("dispute"), charge_obj=found,
+                                            created=self._stamp(), reason=reason))
+        found["disputed"] = True
+        return dispute, [self._emit("charge.dispute.created", dispute)]
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _emit(self, type_: str, obj: Obj, request: Request | None = None) -> Obj:
+        return self._add(objects.event(self.new_id("event"), type_=type_, obj=obj,
+                                       created=self._stamp(), api_version=API_VERSION,
+                                       request=request))

@@ -15,10 +15,13 @@ so the report can grow without breaking them.
 
 The JSON contract other tools and CI rely on: ``verdict`` ("pass" | "fail" |
 "error"), ``examples``, ``failures`` (each with ``invariant``, ``status``,
-``reproduced``, ``requests``, ``schedule``, ``steps``, ``violations``,
-``history``, ``case``, ``replay``), ``invariants`` and ``thresholds`` (name ->
-verdict), ``http`` (``requests``, ``failed``, ``p95_ms``) and ``concurrency``
-(``requested``, ``peak_in_flight`` as the target saw it).
+``reproduced``, ``note``, ``requests``, ``schedule``, ``steps``,
+``violations``, ``history``, ``waves``, ``case``, ``replay``), ``http``
+(``requests``, ``failed``, ``p95_ms``), ``concurrency`` (``requested``,
+``peak_in_flight`` as the target saw it, ``client_peak_in_flight``,
+``start_skew_ms``), ``invariants`` (name: "pass" | "fail" | "flaky"),
+``evidence`` (name: violations with their rows) and ``thresholds`` (name:
+``verdict``, value, limit).
 Every string passes through the redactor before it is written.
 """
 
@@ -60,22 +63,35 @@ class Report:
     findings: list[dict[str, Any]] = field(default_factory=list)
     http: dict[str, Any] = field(default_factory=dict)
     concurrency: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profile: str = "default"
+    stopped: str | None = None
     error: str | None = None
     seconds: float = 0.0
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
+        flaky = {f["invariant"] for f in self.findings} - broken
+        evidence: dict[str, list[dict[str, Any]]] = {}
+        for f in self.findings:
+            evidence.setdefault(f["invariant"], []).extend(f["violations"])
         data = {
             "verdict": self.verdict,
             "examples": self.examples,
             "seed": self.seed,
+            "profile": self.profile,
             "seconds": round(self.seconds, 2),
             "target": self.target,
-            "invariants": {name: ("fail" if name in broken else "pass") for name in INVARIANTS},
+            "invariants": {name: ("fail" if name in broken else "flaky" if name in flaky
+                                  else "pass") for name in INVARIANTS},
+            "evidence": evidence,
+            "thresholds": self.thresholds,
             "failures": self.findings,
             "http": self.http,
             "concurrency": {"requested": self.requested_concurrency, **self.concurrency},
         }
+        if self.stopped:
+            data["stopped"] = self.stopped
         if self.error:
             data["error"] = self.error
         return redactor.value(data)
@@ -94,6 +110,7 @@ def finding_data(finding: Finding, *, replay: str, phase: str = "search",
         "invariant": finding.invariant,
         "status": finding.status,
         "reproduced": f"{finding.reproduced}/{finding.attempts}",
+        "note": finding.note,
         "phase": phase,
         "requests": finding.scenario.requests,
         "schedule": finding.scenario.to_data(),

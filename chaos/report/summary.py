@@ -23,7 +23,8 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
     listed at the end so a person knows where to look next.
     """
     profile = f", profile {data['profile']}" if data.get("profile") else ""
-    lines = [f"payment-chaos: {target_line(data)} (seed {data.get('seed', '?')}{profile})", ""]
+    seed = "no seed" if data.get("seed") is None else f"seed {data['seed']}"
+    lines = [f"payment-chaos: {target_line(data)} ({seed}{profile})", ""]
     stopped = f" (stopped early: {data['stopped']})" if data.get("stopped") else ""
     lines.append(_figure("examples", f"{data.get('examples', 0)} in "
                                      f"{float(data.get('seconds') or 0):.1f} s{stopped}"))

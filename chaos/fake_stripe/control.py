@@ -1,0 +1,199 @@
+"""The tester's control side (``/_chaos/...``): play the buyer and Stripe.
+
+Stripe has no such endpoints. The tester uses them to make buyers check out
+and pay, to move payments on (settle, expire, refund, dispute), to arm
+faults and to read what happened. JSON in, JSON out, errors in Stripe's
+shape; the endpoints are listed in :mod:`chaos.fake_stripe.app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos.fake_stripe.errors import StripeError, param_invalid
+from chaos.fake_stripe.faults import FaultPlan, FaultSpecError
+from chaos.fake_stripe.objects import Obj, list_object
+from chaos.fake_stripe.records import Records
+from chaos.fake_stripe.state import KINDS, FakeStripe, LineSpec
+
+
+@dataclass
+class Control:
+    """What the control side reads and drives."""
+
+    state: FakeStripe
+    faults: FaultPlan
+    records: Records
+
+
+@dataclass(frozen=True)
+class ControlCall:
+    body: Mapping[str, Any]
+    path_params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, Any] = field(default_factory=dict)
+
+
+ControlHandler = Callable[[Control, ControlCall], Obj]
+
+
+def _field(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *,
+           required: bool = False, default: Any = None) -> Any:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise StripeError(400, f"Missing required field: {name}.", code="parameter_missing",
+                              param=name)
+        return default
+    if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise param_invalid(name, f"{name} must be a JSON {names}, not {value!r}.")
+    return value
+
+
+def _strings(body: Mapping[str, Any], name: str) -> dict[str, str]:
+    value = _field(body, name, dict, default={})
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def create_session(ctl: Control, call: ControlCall) -> Obj:
+    """``{"amount_total", "currency"?, "metadata"?, "customer_email"?, "line_items"?,
+    "payment_intent_metadata"?}``: one line item of ``amount_total`` unless
+    ``line_items`` (``[{"name", "unit_amount", "quantity"}]``) are given."""
+    body = call.body
+    currency = _field(body, "currency", str, default="usd")
+    raw_items = _field(body, "line_items", list)
+    if raw_items:
+        specs = []
+        for i, item in enumerate(raw_items):
+            if not isinstance(item, dict):
+                raise param_invalid(f"line_items[{i}]", "each line item is a JSON object "
+                                    '{"name", "unit_amount", "quantity"}.')
+            specs.append(LineSpec(name=str(item.get("name", f"Item {i + 1}")),
+                                  unit_amount=_amount(item, "unit_amount"),
+                                  quantity=_amount(item, "quantity", low=1, default=1),
+                                  currency=currency))
+    else:
+        specs = [LineSpec(name="Chaos checkout", unit_amount=_amount(body, "amount_total"),
+                          quantity=1, currency=currency)]
+    return ctl.state.create_checkout_session(
+        line_items=specs, currency=currency, metadata=_strings(body, "metadata"),
+        customer_email=_field(body, "customer_email", str),
+        intent_metadata=_strings(body, "payment_intent_metadata"),
+    )
+
+
+def _amount(body: Mapping[str, Any], name: str, *, low: int = 0, default: int | None = None) -> int:
+    value = _field(body, name, int, required=default is None, default=default)
+    if value < low:
+        raise param_invalid(name, f"{name} must be at least {low}, not {value}.")
+    return int(value)
+
+
+def pay(ctl: Control, call: ControlCall) -> Obj:
+    """``{"outcome": "paid" | "async_pending" | "async_succeeded" | "async_failed"}``."""
+    outcome = _field(call.body, "outcome", str, default="paid")
+    events = ctl.state.pay(call.path_params["id"], outcome)
+    return _with_session(ctl, call, events)
+
+
+def settle(ctl: Control, call: ControlCall) -> Obj:
+    """``{"outcome": "succeeded" | "failed"}`` for a session paid with ``async_pending``."""
+    outcome = _field(call.body, "outcome", str, required=True)
+    events = ctl.state.settle(call.path_params["id"], outcome)
+    return _with_session(ctl, call, events)
+
+
+def expire(ctl: Control, call: ControlCall) -> Obj:
+    _, events = ctl.state.expire(call.path_params["id"])
+    return _with_session(ctl, call, events)
+
+
+def _with_session(ctl: Control, call: ControlCall, events: list[Obj]) -> Obj:
+    session = ctl.state.get("checkout.session", call.path_params["id"])
+    intent = ctl.state.find(session["payment_intent"] or "")
+    return {"events": events, "checkout_session": session, "payment_intent": intent,
+            "charge": ctl.state.find(intent["latest_charge"] or "") if intent else None}
+
+
+def refund(ctl: Control, call: ControlCall) -> Obj:
+    """``{"payment_intent" | "charge", "amount"?, "reason"?}``: a refund as if from the dashboard."""
+    body = call.body
+    amount = _field(body, "amount", int)
+    made, events = ctl.state.refund(charge=_field(body, "charge", str),
+                                    payment_intent=_field(body, "payment_intent", str),
+                                    amount=amount, reason=_field(body, "reason", str))
+    return {"refund": made, "charge": ctl.state.find(made["charge"]), "events": events}
+
+
+def dispute(ctl: Control, call: ControlCall) -> Obj:
+    """``{"payment_intent" | "charge", "reason"?}``: the buyer's bank disputes the charge."""
+    body = call.body
+    made, events = ctl.state.dispute(charge=_field(body, "charge", str),
+                                     payment_intent=_field(body, "payment_intent", str),
+                                     reason=_field(body, "reason", str, default="fraudulent"))
+    return {"dispute": made, "charge": ctl.state.find(made["charge"]), "events": events}
+
+
+def arm_fault(ctl: Control, call: ControlCall) -> Obj:
+    try:
+        return ctl.faults.arm(call.body).to_data()
+    except FaultSpecError as exc:
+        raise StripeError(400, f"Cannot arm this fault: {exc}.", param="fault") from None
+
+
+def list_faults(ctl: Control, call: ControlCall) -> Obj:
+    return list_object([r.to_data() for r in ctl.faults.rules], url="/_chaos/faults")
+
+
+def clear_faults(ctl: Control, call: ControlCall) -> Obj:
+    return {"cleared": ctl.faults.clear()}
+
+
+def clear_fault(ctl: Control, call: ControlCall) -> Obj:
+    rule_id = call.path_params["id"]
+    if not ctl.faults.clear(rule_id):
+        raise StripeError(404, f"No such fault: '{rule_id}'", code="resource_missing", param="id")
+    return {"cleared": 1}
+
+
+def records(ctl: Control, call: ControlCall) -> Obj:
+    """``?since=N``: the calls numbered above N (``last_seq`` is the cursor for next time)."""
+    raw = call.query.get("since", "0")
+    if not isinstance(raw, str) or not raw.isdigit():
+        raise param_invalid("since", f"since must be a record number (0 or more), not {raw!r}.")
+    data = [r.to_data() for r in ctl.records.since(int(raw))]
+    return {**list_object(data, url="/_chaos/records"), "last_seq": ctl.records.last_seq,
+            "dropped": ctl.records.dropped}
+
+
+def objects_of(ctl: Control, call: ControlCall) -> Obj:
+    """Every object of a kind, oldest first; ``?metadata[key]=value`` filters on metadata."""
+    kind = call.path_params["kind"]
+    if kind not in KINDS:
+        raise StripeError(404, f"No such object kind: {kind!r}; use one of {', '.join(KINDS)}.",
+                          code="resource_missing", param="kind")
+    wanted = call.query.get("metadata") or {}
+    if not isinstance(wanted, dict):
+        raise param_invalid("metadata", "filter with metadata[key]=value.")
+    found = [obj for obj in ctl.state.all(kind)
+             if all((obj.get("metadata") or {}).get(k) == v for k, v in wanted.items())]
+    return list_object(found, url=f"/_chaos/objects/{kind}")
+
+
+#: ``(method, path template, handler)``: every endpoint of the control side.
+ENDPOINTS: list[tuple[str, str, ControlHandler]] = [
+    ("POST", "/_chaos/checkout/sessions", create_session),
+    ("POST", "/_chaos/checkout/sessions/{id}/pay", pay),
+    ("POST", "/_chaos/checkout/sessions/{id}/settle", settle),
+    ("POST", "/_chaos/checkout/sessions/{id}/expire", expire),
+    ("POST", "/_chaos/refunds", refund),
+    ("POST", "/_chaos/disputes", dispute),
+    ("POST", "/_chaos/faults", arm_fault),
+    ("GET", "/_chaos/faults", list_faults),
+    ("DELETE", "/_chaos/faults", clear_faults),
+    ("DELETE", "/_chaos/faults/{id}", clear_fault),
+    ("GET", "/_chaos/records", records),
+    ("GET", "/_chaos/objects/{kind}", objects_of),
+]

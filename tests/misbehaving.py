@@ -1,0 +1,59 @@
+"""A tiny HTTP server that misbehaves on purpose, in its own process, to play
+a broken target: ``python -m tests.misbehaving MODE [N]``.
+
+- ``hang``: reads every request and never answers;
+- ``500``: answers 500 to everything;
+- ``crash``: answers 200 to the first N requests, then the process dies
+  (``os._exit``) while holding the next one, as a crashed service does.
+
+It prints ``listening on http://127.0.0.1:PORT`` once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def main(mode: str, n: int) -> None:
+    answered = 0
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def answer(self) -> None:
+            nonlocal answered
+            length = int(self.headers.get("content-length") or 0)
+            self.rfile.read(length)
+            if mode == "hang":
+                threading.Event().wait()
+            if mode == "crash":
+                with lock:
+                    answered += 1
+                    if answered > n:
+                        os._exit(1)
+            status = 500 if mode == "500" else 200
+            body = b'{"error": "boom"}' if status == 500 else b'{"received": true}'
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = answer
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 1024  # listen backlog: the default 5 drops concurrent connects
+
+    server = Server(("127.0.0.1", 0), Handler)
+    print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)

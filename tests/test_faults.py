@@ -1,0 +1,117 @@
+"""Faults of the target itself: a target that refuses connections, hangs,
+answers 500 to everything or crashes mid-run ends the run with a one-line
+TargetError (verdict ``error``, exit 3) well within the run's deadline.
+Each target is a real server in its own process on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos import cli
+from chaos.database import Database
+from chaos.errors import TargetError
+from chaos.reference.schema import ddl
+from chaos.run import Runner
+from chaos.search import search
+from chaos.services import Service
+from chaos.target import Target
+from strategies import scenarios
+
+ROOT = Path(__file__).resolve().parent.parent
+DEADLINE = 60.0
+
+
+@contextlib.contextmanager
+def misbehaving(mode: str, n: int = 0) -> Iterator[str]:
+    """Run ``tests/misbehaving.py MODE N``; its base URL."""
+    process = subprocess.Popen([sys.executable, "-m", "tests.misbehaving", mode, str(n)],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("listening on "), line
+        yield line.split()[-1]
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+@contextlib.contextmanager
+def refusing() -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, never listening: every connection is refused
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture
+def tables(db: Database) -> Database:
+    """The test schema with the reference service's tables, for the fixture SQL."""
+    db.execute(ddl(frozenset()))
+    return db
+
+
+def runner_for(url: str, db: Database, stripe: Service) -> Runner:
+    return Runner(target=Target(base_url=url, webhook_secret="whsec_" + "0" * 32, metrics_path=None),
+                  stripe_url=stripe.url, db=db, concurrency=10, request_timeout=0.5,
+                  example_timeout=10, deadline=time.monotonic() + DEADLINE)
+
+
+@pytest.mark.parametrize("target, words", [
+    (lambda: refusing(), "refused all"),
+    (lambda: misbehaving("hang"), "answered none of"),
+    (lambda: misbehaving("500"), "requests in a row (HTTP 500 x "),
+    (lambda: misbehaving("crash", 3), "crashed"),
+], ids=["refuse", "hang", "500", "crash"])
+def test_a_broken_target_ends_the_search_with_an_error(tables, fake_stripe, target, words):
+    with target() as url:
+        runner = runner_for(url, tables, fake_stripe)
+        started = time.monotonic()
+        outcome = search(runner.run_example, scenarios(), examples=500, seed=1,
+                         deadline=runner.deadline)
+        elapsed = time.monotonic() - started
+    assert outcome.stopped == "error"
+    assert isinstance(outcome.error, TargetError)
+    message = str(outcome.error)
+    assert words in message and url in message and "\n" not in message
+    assert elapsed < DEADLINE
+    # whatever it found before the target broke is kept, marked unconfirmed
+    assert all(f.note and f.note.startswith("not confirmed") for f in outcome.findings)
+    print(f"{words!r}: {elapsed:.1f} s, {outcome.examples} examples: {message}")
+
+
+def test_a_crash_mid_run_keeps_the_failures_seen_before_it(tables, fake_stripe):
+    # answers 200 but stores nothing: payments are lost until it dies
+    with misbehaving("crash", 6) as url:
+        runner = runner_for(url, tables, fake_stripe)
+        outcome = search(runner.run_example, scenarios(max_copies=1, max_waves=1), examples=200,
+                         seed=1, deadline=runner.deadline)
+    assert isinstance(outcome.error, TargetError)
+    assert [f.invariant for f in outcome.findings] == ["no-lost-payment"]
+
+
+def test_the_cli_reports_verdict_error_and_exits_3(tables, fake_stripe, tmp_path, monkeypatch,
+                                                   capsys):
+    with misbehaving("500") as url:
+        @contextlib.contextmanager
+        def broken_target_run(**kwargs):
+            yield runner_for(url, tables, fake_stripe)
+
+        monkeypatch.setattr("chaos.run.reference_run", broken_target_run)
+        code = cli.main(["--concurrency", "10", "--examples", "200",
+                         "--report", str(tmp_path / "report.json"),
+                         "--failures-dir", str(tmp_path / "cases")])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"chaos: error: the target at {url} failed the last ")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["verdict"] == "error" and "HTTP 500" in report["error"]

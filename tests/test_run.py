@@ -1,0 +1,96 @@
+"""The run as a user starts it, for what the executor, checker and search add:
+the whole-run deadline, the report's concurrency figures, per-invariant
+verdicts with their evidence, and the thresholds."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from chaos.invariants import INVARIANTS
+from tests.helpers import run_tool
+
+
+def test_max_seconds_stops_a_long_search_cleanly_and_reports_it(tmp_path: Path, server_url: str):
+    started = time.monotonic()
+    result = run_tool("--examples", "1000000", "--max-seconds", "8", "--profile", "ci",
+                      "--database-url", server_url, cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "chaos-report.json").read_text())
+    assert report["stopped"] == "max-seconds" and report["verdict"] == "pass"
+    assert report["profile"] == "ci" and report["seed"] is None  # derandomized
+    assert 0 < report["examples"] < 1_000_000
+    assert "(stopped early: max-seconds)" in result.stdout
+    assert elapsed < 8 + 30  # the deadline, plus stopping the services it started
+    print(f"--max-seconds 8: {report['examples']} examples, tool time {report['seconds']} s, "
+          f"wall {elapsed:.1f} s")
+
+
+def test_the_report_carries_verdicts_evidence_concurrency_and_thresholds(tmp_path: Path,
+                                                                          server_url: str):
+    result = run_tool("--bug", "no-dedup", "--seed", "5", "--confirm-runs", "3",
+                      "--database-url", server_url, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((tmp_path / "chaos-report.json").read_text())
+    assert report["invariants"] == {name: "fail" if name == "one-ticket-set-per-payment" else "pass"
+                                    for name in INVARIANTS}
+    [evidence] = report["evidence"]["one-ticket-set-per-payment"][:1]
+    assert evidence["rows"][0]["tickets"] == 2 and evidence["rows"][0]["orders"] == 2
+    [failure] = [f for f in report["failures"] if f["phase"] == "search"]
+    assert failure["status"] == "FAILED" and failure["reproduced"] == "3/3"
+    concurrency = report["concurrency"]
+    assert concurrency["requested"] == 50
+    assert concurrency["peak_in_flight"] == 50 and concurrency["client_peak_in_flight"] == 50
+    assert concurrency["start_skew_ms"] >= concurrency["start_skew_p50_ms"] >= 0
+    assert {name: t["verdict"] for name, t in report["thresholds"].items()} == \
+        {"http-error-rate": "pass", "http-p95": "pass"}
+    print(f"no-dedup: concurrency {concurrency}, http {report['http']}")
+
+
+def test_a_threshold_that_breaks_fails_the_run(tmp_path: Path, server_url: str):
+    result = run_tool("--examples", "3", "--max-p95", "0.0001", "--database-url", server_url,
+                      cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((tmp_path / "chaos-report.json").read_text())
+    assert report["verdict"] == "fail" and report["failures"] == []
+    assert report["thresholds"]["http-p95"]["verdict"] == "fail"
+    assert report["thresholds"]["http-p95"]["limit_ms"] == 0.1
+    assert "    FAIL  http-p95" in result.stdout
+
+
+def test_a_deadline_that_leaves_no_time_for_an_example_is_a_usage_error(tmp_path: Path,
+                                                                       server_url: str):
+    result = run_tool("--max-seconds", "0.01", "--database-url", server_url, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "ran out before the first example" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_example_observes_stripes_sessions_the_rows_and_the_targets_peak(server_url: str):
+    import httpx
+
+    from chaos.observation import PaymentOutcome
+    from chaos.run import reference_run
+    from strategies import busy_night
+
+    with reference_run(database_url=server_url, concurrency=8) as runner:
+        # a session of the coming example's event that no buyer was told about
+        event_id = f"chaos-{runner.run_id}-000001"
+        stray = httpx.post(f"{runner.stripe_url}/_chaos/checkout/sessions", trust_env=False,
+                           json={"amount_total": 100, "metadata": {"event_id": event_id}}).json()
+        result = runner.run_example(busy_night(8))
+    obs = result.observation
+    assert result.violations == []
+    by_id = {s.id: s for s in obs.sessions}
+    assert by_id.pop(stray["id"]).outcome is PaymentOutcome.UNPAID
+    assert len(by_id) == 8
+    assert {(s.outcome, s.quantity, s.amount_total, s.unit_price) for s in by_id.values()} == \
+        {(PaymentOutcome.PAID, 1, 2500, 2500)}
+    assert sorted(s.buyer for s in by_id.values()) == list(range(8))
+    assert sorted(row["checkout_session"] for row in obs.tickets_per_payment) == sorted(by_id)
+    assert [row["tickets"] for row in obs.tickets_per_ticket_type] == [8]
+    assert obs.stripe_calls == ()  # the reference service's webhook door never calls Stripe
+    assert result.history.target_peak_in_flight == 8
+    assert result.history.client_peak_in_flight == 8

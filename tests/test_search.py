@@ -1,0 +1,174 @@
+"""The search over synthetic targets (no network): failures are shrunk and
+classified FAILED k/n or FLAKY, Hypothesis' ``Flaky`` never escapes, and
+the deadline or a target error stops it cleanly with what it found."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from chaos.errors import TargetError
+from chaos.history import History
+from chaos.invariants import Violation
+from chaos.observation import Observation
+from chaos.run import ExampleResult, OutOfTime
+from chaos.search import PROFILES, search
+from strategies import Scenario, scenarios
+
+INVARIANT = "one-ticket-set-per-payment"
+
+
+def result(scenario: Scenario, broke: bool) -> ExampleResult:
+    violations = [Violation(INVARIANT, "two ticket sets", [{"tickets": 2}])] if broke else []
+    return ExampleResult(scenario, History(), Observation(history=History()), violations)
+
+
+def duplicated(scenario: Scenario) -> bool:
+    """The no-dedup race, as a predicate: two copies of one event in one wave."""
+    return any(len({s.buyer for s in wave}) < len(wave) for wave in scenario.waves)
+
+
+class Target:
+    """A synthetic run_example: breaks on duplicated scenarios when ``breaks(call)`` says so.
+
+    ``out_of_time_after`` / ``error_after``: that many calls after the first
+    failure, every call raises OutOfTime (the run's deadline passed) or a
+    TargetError (the target went down), as the runner would.
+    """
+
+    def __init__(self, breaks: Callable[[int], bool] = lambda call: True, *,
+                 out_of_time_after: int | None = None, error_after: int | None = None) -> None:
+        self.breaks = breaks
+        self.calls = 0
+        self.first_failure: int | None = None
+        self.out_of_time_after = out_of_time_after
+        self.error_after = error_after
+        self.seen: list[Scenario] = []
+
+    def __call__(self, scenario: Scenario) -> ExampleResult:
+        self.calls += 1
+        since = self.calls - self.first_failure if self.first_failure else 0
+        if self.out_of_time_after is not None and since > self.out_of_time_after:
+            raise OutOfTime("deadline")
+        if self.error_after is not None and since > self.error_after:
+            raise TargetError("the target at http://127.0.0.1:9 refused all 2 connections")
+        self.seen.append(scenario)
+        broke = duplicated(scenario) and self.breaks(self.calls)
+        if broke and self.first_failure is None:
+            self.first_failure = self.calls
+        return result(scenario, broke)
+
+
+def test_a_failure_that_always_reproduces_is_failed_n_of_n_and_shrunk():
+    outcome = search(Target(), scenarios(), examples=100, seed=1, confirm_runs=4)
+    [finding] = outcome.findings
+    assert (finding.invariant, finding.status, finding.reproduced, finding.attempts) == \
+        (INVARIANT, "FAILED", 4, 4)
+    assert finding.scenario.requests == 2 and len(finding.scenario.buyers) == 1
+    assert finding.violations[0].rows == [{"tickets": 2}]
+    assert outcome.stopped is None and outcome.error is None
+
+
+def test_a_failure_that_never_comes_back_is_flaky_and_no_raw_flaky_escapes():
+    first = {"done": False}
+
+    def once(call: int) -> bool:
+        if first["done"]:
+            return False
+        first["done"] = True
+        return True
+
+    outcome = search(Target(once), scenarios(), examples=100, seed=1, confirm_runs=3)
+    [finding] = outcome.findings
+    assert (finding.status, finding.reproduced, finding.attempts) == ("FLAKY", 0, 3)
+
+
+def test_an_intermittent_failure_is_failed_with_its_rate():
+    outcome = search(Target(lambda call: call % 2 == 0), scenarios(), examples=100, seed=1,
+                     attempts=4, confirm_runs=6)
+    [finding] = outcome.findings
+    assert finding.status == "FAILED"
+    assert 0 < finding.reproduced < finding.attempts == 6
+    assert finding.scenario.requests == 2
+
+
+def test_amplification_retries_each_example_once_a_failure_was_seen():
+    target = Target(lambda call: call % 3 == 0)
+    search(target, scenarios(), examples=30, seed=2, attempts=3, confirm_runs=1)
+    repeats = sum(a is b for a, b in zip(target.seen, target.seen[1:], strict=False))
+    assert repeats > 0  # the same scenario object run again back to back
+
+
+def test_a_deadline_in_the_past_runs_nothing():
+    target = Target()
+    outcome = search(target, scenarios(), examples=100, seed=1, deadline=time.monotonic() - 1)
+    assert (outcome.examples, outcome.stopped, outcome.findings, target.calls) == \
+        (0, "max-seconds", [], 0)
+
+
+def test_the_deadline_stops_hypothesis_while_it_generates():
+    target = Target(lambda call: False)
+    deadline = time.monotonic() + 0.5
+    outcome = search(target, scenarios(), examples=1_000_000, seed=1, deadline=deadline)
+    assert outcome.stopped == "max-seconds" and outcome.findings == []
+    assert 0 < outcome.examples < 1_000_000
+
+
+def test_the_deadline_during_shrinking_reports_the_smallest_failure_seen():
+    target = Target(out_of_time_after=2)
+    outcome = search(target, scenarios(max_buyers=4, max_copies=3), examples=1000, seed=4)
+    assert outcome.stopped == "max-seconds"
+    [finding] = outcome.findings
+    assert finding.status == "FAILED" and (finding.reproduced, finding.attempts) == (1, 1)
+    assert "not confirmed" in finding.note
+    assert duplicated(finding.scenario)
+    assert finding.scenario.requests == min(s.requests for s in target.seen if duplicated(s))
+
+
+def test_a_target_error_stops_the_search_and_keeps_what_it_found():
+    outcome = search(Target(error_after=2), scenarios(), examples=1000, seed=4)
+    assert outcome.stopped == "error"
+    assert isinstance(outcome.error, TargetError) and "refused all 2" in str(outcome.error)
+    assert [f.note for f in outcome.findings] == \
+        ["not confirmed: the run ended with an error while shrinking"]
+
+
+def test_the_ci_profile_is_derandomized():
+    def drawn() -> list[Scenario]:
+        target = Target(lambda call: False)
+        search(target, scenarios(), examples=15, profile="ci")
+        return target.seen
+
+    assert drawn() == drawn()
+
+
+def test_profiles_set_the_example_count_and_examples_overrides_it():
+    assert {name: p.max_examples for name, p in PROFILES.items()} == \
+        {"default": 100, "dev": 20, "ci": 100, "thorough": 2000}
+    target = Target(lambda call: False)
+    outcome = search(target, scenarios(), examples=7, seed=1)
+    assert outcome.examples == target.calls <= 7
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        search(Target(), scenarios(), profile="fast")
+    with pytest.raises(ValueError, match="must be >= 1"):
+        search(Target(), scenarios(), attempts=0)
+
+
+def test_steering_uses_the_strategies_own_targets_when_they_exist(monkeypatch):
+    import strategies
+
+    seen: list[Scenario] = []
+
+    def targets(scenario: Scenario) -> dict[str, float]:
+        seen.append(scenario)
+        return {"deliveries in one wave": float(max(len(w) for w in scenario.waves))}
+
+    monkeypatch.setattr(strategies, "targets", targets, raising=False)
+    target = Target(lambda call: False)
+    search(target, scenarios(), examples=10, seed=1)
+    assert seen == target.seen
