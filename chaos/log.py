@@ -30,7 +30,7 @@ REDACTED = "[redacted]"
 #: Keys whose values are secret whatever they hold (compared lower-case, ``-`` as ``_``).
 SECRET_KEYS = frozenset({
     "webhook_secret", "secret", "api_key", "apikey", "password", "authorization",
-    "stripe_signature", "stripe_api_key", "stripe_key", "client_secret", "cookie",
+    "stripe_signature", "stripe_api_key", "stripe_key", "client_secret", "cookie", "anon_key",
 })
 
 #: Secret-shaped text, replaced wherever it appears. Each keeps what names the
