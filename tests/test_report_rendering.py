@@ -186,8 +186,8 @@ def test_progress_redraws_one_line_on_a_terminal_at_most_every_interval():
     progress.example(_Result(2, ["no-lost-payment"]))
     progress.close()
     frames = out.getvalue().split("\r\x1b[2K")
-    assert frames == ["", "  search · examples 0 · requests 0 · failures 0 · 0.0 s",
-                      "  search · examples 2 · requests 5 · failures 1 (no-lost-payment) · 0.5 s",
+    assert frames == ["", "  search · 0.0 s · examples run 0 · requests 0 · failures 0",
+                      "  search · 0.5 s · examples run 2 · requests 5 · failures 1 (no-lost-payment)",
                       ""]
 
 

@@ -45,9 +45,13 @@ class Run:
 
 def run_on_terminal(*args: str, cwd: Path, env: dict[str, str], timeout: float = 240) -> Run:
     """``python -m chaos ARGS`` with stdout on a pseudo-terminal, as a person sees it."""
+    import fcntl
     import pty
+    import struct
+    import termios
 
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # 160 columns
     stderr_path = cwd / "stderr.txt"
     with open(stderr_path, "wb") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "chaos", *args], cwd=cwd,
@@ -127,8 +131,8 @@ def test_the_summary_shows_figures_verdicts_steps_rows_rate_and_replay(bug_run: 
 def test_progress_is_drawn_on_a_terminal(bug_run: Run):
     frames = [f for f in bug_run.terminal.split("\r\x1b[2K") if f.strip().startswith(("load", "search"))]
     assert frames, bug_run.terminal[:500]
-    counts = [tuple(map(int, re.search(r"examples (\d+) · requests (\d+) · failures (\d+)", f)
-                         .groups())) for f in frames]
+    counts = [tuple(map(int, re.search(r"examples run (\d+) · requests (\d+) · failures (\d+)",
+                                       f).groups())) for f in frames]
     assert counts == sorted(counts), "progress only goes forward"
     assert counts[-1][0] >= 10 and counts[-1][1] >= 20
     assert any(INVARIANT in f for f in frames), "failures so far are named"

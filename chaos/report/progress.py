@@ -55,8 +55,10 @@ class Progress:
         if self.broken:
             failures += f" ({', '.join(self.broken)})"
         phase = f"{self.current_phase} · " if self.current_phase else ""
-        return (f"  {phase}examples {self.examples} · requests {self.requests} · {failures} · "
-                f"{self.clock() - self.started:.1f} s")
+        # Every run counts (load wave, retries, confirmations): the summary's "examples"
+        # counts the search's alone.
+        return (f"  {phase}{self.clock() - self.started:.1f} s · examples run {self.examples} · "
+                f"requests {self.requests} · {failures}")
 
     def draw(self, *, force: bool = False) -> None:
         if not self.enabled:
