@@ -57,9 +57,9 @@ def timeline(session: nox.Session) -> None:
     with apt-get when missing). Look at the picture: that is the check.
     """
     session.install(".")
-    out = Path("build/timeline").resolve()
+    out = Path("build/timeline")              # relative: the replay line reads as a user's
     out.mkdir(parents=True, exist_ok=True)
-    html, png = out / "timeline.html", out / "timeline.png"
+    html, png = out / "timeline.html", (out / "timeline.png").resolve()
     session.run("python", "-m", "chaos", *(session.posargs or TIMELINE_RUN),
                 "--html", str(html), "--report", str(out / "chaos-report.json"),
                 "--junit", str(out / "junit.xml"), "--corpus", str(out / "corpus"),
@@ -76,8 +76,8 @@ def timeline(session: nox.Session) -> None:
         session.run(browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={profile}", "--hide-scrollbars", "--window-size=1280,1100",
-                    f"--screenshot={png}", html.as_uri(), external=True, silent=True)
+                    f"--user-data-dir={profile}", "--hide-scrollbars", "--window-size=1280,1000",
+                    f"--screenshot={png}", html.resolve().as_uri(), external=True, silent=True)
     if not png.exists() or png.stat().st_size == 0:
         session.error(f"Chromium wrote no screenshot at {png}")
     session.log(f"screenshot: {png} (from {html})")

@@ -109,13 +109,15 @@ def timeline(data: Mapping[str, Any]) -> str:
     if data.get("error"):
         parts.append(f'<div class="broken"><strong>error:</strong> {escape(str(data["error"]))}'
                      "</div>")
-    for title in ("invariants", "thresholds"):
-        parts.append(_checks(title, verdicts(data.get(title))))
     if not failures and verdict == "pass":
         parts.append(f"<p>No invariant broke in {escape(str(data.get('examples', 0)))} "
                      "examples.</p>")
-    for n, failure in enumerate(failures, 1):
+    for n, failure in enumerate(failures, 1):   # the failures first: they are the news
         parts.append(_failure(n, failure))
+    if failures:
+        parts.append('<h2 id="checks">every check</h2>')
+    for title in ("invariants", "thresholds"):
+        parts.append(_checks(title, verdicts(data.get(title))))
     parts.append("</body></html>\n")
     return redactor.text("\n".join(p for p in parts if p))
 
