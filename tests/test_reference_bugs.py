@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -192,41 +193,61 @@ def run_until_broken(shop: Shop, stripe: StripeOutage, bug: str) -> tuple[list[s
     return [], tries
 
 
-@pytest.fixture(scope="module")
-def stripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running("fake-stripe", [], workdir=tmp_path_factory.mktemp("stripe")) as service:
-        yield service.url
+#: Bugs on at once, on different steps (each still breaks its own scenario).
+COMBINED = ("no-dedup", "no-signature-tolerance", "trust-client-price")
 
 
 @pytest.fixture(scope="module")
-def correct(server_url: str, stripe_url: str,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Shop, StripeOutage]]:
-    """The correct service, behind a Stripe that can fail, for the whole module."""
-    schema = f"chaos_test_{secrets.token_hex(4)}"
+def stripe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StripeOutage]:
+    """The fake Stripe, behind a forwarder that can make it fail."""
+    with running("fake-stripe", [], workdir=tmp_path_factory.mktemp("stripe")) as service, \
+            StripeOutage(service.url) as outage:
+        yield outage
+
+
+@pytest.fixture(scope="module")
+def shops(server_url: str, stripe: StripeOutage,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, ...], Shop]]:
+    """The correct service, one per bug, and one with COMBINED: each on its own
+    schema, started (and stopped) in parallel, since starting one takes about a second."""
+    variants = [(), *((bug,) for bug in sorted(CATALOGUE)), COMBINED]
     admin = Database(server_url)
-    admin.execute(f'create schema "{schema}"')
+    schemas = {bugs: f"chaos_test_{secrets.token_hex(4)}" for bugs in variants}
+
+    def start(bugs: tuple[str, ...]) -> tuple[contextlib.ExitStack, Shop]:
+        stack = contextlib.ExitStack()
+        try:
+            shop = stack.enter_context(open_shop(
+                *bugs, server_url=server_url, schema=schemas[bugs], stripe_url=stripe.url,
+                workdir=tmp_path_factory.mktemp("reference")))
+        except BaseException:
+            stack.close()
+            raise
+        return stack, shop
+
+    started: list[contextlib.ExitStack] = []
     try:
-        with StripeOutage(stripe_url) as stripe, \
-                open_shop(server_url=server_url, schema=schema, stripe_url=stripe.url,
-                          workdir=tmp_path_factory.mktemp("correct")) as shop:
-            yield shop, stripe
+        for schema in schemas.values():
+            admin.execute(f'create schema "{schema}"')
+        with ThreadPoolExecutor(max_workers=len(variants)) as pool:
+            futures = {bugs: pool.submit(start, bugs) for bugs in variants}
+            opened: dict[tuple[str, ...], Shop] = {}
+            failures = []
+            for bugs, future in futures.items():
+                try:
+                    stack, opened[bugs] = future.result()
+                    started.append(stack)
+                except Exception as exc:
+                    failures.append(exc)
+        if failures:
+            raise failures[0]
+        yield opened
     finally:
-        admin.execute(f'drop schema if exists "{schema}" cascade')
+        with ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
+            list(pool.map(lambda stack: stack.close(), started))
+        for schema in schemas.values():
+            admin.execute(f'drop schema if exists "{schema}" cascade')
         admin.close()
-
-
-@pytest.fixture
-def buggy(server_url: str, schema: str, stripe_url: str, tmp_path: Path):
-    """Start the service with some bugs on, behind a Stripe that can fail."""
-
-    @contextlib.contextmanager
-    def start(*bugs: str) -> Iterator[tuple[Shop, StripeOutage]]:
-        with StripeOutage(stripe_url) as stripe, \
-                open_shop(*bugs, server_url=server_url, schema=schema, stripe_url=stripe.url,
-                          workdir=tmp_path) as shop:
-            yield shop, stripe
-
-    return start
 
 
 def test_the_catalogue_has_the_twelve_bugs_each_documented_and_tested():
@@ -243,31 +264,27 @@ def test_the_catalogue_has_the_twelve_bugs_each_documented_and_tested():
 
 
 @pytest.mark.parametrize("bug", sorted(CATALOGUE))
-def test_the_correct_service_survives_the_scenario_of(bug: str, correct):
-    shop, stripe = correct
+def test_the_correct_service_survives_the_scenario_of(bug: str, shops, stripe):
     scenario, tries = SCENARIOS[bug]
     for _ in range(tries):
-        assert scenario(shop, stripe) == []
+        assert scenario(shops[()], stripe) == []
 
 
 @pytest.mark.parametrize("bug", sorted(CATALOGUE))
-def test_the_bug_breaks_its_scenario_and_its_invariant_says_so(bug: str, buggy):
-    with buggy(bug) as (shop, stripe):
-        violations, attempt = run_until_broken(shop, stripe, bug)
+def test_the_bug_breaks_its_scenario_and_its_invariant_says_so(bug: str, shops, stripe):
+    violations, attempt = run_until_broken(shops[(bug,)], stripe, bug)
     assert violations, f"{bug} survived {attempt} tries of {SCENARIOS[bug][0].__name__}"
     assert {v.split(":")[0] for v in violations} == {CATALOGUE[bug].caught_by}
 
 
-def test_check_then_insert_still_catches_a_sequential_retry(buggy):
-    with buggy("check-then-insert") as (shop, stripe):
-        assert sequential_copies(shop, stripe) == []
+def test_check_then_insert_still_catches_a_sequential_retry(shops, stripe):
+    assert sequential_copies(shops[("check-then-insert",)], stripe) == []
 
 
-def test_several_bugs_can_be_on_at_once(buggy):
-    with buggy("no-dedup", "trust-client-price", "no-signature-tolerance") as (shop, stripe):
-        for bug in ("no-dedup", "trust-client-price", "no-signature-tolerance"):
-            violations, _ = run_until_broken(shop, stripe, bug)
-            assert violations and violations[0].startswith(CATALOGUE[bug].caught_by)
+def test_several_bugs_can_be_on_at_once(shops, stripe):
+    for bug in COMBINED:
+        violations, _ = run_until_broken(shops[COMBINED], stripe, bug)
+        assert violations and violations[0].startswith(CATALOGUE[bug].caught_by)
 
 
 def test_two_bugs_on_one_step_are_refused_before_anything_starts(tmp_path: Path):
