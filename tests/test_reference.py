@@ -6,6 +6,7 @@ One service runs for the module; each test uses events of its own.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
@@ -333,3 +334,34 @@ def test_metrics_report_the_peak_in_flight(shop: Shop):
     metrics = httpx.get(f"{shop.url}/_chaos/metrics", trust_env=False).json()
     assert metrics["requests"] == 20
     assert 1 <= metrics["peak_in_flight"] <= 20
+
+
+def test_a_hung_stripe_call_ends_at_the_deadline(monkeypatch: pytest.MonkeyPatch):
+    from chaos.reference import service as service_module
+
+    monkeypatch.setattr(service_module, "STRIPE_DEADLINE", 0.2)
+    bounded = service_module.Service(
+        bugs=frozenset(), webhook_secret="whsec_x", anon_key="anon_x",
+        stripe_api_base="http://127.0.0.1:9", stripe_api_key="sk_test_x", schema="s",
+        database_url="postgresql://127.0.0.1:9/x")
+
+    async def hang() -> None:
+        await asyncio.sleep(3600)
+
+    with pytest.raises(service_module.StripeUnavailable, match="did not answer .* within 0.2 s"):
+        asyncio.run(bounded.call_stripe("creating the Checkout Session", hang))
+
+
+def test_a_target_that_refuses_checkouts_is_an_error_not_a_pass(shop: Shop, stripe_url: str):
+    from chaos.errors import TargetError
+    from chaos.run import Runner
+    from chaos.target import Target
+    from strategies import busy_night
+
+    runner = Runner(target=Target(base_url=shop.url, webhook_secret=shop.target.webhook_secret,
+                                  anon_key="anon_not_the_key"),
+                    stripe_url=stripe_url, db=shop.db, concurrency=5, request_timeout=10,
+                    example_timeout=30)
+    with pytest.raises(TargetError, match=r"buyer [12]'s checkout at the target failed "
+                                          r"\(POST /functions/v1/create-checkout-session: HTTP 401"):
+        runner.run_example(busy_night(2))
