@@ -132,16 +132,24 @@ def _parser() -> argparse.ArgumentParser:
     ref.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0: any)")
     ref.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     ref.add_argument("--schema", default="public", help="PostgreSQL schema for its tables")
-    ref.add_argument("--bug", action="append", default=[], metavar="NAME")
+    ref.add_argument("--bug", action="append", default=[], metavar="NAME",
+                     help="switch on a catalogued bug (repeatable): " + ", ".join(_bug_names()))
     ref.add_argument("--stripe-api-base", default="http://127.0.0.1:12111",
                      help="where its Stripe client sends API calls (the fake Stripe API); "
-                          "the key comes from CHAOS_STRIPE_API_KEY (sk_test_...)")
+                          "the key comes from CHAOS_STRIPE_API_KEY (sk_test_...); the "
+                          "checkout door's anon key from CHAOS_ANON_KEY")
     ref.set_defaults(func=cmd_reference)
 
     fake = sub.add_parser("fake-stripe", help="run the fake Stripe API")
     fake.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0: any)")
     fake.set_defaults(func=cmd_fake_stripe)
     return top
+
+
+def _bug_names() -> list[str]:
+    from chaos.reference.bugs import CATALOGUE
+
+    return sorted(CATALOGUE)
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
@@ -353,10 +361,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_reference(args: argparse.Namespace) -> int:
     from chaos.database import check_database_url, redact_url
+    from chaos.log import configure
     from chaos.reference import create_app, parse_bugs
     from chaos.safety import check_stripe_key, check_url
     from chaos.serve import bind, serve
+    from chaos.target import DEFAULT_ANON_KEY
 
+    configure()
     bugs = parse_bugs(args.bug)
     if not args.database_url:
         raise UsageError("the reference service needs --database-url (or DATABASE_URL)")
@@ -366,12 +377,13 @@ def cmd_reference(args: argparse.Namespace) -> int:
         raise UsageError("set CHAOS_WEBHOOK_SECRET to the webhook signing secret (whsec_...)")
     api_key = check_stripe_key(os.environ.get("CHAOS_STRIPE_API_KEY", "sk_test_chaos"),
                                what="CHAOS_STRIPE_API_KEY")
+    anon_key = os.environ.get("CHAOS_ANON_KEY") or DEFAULT_ANON_KEY
     check_url(args.stripe_api_base, what="--stripe-api-base")
     _check_database(args.database_url, redact_url)
     sock = bind(args.port)
     serve(create_app(database_url=args.database_url, schema=args.schema,
                      webhook_secret=secret, bugs=bugs, stripe_api_base=args.stripe_api_base,
-                     stripe_api_key=api_key), sock)
+                     stripe_api_key=api_key, anon_key=anon_key), sock)
     return EXIT_PASS
 
 

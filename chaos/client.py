@@ -1,9 +1,11 @@
 """The client: turns a scenario's abstract steps into HTTP calls.
 
-Set-up plays the buyers (each checks out and pays at the fake Stripe); the
-schedule's waves are the requests at the target. Abstract references
-("buyer 2's checkout.session.completed") are resolved when a wave is built,
-from what earlier answers recorded in :class:`Bindings`.
+Set-up plays the buyers' stories: each checks out through the target's
+checkout door (the seed's payload, at the database price the scenario set,
+with an Idempotency-Key of its own), then pays that session at the fake
+Stripe. The schedule's waves are the requests at the target. Abstract
+references ("buyer 2's checkout.session.completed") are resolved when a wave
+is built, from what earlier answers recorded in :class:`Bindings`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from strategies import Delivery, Scenario
 @dataclass
 class BuyerBinding:
     session_id: str | None = None
+    checkout_url: str | None = None
     payment_intent: str | None = None
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -42,31 +45,42 @@ def ticket_type_id(event_id: str, index: int) -> str:
     return f"{event_id}-tt{index + 1}"
 
 
+def checkout_key(event_id: str, buyer: int) -> str:
+    """The Idempotency-Key of a buyer's checkout: one per buyer and example."""
+    return f"{event_id}-buyer{buyer + 1}"
+
+
+def checkout_payload(scenario: Scenario, event_id: str, buyer: int) -> dict[str, Any]:
+    """The seed's checkout payload for ``buyer``, at the price the scenario put
+    in the database (the tester knows it: it wrote the fixture)."""
+    who = scenario.buyers[buyer]
+    price = scenario.ticket_types[who.ticket_type].price
+    return {
+        "eventId": event_id,
+        "tickets": [{"ticketTypeId": ticket_type_id(event_id, who.ticket_type),
+                     "quantity": who.quantity, "price": price}],
+        "customerEmail": f"buyer{buyer + 1}@{event_id}.chaos.test",
+        "customerName": f"Buyer {buyer + 1}",
+        "total": price * who.quantity,
+    }
+
+
 def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
          clock: Callable[[], float] = time.time) -> Plan:
     bindings = [BuyerBinding() for _ in scenario.buyers]
 
-    def create_session(b: int) -> Call:
-        buyer = scenario.buyers[b]
-        price = scenario.ticket_types[buyer.ticket_type].price
-        body = {
-            "amount_total": price * buyer.quantity,
-            "currency": "usd",
-            "customer_email": f"buyer{b + 1}@{event_id}.chaos.test",
-            "metadata": {
-                "event_id": event_id,
-                "ticket_type_id": ticket_type_id(event_id, buyer.ticket_type),
-                "quantity": str(buyer.quantity),
-                "buyer": str(b + 1),
-            },
-        }
+    def checkout(b: int) -> Call:
+        key = checkout_key(event_id, b)
+        body = checkout_payload(scenario, event_id, b)
 
         def remember(response: httpx.Response) -> None:
-            bindings[b].session_id = response.json()["id"]
+            answer = response.json()
+            bindings[b].session_id = answer["sessionId"]
+            bindings[b].checkout_url = answer.get("url")
 
-        return Call(kind="stripe.create_session", door="stripe", ref={"buyer": b},
-                    build=lambda: httpx.Request("POST", f"{stripe_url}/_chaos/checkout/sessions",
-                                                json=body),
+        return Call(kind="checkout", door="target", ref={"buyer": b, "idempotency_key": key},
+                    build=lambda: httpx.Request("POST", target.base_url + target.checkout_path,
+                                                json=body, headers=target.checkout_headers(key)),
                     on_answer=remember)
 
     def pay(b: int) -> Call:
@@ -108,5 +122,5 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
             calls.append(deliver(index, w, step))
             index += 1
         waves.append(calls)
-    return Plan(setup=[[create_session(b) for b in buyers], [pay(b) for b in buyers]],
+    return Plan(setup=[[checkout(b) for b in buyers], [pay(b) for b in buyers]],
                 waves=waves, bindings=bindings)

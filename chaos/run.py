@@ -270,6 +270,12 @@ class Runner:
                     f"the fake Stripe API failed a set-up call ({op.method} {op.path}: "
                     f"{op.status or op.error}): see its log"
                 )
+            if op.door == "target" and op.wave is None and op.outcome is not Outcome.OK:
+                answer = f"HTTP {op.status} {op.body[:160]}".strip() if op.status else op.error
+                raise TargetError(
+                    f"buyer {op.ref.get('buyer', 0) + 1}'s checkout at the target failed "
+                    f"({op.method} {op.path}: {answer}): check its checkout door and its log"
+                )
 
     def _check_target(self, history: History) -> None:
         """End the run when the target is down, hangs, or fails everything."""
@@ -397,8 +403,10 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
     ensure_descriptors(concurrency)
     webhook_secret = "whsec_" + secrets.token_hex(24)
     stripe_key = "sk_test_" + secrets.token_hex(12)
+    anon_key = "anon_" + secrets.token_hex(12)
     redactor.add(webhook_secret)
     redactor.add(stripe_key)
+    redactor.add(anon_key)
     with contextlib.ExitStack() as stack:
         # The service's secrets as the user set them (the CLI checked them), else the fresh ones.
         webhook_secret = os.environ.get("CHAOS_WEBHOOK_SECRET") or webhook_secret
@@ -419,11 +427,12 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
             ["--database-url", server_url, "--schema", schema, "--stripe-api-base", stripe.url,
              *itertools.chain.from_iterable(("--bug", b) for b in sorted(bugs))],
             workdir=workdir, port=reference_port,
-            env={"CHAOS_WEBHOOK_SECRET": webhook_secret, "CHAOS_STRIPE_API_KEY": stripe_key},
+            env={"CHAOS_WEBHOOK_SECRET": webhook_secret, "CHAOS_STRIPE_API_KEY": stripe_key,
+                 "CHAOS_ANON_KEY": anon_key},
         ))
         db = Database(server_url, schema=schema)
         stack.callback(db.close)
-        target = Target(base_url=reference.url, webhook_secret=webhook_secret)
+        target = Target(base_url=reference.url, webhook_secret=webhook_secret, anon_key=anon_key)
         runner = Runner(target=target, stripe_url=stripe.url, db=db, concurrency=concurrency,
                         request_timeout=request_timeout, example_timeout=example_timeout)
         yield runner

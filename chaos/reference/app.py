@@ -1,31 +1,42 @@
 """The reference ticketing service: the seed's API, written the way a careful
-team would, with the catalogue's bugs switchable by name.
+team would, with the catalogue's bugs switchable by name (``bugs.py``).
 
-Doors:
-- ``POST /functions/v1/stripe-webhook``: verifies ``Stripe-Signature`` with
-  ``stripe.Webhook.construct_event`` (300 s tolerance) and fulfils
-  ``checkout.session.completed``: one order and one ticket per unit bought.
-- ``GET /_chaos/health``, ``GET /_chaos/metrics``, ``POST /_chaos/metrics/reset``:
-  what the tester reads to measure the concurrency the service really saw.
+Doors (each in its own module):
+- ``POST /functions/v1/create-checkout-session`` (``checkout.py``): prices from
+  the database, holds capacity, honours ``Idempotency-Key``, creates the
+  Checkout Session through the real ``stripe`` client.
+- ``POST /functions/v1/stripe-webhook`` (``webhook.py``): verifies, dedups and
+  handles Stripe's events in any order, any number of times.
+- ``GET /_chaos/health``, ``GET /_chaos/metrics`` (``in_flight``,
+  ``peak_in_flight``, ``requests``), ``POST /_chaos/metrics/reset``: what the
+  tester reads to measure the concurrency the service really saw.
+
+Every answer is JSON; a database failure is a 503 and an unexpected
+constraint violation a 500, each one line, never a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
-import stripe
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from chaos.reference.checkout import CheckoutDoor
 from chaos.reference.schema import ddl
+from chaos.reference.service import Service, error, log
+from chaos.reference.webhook import WebhookDoor
+from chaos.target import DEFAULT_ANON_KEY
 
 
 class InFlight:
-    """ASGI middleware counting requests in flight, and the peak."""
+    """ASGI middleware counting requests in flight (a background task of a
+    request counts until it ends), and the peak."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -50,77 +61,44 @@ class InFlight:
         self.total = 0
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def guarded(endpoint: Endpoint) -> Endpoint:
+    """Database failures as one-line JSON answers: 500 for a constraint that
+    refused a write (a bug in the service), 503 for everything else (retry)."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            log.error("a database constraint refused a write", path=request.url.path,
+                      error=type(exc).__name__, detail=str(exc)[:200])
+            return error(500, f"internal error: {type(exc).__name__}")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            log.warning("database unavailable", path=request.url.path,
+                        error=type(exc).__name__, detail=str(exc)[:200])
+            return error(503, "the database is unavailable: retry in a moment")
+
+    return run
+
+
 def create_app(*, database_url: str, schema: str, webhook_secret: str,
                bugs: frozenset[str] = frozenset(), stripe_api_base: str = "http://127.0.0.1:12111",
-               stripe_api_key: str = "sk_test_chaos") -> InFlight:
-    pool: asyncpg.Pool | None = None
+               stripe_api_key: str = "sk_test_chaos", anon_key: str = DEFAULT_ANON_KEY,
+               pool_size: int = 20) -> InFlight:
+    """The service as an ASGI app (wrapped in its in-flight meter)."""
+    service = Service(bugs=bugs, webhook_secret=webhook_secret, anon_key=anon_key,
+                      stripe_api_base=stripe_api_base, stripe_api_key=stripe_api_key,
+                      schema=schema, database_url=database_url, pool_size=pool_size)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        nonlocal pool
-        pool = await asyncpg.create_pool(
-            database_url, min_size=2, max_size=20,
-            server_settings={"search_path": schema},
-        )
-        async with pool.acquire() as conn:
-            await conn.execute(f'create schema if not exists "{schema}"')
-            await conn.execute(ddl(bugs))
+        await service.start(ddl(bugs))
         try:
             yield
         finally:
-            await pool.close()
-
-    async def stripe_webhook(request: Request) -> JSONResponse:
-        body = await request.body()
-        try:
-            event = stripe.Webhook.construct_event(
-                body, request.headers.get("stripe-signature"), webhook_secret
-            )
-        except ValueError:
-            return JSONResponse({"error": "invalid payload"}, status_code=400)
-        except stripe.SignatureVerificationError:
-            return JSONResponse({"error": "invalid signature"}, status_code=400)
-
-        if event["type"] != "checkout.session.completed":
-            return JSONResponse({"received": True, "ignored": event["type"]})
-        session = event["data"]["object"]
-        if session["payment_status"] != "paid":
-            return JSONResponse({"received": True, "ignored": "unpaid"})
-
-        assert pool is not None
-        async with pool.acquire() as conn, conn.transaction():
-            if "no-dedup" not in bugs:
-                first = await conn.fetchval(
-                    "insert into processed_webhook_events (event_id, type) values ($1, $2) "
-                    "on conflict do nothing returning event_id",
-                    event["id"], event["type"],
-                )
-                if first is None:
-                    return JSONResponse({"received": True, "duplicate": True})
-            await fulfil(conn, session)
-        return JSONResponse({"received": True})
-
-    async def fulfil(conn: asyncpg.Connection, session: Any) -> None:
-        """One order per checkout session, one ticket per unit bought."""
-        meta = session["metadata"]
-        quantity = int(meta["quantity"])
-        values = (meta["event_id"], meta["ticket_type_id"], quantity, session["id"],
-                  session["payment_intent"], session["customer_email"], session["amount_total"])
-        insert = ("insert into orders (event_id, ticket_type_id, quantity, stripe_session_id, "
-                  "payment_intent_id, customer_email, amount_cents, status) "
-                  "values ($1, $2, $3, $4, $5, $6, $7, 'paid')")
-        if "no-dedup" in bugs:
-            order_id = await conn.fetchval(insert + " returning id", *values)
-        else:
-            order_id = await conn.fetchval(
-                insert + " on conflict (stripe_session_id) do nothing returning id", *values
-            )
-            if order_id is None:
-                return  # fulfilled already, by another event of the same session
-        await conn.executemany(
-            "insert into tickets (order_id, ticket_type_id) values ($1, $2)",
-            [(order_id, meta["ticket_type_id"])] * quantity,
-        )
+            await service.stop()
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "service": "reference", "bugs": sorted(bugs)})
@@ -135,7 +113,10 @@ def create_app(*, database_url: str, schema: str, webhook_secret: str,
 
     app = Starlette(
         routes=[
-            Route("/functions/v1/stripe-webhook", stripe_webhook, methods=["POST"]),
+            Route("/functions/v1/create-checkout-session", guarded(CheckoutDoor(service)),
+                  methods=["POST"]),
+            Route("/functions/v1/stripe-webhook", guarded(WebhookDoor(service)),
+                  methods=["POST"]),
             Route("/_chaos/health", health, methods=["GET"]),
             Route("/_chaos/metrics", metrics, methods=["GET"]),
             Route("/_chaos/metrics/reset", reset_metrics, methods=["POST"]),
