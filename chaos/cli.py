@@ -267,8 +267,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _check_target_secrets() -> None:
-    """``CHAOS_WEBHOOK_SECRET`` / ``CHAOS_STRIPE_API_KEY``, when set, are what the reference
-    service is started with (else fresh random ones): refuse malformed or live ones."""
+    """``CHAOS_WEBHOOK_SECRET`` / ``CHAOS_STRIPE_API_KEY`` (and ``CHAOS_ANON_KEY``), when set,
+    are what the reference service is started with (else fresh random ones): refuse
+    malformed or live ones."""
     from chaos.safety import check_stripe_key
 
     secret = os.environ.get("CHAOS_WEBHOOK_SECRET")

@@ -28,6 +28,7 @@ from tests.helpers import run_tool
 
 WEBHOOK_SECRET = "whsec_" + "reportsTestSecret0123456789abcdef"
 API_KEY = "sk_test_" + "reportsTestKey0123456789"
+ANON_KEY = "anon_" + "reportsTestAnonKey0123456789"
 SIGNATURE_VALUE = re.compile(r"v1=[0-9a-f]{64}")
 INVARIANT = "one-ticket-set-per-payment"
 
@@ -91,7 +92,8 @@ def bug_run(tmp_path_factory: pytest.TempPathFactory, server_url: str) -> Run:
         "--database-url", server_url, "--verbose",
         "--report", "out/report.json", "--junit", "out/junit.xml", "--html", "out/timeline.html",
         "--log-json", "out/log.jsonl", "--corpus", "out/corpus",
-        cwd=cwd, env={"CHAOS_WEBHOOK_SECRET": WEBHOOK_SECRET, "CHAOS_STRIPE_API_KEY": API_KEY},
+        cwd=cwd, env={"CHAOS_WEBHOOK_SECRET": WEBHOOK_SECRET, "CHAOS_STRIPE_API_KEY": API_KEY,
+                      "CHAOS_ANON_KEY": ANON_KEY},
     )
 
 
@@ -213,6 +215,7 @@ def test_the_json_log_has_every_event_and_no_secret(bug_run: Run):
         assert name in names, name
     ready = next(e for e in events if e["event"] == "target.ready")
     assert ready["target"]["webhook_secret"] == "[redacted]"
+    assert ready["target"].get("anon_key", "[redacted]") == "[redacted]"
 
 
 def test_no_output_of_the_run_carries_a_secret(bug_run: Run, report: dict):
@@ -223,7 +226,7 @@ def test_no_output_of_the_run_carries_a_secret(bug_run: Run, report: dict):
     assert len(outputs) == 2 + 5, sorted(outputs)   # report, junit, html, log, one case
     assert "[redacted]" in bug_run.stderr, "the verbose log shows where a secret was"
     for name, text in outputs.items():
-        for secret in (WEBHOOK_SECRET, API_KEY):
+        for secret in (WEBHOOK_SECRET, API_KEY, ANON_KEY):
             assert secret not in text, f"{name} leaks {secret[:8]}..."
         assert not SIGNATURE_VALUE.search(text), f"{name} leaks a Stripe-Signature value"
 
