@@ -283,7 +283,7 @@ def _svg(history: list[Mapping[str, Any]], describe, barriers: Mapping[int, floa
         op.get("step"), int) else 1 << 30, op.get("index") or 0))
     lanes: list[tuple[str, list[Mapping[str, Any]], bool]] = [
         (f"set-up: {kind.removeprefix('stripe.').replace('_', ' ')} ×{len(ops)}"
-         f"{' (fake Stripe)' if door == 'stripe' else ''}", ops, True)
+         f" ({'fake Stripe' if door == 'stripe' else 'at the target'})", ops, True)
         for (door, kind), ops in setup.items()
     ] + [(describe(op), [op], False) for op in schedule]
 
