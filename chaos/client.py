@@ -84,8 +84,10 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                     on_answer=remember)
 
     def pay(b: int) -> Call:
-        def build() -> httpx.Request:
+        def build() -> httpx.Request | None:
             session = bindings[b].session_id
+            if session is None:
+                return None  # the checkout failed: this buyer's story stops here
             return httpx.Request("POST", f"{stripe_url}/_chaos/checkout/sessions/{session}/pay")
 
         def remember(response: httpx.Response) -> None:
@@ -101,9 +103,11 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         ref: dict[str, Any] = {"buyer": step.buyer, "event": step.event, "copy": step.copy,
                                "signature": step.signature}
 
-        def build() -> httpx.Request:
+        def build() -> httpx.Request | None:
             binding = bindings[step.buyer]
-            event = binding.events[step.event]
+            event = binding.events.get(step.event)
+            if event is None:
+                return None  # the story never produced this event (its checkout failed)
             ref.update(event_id=event["id"], payment_intent=binding.payment_intent)
             signed = sign(json.dumps(event), target.webhook_secret, now=int(clock()),
                           variant=step.signature)

@@ -48,14 +48,18 @@ class Call:
     """One request to fire: what it is, and how to build it when its wave comes.
 
     ``build`` runs just before the wave's barrier, so it can use answers of
-    earlier waves (abstract references resolved at run time). ``on_answer``
-    sees every 2xx answer and may record what later calls need. ``offset``
-    is how many seconds after the wave's barrier the request goes out.
+    earlier waves (abstract references resolved at run time); it returns None
+    when what the call needs never came (the buyer's checkout failed, say),
+    and the call is skipped. ``on_answer`` sees every 2xx answer and may
+    record what later calls need; if it cannot read the answer (ValueError,
+    KeyError, TypeError), the op is recorded as ``fail`` with a
+    ``malformed answer`` error. ``offset`` is how many seconds after the
+    wave's barrier the request goes out.
     """
 
     kind: str
     door: str
-    build: Callable[[], httpx.Request]
+    build: Callable[[], httpx.Request | None]
     wave: int | None = None
     step: int | None = None
     ref: dict[str, Any] = field(default_factory=dict)
@@ -99,7 +103,9 @@ class Executor:
 
     async def fire_wave(self, calls: Sequence[Call], *, wave: int | None = None) -> WaveRecord:
         """Fire ``calls`` together behind a start barrier; record each in the history."""
-        requests = [call.build() for call in calls]
+        built = [(call, call.build()) for call in calls]
+        calls = [call for call, request in built if request is not None]
+        requests = [request for _, request in built if request is not None]
         n = len(calls)
         early = min(n, self.concurrency) if self.preconnect else 0
         limiter = trio.CapacityLimiter(self.concurrency)
@@ -224,13 +230,17 @@ class Executor:
             status = response.status_code
             body = response.text[:_EXCERPT]
             outcome = Outcome.OK if 200 <= status < 300 else Outcome.FAIL
+            if outcome is Outcome.OK and call.on_answer is not None:
+                try:
+                    call.on_answer(response)
+                except (ValueError, KeyError, TypeError) as exc:
+                    outcome = Outcome.FAIL
+                    error = f"malformed answer: {type(exc).__name__}: {exc}"[:200]
         finally:
             if connection is not None:
                 await connection.aclose()
         if not recorded:
             record()
-        if response is not None and outcome is Outcome.OK and call.on_answer is not None:
-            call.on_answer(response)
 
     @contextlib.contextmanager
     def _counted(self):

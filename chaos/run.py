@@ -182,8 +182,8 @@ class Runner:
                 "the target or the fake Stripe hung; raise --example-timeout if it is just slow"
             )
         self.stats.add(history)
-        self._check_setup(history)
         self._check_target(history)
+        self._check_setup(history)
         observation = self._observe(scenario, event_id, the_plan, history, stripe)
         return ExampleResult(scenario, history, observation, invariants.check(observation))
 
@@ -205,7 +205,8 @@ class Runner:
         with trio.move_on_after(budget) as scope:
             for phase in the_plan.setup:
                 await executor.fire_wave(phase)
-                if any(op.outcome is not Outcome.OK for op in history.ops):
+                if any(op.door == "stripe" and op.outcome is not Outcome.OK
+                       for op in history.ops):
                     return history, True, stripe
             metrics = await self._metrics(executor.transport, reset=True)
             for w, wave in enumerate(the_plan.waves):
@@ -270,11 +271,19 @@ class Runner:
                     f"the fake Stripe API failed a set-up call ({op.method} {op.path}: "
                     f"{op.status or op.error}): see its log"
                 )
-            if op.door == "target" and op.wave is None and op.outcome is not Outcome.OK:
-                answer = f"HTTP {op.status} {op.body[:160]}".strip() if op.status else op.error
+            if op.door != "target" or op.wave is not None or op.outcome is Outcome.OK:
+                continue
+            # A set-up checkout that fails under load (5xx, no answer) is a finding: the
+            # buyer's story stops there, thresholds count it, and _check_target ends the
+            # run if the target is broken. A refusal that no retry would change (4xx but
+            # 409 sold out) or an answer the tool cannot read is a contract problem.
+            malformed = (op.error or "").startswith("malformed answer")
+            if malformed or (op.status is not None and 400 <= op.status < 500 and op.status != 409):
+                answer = op.error if malformed else f"HTTP {op.status} {op.body[:160]}".strip()
                 raise TargetError(
                     f"buyer {op.ref.get('buyer', 0) + 1}'s checkout at the target failed "
-                    f"({op.method} {op.path}: {answer}): check its checkout door and its log"
+                    f"({op.method} {op.path}: {answer}): check its checkout door, the headers "
+                    "and payload it expects ({url, sessionId} answers), and its log"
                 )
 
     def _check_target(self, history: History) -> None:

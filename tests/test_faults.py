@@ -31,9 +31,10 @@ DEADLINE = 60.0
 
 
 @contextlib.contextmanager
-def misbehaving(mode: str, n: int = 0) -> Iterator[str]:
-    """Run ``tests/misbehaving.py MODE N``; its base URL."""
-    process = subprocess.Popen([sys.executable, "-m", "tests.misbehaving", mode, str(n)],
+def misbehaving(mode: str, n: int = 0, stripe_url: str = "") -> Iterator[str]:
+    """Run ``tests/misbehaving.py MODE N [STRIPE_URL]``; its base URL."""
+    process = subprocess.Popen([sys.executable, "-m", "tests.misbehaving", mode, str(n),
+                                *([stripe_url] if stripe_url else [])],
                                cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -66,13 +67,13 @@ def runner_for(url: str, db: Database, stripe: Service) -> Runner:
 
 
 @pytest.mark.parametrize("target, words", [
-    (lambda: refusing(), "refused all"),
-    (lambda: misbehaving("hang"), "answered none of"),
-    (lambda: misbehaving("500"), "requests in a row (HTTP 500 x "),
-    (lambda: misbehaving("crash", 3), "crashed"),
+    (lambda stripe: refusing(), "refused all"),
+    (lambda stripe: misbehaving("hang"), "answered none of"),
+    (lambda stripe: misbehaving("500"), "requests in a row (HTTP 500 x "),
+    (lambda stripe: misbehaving("crash", 3, stripe), "crashed"),
 ], ids=["refuse", "hang", "500", "crash"])
 def test_a_broken_target_ends_the_search_with_an_error(tables, fake_stripe, target, words):
-    with target() as url:
+    with target(fake_stripe.url) as url:
         runner = runner_for(url, tables, fake_stripe)
         started = time.monotonic()
         outcome = search(runner.run_example, scenarios(), examples=500, seed=1,
@@ -90,7 +91,7 @@ def test_a_broken_target_ends_the_search_with_an_error(tables, fake_stripe, targ
 
 def test_a_crash_mid_run_keeps_the_failures_seen_before_it(tables, fake_stripe):
     # answers 200 but stores nothing: payments are lost until it dies
-    with misbehaving("crash", 6) as url:
+    with misbehaving("crash", 6, fake_stripe.url) as url:
         runner = runner_for(url, tables, fake_stripe)
         outcome = search(runner.run_example, scenarios(max_copies=1, max_waves=1), examples=200,
                          seed=1, deadline=runner.deadline)

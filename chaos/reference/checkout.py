@@ -18,8 +18,9 @@ How a careful team writes it:
    type: the hold can never exceed capacity), creates the order (pending)
    and claims the Idempotency-Key. No network call inside a transaction.
 3. Create the Checkout Session through the real ``stripe`` client with our
-   own Idempotency-Key (``checkout-order-<id>``), so Stripe's replay protects
-   a retried call too.
+   own Idempotency-Key (``checkout-<schema>-order-<id>``: unique per database,
+   since several environments may share one Stripe account), so Stripe's
+   replay protects a retried call too.
 4. Store the session on the order and the answer under the key.
 If Stripe fails, the hold is given back at once and the answer is 502; a
 retry with the same key resumes the same order (and the same Stripe key).
@@ -304,7 +305,7 @@ class CheckoutDoor:
                 "creating the Checkout Session",
                 lambda: service.stripe.v1.checkout.sessions.create_async(
                     params=params,  # type: ignore[arg-type]
-                    options={"idempotency_key": f"checkout-order-{order_id}"}),
+                    options={"idempotency_key": f"checkout-{service.schema}-order-{order_id}"}),
             )
         except (StripeUnavailable, StripeRejected) as exc:
             async with service.pool.acquire() as conn, conn.transaction():
