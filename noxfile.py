@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import nox
 from nox.command import CommandFailed
@@ -37,6 +41,46 @@ def tests(session: nox.Session) -> None:
     """The test suite, against real PostgreSQL (embedded unless CHAOS_TEST_DATABASE_URL is set)."""
     session.install(".[test]")
     session.run("pytest", *session.posargs)
+
+
+#: What ``nox -s timeline`` runs when given no arguments: a real failure to draw.
+TIMELINE_RUN = ("--bug", "no-dedup", "--seed", "1", "--examples", "20")
+
+
+@nox.session(default=False)
+def timeline(session: nox.Session) -> None:
+    """Render the HTML timeline of a real failure in headless Chromium; save a screenshot.
+
+    Runs ``python -m chaos`` (default: ``--bug no-dedup --seed 1 --examples 20``,
+    or the arguments after ``--``) into ``build/timeline/``, then screenshots
+    ``timeline.html`` to ``timeline.png`` with Debian's ``chromium`` (installed
+    with apt-get when missing). Look at the picture: that is the check.
+    """
+    session.install(".")
+    out = Path("build/timeline")              # relative: the replay line reads as a user's
+    out.mkdir(parents=True, exist_ok=True)
+    html, png = out / "timeline.html", (out / "timeline.png").resolve()
+    session.run("python", "-m", "chaos", *(session.posargs or TIMELINE_RUN),
+                "--html", str(html), "--report", str(out / "chaos-report.json"),
+                "--junit", str(out / "junit.xml"), "--corpus", str(out / "corpus"),
+                success_codes=[0, 1])
+    browser = shutil.which("chromium")
+    if browser is None:
+        if os.geteuid() != 0:
+            session.error("Chromium is missing: run `sudo apt-get install -y chromium`, then again")
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "--no-install-recommends", "chromium",
+                    external=True)
+        browser = shutil.which("chromium") or session.error("apt-get did not install chromium")
+    with tempfile.TemporaryDirectory(prefix="chaos-chromium-") as profile:
+        session.run(browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={profile}", "--hide-scrollbars", "--window-size=1280,1000",
+                    f"--screenshot={png}", html.resolve().as_uri(), external=True, silent=True)
+    if not png.exists() or png.stat().st_size == 0:
+        session.error(f"Chromium wrote no screenshot at {png}")
+    session.log(f"screenshot: {png} (from {html})")
 
 
 @nox.session(default=False)

@@ -3,6 +3,7 @@
     python -m chaos [run] [--examples N] [--concurrency N] [--seed S] [--bug NAME]...
                     [--profile NAME] [--attempts N] [--confirm-runs N] [--max-seconds S]
     python -m chaos replay FILE...
+    python -m chaos replay --expect FILE|DIR...     (the regression suite)
     python -m chaos reference --port P --database-url URL [--schema S] [--bug NAME]...
     python -m chaos fake-stripe --port P
 
@@ -21,7 +22,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from chaos.errors import EXIT_FAIL, EXIT_PASS, ChaosError, InfrastructureError, UsageError
 
@@ -98,15 +99,27 @@ def _parser() -> argparse.ArgumentParser:
                      help="Hypothesis seed; the report records the one used")
     run.add_argument("--report", type=Path, default=Path("chaos-report.json"),
                      help="where to write the JSON report (default chaos-report.json)")
-    run.add_argument("--failures-dir", type=Path, default=Path("chaos-failures"),
-                     help="where to save each failure as a replayable case")
+    run.add_argument("--corpus", "--failures-dir", dest="corpus", type=Path,
+                     default=Path("tests/regressions"), metavar="DIR",
+                     help="where to save each confirmed failure as a replayable case "
+                          "(default tests/regressions)")
+    run.add_argument("--junit", type=Path, default=None, metavar="PATH",
+                     help="also write JUnit XML: one test case per invariant and threshold")
+    run.add_argument("--html", type=Path, default=None, metavar="PATH",
+                     help="also write the HTML timeline of each failure (one self-contained file)")
     _target_options(run)
     run.set_defaults(func=cmd_run)
 
     replay = sub.add_parser("replay", help="re-run saved failure cases")
-    replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    replay.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                        help="case files, or directories of them (e.g. tests/regressions)")
+    replay.add_argument("--expect", action="store_true",
+                        help="check each case's expectations (the regression suite) instead of "
+                             "re-running it against the target it names")
     replay.add_argument("--runs", type=_int_in(1, 1000), default=3,
-                        help="times to run each case (default 3); it fails if any run fails")
+                        help="times to run each case (default 3); it broke if any run broke")
+    replay.add_argument("--log-json", type=Path, default=None, metavar="PATH",
+                        help="write log events as JSON lines")
     replay.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     replay.add_argument("--request-timeout", type=_seconds, default=10.0)
     replay.add_argument("--example-timeout", type=_seconds, default=60.0)
@@ -153,6 +166,8 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
                         help="port for the reference service on 127.0.0.1 (default: any free)")
     parser.add_argument("--stripe-port", type=_int_in(0, 65535), default=0,
                         help="port for the fake Stripe API on 127.0.0.1 (default: any free)")
+    parser.add_argument("--log-json", type=Path, default=None, metavar="PATH",
+                        help="write every log event as a JSON line (secrets redacted)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
 
@@ -163,14 +178,19 @@ def _replay_command(path: Path) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from chaos import report as reports
     from chaos.database import check_database_url
-    from chaos.log import configure
+    from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
     from chaos.run import OutOfTime, reference_run
     from chaos.search import Finding, search
     from chaos.thresholds import Thresholds
     from strategies import busy_night, scenarios
 
-    configure(verbose=args.verbose)
+    _check_outputs(args)
+    configure(verbose=args.verbose, json_path=args.log_json)
+    log = get_logger(command="run")
+    log.info("run.start", bugs=args.bug, examples=args.examples, seed=args.seed,
+             concurrency=args.concurrency)
+    watch = reports.Watch(reports.Progress(), log)
     bugs = parse_bugs(args.bug)
     if args.database_url:
         check_database_url(args.database_url)
@@ -184,7 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     deadline = started + args.max_seconds
     try:
-        with reference_run(bugs=bugs, database_url=args.database_url,
+        with watch.runs(reference_run)(bugs=bugs, database_url=args.database_url,
                            concurrency=args.concurrency, request_timeout=args.request_timeout,
                            example_timeout=args.example_timeout,
                            reference_port=args.reference_port,
@@ -213,10 +233,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                      if x.invariant == v.invariant],
                                          reproduced=1, attempts=1), "load"))
             for finding, phase in findings:
-                path = reports.save_case(finding, target=target, seed=seed,
-                                         directory=args.failures_dir)
-                report.findings.append(reports.finding_data(
-                    finding, replay=_replay_command(path), phase=phase))
+                report.findings.append(_record(finding, phase, target=target, seed=seed,
+                                               corpus=args.corpus, watch=watch, log=log))
             report.http = runner.stats.to_data()
             report.concurrency = runner.stats.concurrency_data()
             report.thresholds = runner.stats.thresholds(
@@ -232,46 +250,113 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         report.seconds = time.monotonic() - started
         report.write(args.report)
-    print(reports.summary(report))
-    print(f"report: {args.report}")
+        _finish_run(report, args, watch, log)
+    print(reports.summary(report.to_data(), files={
+        "report": args.report, "junit": args.junit, "html": args.html, "log": args.log_json}))
     return EXIT_FAIL if report.verdict == "fail" else EXIT_PASS
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable output paths and malformed target secrets before anything starts."""
+    from chaos.report.outputs import check_writable
+
+    for path, option in ((args.report, "--report"), (args.junit, "--junit"),
+                         (args.html, "--html"), (args.log_json, "--log-json")):
+        check_writable(path, option)
+    _check_target_secrets()
+
+
+def _check_target_secrets() -> None:
+    """``CHAOS_WEBHOOK_SECRET`` / ``CHAOS_STRIPE_API_KEY`` (and ``CHAOS_ANON_KEY``), when set,
+    are what the reference service is started with (else fresh random ones): refuse
+    malformed or live ones."""
+    from chaos.safety import check_stripe_key
+
+    secret = os.environ.get("CHAOS_WEBHOOK_SECRET")
+    if secret and not secret.startswith("whsec_"):
+        raise UsageError("CHAOS_WEBHOOK_SECRET must be a webhook signing secret (whsec_...)")
+    if os.environ.get("CHAOS_STRIPE_API_KEY"):
+        check_stripe_key(os.environ["CHAOS_STRIPE_API_KEY"], what="CHAOS_STRIPE_API_KEY")
+
+
+def _record(finding: Any, phase: str, *, target: dict[str, Any], seed: int | None, corpus: Path,
+            watch: Any, log: Any) -> dict[str, Any]:
+    """Save a confirmed finding in the corpus; return it as the report carries it.
+    A FLAKY one (it did not fail again) is reported but kept out of the corpus."""
+    from chaos import report as reports
+
+    path: Path | None = None
+    new = False
+    if finding.status == "FAILED":
+        path, new = reports.save_case(
+            invariant=finding.invariant, target=target, seed=seed, scenario=finding.scenario,
+            found={"status": finding.status,
+                   "reproduced": f"{finding.reproduced}/{finding.attempts}", "phase": phase,
+                   "violations": [v.to_data() for v in finding.violations]},
+            directory=corpus)
+    replay = _replay_command(path) if path else (
+        f"not saved to the corpus: it did not fail again in {finding.attempts} confirm runs")
+    log.info("finding", invariant=finding.invariant, status=finding.status,
+             reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
+             requests=finding.scenario.requests, case=str(path) if path else None, new_case=new)
+    return reports.finding_data(finding, replay=replay, phase=phase, case=path,
+                                history=watch.history(finding.scenario, finding.invariant))
+
+
+def _finish_run(report: Any, args: argparse.Namespace, watch: Any, log: Any) -> None:
+    """Clear the progress line; write JUnit and HTML next to the JSON report; close the log."""
+    from chaos.log import close
+    from chaos.report.outputs import write_outputs
+
+    watch.progress.close()
+    data = report.to_data()
+    try:
+        write_outputs(data, junit_path=args.junit, html_path=args.html)
+    finally:
+        log.info("run.end", verdict=data["verdict"], target=data["target"], seed=data["seed"],
+                 examples=data["examples"], seconds=data["seconds"],
+                 failures=len(data["failures"]), error=data.get("error"))
+        close()
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    from chaos.log import configure
-    from chaos.report import load_case
+    from chaos.log import close, configure, get_logger
+    from chaos.replay import checks_of, render, run_checks
+    from chaos.report.corpus import corpus_files, load_case
+    from chaos.report.outputs import check_writable
     from chaos.run import reference_run
 
-    configure()
+    check_writable(args.log_json, "--log-json")
+    _check_target_secrets()
+    configure(json_path=args.log_json)
+    paths = corpus_files(args.files)
+    if not paths:
+        raise UsageError(f"no case files (*.json) in {', '.join(map(str, args.files))}: "
+                         "pass files written by a chaos run")
     cases = []
-    for path in args.files:
+    for path in paths:
         try:
-            cases.append((path, load_case(path)))
+            cases.append(load_case(path))
         except ValueError as exc:
             raise UsageError(f"{exc}: pass a file written by a chaos run") from None
-    failed = 0
-    for path, case in cases:
-        target = case["target"]
-        if target.get("kind") != "reference":
-            raise UsageError(f"{path}: target kind {target.get('kind')!r} cannot be replayed yet")
-        with reference_run(bugs=target.get("bugs", []), database_url=args.database_url,
-                           concurrency=args.concurrency, request_timeout=args.request_timeout,
-                           example_timeout=args.example_timeout,
-                           reference_port=args.reference_port,
-                           stripe_port=args.stripe_port) as runner:
-            broke = 0
-            messages: list[str] = []
-            for _ in range(args.runs):
-                result = runner.run_example(case["scenario"])
-                hits = [v for v in result.violations if v.invariant == case["invariant"]]
-                if hits:
-                    broke += 1
-                    messages = [v.message for v in hits]
-        verdict = "FAILED" if broke else "PASSED"
-        failed += bool(broke)
-        print(f"{verdict} {path}: {case['invariant']} broke in {broke} of {args.runs} runs")
-        for message in messages:
-            print(f"  broken: {message}")
+    for case in cases:
+        if case.target.get("kind") != "reference":
+            raise UsageError(f"{case.path}: target kind {case.target.get('kind')!r} cannot be "
+                             "replayed yet")
+
+    def start(bugs: tuple[str, ...]) -> Any:
+        return reference_run(bugs=list(bugs), database_url=args.database_url,
+                             concurrency=args.concurrency, request_timeout=args.request_timeout,
+                             example_timeout=args.example_timeout,
+                             reference_port=args.reference_port, stripe_port=args.stripe_port)
+
+    checks = checks_of(cases, expect=args.expect)
+    try:
+        run_checks(checks, runs=args.runs, start=start, log=get_logger(command="replay"))
+    finally:
+        close()
+    text, failed = render(checks)
+    print(text)
     return EXIT_FAIL if failed else EXIT_PASS
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import secrets
 import tempfile
 import time
@@ -416,6 +417,12 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
     redactor.add(stripe_key)
     redactor.add(anon_key)
     with contextlib.ExitStack() as stack:
+        # The service's secrets as the user set them (the CLI checked them), else the fresh ones.
+        webhook_secret = os.environ.get("CHAOS_WEBHOOK_SECRET") or webhook_secret
+        stripe_key = os.environ.get("CHAOS_STRIPE_API_KEY") or stripe_key
+        anon_key = os.environ.get("CHAOS_ANON_KEY") or anon_key
+        for secret in (webhook_secret, stripe_key, anon_key):
+            redactor.add(secret)
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
         server_url = database_url or stack.enter_context(embedded_server())
         schema = f"chaos_{secrets.token_hex(4)}"

@@ -1,0 +1,143 @@
+"""The end-of-run summary on the terminal, k6-style: the figures, every
+invariant and threshold with its verdict, then each failure as numbered
+steps with the rows that break it, how often it reproduced, and the command
+that replays it. Meant to be read in a minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chaos.log import redactor
+from chaos.report._fields import Verdict, plural, row_table, target_line, verdicts
+
+_KNOWN_HTTP = {"requests", "failed", "error_rate", "avg_ms", "p50_ms", "p95_ms", "max_ms"}
+_KNOWN_CONCURRENCY = {"requested", "peak_in_flight", "client_peak_in_flight", "start_skew_ms"}
+
+
+def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) -> str:
+    """The summary of a report (``Report.to_data()`` or a saved JSON report).
+
+    ``files`` names the outputs written (``{"report": path, "junit": path}``),
+    listed at the end so a person knows where to look next.
+    """
+    profile = f", profile {data['profile']}" if data.get("profile") else ""
+    seed = "no seed" if data.get("seed") is None else f"seed {data['seed']}"
+    lines = [f"payment-chaos: {target_line(data)} ({seed}{profile})", ""]
+    stopped = f" (stopped early: {data['stopped']})" if data.get("stopped") else ""
+    lines.append(_figure("examples", f"{data.get('examples', 0)} in "
+                                     f"{float(data.get('seconds') or 0):.1f} s{stopped}"))
+    lines.extend(_http(data.get("http") or {}))
+    lines.extend(_concurrency(data.get("concurrency") or {}))
+    for title in ("invariants", "thresholds"):
+        checks = verdicts(data.get(title))
+        if checks:
+            lines.append(f"  {title}")
+            widths = (max(4, *(len(c.verdict) for c in checks)), max(len(c.name) for c in checks))
+            lines.extend(_check(c, widths) for c in checks)
+    for failure in data.get("failures") or []:
+        lines.append("")
+        lines.extend(failure_lines(failure))
+    lines.append("")
+    if data.get("error"):
+        lines.append(f"verdict: ERROR: {data['error']}")
+    else:
+        lines.append(f"verdict: {str(data.get('verdict', 'error')).upper()}")
+    for name, path in (files or {}).items():
+        if path:
+            lines.append(f"{name}: {path}")
+    return redactor.text("\n".join(line.rstrip() for line in lines))
+
+
+def _figure(name: str, text: str) -> str:
+    return f"  {name} {'.' * max(3, 17 - len(name))} {text}"
+
+
+def _extra(key: str, value: Any) -> str:
+    """A figure the summary has no special line for, as ``name ... value [ms]``."""
+    unit = " ms" if key.endswith("_ms") else ""
+    return _figure(key.removesuffix("_ms").replace("_", " "), f"{value}{unit}")
+
+
+def _ms(http: Mapping[str, Any], key: str) -> str:
+    value = http.get(key)
+    return f"{value:.1f} ms" if isinstance(value, int | float) else "?"
+
+
+def _http(http: Mapping[str, Any]) -> list[str]:
+    if not http:
+        return []
+    requests, failed = http.get("requests", 0), http.get("failed", 0)
+    rate = http.get("error_rate")
+    rate_text = f", {rate * 100:.2f}%" if isinstance(rate, int | float) else ""
+    lines = [
+        _figure("requests", f"{requests} ({failed} failed{rate_text})"),
+        _figure("latency", f"avg {_ms(http, 'avg_ms')}  p50 {_ms(http, 'p50_ms')}  "
+                           f"p95 {_ms(http, 'p95_ms')}  max {_ms(http, 'max_ms')}"),
+    ]
+    lines.extend(_extra(k, v) for k, v in http.items()
+                 if k not in _KNOWN_HTTP and not isinstance(v, Mapping | list))
+    return lines
+
+
+def _concurrency(conc: Mapping[str, Any]) -> list[str]:
+    if conc.get("peak_in_flight") is None and not conc.get("client_peak_in_flight"):
+        return []
+    def show(key: str) -> str:
+        value = conc.get(key)
+        return "?" if value is None else str(value)
+    skew = conc.get("start_skew_ms")
+    lines = [_figure("in flight",
+                     f"{show('peak_in_flight')} as the target saw it, "
+                     f"{show('client_peak_in_flight')} as the client saw it, "
+                     f"{show('requested')} requested"
+                     + (f"; start skew {skew:.1f} ms" if isinstance(skew, int | float) else ""))]
+    lines.extend(_extra(k, v) for k, v in conc.items()
+                 if k not in _KNOWN_CONCURRENCY and not isinstance(v, Mapping | list))
+    return lines
+
+
+def _check(check: Verdict, widths: tuple[int, int]) -> str:
+    extra = check.scalars()
+    return (f"    {check.verdict.upper():<{widths[0]}}  {check.name:<{widths[1]}}"
+            f"{'  ' + extra if extra else ''}")
+
+
+def failure_lines(f: Mapping[str, Any]) -> list[str]:
+    """One failure as text: verdict and rate, numbered steps, broken rows, replay."""
+    requests = f.get("requests")
+    how = "shrunk to" if f.get("phase", "search") == "search" else f"{f.get('phase')} phase,"
+    size = f" {how} {plural(requests, 'request')}" if isinstance(requests, int) else ""
+    lines = [f"{f.get('status', 'FAILED')} {f.get('invariant', '?')} "
+             f"(reproduced {f.get('reproduced', '?')}),{size}:"]
+    if f.get("note"):
+        lines.append(f"  ({f['note']})")
+    lines.extend(f"  {step}" for step in _elide(list(f.get("steps") or [])))
+    for v in f.get("violations") or []:
+        lines.append(f"  broken: {v.get('message', v)}" if isinstance(v, Mapping)
+                     else f"  broken: {v}")
+        rows = v.get("rows") if isinstance(v, Mapping) else None
+        if rows:
+            lines.extend(f"    {line}" for line in _table(rows))
+    if f.get("replay"):
+        lines.append(f"  replay: {f['replay']}")
+    return lines
+
+
+def _elide(steps: list[Any], keep: int = 24) -> list[Any]:
+    """Long step lists (an unshrunk load wave of 50 buyers) cut to their head and
+    tail; the JSON report, the HTML timeline and the case keep every step."""
+    if len(steps) <= keep:
+        return steps
+    head, tail = steps[: keep - 4], steps[-3:]
+    return [*head, f"... {len(steps) - len(head) - len(tail)} more steps (all in the JSON "
+                   "report) ...", *tail]
+
+
+def _table(rows: list[Mapping[str, Any]]) -> list[str]:
+    columns, cells = row_table(rows)
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    def line(values: list[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+    return [line(columns), *(line(r) for r in cells)]

@@ -1,0 +1,200 @@
+"""The renderers read report data generically: fields they know are shown
+as designed, invariants and thresholds they have never heard of are listed
+with their verdicts, and missing fields never break them.
+
+The report data here is written by hand so that every verdict shape and
+status class appears; the real-run tests are in ``test_reports.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from chaos.report import Progress, junit, summary, timeline
+
+
+def op(index, *, wave, step, start, end, status, outcome="ok", door="target", kind="deliver",
+       body=""):
+    return {"index": index, "kind": kind, "door": door, "method": "POST", "path": "/hook",
+            "wave": wave, "step": step, "start": start, "end": end, "status": status,
+            "outcome": outcome, "body": body, "error": None if status else "no answer", "ref": {}}
+
+
+SCHEDULE = {"buyers": [{"quantity": 1}],
+            "waves": [[{"kind": "deliver", "buyer": 0}, {"kind": "deliver", "buyer": 0, "copy": 1}],
+                      [{"kind": "deliver", "buyer": 0, "copy": 2},
+                       {"kind": "deliver", "buyer": 0, "copy": 3}]]}
+
+DATA = {
+    "verdict": "fail", "examples": 7, "seed": 9, "seconds": 1.5,
+    "target": {"kind": "reference", "bugs": ["no-dedup"]},
+    "invariants": {
+        "one-ticket-set-per-payment": {"verdict": "fail", "evidence": [{"x": 1}]},
+        "no-lost-payment": "pass",
+        "refund-voids-tickets": {"verdict": "unknown"},
+        "no-lost-payment-twice": "flaky",
+    },
+    "profile": "ci", "stopped": "max-seconds",
+    "thresholds": {"http-error-rate": {"verdict": "pass", "value": 0.0, "limit": "< 1%"},
+                   "order-rate": {"verdict": "pass", "value": 0.125, "limit": 0.5, "orders": 3},
+                   "http-p95": {"verdict": "fail", "value_ms": 6100.5, "limit_ms": 5000}},
+    "failures": [{
+        "invariant": "one-ticket-set-per-payment", "status": "FAILED", "reproduced": "4/5",
+        "phase": "search", "requests": 4, "schedule": SCHEDULE, "note": "not fully shrunk",
+        "steps": ["buyer 1 checks out and pays for 1 ticket of type 1", "wave 1 (2 requests):"],
+        "violations": [{"message": "payment pi_1 has 2 ticket sets <script>alert(1)</script>",
+                        "rows": [{"payment_intent": "pi_1", "orders": 2, "tickets": 2}]}],
+        "history": [
+            op(0, wave=None, step=None, start=10.000, end=10.004, status=200, door="stripe",
+               kind="stripe.create_session"),
+            op(1, wave=0, step=0, start=10.010, end=10.050, status=200),
+            op(2, wave=0, step=1, start=10.011, end=10.060, status=500),
+            op(3, wave=1, step=2, start=10.070, end=10.080, status=409),
+            op(4, wave=1, step=3, start=10.071, end=10.200, status=None, outcome="info",
+               body="<b>partial</b>"),
+        ],
+        "replay": "nox -s chaos -- replay tests/regressions/case.json",
+    }],
+    "http": {"requests": 40, "failed": 2, "error_rate": 0.05, "avg_ms": 12.0, "p50_ms": 10.0,
+             "p95_ms": 30.0, "max_ms": 130.0, "retries": 3},
+    "concurrency": {"requested": 50, "peak_in_flight": 48, "client_peak_in_flight": 50,
+                    "start_skew_ms": 2.5, "start_skew_p50_ms": 0.5},
+}
+
+
+def test_the_summary_lists_every_invariant_and_threshold_with_its_verdict():
+    text = summary(DATA, files={"report": "r.json", "junit": None})
+    for line in ("payment-chaos: reference with bugs: no-dedup (seed 9, profile ci)",
+                 "  examples ......... 7 in 1.5 s (stopped early: max-seconds)",
+                 "    FLAKY    no-lost-payment-twice",
+                 "  (not fully shrunk)",
+                 "    FAIL     one-ticket-set-per-payment",
+                 "    PASS     no-lost-payment",
+                 "    UNKNOWN  refund-voids-tickets",
+                 "    PASS  http-error-rate  value 0.00%, limit < 1%",
+                 "    FAIL  http-p95         value 6100.5 ms, limit 5000 ms",
+                 "    PASS  order-rate       value 12.50%, limit 50.00%, orders 3",
+                 "  requests ......... 40 (2 failed, 5.00%)",
+                 "  latency .......... avg 12.0 ms  p50 10.0 ms  p95 30.0 ms  max 130.0 ms",
+                 "  retries .......... 3",
+                 "  start skew p50 ... 0.5 ms",
+                 "FAILED one-ticket-set-per-payment (reproduced 4/5), shrunk to 4 requests:",
+                 "    payment_intent  orders  tickets",
+                 "    pi_1            2       2",
+                 "  replay: nox -s chaos -- replay tests/regressions/case.json",
+                 "verdict: FAIL", "report: r.json"):
+        assert line in text.splitlines(), line
+    assert "junit:" not in text
+
+
+@pytest.mark.parametrize("data", [{}, {"verdict": "pass"}, {"failures": [{}]},
+                                  {"invariants": ["odd"], "thresholds": 3, "http": {"x": 1}}])
+def test_renderers_tolerate_missing_and_odd_fields(data):
+    assert "verdict:" in summary(data)
+    ET.fromstring(junit(data))
+    assert timeline(data).startswith("<!DOCTYPE html>")
+
+
+def test_junit_has_a_case_per_invariant_and_per_threshold():
+    root = ET.fromstring(junit(DATA))
+    cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
+    assert sorted(cases) == [
+        ("payment-chaos.invariants", "no-lost-payment"),
+        ("payment-chaos.invariants", "no-lost-payment-twice"),
+        ("payment-chaos.invariants", "one-ticket-set-per-payment"),
+        ("payment-chaos.invariants", "refund-voids-tickets"),
+        ("payment-chaos.thresholds", "http-error-rate"),
+        ("payment-chaos.thresholds", "http-p95"),
+        ("payment-chaos.thresholds", "order-rate"),
+    ]
+    broken = cases[("payment-chaos.invariants", "one-ticket-set-per-payment")].find("failure")
+    assert broken.get("message").startswith("payment pi_1 has 2 ticket sets")
+    assert "replay: nox -s chaos -- replay" in broken.text
+    p95 = cases[("payment-chaos.thresholds", "http-p95")].find("failure")
+    assert p95.get("message") == "value 6100.5 ms, limit 5000 ms"
+    assert cases[("payment-chaos.invariants", "refund-voids-tickets")].find("error") is not None
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("7", "2", "1")
+
+
+def test_junit_reports_a_run_that_could_not_finish_as_an_error():
+    root = ET.fromstring(junit({"verdict": "error", "error": "the target answered none"}))
+    [case] = root.iter("testcase")
+    assert case.get("name") == "run"
+    assert case.find("error").get("message") == "the target answered none"
+
+
+def test_the_timeline_draws_lanes_bars_by_status_and_wave_barriers():
+    html = timeline(DATA)
+    for css in ("s2xx", "s5xx", "s4xx", "sinfo"):
+        assert f'<rect class="{css}"' in html, css
+    assert '<rect class="s2xx setup-bar"' in html       # the set-up call, in its own lane
+    assert html.count('class="barrier"') == 2             # one per wave
+    assert ">wave 1<" in html and ">wave 2<" in html
+    for label in ("1. deliver buyer 1&#x27;s checkout.session.completed (1st copy)",
+                  "4. deliver buyer 1&#x27;s checkout.session.completed (4th copy)",
+                  "set-up: create session ×1 (fake Stripe)"):
+        assert label in html, label
+    assert "500 · 49.0 ms" in html and "no answer · 129.0 ms" in html
+    assert "not fully shrunk" in html and "stopped early: max-seconds" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html   # the target's words are escaped
+    assert "<b>partial</b>" not in html
+
+
+def test_the_timeline_draws_recorded_barriers_and_offsets():
+    history = [op(0, wave=0, step=0, start=10.010, end=10.050, status=200),
+               {**op(1, wave=0, step=1, start=10.030, end=10.060, status=200), "offset": 0.02},
+               op(2, wave=1, step=2, start=10.070, end=10.080, status=200)]
+    failure = {**DATA["failures"][0], "history": history,
+               "waves": [{"wave": 1, "barrier": 10.065}, {"wave": None, "barrier": 9.0}]}
+    html = timeline({**DATA, "failures": [failure]})
+    barriers = re.findall(r'<line class="barrier" x1="([\d.]+)"', html)
+    bars = re.findall(r'<rect class="s2xx" x="([\d.]+)"', html)
+    # wave 1: no record, so its first request (offset 0) marks it; wave 2: the recorded barrier,
+    # 5 ms before its request
+    assert float(barriers[0]) == float(bars[0])
+    assert float(barriers[1]) < float(bars[2])
+
+
+def test_the_timeline_labels_requests_from_the_op_when_the_schedule_is_unknown():
+    failure = {**DATA["failures"][0], "schedule": {"steps": "a future format"}}
+    html = timeline({**DATA, "failures": [failure]})
+    assert "2. deliver POST /hook" in html
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class _Result:
+    def __init__(self, requests: int, broken: list[str]) -> None:
+        self.history = type("H", (), {"ops": [type("Op", (), {"door": "target"})()] * requests})()
+        self.violations = [type("V", (), {"invariant": name})() for name in broken]
+
+
+def test_progress_redraws_one_line_on_a_terminal_at_most_every_interval():
+    now = [0.0]
+    out = _Terminal()
+    progress = Progress(out, interval=0.1, clock=lambda: now[0])
+    progress.phase("search")
+    progress.example(_Result(3, []))          # within the interval: counted, not drawn
+    now[0] = 0.5
+    progress.example(_Result(2, ["no-lost-payment"]))
+    progress.close()
+    frames = out.getvalue().split("\r\x1b[2K")
+    assert frames == ["", "  search · 0.0 s · examples run 0 · requests 0 · failures 0",
+                      "  search · 0.5 s · examples run 2 · requests 5 · failures 1 (no-lost-payment)",
+                      ""]
+
+
+def test_progress_is_silent_when_not_on_a_terminal():
+    out = io.StringIO()
+    progress = Progress(out)
+    progress.phase("search")
+    progress.example(_Result(3, ["x"]))
+    progress.close()
+    assert out.getvalue() == "" and progress.examples == 1 and progress.requests == 3
