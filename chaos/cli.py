@@ -24,7 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from chaos.errors import EXIT_FAIL, EXIT_PASS, ChaosError, InfrastructureError, UsageError
+from chaos.errors import (
+    EXIT_FAIL,
+    EXIT_INFRASTRUCTURE,
+    EXIT_PASS,
+    ChaosError,
+    InfrastructureError,
+    UsageError,
+)
 
 COMMANDS = ("run", "replay", "reference", "fake-stripe")
 
@@ -210,6 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            reference_port=args.reference_port,
                            stripe_port=args.stripe_port) as runner:
             runner.deadline = deadline
+            report.database = runner.database
             load = None
             try:
                 load = runner.run_example(busy_night(args.concurrency))
@@ -428,3 +436,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chaos: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of the tool's own: one line here, the traceback in a file
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    import tempfile
+    import traceback
+
+    from chaos.log import redactor
+
+    with tempfile.NamedTemporaryFile("w", prefix="chaos-crash-", suffix=".txt",
+                                     delete=False) as crash:
+        crash.write(redactor.text("".join(traceback.format_exception(exc))))
+    print(f"chaos: internal error: {type(exc).__name__}: {redactor.text(str(exc))[:200]} "
+          f"(a bug in payment-chaos; the traceback is in {crash.name}, please report it)",
+          file=sys.stderr)
+    return EXIT_INFRASTRUCTURE

@@ -24,7 +24,7 @@ import trio
 
 from chaos import invariants
 from chaos.client import Plan, plan, ticket_type_id
-from chaos.database import Database, embedded_server
+from chaos.database import Database, embedded_server, redact_url
 from chaos.errors import InfrastructureError, TargetError
 from chaos.executor import Executor, ensure_descriptors
 from chaos.history import History, Op, Outcome, percentile
@@ -152,6 +152,8 @@ class Runner:
         self.examples = 0
         self.stats = HttpStats()
         self._ids = itertools.count(1)
+        #: Where the target's rows live, for the report (set by whoever started the target).
+        self.database: dict[str, Any] = {}
         self._failing: list[Op] = []
         self._records_seq = 0
 
@@ -445,4 +447,6 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
         target = Target(base_url=reference.url, webhook_secret=webhook_secret, anon_key=anon_key)
         runner = Runner(target=target, stripe_url=stripe.url, db=db, concurrency=concurrency,
                         request_timeout=request_timeout, example_timeout=example_timeout)
+        runner.database = {"server": redact_url(database_url) if database_url else "embedded",
+                           "schema": schema, "dropped_after_run": True}
         yield runner

@@ -112,9 +112,29 @@ def test_the_report_records_an_error_verdict(tmp_path: Path):
 def test_the_machines_own_server_works_and_is_left_as_found(tmp_path: Path):
     admin = Database(LOCAL_SERVER)
     try:
-        before = admin.fetch("select nspname from pg_namespace order by 1")
         result = run_tool("--examples", "20", "--database-url", LOCAL_SERVER, cwd=tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert admin.fetch("select nspname from pg_namespace order by 1") == before
+        database = json.loads((tmp_path / "chaos-report.json").read_text())["database"]
+        assert database["server"] == LOCAL_SERVER and database["schema"].startswith("chaos_")
+        # the run wrote only into its own schema, and dropped it
+        left = admin.fetch("select nspname from pg_namespace where nspname = $1",
+                           database["schema"])
+        assert left == []
     finally:
         admin.close()
+
+
+def test_a_bug_of_the_tool_itself_is_one_line_and_its_traceback_is_kept(monkeypatch, capsys):
+    from chaos import cli
+
+    def broken(args):
+        raise RuntimeError("the sky fell")
+
+    monkeypatch.setattr(cli, "cmd_replay", broken)
+    code = cli.main(["replay", "x.json"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("chaos: internal error: RuntimeError: the sky fell")
+    crash = err.split("traceback is in ")[1].split(",")[0]
+    assert "Traceback" in Path(crash).read_text() and "the sky fell" in Path(crash).read_text()

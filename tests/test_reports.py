@@ -289,6 +289,9 @@ def test_a_run_that_cannot_start_still_writes_its_reports(tmp_path: Path):
     root = ET.parse(tmp_path / "junit.xml").getroot()
     [case] = [c for c in root.iter("testcase") if c.get("name") == "run"]
     assert root.get("errors") == "1" and root.get("failures") == "0"
+    # the invariants were never checked: skipped, not passed
+    invariants = [c for c in root.iter("testcase") if c.get("classname", "").endswith("invariants")]
+    assert invariants and all(c.find("skipped") is not None for c in invariants)
     assert "cannot connect to the database" in case.find("error").get("message")
     html = (tmp_path / "timeline.html").read_text()
     assert ">ERROR<" in html and "cannot connect to the database" in html

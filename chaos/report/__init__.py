@@ -19,7 +19,9 @@ The JSON contract other tools and CI rely on: ``verdict`` ("pass" | "fail" |
 ``violations``, ``history``, ``waves``, ``case``, ``replay``), ``http``
 (``requests``, ``failed``, ``p95_ms``), ``concurrency`` (``requested``,
 ``peak_in_flight`` as the target saw it, ``client_peak_in_flight``,
-``start_skew_ms``), ``invariants`` (name: "pass" | "fail" | "flaky"),
+``start_skew_ms``), ``invariants`` (name: "pass" | "fail" | "flaky", or "unknown" when the run
+ended in error before checking everything), ``database`` (``server``,
+``schema`` the run wrote into, ``dropped_after_run``),
 ``evidence`` (name: violations with their rows) and ``thresholds`` (name:
 ``verdict``, value, limit).
 Every string passes through the redactor before it is written.
@@ -65,6 +67,7 @@ class Report:
     concurrency: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, dict[str, Any]] = field(default_factory=dict)
     profile: str = "default"
+    database: dict[str, Any] = field(default_factory=dict)
     stopped: str | None = None
     error: str | None = None
     seconds: float = 0.0
@@ -72,6 +75,8 @@ class Report:
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
         flaky = {f["invariant"] for f in self.findings} - broken
+        # a run that ended in error never finished checking: what did not break is unknown
+        holds = "unknown" if self.verdict == "error" else "pass"
         evidence: dict[str, list[dict[str, Any]]] = {}
         for f in self.findings:
             evidence.setdefault(f["invariant"], []).extend(f["violations"])
@@ -83,12 +88,13 @@ class Report:
             "seconds": round(self.seconds, 2),
             "target": self.target,
             "invariants": {name: ("fail" if name in broken else "flaky" if name in flaky
-                                  else "pass") for name in INVARIANTS},
+                                  else holds) for name in INVARIANTS},
             "evidence": evidence,
             "thresholds": self.thresholds,
             "failures": self.findings,
             "http": self.http,
             "concurrency": {"requested": self.requested_concurrency, **self.concurrency},
+            "database": self.database,
         }
         if self.stopped:
             data["stopped"] = self.stopped
