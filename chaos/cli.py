@@ -148,7 +148,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                            reference_port=args.reference_port,
                            stripe_port=args.stripe_port) as runner:
             load = runner.run_example(busy_night(args.concurrency))
-            result = search(runner.run_example, scenarios(), examples=args.examples, seed=seed)
+            # Only what chaos/client.py speaks so far: buyers paying at once and valid
+            # deliveries of checkout.session.completed. The integrator widens this.
+            space = scenarios(outcomes=("paid",), event_types=("checkout.session.completed",),
+                              signatures=("valid",), checkouts=(), max_offset_ms=0,
+                              max_faults=0, max_ticket_types=1, tight_capacity=False)
+            result = search(runner.run_example, space, examples=args.examples, seed=seed)
             metrics = runner.read_target_metrics() or {}
             report.examples = result.examples
             findings = [(f, "search") for f in result.findings]
