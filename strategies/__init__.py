@@ -41,10 +41,10 @@ from strategies._internal.scenarios import (
     deliveries,
     faults,
     scenarios,
-    schedules,
     signatures,
     ticket_types,
 )
+from strategies._internal.schedules import schedules
 from strategies._internal.steering import TARGETS, targets
 from strategies._internal.validation import PUBLIC_STRATEGIES as _PUBLIC_STRATEGIES
 
