@@ -99,3 +99,13 @@ def executor_bench(session: nox.Session) -> None:
     """
     session.install(".")
     session.run("python", "benchmarks/executor.py", *session.posargs)
+
+
+@nox.session(default=False)
+def steering(session: nox.Session) -> None:
+    """Measure whether hypothesis.target steering finds race-shaped scenarios sooner.
+
+    Pure generation, no service: ``nox -s steering -- --examples 100 --seeds 20``.
+    """
+    session.install(".")
+    session.run("python", "tools/measure_steering.py", *session.posargs)

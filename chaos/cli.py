@@ -223,7 +223,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 load = runner.run_example(busy_night(args.concurrency))
             except OutOfTime:
                 pass
-            result = search(runner.run_example, scenarios(), examples=args.examples, seed=seed,
+            # Only what chaos/client.py speaks so far: buyers paying at once and valid
+            # deliveries of checkout.session.completed. The integration widens this.
+            space = scenarios(outcomes=("paid",), event_types=("checkout.session.completed",),
+                              signatures=("valid",), checkouts=(), max_offset_ms=0,
+                              max_faults=0, max_ticket_types=1, tight_capacity=False)
+            result = search(runner.run_example, space, examples=args.examples, seed=seed,
                             attempts=args.attempts, confirm_runs=args.confirm_runs,
                             profile=args.profile, deadline=deadline)
             report.examples = result.examples

@@ -1,30 +1,85 @@
 """Hypothesis strategies for payment-flow chaos scenarios.
 
 The public face: everything is implemented in ``strategies._internal`` and
-re-exported here. Strategies are pure: they draw data, they never do I/O.
+re-exported here. Strategies are pure: they draw data, they never do I/O
+(no trio, httpx, asyncpg or stripe imports under this package).
+
+- The scenario model: :class:`Scenario` (stories of :class:`Buyer` for an
+  event of :class:`TicketType`, a schedule of waves of :class:`Delivery` and
+  :class:`Checkout` steps, :class:`Fault` armed on the fake Stripe); its
+  module docstring says how the executor interprets each step.
+- Strategies: :func:`scenarios` and its parts :func:`ticket_types`,
+  :func:`buyers`, :func:`schedules`, :func:`deliveries`, :func:`checkouts`,
+  :func:`signatures`, :func:`faults`.
+- Steering: :func:`targets` scores for ``hypothesis.target``.
 """
 
 from strategies._internal.model import (
+    CHECKOUT_KEYS,
+    CHECKOUTS,
     EVENT_TYPES,
+    FAULT_KINDS,
+    OUTCOMES,
     SIGNATURES,
+    STEP_KINDS,
+    STRIPE_ENDPOINTS,
+    TAMPERING,
     Buyer,
+    Checkout,
     Delivery,
+    Fault,
     Scenario,
     Step,
     TicketType,
+    Wave,
     busy_night,
+    story_events,
 )
-from strategies._internal.scenarios import buyers, scenarios
+from strategies._internal.scenarios import (
+    buyers,
+    checkouts,
+    deliveries,
+    faults,
+    scenarios,
+    signatures,
+    ticket_types,
+)
+from strategies._internal.schedules import schedules
+from strategies._internal.steering import TARGETS, targets
+from strategies._internal.validation import PUBLIC_STRATEGIES as _PUBLIC_STRATEGIES
 
 __all__ = [
+    "CHECKOUTS",
+    "CHECKOUT_KEYS",
     "EVENT_TYPES",
+    "FAULT_KINDS",
+    "OUTCOMES",
     "SIGNATURES",
+    "STEP_KINDS",
+    "STRIPE_ENDPOINTS",
+    "TAMPERING",
+    "TARGETS",
     "Buyer",
+    "Checkout",
     "Delivery",
+    "Fault",
     "Scenario",
     "Step",
     "TicketType",
+    "Wave",
     "busy_night",
     "buyers",
+    "checkouts",
+    "deliveries",
+    "faults",
     "scenarios",
+    "schedules",
+    "signatures",
+    "story_events",
+    "targets",
+    "ticket_types",
 ]
+
+# As Hypothesis does: every public strategy is exported, and nothing else sneaks in.
+assert _PUBLIC_STRATEGIES <= set(__all__), sorted(_PUBLIC_STRATEGIES - set(__all__))
+del _PUBLIC_STRATEGIES

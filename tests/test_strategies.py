@@ -1,116 +1,452 @@
-"""The scenario strategies: what they generate, how it shrinks, how it prints."""
+"""The scenario model and its strategies: what they generate, how it prints,
+how it is stored, and what they refuse. Shrink quality is in
+``test_strategies_shrinking.py``."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from hypothesis import find, given, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as with_seed
 from hypothesis.errors import InvalidArgument
 
-from strategies import Buyer, Delivery, Scenario, busy_night, scenarios
+import strategies
+from strategies import (
+    CHECKOUTS,
+    EVENT_TYPES,
+    FAULT_KINDS,
+    OUTCOMES,
+    SIGNATURES,
+    TARGETS,
+    Buyer,
+    Checkout,
+    Delivery,
+    Fault,
+    Scenario,
+    TicketType,
+    busy_night,
+    buyers,
+    checkouts,
+    deliveries,
+    faults,
+    scenarios,
+    schedules,
+    signatures,
+    story_events,
+    targets,
+    ticket_types,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: The bounds chaos/cli.py uses until the client speaks the full model.
+SKELETON = dict(outcomes=("paid",), event_types=("checkout.session.completed",),
+                signatures=("valid",), checkouts=(), max_offset_ms=0, max_faults=0,
+                max_ticket_types=1, tight_capacity=False)
 
 
-def minimal(strategy, condition):
-    return find(strategy, condition, settings=settings(max_examples=2000, database=None))
+# --- what is generated ----------------------------------------------------------------------
 
-
-def duplicate_in_one_wave(s: Scenario) -> bool:
-    return any(len({(d.buyer, d.event) for d in wave}) < len(wave) for wave in s.waves)
-
-
-def test_shrinks_concurrent_duplicates_to_two_deliveries_of_one_event():
-    found = minimal(scenarios(), duplicate_in_one_wave)
-    assert found == Scenario(buyers=(Buyer(quantity=1),),
-                             waves=((Delivery(buyer=0, copy=0), Delivery(buyer=0, copy=1)),))
-    assert found.requests == 2
-
-
-def test_shrinks_sequential_duplicates_to_two_waves_of_one_delivery():
-    def sequential_duplicate(s: Scenario) -> bool:
-        return len(s.waves) >= 2 and any(d.copy == 1 for d in s.waves[1])
-
-    found = minimal(scenarios(), sequential_duplicate)
-    assert found.waves == ((Delivery(buyer=0, copy=0),), (Delivery(buyer=0, copy=1),))
-    assert found.buyers == (Buyer(quantity=1),)
-
-
-def test_shrinks_quantity_toward_one():
-    found = minimal(scenarios(), lambda s: sum(b.quantity for b in s.buyers) >= 3)
-    assert found.buyers == (Buyer(quantity=3),)
-    assert found.requests == 1
-
-
-@given(scenarios(max_buyers=5, max_copies=4, max_waves=3))
-def test_every_buyer_is_delivered_and_copies_count_in_send_order(s: Scenario):
-    s.validate()
-    assert {d.buyer for _, d in s.steps()} == set(range(len(s.buyers)))
-    assert all(wave for wave in s.waves)
-    for b in range(len(s.buyers)):
-        copies = [d.copy for _, d in s.steps() if d.buyer == b]
-        assert copies == list(range(len(copies)))
-    assert 1 <= len(s.waves) <= 3
-
-
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
-def test_scenarios_round_trip_through_json(s: Scenario):
+def test_every_scenario_is_valid_and_survives_json(s: Scenario):
+    s.validate()
     assert Scenario.from_data(json.loads(json.dumps(s.to_data()))) == s
+    assert all(wave for wave in s.waves)
+    assert s.requests == len(s.steps()) == sum(len(w) for w in s.waves)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(max_buyers=2, max_quantity=2, max_ticket_types=1, max_requests=5,
+                 max_waves=2, max_copies=2, max_concurrency=3, max_offset_ms=20, max_faults=1))
+def test_bounds_hold(s: Scenario):
+    assert 1 <= len(s.buyers) <= 2 and len(s.ticket_types) == 1 and len(s.faults) <= 1
+    assert all(b.quantity <= 2 for b in s.buyers)
+    assert s.requests <= 5 and len(s.waves) <= 2
+    assert all(len(wave) <= 3 for wave in s.waves)
+    assert all(step.offset_ms <= 20 for _, step in s.steps())
+    assert all(d.copy < 2 for _, d in s.deliveries())
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(**SKELETON))
+def test_the_skeleton_bounds_give_only_what_the_client_speaks(s: Scenario):
+    assert len(s.ticket_types) == 1 and s.ticket_types[0].capacity == 1000 and s.faults == ()
+    assert all(b.outcome == "paid" for b in s.buyers)
+    assert all(isinstance(step, Delivery) and step.event == "checkout.session.completed"
+               and step.signature == "valid" and step.offset_ms == 0 for _, step in s.steps())
+
+
+def test_the_whole_space_is_generated():
+    """Every outcome, event type, signature variant, checkout kind, fault kind
+    and endpoint appears within 300 examples of a fixed seed."""
+    seen: dict[str, set[str]] = {k: set() for k in
+                                 ("outcome", "event", "signature", "checkout", "fault", "endpoint")}
+    shapes = set()
+
+    @with_seed(11)
+    @settings(max_examples=300, database=None, suppress_health_check=list(HealthCheck))
+    @given(scenarios())
+    def collect(s: Scenario):
+        seen["outcome"] |= {b.outcome for b in s.buyers}
+        for _, step in s.steps():
+            if isinstance(step, Delivery):
+                seen["event"].add(step.event)
+                seen["signature"].add(step.signature)
+                if step.offset_ms and step.copy:
+                    shapes.add("redelivery in flight")
+            elif step.attempt == 0:
+                seen["checkout"].add("timed")
+            elif step.tamper != "none":
+                seen["checkout"].add(f"tampered-{step.tamper}")
+            else:
+                seen["checkout"].add(f"{step.key}-key")
+        seen["fault"] |= {f.kind for f in s.faults}
+        seen["endpoint"] |= {f.endpoint for f in s.faults}
+        if any(tt.capacity < 1000 for tt in s.ticket_types):
+            shapes.add("tight capacity")
+        if targets(s)["events-out-of-order"]:
+            shapes.add("reordered")
+        if len(s.waves) > 1:
+            shapes.add("several waves")
+
+    collect()
+    assert seen == {"outcome": set(OUTCOMES), "event": set(EVENT_TYPES),
+                    "signature": set(SIGNATURES), "checkout": set(CHECKOUTS),
+                    "fault": set(FAULT_KINDS), "endpoint": set(strategies.STRIPE_ENDPOINTS)}
+    assert shapes == {"redelivery in flight", "tight capacity", "reordered", "several waves"}
+
+
+def _first_scenarios(seed: int) -> list[Scenario]:
+    seen: list[Scenario] = []
+
+    @with_seed(seed)
+    @settings(max_examples=25, database=None, derandomize=False)
+    @given(scenarios())
+    def collect(s: Scenario):
+        seen.append(s)
+
+    collect()
+    return seen
 
 
 def test_same_seed_same_scenarios():
-    def draw(seed: int) -> list[Scenario]:
-        seen: list[Scenario] = []
+    assert _first_scenarios(7) == _first_scenarios(7)
+    assert _first_scenarios(7) != _first_scenarios(8)
 
-        @settings(max_examples=25, database=None, derandomize=False)
-        @given(scenarios())
-        def collect(s):
-            seen.append(s)
 
-        from hypothesis import seed as with_seed
-        with_seed(seed)(collect)()
-        return seen
+def test_same_seed_same_scenarios_in_fresh_processes():
+    """Run after run: new interpreters, different hash seeds, same scenarios."""
+    code = ("import json, tests.test_strategies as t; "
+            "print(json.dumps([s.to_data() for s in t._first_scenarios(7)]))")
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    assert json.loads(outputs[0]) == [s.to_data() for s in _first_scenarios(7)]
 
-    assert draw(7) == draw(7)
-    assert draw(7) != draw(8)
 
+@settings(max_examples=50)
+@given(buyers(max_quantity=3, ticket_type_count=2, outcomes=("refunded", "expired")))
+def test_buyers_respect_their_bounds(b: Buyer):
+    assert 1 <= b.quantity <= 3 and b.ticket_type in (0, 1) and b.outcome in ("refunded", "expired")
+
+
+@settings(max_examples=50)
+@given(deliveries((Buyer(outcome="expired"), Buyer(outcome="refunded")),
+                  event_types=("charge.refunded", "checkout.session.expired"),
+                  signatures=("stale", "missing")))
+def test_deliveries_name_an_allowed_event_of_that_buyers_story(d: Delivery):
+    assert (d.buyer, d.event) in {(0, "checkout.session.expired"), (1, "charge.refunded")}
+    assert d.signature in ("stale", "missing") and d.copy == 0
+
+
+@settings(max_examples=50)
+@given(checkouts((Buyer(), Buyer()), kinds=("fresh-key", "tampered-total")))
+def test_checkouts_are_extra_attempts_of_the_allowed_kinds(c: Checkout):
+    assert c.buyer in (0, 1) and c.attempt == 1
+    assert (c.key, c.tamper) == ("fresh", "none") or c.tamper == "total"
+
+
+@settings(max_examples=50)
+@given(faults(kinds=("latency",), endpoints=("GET /v1/events/{id}",), max_nth=2,
+              max_latency_ms=50))
+def test_faults_respect_their_bounds(f: Fault):
+    assert f.kind == "latency" and f.endpoint == "GET /v1/events/{id}"
+    assert 1 <= f.nth <= 2 and 1 <= f.latency_ms <= 50
+
+
+@settings(max_examples=50)
+@given(schedules((Buyer(),), max_requests=4, max_waves=1, checkouts=()))
+def test_schedules_respect_their_bounds(waves):
+    assert len(waves) <= 1 and sum(map(len, waves)) <= 4
+    Scenario(buyers=(Buyer(),), waves=waves).validate()
+
+
+@settings(max_examples=50)
+@given(ticket_types(tight_capacity=False), signatures(variants=("valid",)))
+def test_single_choices(tt: TicketType, variant: str):
+    assert tt.capacity == 1000 and variant == "valid"
+
+
+def test_empty_choices_give_nothing_to_place():
+    assert deliveries((Buyer(outcome="expired"),), event_types=()).is_empty
+    assert checkouts((Buyer(),), kinds=()).is_empty
+    assert checkouts((), kinds=CHECKOUTS).is_empty
+
+
+# --- the stories ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("outcome, events", [
+    ("paid", ("checkout.session.completed", "payment_intent.succeeded")),
+    ("async-succeeded", ("checkout.session.completed", "payment_intent.succeeded",
+                         "checkout.session.async_payment_succeeded")),
+    ("async-failed", ("checkout.session.completed", "checkout.session.async_payment_failed")),
+    ("expired", ("checkout.session.expired",)),
+    ("refunded", ("checkout.session.completed", "payment_intent.succeeded", "charge.refunded")),
+    ("disputed", ("checkout.session.completed", "payment_intent.succeeded",
+                  "charge.dispute.created")),
+])
+def test_each_outcome_emits_the_events_stripe_would(outcome, events):
+    assert story_events(outcome) == events == Buyer(outcome=outcome).events
+
+
+def test_an_unknown_outcome_is_named():
+    with pytest.raises(ValueError, match="unknown outcome 'lost': choose from paid"):
+        story_events("lost")
+
+
+# --- rendering ------------------------------------------------------------------------------
 
 def test_rendering_numbers_each_request():
     lines = Scenario(buyers=(Buyer(quantity=2),),
                      waves=((Delivery(0), Delivery(0, copy=1)),)).render()
     assert lines == [
         "event: ticket type 1 at 25.00, capacity 1000",
-        "buyer 1 checks out and pays for 2 tickets of type 1",
+        "buyer 1 checks out and pays for 2 tickets of type 1 "
+        "(Stripe emits checkout.session.completed, payment_intent.succeeded)",
         "wave 1 (2 requests, together):",
         "  1. deliver buyer 1's checkout.session.completed (1st copy)",
         "  2. deliver buyer 1's checkout.session.completed (2nd copy)",
     ]
 
 
+def test_rendering_tells_the_whole_story():
+    s = Scenario(
+        ticket_types=(TicketType(price=4000, capacity=1), TicketType()),
+        buyers=(Buyer(outcome="refunded"), Buyer(ticket_type=0, outcome="async-failed"),
+                Buyer(quantity=3, ticket_type=1, outcome="expired")),
+        waves=(
+            (Checkout(1), Delivery(0, "charge.refunded"),
+             Checkout(1, attempt=1, key="same", offset_ms=5)),
+            (Delivery(0, signature="stale"), Delivery(1), Delivery(0, copy=1, offset_ms=20),
+             Checkout(2, attempt=1, key="fresh", tamper="price", offset_ms=20)),
+        ),
+        faults=(Fault("5xx", "POST /v1/checkout/sessions", 2),
+                Fault("latency", "GET /v1/events/{id}", 1, latency_ms=1500)),
+    )
+    s.validate()
+    assert s.render() == [
+        "event: ticket type 1 at 40.00, capacity 1 (buyers want 2)",
+        "event: ticket type 2 at 25.00, capacity 1000",
+        "fault: the target's 2nd call to POST /v1/checkout/sessions answers 500",
+        "fault: the target's 1st call to GET /v1/events/{id} answers after 1500 ms",
+        "buyer 1 checks out and pays for 1 ticket of type 1, then is refunded (Stripe emits "
+        "checkout.session.completed, payment_intent.succeeded, charge.refunded)",
+        "buyer 2 checks out at step 1 (wave 1) for 1 ticket of type 1, pays asynchronously, "
+        "and the payment fails (Stripe emits checkout.session.completed, "
+        "checkout.session.async_payment_failed)",
+        "buyer 3 checks out for 3 tickets of type 2 and never pays, so the session expires "
+        "(Stripe emits checkout.session.expired)",
+        "wave 1 (3 requests, together):",
+        "  1. buyer 2 checks out (1st attempt)",
+        "  2. deliver buyer 1's charge.refunded (1st copy)",
+        "  3. buyer 2 checks out again with the same idempotency key "
+        "(2nd attempt, fired 5 ms into the wave)",
+        "wave 2 (4 requests, together):",
+        "  4. deliver buyer 1's checkout.session.completed (1st copy, signature stale)",
+        "  5. deliver buyer 2's checkout.session.completed (1st copy)",
+        "  6. deliver buyer 1's checkout.session.completed (2nd copy, fired 20 ms into the wave)",
+        "  7. buyer 3 checks out again with a fresh idempotency key, sending a tampered price "
+        "(2nd attempt, fired 20 ms into the wave)",
+    ]
+    assert s.requests == 7 and s.timed_checkout_wave(1) == 0 and s.timed_checkout_wave(0) is None
+
+
 def test_busy_night_is_one_wave_of_distinct_buyers():
     s = busy_night(50)
+    s.validate()
     assert len(s.waves) == 1 and s.requests == 50
     assert {d.buyer for d in s.waves[0]} == set(range(50))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"max_buyers": 0}, "max_buyers=0 < 1"),
-    ({"max_copies": -1}, "max_copies=-1 < 1"),
-    ({"max_waves": 1.5}, "max_waves=1.5 must be an integer"),
-    ({"max_quantity": True}, "max_quantity=True must be an integer"),
+# --- steering -------------------------------------------------------------------------------
+
+def test_targets_score_race_shapes():
+    racing = Scenario(
+        ticket_types=(TicketType(capacity=2),),
+        buyers=(Buyer(), Buyer(), Buyer(), Buyer(outcome="refunded")),
+        waves=((Checkout(0), Checkout(1), Checkout(2)),
+               (Delivery(0), Delivery(0, copy=1), Delivery(1), Delivery(3, "charge.refunded"),
+                Delivery(0, copy=2, offset_ms=5)),
+               (Delivery(3, "payment_intent.succeeded"),),
+               (Delivery(3),)),
+    )
+    racing.validate()
+    assert targets(racing) == {
+        "copies-of-one-event-in-one-wave": 3.0,
+        "requests-in-one-wave": 5.0,
+        # three own checkouts together, wanting 3 of the 1 ticket buyer 4 left in set-up
+        "checkouts-racing-for-capacity": 4.0,
+        # buyer 1's third copy starts 5 ms after the first two
+        "redeliveries-in-flight": 1.0,
+        # refunded before succeeded and before completed; succeeded before completed
+        "events-out-of-order": 3.0,
+    }
+    assert tuple(targets(racing)) == TARGETS
+
+
+def test_targets_climb_with_single_choices():
+    """A lone checkout scores more as the tickets it wants near what is left."""
+    def racing(capacity: int, quantity: int) -> float:
+        s = Scenario(ticket_types=(TicketType(capacity=capacity),),
+                     buyers=(Buyer(quantity=quantity),), waves=((Checkout(0),),))
+        return targets(s)["checkouts-racing-for-capacity"]
+
+    assert racing(1000, 1) < racing(4, 1) < racing(4, 3) < racing(2, 3) == 2.0
+    assert set(targets(busy_night(3)).values()) == {0.0, 1.0, 3.0}
+
+
+# --- what is refused ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: scenarios(max_buyers=0), "Cannot have max_buyers=0 < 1"),
+    (lambda: scenarios(max_copies=-1), "Cannot have max_copies=-1 < 1"),
+    (lambda: scenarios(max_waves=1.5), "max_waves=1.5 must be an integer"),
+    (lambda: scenarios(max_quantity=True), "max_quantity=True must be an integer"),
+    (lambda: scenarios(max_requests=-1), "Cannot have max_requests=-1 < 0"),
+    (lambda: scenarios(max_concurrency=0), "Cannot have max_concurrency=0 < 1"),
+    (lambda: scenarios(max_offset_ms=20_000), "Cannot have max_offset_ms=20000 > 10000"),
+    (lambda: scenarios(max_faults=-2), "Cannot have max_faults=-2 < 0"),
+    (lambda: scenarios(max_ticket_types=0), "Cannot have max_ticket_types=0 < 1"),
+    (lambda: scenarios(tight_capacity="yes"), "tight_capacity='yes' must be True or False"),
+    (lambda: scenarios(outcomes=()), "outcomes=() must name at least one of paid"),
+    (lambda: scenarios(outcomes="paid"), "outcomes='paid' must be a collection of names"),
+    (lambda: scenarios(outcomes=("paid", "lost")), "names 'lost', which is not one of paid"),
+    (lambda: scenarios(signatures=()), "signatures=() must name at least one of valid"),
+    (lambda: scenarios(event_types=("charge.captured",)), "names 'charge.captured'"),
+    (lambda: scenarios(checkouts=("teleport",)), "names 'teleport'"),
+    (lambda: scenarios(fault_kinds=("meteor",)), "names 'meteor'"),
+    (lambda: buyers(max_quantity=0), "Cannot have max_quantity=0 < 1"),
+    (lambda: buyers(ticket_type_count=0), "Cannot have ticket_type_count=0 < 1"),
+    (lambda: ticket_types(max_tight_capacity=0), "Cannot have max_tight_capacity=0 < 1"),
+    (lambda: signatures(variants=("valid", "forged")), "names 'forged'"),
+    (lambda: faults(kinds=()), "kinds=() must name at least one of 5xx"),
+    (lambda: faults(max_nth=0), "Cannot have max_nth=0 < 1"),
+    (lambda: faults(max_latency_ms=0), "Cannot have max_latency_ms=0 < 1"),
+    (lambda: faults(endpoints=("GET /v1/balance",)), "names 'GET /v1/balance'"),
+    (lambda: deliveries((Buyer(),), signatures=()), "signatures=() must name at least one"),
+    (lambda: checkouts((Buyer(),), kinds=("x",)), "kinds=('x',) names 'x'"),
+    (lambda: schedules((Buyer(),), max_waves=0), "Cannot have max_waves=0 < 1"),
 ])
-def test_invalid_arguments_are_refused_when_built(kwargs, message):
-    with pytest.raises(InvalidArgument, match=message.replace("(", r"\(")):
-        scenarios(**kwargs)
+def test_invalid_arguments_are_refused_when_built(build, message):
+    with pytest.raises(InvalidArgument, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build()
+
+
+def _case(**changes):
+    data = {"buyers": [{"quantity": 1}], "waves": [[{"kind": "deliver", "buyer": 0}]]}
+    data.update(changes)
+    return data
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"buyers": [], "waves": []}, "at least one buyer"),
-    ({"buyers": [{"quantity": 1}], "waves": [[{"kind": "deliver", "buyer": 3}]]},
-     "names a buyer that does not exist"),
-    ({"buyers": [{"quantity": 0}], "waves": []}, "quantity 0"),
-    ({"buyers": [{"quantity": 1}], "waves": [[{"kind": "teleport"}]]}, "unknown step kind"),
-    ({"waves": []}, "not a scenario"),
+    ([], "not a scenario: expected an object with buyers and waves, got list"),
+    ({"waves": []}, "not a scenario: missing field 'buyers'"),
+    (_case(colour="red"), "not a scenario: unknown field 'colour'"),
+    (_case(buyers=[]), "a scenario needs at least one buyer"),
+    (_case(ticket_types=[]), "a scenario needs at least one ticket type"),
+    (_case(waves={}), "waves must be a list, not dict"),
+    (_case(waves=[[{"kind": "teleport"}]]), r"waves\[0\]\[0\]: unknown step kind 'teleport'"),
+    (_case(waves=[[{"kind": "deliver"}]]), r"waves\[0\]\[0\]: missing field 'buyer'"),
+    (_case(buyers=[{"quantity": 1, "colour": "red"}]), r"buyers\[0\]: unknown field 'colour'"),
+    (_case(buyers=[{"quantity": "1"}]), "buyer 1: quantity must be a whole number, not '1'"),
+    (_case(buyers=[{"quantity": 0}]), "buyer 1: quantity is 0; it must be >= 1"),
+    (_case(buyers=[{"ticket_type": 1}]), "buyer 1 names ticket type 2, but the event has 1"),
+    (_case(buyers=[{"outcome": "lost"}]), "buyer 1: unknown outcome 'lost'"),
+    (_case(ticket_types=[{"price": 0}]), "ticket type 1: price is 0; it must be >= 1"),
+    (_case(waves=[[]]), "wave 1 is empty"),
+    (_case(waves=[[{"buyer": 3}]]), "wave 1, step 1 names buyer 4, but the scenario has 1"),
+    (_case(buyers=[{"outcome": "expired"}]),
+     "buyer 1's story \\(expired\\) emits no checkout.session.completed; "
+     "it emits checkout.session.expired"),
+    (_case(waves=[[{"buyer": 0, "event": "charge.captured"}]]), "unknown event type"),
+    (_case(waves=[[{"buyer": 0, "signature": "forged"}]]), "unknown signature variant 'forged'"),
+    (_case(waves=[[{"buyer": 0, "copy": 1}]]), "it is the 1st copy in schedule order, so copy must be 0"),
+    (_case(waves=[[{"buyer": 0, "offset_ms": 5}, {"buyer": 0, "copy": 1}]]),
+     "offset_ms 0 is smaller than the step before it \\(5\\); list a wave in firing order"),
+    (_case(waves=[[{"buyer": 0, "offset_ms": -1}]]), "offset_ms is -1; it must be >= 0"),
+    (_case(waves=[[{"kind": "checkout", "buyer": 0}, {"buyer": 0}]]),
+     "buyer 1 checks out in wave 1, so its events can only be delivered in a later wave"),
+    (_case(waves=[[{"kind": "checkout", "buyer": 0}], [{"kind": "checkout", "buyer": 0}]]),
+     "buyer 1's own checkout \\(attempt 0\\) appears twice"),
+    (_case(waves=[[{"kind": "checkout", "buyer": 0, "tamper": "price"}]]),
+     "the buyer's own checkout \\(attempt 0\\) uses its own key and is not tampered"),
+    (_case(waves=[[{"kind": "checkout", "buyer": 0, "attempt": 2}]]),
+     "it is the buyer's 1st extra attempt in schedule order, so attempt must be 1"),
+    (_case(waves=[[{"kind": "checkout", "buyer": 0, "attempt": 1}],
+                  [{"kind": "checkout", "buyer": 0}]]),
+     "buyer 1's own checkout comes in wave 2; repeat it there or later"),
+    (_case(waves=[[{"kind": "checkout", "buyer": 0, "attempt": 1, "key": "other"}]]),
+     "unknown key 'other'"),
+    (_case(faults=[{"kind": "latency"}]), "fault 1: latency_ms is 0; give it \\(> 0\\) for kind"),
+    (_case(faults=[{"kind": "5xx", "latency_ms": 10}]), "fault 1: latency_ms is 10"),
+    (_case(faults=[{"kind": "meteor"}]), "fault 1: unknown fault kind 'meteor'"),
+    (_case(faults=[{"endpoint": "GET /v1/balance"}]), "fault 1: unknown endpoint"),
+    (_case(faults=[{}, {"kind": "429"}]), "fault 2: the 1st call to POST /v1/checkout/sessions "
+                                          "already has a fault; one fault per call"),
 ])
 def test_bad_scenario_data_names_the_problem(data, message):
     with pytest.raises(ValueError, match=message):
         Scenario.from_data(data)
+
+
+def test_walking_skeleton_case_files_still_load():
+    """Fields added since the skeleton are optional: old case files keep replaying."""
+    old = {"buyers": [{"quantity": 1}],
+           "waves": [[{"kind": "deliver", "buyer": 0},
+                      {"kind": "deliver", "buyer": 0, "copy": 1}]]}
+    assert Scenario.from_data(old) == Scenario(buyers=(Buyer(),),
+                                               waves=((Delivery(0), Delivery(0, copy=1)),))
+
+
+# --- the public face ------------------------------------------------------------------------
+
+def test_all_matches_the_public_names():
+    public = {name for name, value in vars(strategies).items()
+              if not name.startswith("_") and not isinstance(value, type(strategies))}
+    assert set(strategies.__all__) == public
+    from strategies._internal.validation import PUBLIC_STRATEGIES
+    assert PUBLIC_STRATEGIES <= set(strategies.__all__)
+    assert {"scenarios", "buyers", "deliveries", "checkouts", "signatures", "faults",
+            "schedules", "ticket_types"} == PUBLIC_STRATEGIES
+
+
+def test_strategies_are_pure_data():
+    """No trio, httpx, asyncpg or stripe behind ``import strategies`` (Hypothesis'
+    plugins are switched off: trio registers one that seeds its scheduler)."""
+    code = ("import sys, strategies; "
+            "print(sorted(m for m in ('trio', 'httpx', 'asyncpg', 'stripe') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "HYPOTHESIS_NO_PLUGINS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
