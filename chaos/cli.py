@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-seconds", type=_seconds, default=3600.0,
                      help="deadline for the whole run; it stops cleanly and reports what it "
                           "found (default 3600)")
+    run.add_argument("--shrink-seconds", type=_seconds, default=20.0,
+                     help="time Hypothesis may shrink after the first failure; then the smallest "
+                          "failure seen is minimized step by step and reported (default 20)")
     run.add_argument("--max-error-rate", type=_fraction, default=0.01,
                      help="threshold http-error-rate: fail at this share of requests in "
                           "error or more (default 0.01)")
@@ -223,14 +226,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 load = runner.run_example(busy_night(args.concurrency))
             except OutOfTime:
                 pass
-            # Only what chaos/client.py speaks so far: buyers paying at once and valid
-            # deliveries of checkout.session.completed. The integration widens this.
-            space = scenarios(outcomes=("paid",), event_types=("checkout.session.completed",),
-                              signatures=("valid",), checkouts=(), max_offset_ms=0,
-                              max_faults=0, max_ticket_types=1, tight_capacity=False)
-            result = search(runner.run_example, space, examples=args.examples, seed=seed,
+            result = search(runner.run_example, scenarios(), examples=args.examples, seed=seed,
                             attempts=args.attempts, confirm_runs=args.confirm_runs,
-                            profile=args.profile, deadline=deadline)
+                            profile=args.profile, deadline=deadline,
+                            shrink_seconds=args.shrink_seconds)
             report.examples = result.examples
             report.stopped = result.stopped if load is not None else "max-seconds"
             if load is None and not result.examples:

@@ -1,11 +1,25 @@
-"""The client: turns a scenario's abstract steps into HTTP calls.
+"""The client: turns a scenario into the HTTP calls that play it.
 
-Set-up plays the buyers' stories: each checks out through the target's
-checkout door (the seed's payload, at the database price the scenario set,
-with an Idempotency-Key of its own), then pays that session at the fake
-Stripe. The schedule's waves are the requests at the target. Abstract
-references ("buyer 2's checkout.session.completed") are resolved when a wave
-is built, from what earlier answers recorded in :class:`Bindings`.
+It follows the model's own account of how a scenario is interpreted
+(``strategies/_internal/model.py``, "How the executor interprets a
+scenario"), in phases fired one after another:
+
+1. **Faults** the scenario arms on the fake Stripe (the runner arms them
+   before the first call and always disarms them after the last).
+2. **Set-up checkouts**, one buyer at a time in buyer order, for every buyer
+   whose own checkout is not timed in the schedule: races happen only where
+   the schedule puts them.
+3. **Outcomes** of those buyers at the fake Stripe's control API (pay at
+   once or asynchronously, expire; then refund or dispute).
+4. **Waves** of the schedule (checkout attempts and webhook deliveries),
+   each behind one start barrier; after a wave holding a buyer's own timed
+   checkout, that buyer's outcome is played before the next wave.
+
+Abstract references ("buyer 2's charge.refunded") are resolved when a phase
+is built, from what earlier answers bound in :class:`BuyerBinding`. A step
+whose reference never got bound (the buyer's checkout was refused, sold out,
+or failed under a fault) is skipped: nothing is sent, and that follows from
+what the target answered.
 """
 
 from __future__ import annotations
@@ -21,11 +35,13 @@ import httpx
 from chaos.executor import Call
 from chaos.signing import sign
 from chaos.target import Target
-from strategies import Delivery, Scenario
+from strategies import Checkout, Delivery, Fault, Scenario
 
 
 @dataclass
 class BuyerBinding:
+    """What a buyer's story bound at run time."""
+
     session_id: str | None = None
     checkout_url: str | None = None
     payment_intent: str | None = None
@@ -33,71 +49,204 @@ class BuyerBinding:
 
 
 @dataclass
-class Plan:
-    """Set-up phases (each fired as one concurrent batch) and the schedule's waves."""
+class Attempt:
+    """One checkout attempt at the target's door: what was sent, what came back."""
 
-    setup: list[list[Call]]
-    waves: list[list[Call]]
+    id: int
+    buyer: int
+    attempt: int
+    idempotency_key: str
+    unit_price: int          # what the client claimed per ticket
+    total: int               # what the client claimed in all
+    tampered: bool
+    session_id: str | None = None
+
+
+@dataclass
+class Phase:
+    """Calls fired together behind one barrier; ``wave`` is the schedule's wave, or None."""
+
+    calls: list[Call]
+    wave: int | None = None
+
+
+@dataclass
+class Plan:
+    phases: list[Phase]
     bindings: list[BuyerBinding]
+    attempts: list[Attempt]
+    #: Fault rules for the fake Stripe's ``POST /_chaos/faults``, armed for the whole example.
+    faults: list[dict[str, Any]]
+
+    @property
+    def setup(self) -> list[list[Call]]:
+        return [p.calls for p in self.phases if p.wave is None]
+
+    @property
+    def waves(self) -> list[list[Call]]:
+        return [p.calls for p in self.phases if p.wave is not None]
 
 
 def ticket_type_id(event_id: str, index: int) -> str:
     return f"{event_id}-tt{index + 1}"
 
 
-def checkout_key(event_id: str, buyer: int) -> str:
-    """The Idempotency-Key of a buyer's checkout: one per buyer and example."""
-    return f"{event_id}-buyer{buyer + 1}"
+def checkout_key(event_id: str, buyer: int, attempt: int = 0) -> str:
+    """``K(b, a)``: the Idempotency-Key of buyer ``b``'s checkout attempt ``a``."""
+    return f"{event_id}-b{buyer + 1}-a{attempt}"
 
 
-def checkout_payload(scenario: Scenario, event_id: str, buyer: int) -> dict[str, Any]:
+def checkout_payload(scenario: Scenario, event_id: str, buyer: int, *,
+                     tamper: str = "none") -> dict[str, Any]:
     """The seed's checkout payload for ``buyer``, at the price the scenario put
-    in the database (the tester knows it: it wrote the fixture)."""
+    in the database (the tester wrote the fixture, so it knows), or forged:
+    ``tamper="price"`` claims 1 cent a ticket (a consistent forged cart),
+    ``tamper="total"`` keeps the prices and claims a total of 1 cent."""
     who = scenario.buyers[buyer]
     price = scenario.ticket_types[who.ticket_type].price
+    if tamper == "price":
+        price = 1
+    total = 1 if tamper == "total" else price * who.quantity
     return {
         "eventId": event_id,
         "tickets": [{"ticketTypeId": ticket_type_id(event_id, who.ticket_type),
                      "quantity": who.quantity, "price": price}],
         "customerEmail": f"buyer{buyer + 1}@{event_id}.chaos.test",
         "customerName": f"Buyer {buyer + 1}",
-        "total": price * who.quantity,
+        "total": total,
     }
 
 
-def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
-         clock: Callable[[], float] = time.time) -> Plan:
-    bindings = [BuyerBinding() for _ in scenario.buyers]
+#: A fault kind of the model -> the fake Stripe's rule fields.
+_FAULT_RULES: dict[str, dict[str, Any]] = {
+    "5xx": {"kind": "error", "status": 500},
+    "429": {"kind": "rate-limit", "retry_after": 1},
+    "latency": {"kind": "latency"},
+    "hang": {"kind": "hang"},
+    "lost-answer": {"kind": "lost-answer"},
+    "reset": {"kind": "reset"},
+}
 
-    def checkout(b: int) -> Call:
-        key = checkout_key(event_id, b)
-        body = checkout_payload(scenario, event_id, b)
+
+def fault_rule(fault: Fault, *, hang_seconds: float) -> dict[str, Any]:
+    """The fake Stripe rule for one of the model's faults (``"GET /v1/x/{id}"`` -> a glob)."""
+    method, _, template = fault.endpoint.partition(" ")
+    path = "/".join("*" if part.startswith("{") else part for part in template.split("/"))
+    rule = {"method": method, "path": path, "nth": fault.nth, **_FAULT_RULES[fault.kind]}
+    if fault.kind == "latency":
+        rule["seconds"] = fault.latency_ms / 1000
+    if fault.kind == "hang":
+        rule["max_seconds"] = hang_seconds
+    return rule
+
+
+def _constant(body: dict[str, Any]) -> Callable[[BuyerBinding], dict[str, Any]]:
+    return lambda _: body
+
+
+def _demand_exceeds_capacity(scenario: Scenario) -> set[int]:
+    """Ticket types that more checkouts ask for than exist: a 409 is legitimate there."""
+    asked: dict[int, int] = {}
+    for buyer in scenario.buyers:
+        asked[buyer.ticket_type] = asked.get(buyer.ticket_type, 0) + buyer.quantity
+    for _, step in scenario.checkouts():
+        if step.attempt > 0 and step.key == "fresh":
+            buyer = scenario.buyers[step.buyer]
+            asked[buyer.ticket_type] = asked.get(buyer.ticket_type, 0) + buyer.quantity
+    return {t for t, n in asked.items() if n > scenario.ticket_types[t].capacity}
+
+
+def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
+         clock: Callable[[], float] = time.time, hang_seconds: float = 10.0) -> Plan:
+    bindings = [BuyerBinding() for _ in scenario.buyers]
+    attempts: list[Attempt] = []
+    tight = _demand_exceeds_capacity(scenario)
+    # buyers with an extra same-key attempt: their own checkout may meet a legitimate 409
+    # ("this key is in progress") or 422 (same key, different body)
+    contested = {s.buyer for _, s in scenario.checkouts() if s.attempt > 0 and s.key == "same"}
+
+    def checkout(step: Checkout, wave: int | None) -> Call:
+        b = step.buyer
+        key = checkout_key(event_id, b, step.attempt if step.key == "fresh" else 0)
+        body = checkout_payload(scenario, event_id, b, tamper=step.tamper)
+        line = body["tickets"][0]
+        record = Attempt(id=len(attempts), buyer=b, attempt=step.attempt, idempotency_key=key,
+                         unit_price=line["price"], total=body["total"],
+                         tampered=step.tamper != "none")
+        attempts.append(record)
+        ref: dict[str, Any] = {"buyer": b, "attempt": step.attempt, "attempt_id": record.id,
+                               "idempotency_key": key, "tampered": record.tampered}
+        if record.tampered:
+            ref["expect"] = "4xx"
+        elif (step.attempt > 0 or b in contested
+              or scenario.buyers[b].ticket_type in tight):
+            ref["expect"] = "any"
+        own = step.attempt == 0 or (step.key == "same" and not record.tampered)
 
         def remember(response: httpx.Response) -> None:
             answer = response.json()
-            bindings[b].session_id = answer["sessionId"]
-            bindings[b].checkout_url = answer.get("url")
+            session = answer["sessionId"]
+            if not isinstance(session, str) or not session:
+                raise ValueError(f"sessionId is {session!r}, not a session id")
+            record.session_id = session
+            if own and bindings[b].session_id is None:
+                bindings[b].session_id = session
+                bindings[b].checkout_url = answer.get("url")
 
-        return Call(kind="checkout", door="target", ref={"buyer": b, "idempotency_key": key},
+        return Call(kind="checkout", door="target", wave=wave, ref=ref,
+                    offset=step.offset_ms / 1000,
                     build=lambda: httpx.Request("POST", target.base_url + target.checkout_path,
                                                 json=body, headers=target.checkout_headers(key)),
                     on_answer=remember)
 
-    def pay(b: int) -> Call:
+    def control(b: int, kind: str, path: Callable[[BuyerBinding], str | None],
+                body: Callable[[BuyerBinding], dict[str, Any]] = lambda _: {}) -> Call:
+        """A call to the fake Stripe's control API for buyer ``b``'s payment; ``path``
+        is None while what it needs is unbound (the buyer's story stopped)."""
+
         def build() -> httpx.Request | None:
-            session = bindings[b].session_id
-            if session is None:
-                return None  # the checkout failed: this buyer's story stops here
-            return httpx.Request("POST", f"{stripe_url}/_chaos/checkout/sessions/{session}/pay")
+            where = path(bindings[b])
+            if where is None:
+                return None
+            return httpx.Request("POST", stripe_url + where, json=body(bindings[b]))
 
         def remember(response: httpx.Response) -> None:
-            for event in response.json()["events"]:
-                bindings[b].events[event["type"]] = event
-                if event["type"] == "checkout.session.completed":
-                    bindings[b].payment_intent = event["data"]["object"]["payment_intent"]
+            answer = response.json()
+            for event in answer["events"]:
+                bindings[b].events.setdefault(event["type"], event)
+            intent = answer.get("payment_intent")
+            if isinstance(intent, dict) and intent.get("id"):
+                bindings[b].payment_intent = intent["id"]
 
-        return Call(kind="stripe.pay", door="stripe", ref={"buyer": b}, build=build,
-                    on_answer=remember)
+        return Call(kind=kind, door="stripe", ref={"buyer": b}, build=build, on_answer=remember)
+
+    def session_path(action: str) -> Callable[[BuyerBinding], str | None]:
+        return lambda bb: f"/_chaos/checkout/sessions/{bb.session_id}/{action}" \
+            if bb.session_id else None
+
+    def payment_path(resource: str) -> Callable[[BuyerBinding], str | None]:
+        return lambda bb: f"/_chaos/{resource}" if bb.payment_intent else None
+
+    def the_payment(bb: BuyerBinding) -> dict[str, Any]:
+        return {"payment_intent": bb.payment_intent}
+
+    def outcome_phases(buyers: list[int]) -> list[Phase]:
+        """The buyers' outcomes at the fake Stripe: pay or expire, then refund or dispute."""
+        first, second = [], []
+        for b in buyers:
+            outcome = scenario.buyers[b].outcome
+            if outcome == "expired":
+                first.append(control(b, "stripe.expire", session_path("expire")))
+                continue
+            pay_as = {"async-succeeded": "async_succeeded",
+                      "async-failed": "async_failed"}.get(outcome, "paid")
+            first.append(control(b, "stripe.pay", session_path("pay"),
+                                 _constant({"outcome": pay_as})))
+            if outcome == "refunded":
+                second.append(control(b, "stripe.refund", payment_path("refunds"), the_payment))
+            elif outcome == "disputed":
+                second.append(control(b, "stripe.dispute", payment_path("disputes"), the_payment))
+        return [Phase(calls) for calls in (first, second) if calls]
 
     def deliver(step_index: int, wave: int, step: Delivery) -> Call:
         ref: dict[str, Any] = {"buyer": step.buyer, "event": step.event, "copy": step.copy,
@@ -108,25 +257,44 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
             event = binding.events.get(step.event)
             if event is None:
                 return None  # the story never produced this event (its checkout failed)
-            ref.update(event_id=event["id"], payment_intent=binding.payment_intent)
+            obj = event["data"]["object"]
+            ref.update(event_id=event["id"], session=binding.session_id,
+                       payment_intent=binding.payment_intent)
+            if step.event.startswith("checkout.session."):
+                ref["payment_status"] = obj.get("payment_status")
             signed = sign(json.dumps(event), target.webhook_secret, now=int(clock()),
                           variant=step.signature)
             return httpx.Request("POST", target.base_url + target.webhook_path,
                                  content=signed.body, headers=signed.headers)
 
         return Call(kind="deliver", door="target", wave=wave, step=step_index, ref=ref,
-                    build=build)
+                    offset=step.offset_ms / 1000, build=build)
 
-    buyers = range(len(scenario.buyers))
-    waves: list[list[Call]] = []
+    phases: list[Phase] = []
+    in_setup = [b for b in range(len(scenario.buyers)) if scenario.timed_checkout_wave(b) is None]
+    for b in in_setup:
+        phases.append(Phase([checkout(Checkout(buyer=b), None)]))
+    phases += outcome_phases(in_setup)
     index = 0
     for w, wave in enumerate(scenario.waves):
         calls = []
         for step in wave:
-            if not isinstance(step, Delivery):  # until the client speaks the full model
-                raise ValueError(f"the client cannot fire {step.kind} steps yet")
-            calls.append(deliver(index, w, step))
+            if isinstance(step, Delivery):
+                calls.append(deliver(index, w, step))
+            elif isinstance(step, Checkout):
+                call = checkout(step, w)
+                call.step = index
+                calls.append(call)
+            else:
+                raise ValueError(f"the client cannot play step kind {step.kind!r}")
             index += 1
-        waves.append(calls)
-    return Plan(setup=[[checkout(b) for b in buyers], [pay(b) for b in buyers]],
-                waves=waves, bindings=bindings)
+        phases.append(Phase(calls, wave=w))
+        timed = [s.buyer for s in wave if isinstance(s, Checkout) and s.attempt == 0]
+        phases += outcome_phases(timed)
+    if scenario.faults:  # the target is meant to fail while Stripe does: not judged by thresholds
+        for phase in phases:
+            for call in phase.calls:
+                if call.door == "target":
+                    call.ref["under_fault"] = True
+    return Plan(phases=phases, bindings=bindings, attempts=attempts,
+                faults=[fault_rule(f, hang_seconds=hang_seconds) for f in scenario.faults])

@@ -349,8 +349,15 @@ def one_session_per_idempotency_key(obs: Observation) -> list[Violation]:
 def duplicate_delivery_acknowledged(obs: Observation) -> list[Violation]:
     """Once one delivery of an event was acknowledged with 2xx, every other
     delivery of it (a duplicate, in flight at the same time or later) answers
-    2xx too: anything else makes Stripe retry for days."""
+    2xx too: anything else makes Stripe retry for days.
+
+    A 5xx is excused in an example where a Stripe fault fired on the
+    target's calls: "Stripe failed, retry me" is a correct answer then, and
+    not about duplication. The shrinker removes faults, so a target that
+    fails *because* of the duplicate is still found in a fault-free example.
+    """
     found = []
+    stripe_failed = any(call.fault for call in obs.stripe_calls)
     by_event: dict[Any, list[Op]] = {}
     for op in _deliveries(obs):
         if _accepted(op):
@@ -358,7 +365,7 @@ def duplicate_delivery_acknowledged(obs: Observation) -> list[Violation]:
             by_event.setdefault(key, []).append(op)
     for ops in by_event.values():
         for d in ops:
-            if d.status is None or 200 <= d.status < 300:
+            if d.status is None or 200 <= d.status < 300 or (stripe_failed and d.status >= 500):
                 continue
             acked = [o for o in ops if o is not d and o.outcome is Outcome.OK and o.start < d.end]
             if acked:

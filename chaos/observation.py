@@ -118,6 +118,7 @@ class StripeCall:
     status: int
     idempotency_key: str | None = None
     object_id: str | None = None            # the id of the object it created or read
+    fault: str | None = None                # the fault the fake Stripe played on it, if any
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> StripeCall:
@@ -125,7 +126,7 @@ class StripeCall:
         return cls(method=str(record["method"]), path=str(record["path"]),
                    status=int(record["status"] or 0),
                    idempotency_key=record.get("idempotency_key"),
-                   object_id=record.get("object_id"))
+                   object_id=record.get("object_id"), fault=record.get("fault"))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import httpx
 import trio
 
 from chaos import invariants
-from chaos.client import Plan, plan, ticket_type_id
+from chaos.client import Attempt, Plan, plan, ticket_type_id
 from chaos.database import Database, embedded_server, redact_url
 from chaos.errors import InfrastructureError, TargetError
 from chaos.executor import Executor, ensure_descriptors
@@ -76,6 +76,11 @@ class HttpStats:
     failed: int = 0
     unanswered: int = 0
     latencies: list[float] = field(default_factory=list)
+    #: The thresholds judge normal traffic: requests of examples with Stripe faults
+    #: armed are left out (a 5xx is how a target asks Stripe to retry).
+    under_fault: int = 0
+    judged_errors: int = 0
+    judged_latencies: list[float] = field(default_factory=list)
     client_peak_in_flight: int = 0
     target_peak_in_flight: int | None = None
     skews: list[float] = field(default_factory=list)
@@ -86,6 +91,11 @@ class HttpStats:
             self.failed += is_error(op)
             self.unanswered += op.status is None
             self.latencies.append(op.latency)
+            if op.ref.get("under_fault"):
+                self.under_fault += 1
+            else:
+                self.judged_errors += is_error(op)
+                self.judged_latencies.append(op.latency)
         self.client_peak_in_flight = max(self.client_peak_in_flight,
                                          history.client_peak_in_flight)
         if history.target_peak_in_flight is not None:
@@ -108,6 +118,7 @@ class HttpStats:
             "p50_ms": round(percentile(ms, 50), 2),
             "p95_ms": round(percentile(ms, 95), 2),
             "max_ms": round(max(ms), 2) if ms else 0.0,
+            "under_fault": self.under_fault,
         }
 
     def concurrency_data(self) -> dict[str, float | int | None]:
@@ -121,8 +132,8 @@ class HttpStats:
         }
 
     def thresholds(self, limits: Thresholds) -> dict[str, dict[str, Any]]:
-        return limits.check(requests=self.requests, errors=self.failed,
-                            latencies=self.latencies)
+        return limits.check(requests=self.requests - self.under_fault, errors=self.judged_errors,
+                            latencies=self.judged_latencies)
 
 
 #: Requests at the target failing in a row (5xx, no answer, refused) that end the run.
@@ -152,6 +163,7 @@ class Runner:
         self.examples = 0
         self.stats = HttpStats()
         self._ids = itertools.count(1)
+        self._faults_armed = False
         #: Where the target's rows live, for the report (set by whoever started the target).
         self.database: dict[str, Any] = {}
         self._failing: list[Op] = []
@@ -204,20 +216,46 @@ class Runner:
         stripe = StripeView()
         executor = Executor(concurrency=self.concurrency, request_timeout=self.request_timeout,
                             history=history)
-        with trio.move_on_after(budget) as scope:
-            for phase in the_plan.setup:
-                await executor.fire_wave(phase)
-                if any(op.door == "stripe" and op.outcome is not Outcome.OK
-                       for op in history.ops):
-                    return history, True, stripe
-            metrics = await self._metrics(executor.transport, reset=True)
-            for w, wave in enumerate(the_plan.waves):
-                await executor.fire_wave(wave, wave=w)
-            if metrics is not None:
-                after = await self._metrics(executor.transport)
-                history.target_peak_in_flight = (after or {}).get("peak_in_flight")
-            stripe = await self._read_stripe(executor.transport, event_id)
+        last_wave = max((i for i, p in enumerate(the_plan.phases) if p.wave is not None),
+                        default=-1)
+        window_open = counting = False  # the target's metrics window around the waves
+        try:
+            with trio.move_on_after(budget) as scope:
+                await self._faults(executor.transport, the_plan.faults)
+                for i, phase in enumerate(the_plan.phases):
+                    if phase.wave is not None and not window_open:
+                        window_open = True
+                        counting = await self._metrics(executor.transport, reset=True) is not None
+                    await executor.fire_wave(phase.calls, wave=phase.wave)
+                    if any(op.door == "stripe" and op.outcome is not Outcome.OK
+                           for op in history.ops):
+                        return history, True, stripe  # _check_setup names the failed call
+                    if i == last_wave and counting:
+                        after = await self._metrics(executor.transport)
+                        history.target_peak_in_flight = (after or {}).get("peak_in_flight")
+                stripe = await self._read_stripe(executor.transport, event_id)
+        finally:
+            if the_plan.faults:  # whatever happened, the next example starts without them
+                with trio.CancelScope(shield=True), trio.move_on_after(self.request_timeout):
+                    await self._faults(executor.transport, [])
         return history, not scope.cancelled_caught, stripe
+
+    async def _faults(self, transport: LoopbackTransport, rules: list[dict[str, Any]]) -> None:
+        """Arm ``rules`` on the fake Stripe, or disarm every rule when there are none."""
+        if not rules and not self._faults_armed:
+            return
+        requests = [httpx.Request("POST", self.stripe_url + "/_chaos/faults", json=rule)
+                    for rule in rules] or [httpx.Request("DELETE", self.stripe_url + "/_chaos/faults")]
+        for request in requests:
+            try:
+                with trio.fail_after(self.request_timeout):
+                    response = await transport.handle_async_request(request)
+                response.raise_for_status()
+            except (httpx.HTTPError, trio.TooSlowError) as exc:
+                raise InfrastructureError(
+                    f"the fake Stripe API refused to {'arm' if rules else 'clear'} a fault "
+                    f"({exc}): see its log") from None
+        self._faults_armed = bool(rules)
 
     async def _read_stripe(self, transport: LoopbackTransport, event_id: str) -> StripeView:
         """The example's sessions as the fake Stripe holds them (every session whose
@@ -267,20 +305,29 @@ class Runner:
         return data if isinstance(data, dict) else None
 
     def _check_setup(self, history: History) -> None:
+        """End the run when the fake Stripe failed a set-up call, or when the target's
+        checkout door refuses what no retry would change.
+
+        A checkout that fails under load (5xx, no answer) is a finding: the buyer's
+        story stops there, thresholds count it, and _check_target ends the run if the
+        target is broken. But 400/401/403/404 to an honest checkout, any other 4xx
+        where no refusal was expected (not sold out, no contested key, not tampered),
+        or an answer the tool cannot read, mean the door and the tool disagree on the
+        contract: every further example would test nothing.
+        """
         for op in history.ops:
             if op.door == "stripe" and op.outcome is not Outcome.OK:
                 raise InfrastructureError(
                     f"the fake Stripe API failed a set-up call ({op.method} {op.path}: "
                     f"{op.status or op.error}): see its log"
                 )
-            if op.door != "target" or op.wave is not None or op.outcome is Outcome.OK:
+            if op.kind != "checkout" or op.outcome is Outcome.OK or op.ref.get("tampered"):
                 continue
-            # A set-up checkout that fails under load (5xx, no answer) is a finding: the
-            # buyer's story stops there, thresholds count it, and _check_target ends the
-            # run if the target is broken. A refusal that no retry would change (4xx but
-            # 409 sold out) or an answer the tool cannot read is a contract problem.
             malformed = (op.error or "").startswith("malformed answer")
-            if malformed or (op.status is not None and 400 <= op.status < 500 and op.status != 409):
+            status = op.status or 0
+            refused = status in (400, 401, 403, 404) or (
+                400 <= status < 500 and status != 409 and not op.ref.get("expect"))
+            if malformed or refused:
                 answer = op.error if malformed else f"HTTP {op.status} {op.body[:160]}".strip()
                 raise TargetError(
                     f"buyer {op.ref.get('buyer', 0) + 1}'s checkout at the target failed "
@@ -339,18 +386,20 @@ class Runner:
         list; each is attributed to its buyer by id, else by its metadata.
         """
         prices = {ticket_type_id(event_id, i): tt.price for i, tt in enumerate(scenario.ticket_types)}
-        created = {op.ref.get("buyer"): op.index for op in history.ops
-                   if op.kind == "stripe.create_session"}
+        op_of = {op.ref.get("attempt_id"): op.index for op in history.ops if op.kind == "checkout"}
         checkouts = []
-        bound: dict[str, int] = {}
-        for b, binding in enumerate(the_plan.bindings):
-            buyer = scenario.buyers[b]
+        answered: dict[str, Attempt] = {}  # session id -> the first attempt answered with it
+        for attempt in the_plan.attempts:
+            buyer = scenario.buyers[attempt.buyer]
             tt_id = ticket_type_id(event_id, buyer.ticket_type)
-            checkouts.append(Checkout(buyer=b, ticket_type=tt_id, quantity=buyer.quantity,
-                                      unit_price=prices[tt_id], op=created.get(b),
-                                      session=binding.session_id))
-            if binding.session_id:
-                bound[binding.session_id] = b
+            checkouts.append(Checkout(
+                buyer=attempt.buyer, ticket_type=tt_id, quantity=buyer.quantity,
+                unit_price=prices[tt_id], idempotency_key=attempt.idempotency_key,
+                sent_unit_price=attempt.unit_price, sent_total=attempt.total,
+                op=op_of.get(attempt.id), session=attempt.session_id))
+            if attempt.session_id:
+                answered.setdefault(attempt.session_id, attempt)
+        owner_of = {b.session_id: i for i, b in enumerate(the_plan.bindings) if b.session_id}
         listed = {obj["id"]: obj for obj in stripe.sessions or []}
         for binding in the_plan.bindings:
             completed = binding.events.get("checkout.session.completed")
@@ -359,23 +408,26 @@ class Runner:
         sessions = []
         for session_id, obj in listed.items():
             meta = obj.get("metadata") or {}
-            owner = bound.get(session_id)
+            first = answered.get(session_id)
+            owner = owner_of.get(session_id, first.buyer if first else None)
             kind: str | None
             quantity: int | None
-            events: list[str] = []
             if owner is not None:
                 buyer = scenario.buyers[owner]
                 kind = ticket_type_id(event_id, buyer.ticket_type)
                 quantity = buyer.quantity
-                events = list(the_plan.bindings[owner].events)
             else:
                 kind = meta.get("ticket_type_id")
                 quantity = int(meta["quantity"]) if str(meta.get("quantity", "")).isdigit() else None
+            # only the buyer's own session was paid; the events tell refunds and disputes
+            events = list(the_plan.bindings[owner].events) \
+                if owner is not None and owner_of.get(session_id) == owner else []
             sessions.append(Session(
                 id=session_id, amount_total=int(obj.get("amount_total") or 0),
                 outcome=payment_outcome(obj, events), payment_intent=obj.get("payment_intent"),
                 buyer=owner, ticket_type=kind, quantity=quantity,
                 unit_price=prices.get(kind) if kind else None,
+                idempotency_key=first.idempotency_key if first else None,
             ))
         return Observation(
             history=history, sessions=tuple(sessions), checkouts=tuple(checkouts),

@@ -40,7 +40,7 @@ import strategies
 from chaos.errors import ChaosError
 from chaos.invariants import INVARIANTS, Violation
 from chaos.run import ExampleResult, OutOfTime
-from strategies import Scenario
+from strategies import Scenario, simplifications
 
 _BASE = settings(
     deadline=None, database=None, verbosity=Verbosity.quiet,
@@ -108,11 +108,13 @@ _BROKEN: dict[str, type[_InvariantBroken]] = {
 
 
 class _Stop(BaseException):
-    """Stops Hypothesis at once: the deadline passed (``error`` None) or the target failed."""
+    """Stops Hypothesis at once: the deadline passed, the shrink budget ran out
+    (``why`` says which; ``error`` None), or the target failed (``error``)."""
 
-    def __init__(self, error: ChaosError | None = None) -> None:
-        super().__init__(str(error) if error else "deadline")
+    def __init__(self, error: ChaosError | None = None, why: str = "max-seconds") -> None:
+        super().__init__(str(error) if error else why)
         self.error = error
+        self.why = "error" if error else why
 
 
 def _size(scenario: Scenario) -> tuple[int, int, int]:
@@ -135,11 +137,21 @@ def steer(result: ExampleResult) -> None:
 def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.SearchStrategy[Scenario],
            *, examples: int | None = None, seed: int | None = None, attempts: int = 3,
            confirm_runs: int = 5, profile: str = "default",
-           deadline: float | None = None) -> SearchResult:
+           deadline: float | None = None, shrink_seconds: float | None = 20.0,
+           minimize_seconds: float = 30.0) -> SearchResult:
     """Search ``strategy``'s scenarios for invariant violations with ``run_example``.
 
     ``examples`` overrides the profile's example count; ``deadline`` is a
-    ``time.monotonic()`` value after which nothing new starts.
+    ``time.monotonic()`` value after which nothing new starts. Once a first
+    failure is seen, shrinking gets ``shrink_seconds``: a race that flips
+    between failing and passing can otherwise keep the shrinker busy for
+    many minutes. Then the smallest failure seen per invariant is confirmed
+    and reported, noted as possibly not minimal.
+
+    Each failure Hypothesis hands back is then minimized on the scenario
+    itself (``strategies.simplifications``, applied greedily for at most
+    ``minimize_seconds``): Hypothesis shrinks the choices behind a scenario,
+    and can stall one step short of the smallest story.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
@@ -149,6 +161,8 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     if examples is not None:
         chosen = settings(chosen, max_examples=examples)
     seen_failure = False
+    tries_after_failure = attempts  # 1 once the first failure proved deterministic
+    shrink_deadline: float | None = None
     count = 0
     smallest: dict[str, ExampleResult] = {}
 
@@ -157,7 +171,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
 
     def run_amplified(scenario: Scenario) -> ExampleResult:
         nonlocal count
-        tries = attempts if seen_failure else 1
+        tries = tries_after_failure if seen_failure else 1
         result = None
         for _ in range(tries):
             count += 1
@@ -167,14 +181,29 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         assert result is not None
         return result
 
+    def rerun(scenario: Scenario) -> ExampleResult:
+        nonlocal count
+        count += 1
+        return run_example(scenario)
+
     @chosen
     @given(strategy)
     def prop(scenario: Scenario) -> None:
-        nonlocal seen_failure
+        nonlocal seen_failure, shrink_deadline, tries_after_failure
         if out_of_time():
             raise _Stop()
+        if shrink_deadline is not None and time.monotonic() >= shrink_deadline:
+            raise _Stop(why="shrink-seconds")
         try:
             result = run_amplified(scenario)
+            if result.violations and not seen_failure:
+                # Amplify only what needs it: a failure that happens again on every re-run
+                # is deterministic, and its shrink candidates need one run each.
+                if all(_violations_of(result.violations[0].invariant, rerun(scenario))
+                       for _ in range(attempts - 1)):
+                    tries_after_failure = 1
+                if shrink_seconds is not None:
+                    shrink_deadline = time.monotonic() + shrink_seconds
         except OutOfTime:
             raise _Stop() from None
         except ChaosError as exc:
@@ -197,32 +226,73 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     try:
         prop()
     except _Stop as stop:
-        outcome.stopped = "error" if stop.error else "max-seconds"
+        outcome.stopped = stop.why
         outcome.error = stop.error
     except (_InvariantBroken, Flaky, BaseExceptionGroup) as raised:
         _classify(raised, broken, flaky, in_flaky=False)
 
-    outcome.examples = count
-    if outcome.stopped:
+    def minimized(invariant: str, result: ExampleResult) -> ExampleResult:
+        until = time.monotonic() + minimize_seconds
+        if deadline is not None:
+            until = min(until, deadline)
+        return _minimize(invariant, result, rerun, tries=tries_after_failure, until=until)
+
+    todo: list[tuple[str, ExampleResult, str | None]]
+    if outcome.stopped == "shrink-seconds":
+        # Hypothesis ran out of shrink time: carry on from the smallest failure seen
+        todo = [(name, result, f"Hypothesis' shrinking stopped after --shrink-seconds "
+                 f"{shrink_seconds:g}; minimized from the smallest failure seen")
+                for name, result in smallest.items()]
+        outcome.stopped = None
+    elif outcome.stopped:
         why = ("the run ended with an error" if outcome.error
                else "the search reached --max-seconds")
-        for name, result in smallest.items():
-            outcome.findings.append(_unconfirmed(name, result, f"{why} while shrinking"))
-        if outcome.error:
-            return outcome
-    for shrunk in [*broken, *flaky]:
+        outcome.findings += [_unconfirmed(name, result, f"{why} while shrinking")
+                             for name, result in smallest.items()]
+        todo = [] if outcome.error else [(b.invariant, b.result, None) for b in [*broken, *flaky]]
+    else:
+        todo = [(b.invariant, b.result, None) for b in [*broken, *flaky]]
+    for invariant, result, note in todo:
         if outcome.error is not None:
-            outcome.findings.append(_unconfirmed(shrunk.invariant, shrunk.result,
-                                                 "the run ended with an error"))
+            outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))
             continue
         try:
-            outcome.findings.append(_confirm(shrunk.invariant, shrunk.result, run_example,
-                                             confirm_runs, out_of_time))
+            finding = _confirm(invariant, minimized(invariant, result), run_example,
+                               confirm_runs, out_of_time)
         except ChaosError as error:
             outcome.stopped, outcome.error = "error", error
-            outcome.findings.append(_unconfirmed(shrunk.invariant, shrunk.result,
-                                                 "the run ended with an error"))
+            outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))
+            continue
+        finding.note = "; ".join(filter(None, [note, finding.note])) or None
+        outcome.findings.append(finding)
+    outcome.examples = count
     return outcome
+
+
+def _minimize(invariant: str, result: ExampleResult,
+              run: Callable[[Scenario], ExampleResult], *, tries: int,
+              until: float) -> ExampleResult:
+    """Greedy minimization: take the first simpler scenario that still breaks
+    ``invariant`` (within ``tries`` runs), start again from it, stop when none
+    does or at ``until``."""
+    current = result
+    improved = True
+    while improved:
+        improved = False
+        for candidate in simplifications(current.scenario):
+            for _ in range(tries):
+                if time.monotonic() >= until:
+                    return current
+                try:
+                    again = run(candidate)
+                except OutOfTime:
+                    return current
+                if _violations_of(invariant, again):
+                    current, improved = again, True
+                    break
+            if improved:
+                break
+    return current
 
 
 def _classify(exc: BaseException, broken: list[_InvariantBroken],

@@ -12,6 +12,8 @@ re-exported here. Strategies are pure: they draw data, they never do I/O
   :func:`buyers`, :func:`schedules`, :func:`deliveries`, :func:`checkouts`,
   :func:`signatures`, :func:`faults`.
 - Steering: :func:`targets` scores for ``hypothesis.target``.
+- Minimizing: :func:`simplifications`, one-step simpler scenarios, applied
+  greedily after Hypothesis' shrinker to reach the smallest story.
 """
 
 from strategies._internal.model import (
@@ -45,6 +47,7 @@ from strategies._internal.scenarios import (
     ticket_types,
 )
 from strategies._internal.schedules import schedules
+from strategies._internal.simplify import simplifications
 from strategies._internal.steering import TARGETS, targets
 from strategies._internal.validation import PUBLIC_STRATEGIES as _PUBLIC_STRATEGIES
 
@@ -75,6 +78,7 @@ __all__ = [
     "scenarios",
     "schedules",
     "signatures",
+    "simplifications",
     "story_events",
     "targets",
     "ticket_types",

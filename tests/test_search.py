@@ -166,7 +166,7 @@ def test_steering_uses_the_strategies_own_targets_when_they_exist(monkeypatch):
 
     def targets(scenario: Scenario) -> dict[str, float]:
         seen.append(scenario)
-        return {"deliveries in one wave": float(max(len(w) for w in scenario.waves))}
+        return {"deliveries in one wave": float(max((len(w) for w in scenario.waves), default=0))}
 
     monkeypatch.setattr(strategies, "targets", targets, raising=False)
     target = Target(lambda call: False)

@@ -360,9 +360,11 @@ def ordinal(n: int) -> str:
 
 
 def busy_night(buyers: int) -> Scenario:
-    """The seed's load test as a scenario: ``buyers`` distinct payments, one
-    delivery each, all in one wave. No duplicates: it measures concurrency."""
+    """The seed's two load tests as one scenario: ``buyers`` checkouts fired
+    together (wave 1), each paid at once, then their ``buyers`` completions
+    delivered together (wave 2). No duplicates: it measures concurrency."""
     return Scenario(
         buyers=tuple(Buyer(quantity=1) for _ in range(buyers)),
-        waves=(tuple(Delivery(buyer=b) for b in range(buyers)),),
+        waves=(tuple(Checkout(buyer=b) for b in range(buyers)),
+               tuple(Delivery(buyer=b) for b in range(buyers))),
     )
