@@ -102,6 +102,19 @@ def executor_bench(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def mutants(session: nox.Session) -> None:
+    """Mutation score: the chaos suite, default settings, against the correct reference
+    service and each catalogued bug, one at a time, a fresh process per run.
+
+    Prints a table and the goals, writes ``mutants.json``; exits non-zero on any missed
+    bug or false alarm. Examples: ``nox -s mutants``; ``nox -s mutants -- --seeds 1``;
+    ``nox -s mutants -- --bugs correct,oversell --seeds 5 --out build/``.
+    """
+    session.install(".")
+    session.run("python", "benchmarks/mutants.py", *session.posargs)
+
+
+@nox.session(default=False)
 def steering(session: nox.Session) -> None:
     """Measure whether hypothesis.target steering finds race-shaped scenarios sooner.
 
