@@ -354,7 +354,7 @@ def profile(s: Stack, requests: int, vus: int, workdir: Path) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             process.kill()
             err = b"timed out"
-        found[name] = top_frames(path, root="tool_round" if name == "tool" else None) \
+        found[name] = top_frames(path, root="tool_round" if name == "tool" else "Server.run") \
             if path.exists() else {
             "error": (err or b"").decode(errors="replace").strip()[-300:]}
     return found
