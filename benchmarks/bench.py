@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -257,7 +258,7 @@ def tool_round(s: Stack, requests: int, vus: int) -> dict[str, Any]:
 
     async def fire() -> Executor:
         executor = Executor(concurrency=vus, request_timeout=30.0)
-        calls = [Call(kind="deliver", door="webhook", build=lambda i=i: build(i))
+        calls = [Call(kind="deliver", door="webhook", build=functools.partial(build, i))
                  for i in range(requests)]
         await executor.fire_wave(calls, wave=0)
         return executor
@@ -466,6 +467,10 @@ def median_of(rows: Sequence[dict[str, Any]], kind: str, key: str) -> float | No
     return round(statistics.median(values), 3) if values else None
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
 def summarize(rounds: Sequence[dict[str, Any]], ceiling: Sequence[dict[str, Any]],
               in_flight: Sequence[dict[str, Any]], vus: int, cpus: int) -> dict[str, Any]:
     """Medians per generator, the ratios tool/k6, and the goals."""
@@ -478,9 +483,8 @@ def summarize(rounds: Sequence[dict[str, Any]], ceiling: Sequence[dict[str, Any]
         if k == "tool":
             continue
         tool, other = medians.get("tool", {}), medians[k]
-        ratios[f"tool/{k}"] = {
-            key: round(tool[key] / other[key], 3) if tool.get(key) and other.get(key) else None
-            for key in ("requests_per_second", "client_cpu_per_1000")}
+        ratios[f"tool/{k}"] = {key: _ratio(tool.get(key), other.get(key))
+                               for key in ("requests_per_second", "client_cpu_per_1000")}
     ceiling_rps = max((r["requests_per_second"] or 0 for r in ceiling), default=None)
     tool_rounds = [r for r in rounds if r["kind"] == "tool"]
     fifty = next((p for p in in_flight if p["size"] == vus), None)
