@@ -59,7 +59,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chaos.database import Database, embedded_server  # noqa: E402
+from chaos.errors import ChaosError  # noqa: E402
 from chaos.executor import Call, Executor, ensure_descriptors  # noqa: E402
+from chaos.log import redactor  # noqa: E402
 from chaos.run import reference_run  # noqa: E402
 from chaos.services import running  # noqa: E402
 from chaos.signing import sign  # noqa: E402
@@ -179,6 +181,8 @@ class Stack:
 def stack(database_url: str | None, buyers: int) -> Iterator[Stack]:
     """PostgreSQL, the fake Stripe and the reference service; ``buyers`` paid and fulfilled."""
     secret, anon = "whsec_" + secrets.token_hex(16), "anon_" + secrets.token_hex(8)
+    redactor.add(secret)
+    redactor.add(anon)
     with contextlib.ExitStack() as stack_:
         url = database_url or stack_.enter_context(embedded_server())
         schema = f"bench_{secrets.token_hex(3)}"
@@ -286,11 +290,12 @@ def k6_round(s: Stack, k6: str, requests: int, vus: int, *, reuse: bool,
     script.write_text(K6_SCRIPT)
     bodies.write_text(json.dumps(s.bodies))
     summary.unlink(missing_ok=True)
-    env = {**os.environ, "K6_NO_USAGE_REPORT": "true"}
-    command = [k6, "run", "--quiet", "--no-color", "--vus", str(vus), "--iterations",
-               str(requests), "--summary-export", str(summary),
-               "-e", f"URL={s.url}", "-e", f"BODIES={bodies}", "-e", f"SECRET={s.secret}",
-               "-e", f"REUSE={1 if reuse else 0}", str(script)]
+    # the secret goes in k6's environment (its __ENV), not on a command line others can read
+    env = {**os.environ, "K6_NO_USAGE_REPORT": "true", "URL": s.url, "BODIES": str(bodies),
+           "SECRET": s.secret, "REUSE": "1" if reuse else "0"}
+    command = [k6, "run", "--quiet", "--no-color", "--include-system-env-vars", "--vus",
+               str(vus), "--iterations", str(requests), "--summary-export", str(summary),
+               str(script)]
     trio.run(_reset_peak, s.reference_url)
     errors = workdir / "k6-stderr.txt"
     with Sample(s.service_pid) as sample, errors.open("wb") as stderr_file:
@@ -534,6 +539,14 @@ def find_k6() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return bench(argv)
+    except ChaosError as exc:         # the database, a service: one line, as the tool says it
+        print(f"bench: error: {redactor.text(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+
+
+def bench(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--requests", type=int, default=6000, help="requests per round (6000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each generator (3)")
@@ -628,7 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{f['function']} {f['share']:.0%}" for f in prof["inclusive"][:12]))
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "bench.json"
-    out.write_text(json.dumps(data, indent=2) + "\n")
+    out.write_text(json.dumps(redactor.value(data), indent=2) + "\n")
     print(f"written: {out}")
     return 0
 

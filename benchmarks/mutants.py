@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from chaos.log import redactor  # noqa: E402
 from chaos.reference.bugs import CATALOGUE, Bug  # noqa: E402
 
 #: The name of the correct service (no bug switched on) in ``--bugs`` and the table.
@@ -347,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, chaos_args = parse(sys.argv[1:] if argv is None else argv)
     seeds = list(range(1, args.seeds + 1))
     print(f"mutants: {len(args.names)} targets x {len(seeds)} seeds, fresh process each; "
-          f"chaos options: {' '.join(chaos_args) or '(defaults)'}", flush=True)
+          f"chaos options: {redactor.text(' '.join(chaos_args)) or '(defaults)'}", flush=True)
     runs: list[dict[str, Any]] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="chaos-mutants-") as tmp:
@@ -373,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "runs": runs, "failed": bad}
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / "mutants.json"
-    out.write_text(json.dumps(data, indent=2) + "\n")
+    out.write_text(json.dumps(redactor.value(data), indent=2) + "\n")   # URL passwords
     print()
     print(f"{'FAILED: ' + '; '.join(bad) if bad else 'every bug caught, no false alarm'}")
     print(f"written: {out}")
