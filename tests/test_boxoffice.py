@@ -194,6 +194,24 @@ def test_an_idempotency_key_gives_one_session(shop_for):
     assert shop.taken(tier) == 4
 
 
+def test_a_stripe_failure_holds_nothing_and_a_retry_with_the_key_resumes(shop_for):
+    shop = shop_for()
+    show, tier = shop.show(capacity=2)
+    # Stripe fails, whatever the client retries
+    shop.control("/_chaos/faults", {"method": "POST", "path": "/v1/checkout/sessions",
+                                    "kind": "error", "status": 500, "times": 20})
+    failed = shop.checkout(show, tier, seats=2, key="k-failed")
+    assert failed.status_code == 502, failed.text
+    assert shop.taken(tier) == 0
+    assert shop.http.delete(shop.stripe.url + "/_chaos/faults").status_code == 200
+    retried = shop.checkout(show, tier, seats=2, key="k-failed")
+    assert retried.status_code == 200, retried.text
+    assert shop.taken(tier) == 2
+    listed = shop.http.get(shop.stripe.url + "/_chaos/objects/checkout.session",
+                           params={"metadata[event_id]": str(show)}).json()["data"]
+    assert [s["id"] for s in listed] == [retried.json()["checkout"]["id"]]
+
+
 def test_a_signed_completion_admits_the_seats_once(shop_for):
     shop = shop_for()
     show, tier = shop.show()
