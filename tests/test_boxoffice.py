@@ -320,8 +320,8 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path: Path):
 
 
 def run_against_box_office(server_url: str, schema: str, tmp_path: Path, monkeypatch,
-                           bugs: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str],
-                                                                  dict[str, Any]]:
+                           bugs: tuple[str, ...] = (), config: Path = CONFIG
+                           ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Start the box office (its Stripe client aimed at a port the tool's fake Stripe
     will take), then ``python -m chaos --config tests/boxoffice/chaos.toml``."""
     secret = "whsec_" + secrets.token_hex(16)
@@ -331,14 +331,19 @@ def run_against_box_office(server_url: str, schema: str, tmp_path: Path, monkeyp
     stripe_port = free_port()
     with box_office(server_url, schema, f"http://127.0.0.1:{stripe_port}", tmp_path, bugs,
                     secret=secret) as url:
-        result = run_tool("--config", str(CONFIG),
+        result = run_tool("--config", str(config),
                           "--set", f"target.base_url={url}",
                           "--set", f"stripe.port={stripe_port}",
                           "--set", f"database.schema={schema}",
                           "--examples", "30", "--seed", "1",
                           "--report", str(tmp_path / "report.json"), cwd=tmp_path)
-    report = json.loads((tmp_path / "report.json").read_text())
-    return result, report
+    written = tmp_path / "report.json"
+    assert written.exists(), f"no report (exit {result.returncode}): {result.stderr[-800:]}"
+    return result, json.loads(written.read_text())
+
+
+USER_INVARIANTS = ("one-admission-per-seat", "admissions-only-for-paid-purchases",
+                   "taken-matches-held-purchases")
 
 
 def failed_invariants(report: dict[str, Any]) -> set[str]:
@@ -353,6 +358,10 @@ def test_the_tool_passes_the_correct_box_office(server_url: str, schema: str, tm
     assert report["examples"] >= 30
     assert report["failures"] == []
     assert report["http"]["requests"] > 30
+    # the config's own invariants were checked too, and the service's meter was read
+    assert {name: report["invariants"].get(name) for name in USER_INVARIANTS} == \
+        dict.fromkeys(USER_INVARIANTS, "pass")
+    assert report["concurrency"]["peak_in_flight"] > 1
     # it really played the stories: tickets were issued and deliveries acknowledged
     db = Database(server_url, schema=schema)
     try:
@@ -379,3 +388,23 @@ def test_the_tool_catches_oversell_in_the_box_office(server_url: str, schema: st
     assert result.returncode == 1, result.stdout + result.stderr
     assert report["verdict"] == "fail"
     assert "no-oversold-ticket-type" in failed_invariants(report), report["failures"]
+
+
+def test_a_broken_user_invariant_is_reported_by_name(server_url: str, schema: str,
+                                                    tmp_path: Path, monkeypatch):
+    """A rule of the user's own that the correct box office does not keep (a checkout
+    whose buyer never pays stays open): the tool names it, with its rows."""
+    config = tmp_path / "strict.toml"
+    config.write_text(CONFIG.read_text() + """
+[[invariants]]
+name = "no-purchase-left-open"
+sql = "select id, state from purchases where show_id = $1 and state = 'open'"
+message = "a purchase is still open when the example ends"
+""")
+    result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch,
+                                            config=config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert failed_invariants(report) == {"no-purchase-left-open"}, report["failures"]
+    [failure] = report["failures"]
+    assert "still open" in failure["violations"][0]["message"]
+    assert failure["violations"][0]["rows"][0]["state"] == "open"

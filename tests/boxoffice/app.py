@@ -12,7 +12,8 @@ Doors:
 - ``POST /hooks/stripe``: ``stripe.Webhook.construct_event`` (300 s), then
   the event id is claimed (primary key) in the same transaction as the work.
   Duplicates and unknown types answer 200, bad signatures 400.
-- ``GET /healthz``.
+- ``GET /healthz``; ``GET /_metrics`` (``in_flight``, ``peak_in_flight``,
+  ``requests``) and ``POST /_metrics/reset``: the concurrency it really saw.
 
 Capacity: ``tiers.taken`` counts held + sold seats; a checkout takes seats
 under the tier's row lock, expiry / a failed payment / a refund give them
@@ -155,6 +156,9 @@ class BoxOffice:
     _stripe: stripe.StripeClient | None = None
     _http: stripe.AIOHTTPClient | None = None
     _key_locks: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
+    in_flight: int = 0
+    peak: int = 0
+    requests: int = 0
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -182,10 +186,13 @@ class BoxOffice:
             await self._pool.close()
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_database_errors], client_max_size=64 * 1024)
+        app = web.Application(middlewares=[self._count, _database_errors],
+                              client_max_size=64 * 1024)
         app.router.add_post("/api/v2/checkout", self.checkout)
         app.router.add_post("/hooks/stripe", self.hook)
         app.router.add_get("/healthz", self.health)
+        app.router.add_get("/_metrics", self.metrics)
+        app.router.add_post("/_metrics/reset", self.reset_metrics)
 
         async def lifecycle(_: web.Application) -> AsyncIterator[None]:
             await self.start()
@@ -197,6 +204,28 @@ class BoxOffice:
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "service": "box office", "bugs": sorted(self.bugs)})
+
+    @web.middleware
+    async def _count(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+        if request.path in ("/_metrics", "/_metrics/reset", "/healthz"):
+            return await handler(request)
+        self.in_flight += 1
+        self.requests += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.json_response({"in_flight": self.in_flight, "peak_in_flight": self.peak,
+                                  "requests": self.requests})
+
+    async def reset_metrics(self, request: web.Request) -> web.Response:
+        self.peak, self.requests = self.in_flight, 0
+        return web.json_response({"ok": True})
 
     # -------------------------------------------------------------- checkout
     @contextlib.asynccontextmanager
