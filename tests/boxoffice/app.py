@@ -408,6 +408,8 @@ class BoxOffice:
         return None
 
     async def _completed(self, conn: asyncpg.Connection, obj: dict[str, Any]) -> str:
+        """The session completed (or its delayed payment succeeded): admit if it is
+        paid, as the event's own snapshot says; else keep the seats and wait."""
         purchase = await self._purchase(conn, obj, session=obj.get("id"))
         if purchase is None:
             return "unknown purchase"
@@ -445,10 +447,6 @@ class BoxOffice:
             purchase)
         return "admitted"
 
-    async def _async_succeeded(self, conn: asyncpg.Connection, obj: dict[str, Any]) -> str:
-        purchase = await self._purchase(conn, obj, session=obj.get("id"))
-        return "unknown purchase" if purchase is None else await self._admit(conn, purchase)
-
     async def _async_failed(self, conn: asyncpg.Connection, obj: dict[str, Any]) -> str:
         purchase = await self._purchase(conn, obj, session=obj.get("id"))
         if purchase is None:
@@ -479,7 +477,7 @@ class BoxOffice:
     handlers: ClassVar[dict[str, Callable[[BoxOffice, asyncpg.Connection, dict[str, Any]],
                                           Awaitable[str]]]] = {
         "checkout.session.completed": _completed,
-        "checkout.session.async_payment_succeeded": _async_succeeded,
+        "checkout.session.async_payment_succeeded": _completed,  # its session is paid now
         "checkout.session.async_payment_failed": _async_failed,
         "checkout.session.expired": _expired,
         "charge.refunded": _refunded,
