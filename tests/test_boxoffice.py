@@ -252,6 +252,15 @@ def test_a_forged_delivery_is_refused_and_changes_nothing(shop_for, variant: str
     assert shop.admissions(tier) == 2
 
 
+def test_a_signed_payload_that_is_no_event_is_refused(shop_for):
+    shop = shop_for()
+    for payload in ('{"hello": 1}', "[1, 2]", '{"id": "evt_1", "type": "x"}'):
+        signed = sign(payload, shop.secret, now=int(time.time()))
+        answer = shop.http.post(shop.url + "/hooks/stripe", content=signed.body,
+                                headers=signed.headers)
+        assert answer.status_code == 400, (payload, answer.text)
+
+
 def test_an_unpaid_completion_waits_and_a_failed_payment_gives_the_seats_back(shop_for):
     shop = shop_for()
     show, tier = shop.show(capacity=2)

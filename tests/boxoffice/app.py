@@ -373,9 +373,11 @@ class BoxOffice:
         try:
             event = stripe.Webhook.construct_event(payload, header, self.webhook_secret,
                                                    tolerance=TOLERANCE)
-        except (stripe.SignatureVerificationError, ValueError) as exc:
-            return problem(400, f"signature refused: {type(exc).__name__}")
-        kind, obj = event["type"], event["data"]["object"].to_dict()
+            kind, obj, event_id = event["type"], event["data"]["object"].to_dict(), event["id"]
+        except stripe.SignatureVerificationError as exc:
+            return problem(400, f"signature refused: {exc.user_message or exc}")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return problem(400, "the payload is not a Stripe event (id, type, data.object)")
         handler = self.handlers.get(kind)
         if handler is None:
             return web.json_response({"received": True, "ignored": kind})
@@ -383,7 +385,7 @@ class BoxOffice:
             if "double-admit" not in self.bugs:
                 claimed = await conn.fetchval(
                     "insert into stripe_events (id, type) values ($1, $2) on conflict do nothing "
-                    "returning true", event["id"], kind)
+                    "returning true", event_id, kind)
                 if not claimed:
                     return web.json_response({"received": True, "duplicate": True})
             outcome = await handler(self, conn, obj)
