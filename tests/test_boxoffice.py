@@ -329,26 +329,31 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path: Path):
 
 
 def run_against_box_office(server_url: str, schema: str, tmp_path: Path, monkeypatch,
-                           bugs: tuple[str, ...] = (), config: Path = CONFIG
+                           bugs: tuple[str, ...] = (), config: Path = CONFIG,
+                           replay: bool = False
                            ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Start the box office (its Stripe client aimed at a port the tool's fake Stripe
-    will take), then ``python -m chaos --config tests/boxoffice/chaos.toml``."""
+    will take), then ``python -m chaos --config tests/boxoffice/chaos.toml``; with
+    ``replay``, then ``python -m chaos replay`` of every case it saved (report["replays"])."""
     secret = "whsec_" + secrets.token_hex(16)
     monkeypatch.setenv("BOX_OFFICE_KEY", KEY)
     monkeypatch.setenv("BOX_OFFICE_WEBHOOK_SECRET", secret)
     monkeypatch.setenv("BOX_OFFICE_DATABASE_URL", server_url)
     stripe_port = free_port()
+    written = tmp_path / "report.json"
     with box_office(server_url, schema, f"http://127.0.0.1:{stripe_port}", tmp_path, bugs,
                     secret=secret) as url:
-        result = run_tool("--config", str(config),
-                          "--set", f"target.base_url={url}",
-                          "--set", f"stripe.port={stripe_port}",
-                          "--set", f"database.schema={schema}",
-                          "--examples", "30", "--seed", "1",
-                          "--report", str(tmp_path / "report.json"), cwd=tmp_path)
-    written = tmp_path / "report.json"
-    assert written.exists(), f"no report (exit {result.returncode}): {result.stderr[-800:]}"
-    return result, json.loads(written.read_text())
+        options = ["--config", str(config), "--set", f"target.base_url={url}",
+                   "--set", f"stripe.port={stripe_port}", "--set", f"database.schema={schema}"]
+        result = run_tool(*options, "--examples", "30", "--seed", "1", "--report", str(written),
+                          cwd=tmp_path)
+        assert written.exists(), f"no report (exit {result.returncode}): {result.stderr[-800:]}"
+        report = json.loads(written.read_text())
+        if replay:
+            cases = [f["replay"].split()[-1] for f in report["failures"] if f.get("replay")]
+            report["replays"] = [run_tool("replay", case, *options, cwd=tmp_path)
+                                 for case in cases]
+    return result, report
 
 
 USER_INVARIANTS = ("one-admission-per-seat", "admissions-only-for-paid-purchases",
@@ -384,10 +389,15 @@ def test_the_tool_passes_the_correct_box_office(server_url: str, schema: str, tm
 def test_the_tool_catches_double_admit_in_the_box_office(server_url: str, schema: str,
                                                          tmp_path: Path, monkeypatch):
     result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch,
-                                            ("double-admit",))
+                                            ("double-admit",), replay=True)
     assert result.returncode == 1, result.stdout + result.stderr
     assert report["verdict"] == "fail"
     assert "one-ticket-set-per-payment" in failed_invariants(report), report["failures"]
+    # the case it saved replays through the same config: it fails again
+    assert report["replays"]
+    for replayed in report["replays"]:
+        assert replayed.returncode == 1, replayed.stdout + replayed.stderr
+        assert "FAILED" in replayed.stdout
 
 
 def test_the_tool_catches_oversell_in_the_box_office(server_url: str, schema: str,
