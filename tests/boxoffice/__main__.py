@@ -97,9 +97,11 @@ async def serve(office: BoxOffice, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
+    found = secrets_from_env()
     office = BoxOffice(database_url=args.database_url, schema=args.schema,
                        stripe_api_base=args.stripe_api_base.rstrip("/"), bugs=args.bug,
-                       **secrets_from_env())
+                       api_key=found["api_key"], webhook_secret=found["webhook_secret"],
+                       stripe_api_key=found["stripe_api_key"])
     try:
         asyncio.run(serve(office, args.port))
     except Exception as exc:  # the database or the socket: one line, exit 3
