@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--shrink-seconds", type=_seconds, default=20.0,
                      help="time Hypothesis may shrink after the first failure; then the smallest "
                           "failure seen is minimized step by step and reported (default 20)")
+    run.add_argument("--no-playbook", action="store_true",
+                     help="skip the playbook (the classic failure stories, played before the "
+                          "search draws its own scenarios): measure the search alone")
     run.add_argument("--max-error-rate", type=_fraction, default=0.01,
                      help="threshold http-error-rate: fail at this share of requests in "
                           "error or more (default 0.01)")
@@ -193,7 +196,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.run import OutOfTime, reference_run
     from chaos.search import Finding, search
     from chaos.thresholds import Thresholds
-    from strategies import busy_night, scenarios
+    from strategies import busy_night, playbook, scenarios
 
     _check_outputs(args)
     configure(verbose=args.verbose, json_path=args.log_json)
@@ -232,7 +235,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = search(runner.run_example, scenarios(), examples=args.examples, seed=seed,
                             attempts=args.attempts, confirm_runs=args.confirm_runs,
                             profile=args.profile, deadline=deadline,
-                            shrink_seconds=args.shrink_seconds)
+                            shrink_seconds=args.shrink_seconds,
+                            playbook=() if args.no_playbook else
+                            [scenario for _, scenario in playbook()])
             report.examples = result.examples
             first = result.first_failure
             if report.first_failure is None and first is not None:

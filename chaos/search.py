@@ -26,7 +26,7 @@ no deadline) and ``thorough`` (2,000 examples).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import hypothesis
@@ -135,7 +135,8 @@ def _size(scenario: Scenario) -> tuple[int, int, int]:
 
 
 def steer(result: ExampleResult) -> None:
-    """Tell Hypothesis what finds races: big waves, and the concurrency the target saw."""
+    """Tell Hypothesis what finds races: scores of the scenario itself, never of
+    timing, so a seed replays the same generation."""
     history = result.history
     own = getattr(strategies, "targets", None)
     if callable(own):
@@ -143,15 +144,14 @@ def steer(result: ExampleResult) -> None:
             hypothesis.target(float(value), label=str(label))
     else:
         hypothesis.target(float(history.largest_wave()), label="requests in the largest wave")
-    if history.target_peak_in_flight is not None:
-        hypothesis.target(float(history.target_peak_in_flight), label="in flight at the target")
 
 
 def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.SearchStrategy[Scenario],
            *, examples: int | None = None, seed: int | None = None, attempts: int = 3,
            confirm_runs: int = 5, profile: str = "default",
            deadline: float | None = None, shrink_seconds: float | None = 20.0,
-           minimize_seconds: float = 30.0) -> SearchResult:
+           minimize_seconds: float = 30.0,
+           playbook: Sequence[Scenario] = ()) -> SearchResult:
     """Search ``strategy``'s scenarios for invariant violations with ``run_example``.
 
     ``examples`` overrides the profile's example count; ``deadline`` is a
@@ -165,6 +165,11 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     itself (``strategies.simplifications``, applied greedily for at most
     ``minimize_seconds``): Hypothesis shrinks the choices behind a scenario,
     and can stall one step short of the smallest story.
+
+    ``playbook`` scenarios (``strategies.playbook()``) are played first, each
+    once (``attempts`` times when a wave fires two or more requests together:
+    a race), before Hypothesis draws its own. A failure there is reported like
+    a drawn one, unless the search found a smaller one for the same invariant.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
@@ -237,10 +242,35 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     if seed is not None:
         prop = hypothesis_seed(seed)(prop)
 
+    def play(scenario: Scenario) -> None:
+        nonlocal count, first
+        races = any(len(wave) > 1 for wave in scenario.waves)
+        for _ in range(attempts if races else 1):
+            if out_of_time():
+                raise _Stop()
+            count += 1
+            try:
+                result = run_example(scenario)
+            except OutOfTime:
+                raise _Stop() from None
+            except ChaosError as exc:
+                raise _Stop(exc) from None
+            if result.violations:
+                if first is None:
+                    first = FirstFailure(example=count, at=time.monotonic(),
+                                         invariant=result.violations[0].invariant)
+                for name in {v.invariant for v in result.violations}:
+                    if name not in played or _size(scenario) < _size(played[name].scenario):
+                        played[name] = result
+                return
+
+    played: dict[str, ExampleResult] = {}
     broken: list[_InvariantBroken] = []
     flaky: list[_InvariantBroken] = []
     outcome = SearchResult(examples=0)
     try:
+        for scenario in playbook:
+            play(scenario)
         prop()
     except _Stop as stop:
         outcome.stopped = stop.why
@@ -266,9 +296,12 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
                else "the search reached --max-seconds")
         outcome.findings += [_unconfirmed(name, result, f"{why} while shrinking")
                              for name, result in smallest.items()]
+        outcome.findings += [_unconfirmed(name, result, why)
+                             for name, result in played.items() if name not in smallest]
         todo = [] if outcome.error else [(b.invariant, b.result, None) for b in [*broken, *flaky]]
     else:
         todo = [(b.invariant, b.result, None) for b in [*broken, *flaky]]
+    todo = _with_played(todo, played, unconfirmed=bool(outcome.stopped))
     for invariant, result, note in todo:
         if outcome.error is not None:
             outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))
@@ -285,6 +318,23 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     outcome.examples = count
     outcome.first_failure = first
     return outcome
+
+
+def _with_played(todo: list[tuple[str, ExampleResult, str | None]],
+                 played: dict[str, ExampleResult], *, unconfirmed: bool,
+                 ) -> list[tuple[str, ExampleResult, str | None]]:
+    """The search's failures, each replaced by the playbook's failure of the same
+    invariant when that one is smaller, plus the playbook's failures of invariants the
+    search did not break (those go unconfirmed when the search was cut short)."""
+    merged = []
+    for invariant, result, note in todo:
+        mine = played.pop(invariant, None)
+        if mine is not None and _size(mine.scenario) < _size(result.scenario):
+            result, note = mine, None
+        merged.append((invariant, result, note))
+    if not unconfirmed:
+        merged += [(invariant, result, None) for invariant, result in played.items()]
+    return merged
 
 
 def _minimize(invariant: str, result: ExampleResult,

@@ -12,6 +12,8 @@ re-exported here. Strategies are pure: they draw data, they never do I/O
   :func:`buyers`, :func:`schedules`, :func:`deliveries`, :func:`checkouts`,
   :func:`signatures`, :func:`faults`.
 - Steering: :func:`targets` scores for ``hypothesis.target``.
+- The playbook: :func:`playbook`, the classic failure stories as small
+  scenarios, played before the search draws its own.
 - Minimizing: :func:`simplifications`, one-step simpler scenarios, applied
   greedily after Hypothesis' shrinker to reach the smallest story.
 """
@@ -37,6 +39,7 @@ from strategies._internal.model import (
     busy_night,
     story_events,
 )
+from strategies._internal.playbook import PLAYBOOK, playbook
 from strategies._internal.scenarios import (
     buyers,
     checkouts,
@@ -57,6 +60,7 @@ __all__ = [
     "EVENT_TYPES",
     "FAULT_KINDS",
     "OUTCOMES",
+    "PLAYBOOK",
     "SIGNATURES",
     "STEP_KINDS",
     "STRIPE_ENDPOINTS",
@@ -75,6 +79,7 @@ __all__ = [
     "checkouts",
     "deliveries",
     "faults",
+    "playbook",
     "scenarios",
     "schedules",
     "signatures",
