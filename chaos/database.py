@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import threading
+import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -127,6 +128,22 @@ class Database:
         rows = self.call(lambda conn: conn.fetch(sql, *args))
         return [dict(row) for row in rows]
 
+    def fetch_fitted(self, sql: str, *args: Any, readonly: bool = False) -> list[dict[str, Any]]:
+        """:meth:`fetch` for a statement written by a user: only the parameters
+        it uses are passed (``$1..$k``, PostgreSQL refuses extras), each
+        converted to the type the statement wants where that is lossless (an id
+        returned as an integer passed to a text parameter, and back);
+        ``readonly`` runs it in a read-only transaction."""
+
+        async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            fitted = await fit_parameters(conn, sql, args)
+            if not readonly:
+                return await conn.fetch(sql, *fitted)
+            async with conn.transaction(readonly=True):
+                return await conn.fetch(sql, *fitted)
+
+        return [dict(row) for row in self.call(run)]
+
     def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
         self.call(lambda conn: conn.executemany(sql, args))
 
@@ -140,6 +157,26 @@ class Database:
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
             self._loop.close()
+
+
+_TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "citext"})
+_INT_TYPES = frozenset({"int2", "int4", "int8"})
+
+
+async def fit_parameters(conn: asyncpg.Connection, sql: str, args: Sequence[Any]) -> list[Any]:
+    """``args`` cut to the parameters ``sql`` uses and converted to their types
+    (text <-> integer, uuid from text) where that loses nothing."""
+    statement = await conn.prepare(sql)
+    wanted = statement.get_parameters()
+    fitted = []
+    for value, kind in zip(args, wanted):
+        if kind.name in _TEXT_TYPES and isinstance(value, (int, uuid.UUID)) \
+                and not isinstance(value, bool):
+            value = str(value)
+        elif kind.name in _INT_TYPES and isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+            value = int(value)
+        fitted.append(value)
+    return fitted
 
 
 async def _bounded(coro: Awaitable[T], timeout: float) -> T:

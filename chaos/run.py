@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import httpx
 import trio
 
 from chaos import invariants
-from chaos.client import Attempt, Plan, plan, ticket_type_id
+from chaos.client import Attempt, FixtureIds, Plan, plan, ticket_type_id
 from chaos.database import Database, embedded_server, redact_url
 from chaos.errors import InfrastructureError, TargetError
 from chaos.executor import Executor, ensure_descriptors
@@ -184,10 +185,10 @@ class Runner:
             budget = min(budget, left)
         self.examples += 1
         event_id = f"chaos-{self.run_id}-{next(self._ids):06d}"
-        self._install_fixture(scenario, event_id)
+        ids = self._install_fixture(scenario, event_id)
         the_plan = plan(scenario, target=self.target, stripe_url=self.stripe_url,
-                        event_id=event_id)
-        history, finished, stripe = trio.run(self._execute, the_plan, event_id, budget)
+                        event_id=event_id, ids=ids)
+        history, finished, stripe = trio.run(self._execute, the_plan, str(ids.event), budget)
         if not finished:
             if budget < self.example_timeout:
                 raise OutOfTime("the run's deadline passed during an example")
@@ -198,15 +199,25 @@ class Runner:
         self.stats.add(history)
         self._check_target(history)
         self._check_setup(history)
-        observation = self._observe(scenario, event_id, the_plan, history, stripe)
+        observation = self._observe(scenario, ids, the_plan, history, stripe)
         return ExampleResult(scenario, history, observation, invariants.check(observation))
 
-    def _install_fixture(self, scenario: Scenario, event_id: str) -> None:
-        self.db.execute(self.target.fixture_event_sql, event_id)
-        self.db.executemany(self.target.fixture_ticket_type_sql, [
-            (ticket_type_id(event_id, i), event_id, f"Ticket type {i + 1}", tt.price, tt.capacity)
-            for i, tt in enumerate(scenario.ticket_types)
-        ])
+    def _install_fixture(self, scenario: Scenario, event_id: str) -> FixtureIds:
+        """Create the example's event and ticket types; the ids they ended up with
+        (a statement that returns a row names the id from then on)."""
+        event: Any = event_id
+        rows = self.db.fetch_fitted(self.target.fixture_event_sql, event_id)
+        if rows:
+            event = next(iter(rows[0].values()))
+        kinds = []
+        for i, tt in enumerate(scenario.ticket_types):
+            kind: Any = ticket_type_id(event_id, i)
+            rows = self.db.fetch_fitted(self.target.fixture_ticket_type_sql, kind, event,
+                                        f"Ticket type {i + 1}", tt.price, tt.capacity)
+            if rows:
+                kind = next(iter(rows[0].values()))
+            kinds.append(kind)
+        return FixtureIds(event, tuple(kinds))
 
     async def _execute(self, the_plan: Plan, event_id: str,
                        budget: float) -> tuple[History, bool, StripeView]:
@@ -377,7 +388,7 @@ class Runner:
                 f"({what}): it is failing, not just refusing bad input; see its log"
             )
 
-    def _observe(self, scenario: Scenario, event_id: str, the_plan: Plan, history: History,
+    def _observe(self, scenario: Scenario, ids: FixtureIds, the_plan: Plan, history: History,
                  stripe: StripeView) -> Observation:
         """What the checker needs: Stripe's sessions, the attempts, the target's rows.
 
@@ -385,13 +396,15 @@ class Runner:
         target's own included), plus any a buyer was bound to that it did not
         list; each is attributed to its buyer by id, else by its metadata.
         """
-        prices = {ticket_type_id(event_id, i): tt.price for i, tt in enumerate(scenario.ticket_types)}
+        # ticket type ids as text throughout: the metadata Stripe keeps is text
+        kinds = [str(k) for k in ids.ticket_types]
+        prices = {kinds[i]: tt.price for i, tt in enumerate(scenario.ticket_types)}
         op_of = {op.ref.get("attempt_id"): op.index for op in history.ops if op.kind == "checkout"}
         checkouts = []
         answered: dict[str, Attempt] = {}  # session id -> the first attempt answered with it
         for attempt in the_plan.attempts:
             buyer = scenario.buyers[attempt.buyer]
-            tt_id = ticket_type_id(event_id, buyer.ticket_type)
+            tt_id = kinds[buyer.ticket_type]
             checkouts.append(Checkout(
                 buyer=attempt.buyer, ticket_type=tt_id, quantity=buyer.quantity,
                 unit_price=prices[tt_id], idempotency_key=attempt.idempotency_key,
@@ -414,10 +427,10 @@ class Runner:
             quantity: int | None
             if owner is not None:
                 buyer = scenario.buyers[owner]
-                kind = ticket_type_id(event_id, buyer.ticket_type)
+                kind = kinds[buyer.ticket_type]
                 quantity = buyer.quantity
             else:
-                kind = meta.get("ticket_type_id")
+                kind = None if meta.get("ticket_type_id") is None else str(meta["ticket_type_id"])
                 quantity = int(meta["quantity"]) if str(meta.get("quantity", "")).isdigit() else None
             # only the buyer's own session was paid; the events tell refunds and disputes
             events = list(the_plan.bindings[owner].events) \
@@ -432,14 +445,20 @@ class Runner:
         return Observation(
             history=history, sessions=tuple(sessions), checkouts=tuple(checkouts),
             tickets_per_payment=tuple(self._rows("tickets_per_payment_sql", PAYMENT_COLUMNS,
-                                                 event_id)),
-            tickets_per_ticket_type=tuple(self._rows("tickets_per_ticket_type_sql",
-                                                     TICKET_TYPE_COLUMNS, event_id)),
+                                                 ids.event)),
+            tickets_per_ticket_type=tuple(
+                {**row, "ticket_type": None if row["ticket_type"] is None
+                 else str(row["ticket_type"])}
+                for row in self._rows("tickets_per_ticket_type_sql", TICKET_TYPE_COLUMNS,
+                                      ids.event)),
             stripe_calls=tuple(stripe.calls or ()),
+            queries=tuple((inv.name, inv.message, tuple(plain(row) for row in self.db.fetch_fitted(
+                inv.sql, ids.event, readonly=True))) for inv in self.target.invariants),
         )
 
-    def _rows(self, query: str, columns: tuple[str, ...], event_id: str) -> list[dict[str, Any]]:
-        rows = self.db.fetch(getattr(self.target, query), event_id)
+    def _rows(self, query: str, columns: tuple[str, ...], event: Any) -> list[dict[str, Any]]:
+        rows = [plain(row) for row in
+                self.db.fetch_fitted(getattr(self.target, query), event, readonly=True)]
         for row in rows:
             missing = [c for c in columns if c not in row]
             if missing:
@@ -448,6 +467,19 @@ class Runner:
                     f"{', '.join(missing)}: it must return {', '.join(columns)}"
                 )
         return rows
+
+
+def plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of the target's database as JSON-ready values (reports carry them):
+    whole numbers (``sum()`` gives numeric) as ints, anything else not JSON as text."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            value = int(value)
+        elif not isinstance(value, (str, int, float, bool, type(None))):
+            value = str(value)
+        out[key] = value
+    return out
 
 
 @contextlib.contextmanager
