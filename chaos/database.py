@@ -3,7 +3,8 @@
 asyncpg runs only on asyncio, the executor only on trio. They never share a
 loop: :class:`Database` owns one asyncio loop in one thread, and every
 query is a bounded, blocking call into it made between trio runs. This is
-the only module of the tester that imports asyncpg.
+the only module of the tester that imports asyncpg (with ``chaos/preflight.py``,
+which rehearses a config's statements on one connection).
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ async def fit_parameters(conn: asyncpg.Connection, sql: str, args: Sequence[Any]
     statement = await conn.prepare(sql)
     wanted = statement.get_parameters()
     fitted = []
-    for value, kind in zip(args, wanted):
+    for value, kind in zip(args, wanted, strict=False):
         if kind.name in _TEXT_TYPES and isinstance(value, (int, uuid.UUID)) \
                 and not isinstance(value, bool):
             value = str(value)

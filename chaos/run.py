@@ -25,8 +25,9 @@ import trio
 
 from chaos import invariants
 from chaos.client import Attempt, FixtureIds, Plan, plan, ticket_type_id
+from chaos.config import Config
 from chaos.database import Database, embedded_server, redact_url
-from chaos.errors import InfrastructureError, TargetError
+from chaos.errors import InfrastructureError, TargetError, UsageError
 from chaos.executor import Executor, ensure_descriptors
 from chaos.history import History, Op, Outcome, percentile
 from chaos.log import redactor
@@ -534,3 +535,66 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
         runner.database = {"server": redact_url(database_url) if database_url else "embedded",
                            "schema": schema, "dropped_after_run": True}
         yield runner
+
+
+@contextlib.contextmanager
+def configured_run(config: Config, *, concurrency: int = 50, request_timeout: float = 10.0,
+                   example_timeout: float = 60.0) -> Iterator[Runner]:
+    """A run against the user's own service, as ``config`` describes it.
+
+    Preflight first (the target answers, the database connects, every statement
+    of the config rehearsed in a rolled-back transaction), then only the fake
+    Stripe API is started, on ``stripe.port`` where the target's Stripe client
+    sends its calls. The target's database is used as it is, on its schema: no
+    schema is created or dropped, and rows are deleted only by the config's
+    ``[fixtures].cleanup``, after the run, when it declares ``disposable = true``.
+    """
+    from chaos.preflight import check_target, connect, rehearse
+
+    ensure_descriptors(concurrency)
+    check_target(config)
+    with contextlib.ExitStack() as stack:
+        db = connect(config)
+        stack.callback(db.close)
+        rehearse(db, config)
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
+        try:
+            stripe = stack.enter_context(running("fake-stripe", [], workdir=workdir,
+                                                 port=config.stripe_port))
+        except UsageError as exc:
+            raise UsageError(f"stripe.port {config.stripe_port}: {exc}: free the port or "
+                             "choose another (and point the target's Stripe client there)"
+                             ) from None
+        runner = Runner(target=config.target, stripe_url=stripe.url, db=db,
+                        concurrency=concurrency, request_timeout=request_timeout,
+                        example_timeout=example_timeout)
+        runner.database = {"server": redact_url(config.database_url),
+                           "schema": config.database_schema, "dropped_after_run": False,
+                           "disposable": config.disposable,
+                           "cleanup": "none" if not config.cleanup else
+                           "pending" if config.disposable else
+                           "skipped: database.disposable is not true"}
+        try:
+            yield runner
+        except BaseException:
+            with contextlib.suppress(Exception):
+                _cleanup(db, config, runner)
+            raise
+        _cleanup(db, config, runner)
+
+
+def _cleanup(db: Database, config: Config, runner: Runner) -> None:
+    """``[fixtures].cleanup`` with $1 = ``chaos-<run>-%``, only on a disposable database."""
+    if not config.cleanup or not config.disposable:
+        return
+    pattern = f"chaos-{runner.run_id}-%"
+    for i, sql in enumerate(config.cleanup):
+        try:
+            db.fetch_fitted(sql, pattern)
+        except InfrastructureError:
+            raise
+        except Exception as exc:  # the database refused the statement
+            runner.database["cleanup"] = f"failed at fixtures.cleanup.{i}"
+            raise UsageError(f"fixtures.cleanup.{i}: {str(exc).strip()[:200]}: fix the "
+                             "statement") from None
+    runner.database["cleanup"] = f"ran {len(config.cleanup)} statement(s) for {pattern}"
