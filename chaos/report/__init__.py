@@ -71,6 +71,8 @@ class Report:
     stopped: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    #: The user's own invariants (a config's ``[[invariants]]``), after the built-in ones.
+    extra_invariants: list[str] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -88,7 +90,8 @@ class Report:
             "seconds": round(self.seconds, 2),
             "target": self.target,
             "invariants": {name: ("fail" if name in broken else "flaky" if name in flaky
-                                  else holds) for name in INVARIANTS},
+                                  else holds) for name in [*INVARIANTS,
+                                                           *self.extra_invariants]},
             "evidence": evidence,
             "thresholds": self.thresholds,
             "failures": self.findings,
