@@ -378,8 +378,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     check_writable(args.log_json, "--log-json")
     _check_target_secrets()
-    if args.overrides and args.config is None:
-        raise UsageError("--set overrides keys of a config: give the config with --config PATH")
     configure(json_path=args.log_json)
     paths = corpus_files(args.files)
     if not paths:
@@ -406,9 +404,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise UsageError(f"these cases name different configs ({', '.join(sorted(named))}): "
                              "replay them separately, or pick one with --config PATH")
         config = _load_config(args, args.config or named.pop())
-    elif args.config is not None:
-        raise UsageError("--config is for cases found through a config; these cases name "
-                         "the reference service: drop --config")
+    elif args.config is not None or args.overrides:
+        option = "--config" if args.config is not None else "--set"
+        raise UsageError(f"{option} is for cases found through a config; these cases name "
+                         f"the reference service: drop {option}")
 
     def start(bugs: tuple[str, ...]) -> Any:
         if config is not None:

@@ -25,6 +25,7 @@ no deadline) and ``thorough`` (2,000 examples).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,14 @@ _BROKEN: dict[str, type[_InvariantBroken]] = {
     name: type(f"Broken_{name.replace('-', '_')}", (_InvariantBroken,), {"invariant": name})
     for name in INVARIANTS
 }
+
+
+def _broken(name: str) -> type[_InvariantBroken]:
+    """The exception class of ``name``; a user's SQL invariant (a config's) gets its own."""
+    if name not in _BROKEN:
+        _BROKEN[name] = type(f"Broken_{re.sub(r'[^A-Za-z0-9_]', '_', name)}",
+                             (_InvariantBroken,), {"invariant": name})
+    return _BROKEN[name]
 
 
 class _Stop(BaseException):
@@ -215,7 +224,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
                 best = smallest.get(name)
                 if best is None or _size(scenario) < _size(best.scenario):
                     smallest[name] = result
-            raise _BROKEN[result.violations[0].invariant](result)
+            raise _broken(result.violations[0].invariant)(result)
 
     if seed is not None:
         prop = hypothesis_seed(seed)(prop)
