@@ -344,8 +344,12 @@ class Runner:
                 raise TargetError(
                     f"buyer {op.ref.get('buyer', 0) + 1}'s checkout at the target failed "
                     f"({op.method} {op.path}: {answer}): check its checkout door, the headers "
-                    "and payload it expects ({url, sessionId} answers), and its log"
+                    f"and payload it expects ({{{self._answer_fields()}}} answers), and its log"
                 )
+
+    def _answer_fields(self) -> str:
+        """The answer fields the tool reads: ``url, sessionId`` for the reference service."""
+        return ", ".join(p for p in (self.target.url_path, self.target.session_id_path) if p)
 
     def _check_target(self, history: History) -> None:
         """End the run when the target is down, hangs, or fails everything."""

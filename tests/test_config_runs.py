@@ -164,3 +164,14 @@ def test_a_user_invariant_that_returns_rows_fails_the_run(tmp_path: Path, server
         assert violation["rows"][0]["event"].startswith("chaos-")
         junit = (tmp_path / "junit.xml").read_text()
         assert '<failure message="an order line is priced differently' in junit
+
+
+def test_a_wrong_answer_path_ends_the_run_naming_it(tmp_path: Path, server_url: str,
+                                                    monkeypatch: pytest.MonkeyPatch):
+    with reference_service(server_url, tmp_path, monkeypatch) as started:
+        result = chaos(tmp_path, started, "--examples", "3",
+                       overrides=("target.checkout.session_id=checkout.id",))
+    assert result.returncode == 3, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "malformed answer: KeyError: 'checkout.id'" in line
+    assert "({url, checkout.id} answers)" in line and "Traceback" not in result.stderr
