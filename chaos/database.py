@@ -137,11 +137,11 @@ class Database:
         ``readonly`` runs it in a read-only transaction."""
 
         async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-            fitted = await fit_parameters(conn, sql, args)
+            text, fitted = await fit_parameters(conn, sql, args)
             if not readonly:
-                return await conn.fetch(sql, *fitted)
+                return await conn.fetch(text, *fitted)
             async with conn.transaction(readonly=True):
-                return await conn.fetch(sql, *fitted)
+                return await conn.fetch(text, *fitted)
 
         return [dict(row) for row in self.call(run)]
 
@@ -164,9 +164,29 @@ _TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "citext"})
 _INT_TYPES = frozenset({"int2", "int4", "int8"})
 
 
-async def fit_parameters(conn: asyncpg.Connection, sql: str, args: Sequence[Any]) -> list[Any]:
-    """``args`` cut to the parameters ``sql`` uses and converted to their types
-    (text <-> integer, uuid from text) where that loses nothing."""
+_LITERAL_OR_PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\$(\d+)\b")
+
+
+def renumber(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``sql`` and ``args`` for only the parameters it mentions: a statement that uses
+    ``$2`` and ``$5`` of five becomes one with ``$1`` and ``$2`` and gets those two
+    (PostgreSQL cannot type a parameter that is never used)."""
+    used = sorted({int(m.group(1)) for m in _LITERAL_OR_PARAM.finditer(sql) if m.group(1)})
+    if used and used[-1] > len(args):
+        raise ValueError(f"it uses ${used[-1]}, but only {len(args)} parameter(s) are offered")
+    if used == list(range(1, len(used) + 1)):
+        return sql, list(args[:len(used)])
+    position = {n: i + 1 for i, n in enumerate(used)}
+    text = _LITERAL_OR_PARAM.sub(
+        lambda m: f"${position[int(m.group(1))]}" if m.group(1) else m.group(0), sql)
+    return text, [args[n - 1] for n in used]
+
+
+async def fit_parameters(conn: asyncpg.Connection, sql: str,
+                         args: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``sql`` and ``args`` cut to the parameters ``sql`` uses (:func:`renumber`),
+    each converted to its type (text <-> integer) where that loses nothing."""
+    sql, args = renumber(sql, args)
     statement = await conn.prepare(sql)
     wanted = statement.get_parameters()
     fitted = []
@@ -177,7 +197,7 @@ async def fit_parameters(conn: asyncpg.Connection, sql: str, args: Sequence[Any]
         elif kind.name in _INT_TYPES and isinstance(value, str) and re.fullmatch(r"-?\d+", value):
             value = int(value)
         fitted.append(value)
-    return fitted
+    return sql, fitted
 
 
 async def _bounded(coro: Awaitable[T], timeout: float) -> T:

@@ -77,7 +77,8 @@ def rehearse(db: Database, config: Config) -> None:
     async def run(conn: asyncpg.Connection) -> None:
         async def fitted(key: str, sql: str, *args: Any) -> list[asyncpg.Record]:
             current[0] = key
-            return await conn.fetch(sql, *await fit_parameters(conn, sql, args))
+            text, fitted = await fit_parameters(conn, sql, args)
+            return await conn.fetch(text, *fitted)
 
         async with conn.transaction():
             rows = await fitted("fixtures.event", target.fixture_event_sql, event_key)

@@ -408,7 +408,7 @@ REHEARSED = [
      'invariants.0.sql: syntax error at or near "selec"'),
     ("too-many-parameters",
      "[fixtures]\nevent = 'insert into events (id, name) values ($1, $6)'\n",
-     "fixtures.event:"),
+     "fixtures.event: it uses $6, but only 1 parameter(s) are offered"),
     ("cleanup-sql",
      "[database]\ndisposable = true\n[fixtures]\ncleanup = ['delete from no_such_table']\n",
      'fixtures.cleanup.0: relation "no_such_table" does not exist'),
@@ -447,3 +447,42 @@ def test_a_good_config_passes_the_rehearsal_and_leaves_no_rows(server_url: str,
     finally:
         db.close()
     assert listener.received == b""
+
+
+def test_user_statements_get_only_the_parameters_they_use_in_their_types(db: Database):
+    # a statement may use fewer parameters than offered; ids cross text <-> integer
+    assert db.fetch_fitted("select $1::text as a", "x", 2, "unused") == [{"a": "x"}]
+    assert db.fetch_fitted("select $1::int + 1 as n", "41") == [{"n": 42}]
+    assert db.fetch_fitted("select $1::text || '!' as t, $2::bigint as b", 7, "8") == \
+        [{"t": "7!", "b": 8}]
+    assert db.fetch_fitted("select 1 as one") == [{"one": 1}]
+    with pytest.raises(Exception, match="read-only transaction"):
+        db.fetch_fitted("create table nope (a int)", readonly=True)
+
+
+def test_a_fixture_with_fewer_parameters_and_serial_ids_passes_the_rehearsal(
+        server_url: str, schema: str, listener: Listener, tmp_path: Path):
+    from chaos.preflight import connect, rehearse
+
+    db = Database(server_url, schema=schema)
+    db.execute("create table shows (id serial primary key, code text not null); "
+               "create table tiers (id serial primary key, show_id int not null "
+               "references shows(id), capacity int not null)")
+    db.close()
+    text = _merge(minimal(listener.port, server_url) + f"schema = '{schema}'\n", """
+[fixtures]
+event = "insert into shows (code) values ($1) returning id"
+ticket_type = "insert into tiers (show_id, capacity) values ($2, $5) returning id"
+[observe]
+tickets_per_payment = '''select null::text as checkout_session, null::text as payment_intent,
+    0 as orders, 0 as tickets where $1::int is null'''
+tickets_per_ticket_type = '''select id as ticket_type, capacity, 0 as tickets,
+    null::int as reserved from tiers where show_id = $1'''
+""")
+    config = load(write(tmp_path, text))
+    database = connect(config)
+    try:
+        rehearse(database, config)
+        assert database.fetch("select count(*) as n from shows") == [{"n": 0}]
+    finally:
+        database.close()
