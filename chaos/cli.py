@@ -3,6 +3,7 @@
     python -m chaos [run] [--examples N] [--concurrency N] [--seed S] [--bug NAME]...
                     [--profile NAME] [--attempts N] [--confirm-runs N] [--max-seconds S]
     python -m chaos replay FILE...
+    python -m chaos run --config chaos.toml [--set KEY=VALUE]...   (your own service)
     python -m chaos replay --expect FILE|DIR...     (the regression suite)
     python -m chaos reference --port P --database-url URL [--schema S] [--bug NAME]...
     python -m chaos fake-stripe --port P
@@ -121,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--html", type=Path, default=None, metavar="PATH",
                      help="also write the HTML timeline of each failure (one self-contained file)")
     _target_options(run)
+    _config_options(run)
     run.set_defaults(func=cmd_run)
 
     replay = sub.add_parser("replay", help="re-run saved failure cases")
@@ -139,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--concurrency", type=_int_in(1, 10_000), default=50)
     replay.add_argument("--reference-port", type=_int_in(0, 65535), default=0)
     replay.add_argument("--stripe-port", type=_int_in(0, 65535), default=0)
+    _config_options(replay)
     replay.set_defaults(func=cmd_replay)
 
     ref = sub.add_parser("reference", help="run the reference ticketing service")
@@ -184,6 +187,31 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
 
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, metavar="PATH",
+                        help="test your own service as this chaos.toml (or pyproject.toml with "
+                             "[tool.chaos]) describes it, instead of the reference service")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a config key (repeatable), e.g. "
+                             "--set target.base_url=http://127.0.0.1:9000")
+
+
+def _load_config(args: argparse.Namespace, path: str | None = None) -> Any:
+    """The config ``--config`` (or ``path``) names, with ``--set``; refuses the
+    options that only make sense for the reference service."""
+    from chaos.config import load
+
+    if getattr(args, "bug", None):
+        raise UsageError("--bug switches on bugs of the reference service; with --config "
+                         "the target is your own service: drop --bug")
+    for option in ("reference_port", "stripe_port"):
+        if getattr(args, option, 0):
+            raise UsageError(f"--{option.replace('_', '-')} is for the reference run; with "
+                             "--config set the fake Stripe's port with --set stripe.port=N")
+    return load(path or args.config, args.overrides)
+
+
 def _replay_command(path: Path) -> str:
     return f"nox -s chaos -- replay {shlex.quote(str(path))}"
 
@@ -193,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.database import check_database_url
     from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
-    from chaos.run import OutOfTime, reference_run
+    from chaos.run import OutOfTime, configured_run, reference_run
     from chaos.search import Finding, search
     from chaos.thresholds import Thresholds
     from strategies import busy_night, playbook, scenarios
@@ -204,24 +232,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("run.start", bugs=args.bug, examples=args.examples, seed=args.seed,
              concurrency=args.concurrency)
     watch = reports.Watch(reports.Progress(), log)
+    config = None
+    if args.config is not None:
+        config = _load_config(args)
+    elif args.overrides:
+        raise UsageError("--set overrides keys of a config: give the config with --config PATH")
     bugs = parse_bugs(args.bug)
-    if args.database_url:
+    if args.database_url and config is None:
         check_database_url(args.database_url)
     # ci is derandomized (without --seed it draws the same scenarios every run); dev keeps
     # Hypothesis' example database, which Hypothesis does not use under a fixed seed
     seed = args.seed if args.seed is not None or args.profile in ("ci", "dev") \
         else secrets.randbelow(2**32)
-    target = {"kind": "reference", "bugs": sorted(bugs)}
+    target = {"kind": "reference", "bugs": sorted(bugs)} if config is None \
+        else config.report_target()
     report = reports.Report(target=target, seed=seed, requested_concurrency=args.concurrency,
-                            profile=args.profile)
+                            profile=args.profile,
+                            extra_invariants=[i.name for i in config.target.invariants]
+                            if config is not None else [])
     started = time.monotonic()
     deadline = started + args.max_seconds
+    timeouts = {"concurrency": args.concurrency, "request_timeout": args.request_timeout,
+                "example_timeout": args.example_timeout}
+    start = watch.runs(configured_run)(config, **timeouts) if config is not None else \
+        watch.runs(reference_run)(bugs=bugs, database_url=args.database_url,
+                                  reference_port=args.reference_port,
+                                  stripe_port=args.stripe_port, **timeouts)
     try:
-        with watch.runs(reference_run)(bugs=bugs, database_url=args.database_url,
-                           concurrency=args.concurrency, request_timeout=args.request_timeout,
-                           example_timeout=args.example_timeout,
-                           reference_port=args.reference_port,
-                           stripe_port=args.stripe_port) as runner:
+        with start as runner:
             runner.deadline = deadline
             report.database = runner.database
             load = None
@@ -242,7 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             first = result.first_failure
             if report.first_failure is None and first is not None:
                 report.first_failure = _first_failure(first.example, first.at - started,
-                                                      first.invariant, "search")
+                                                      first.invariant, first.phase)
             report.stopped = result.stopped if load is not None else "max-seconds"
             if load is None and not result.examples:
                 raise UsageError(f"--max-seconds {args.max_seconds:g} ran out before the first "
@@ -356,7 +394,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from chaos.replay import checks_of, render, run_checks
     from chaos.report.corpus import corpus_files, load_case
     from chaos.report.outputs import check_writable
-    from chaos.run import reference_run
+    from chaos.run import configured_run, reference_run
 
     check_writable(args.log_json, "--log-json")
     _check_target_secrets()
@@ -371,12 +409,31 @@ def cmd_replay(args: argparse.Namespace) -> int:
             cases.append(load_case(path))
         except ValueError as exc:
             raise UsageError(f"{exc}: pass a file written by a chaos run") from None
+    kinds = {str(case.target.get("kind")) for case in cases}
     for case in cases:
-        if case.target.get("kind") != "reference":
+        if case.target.get("kind") not in ("reference", "config"):
             raise UsageError(f"{case.path}: target kind {case.target.get('kind')!r} cannot be "
-                             "replayed yet")
+                             "replayed")
+    config = None
+    if "config" in kinds:
+        if len(kinds) > 1:
+            raise UsageError("these cases name both the reference service and a config: "
+                             "replay them separately")
+        named = {str(case.target.get("config")) for case in cases}
+        if args.config is None and len(named) > 1:
+            raise UsageError(f"these cases name different configs ({', '.join(sorted(named))}): "
+                             "replay them separately, or pick one with --config PATH")
+        config = _load_config(args, args.config or named.pop())
+    elif args.config is not None or args.overrides:
+        option = "--config" if args.config is not None else "--set"
+        raise UsageError(f"{option} is for cases found through a config; these cases name "
+                         f"the reference service: drop {option}")
 
     def start(bugs: tuple[str, ...]) -> Any:
+        if config is not None:
+            return configured_run(config, concurrency=args.concurrency,
+                                  request_timeout=args.request_timeout,
+                                  example_timeout=args.example_timeout)
         return reference_run(bugs=list(bugs), database_url=args.database_url,
                              concurrency=args.concurrency, request_timeout=args.request_timeout,
                              example_timeout=args.example_timeout,

@@ -34,7 +34,7 @@ import httpx
 
 from chaos.executor import Call
 from chaos.signing import sign
-from chaos.target import Target
+from chaos.target import Target, dig
 from strategies import Checkout, Delivery, Fault, Scenario
 
 
@@ -96,25 +96,44 @@ def checkout_key(event_id: str, buyer: int, attempt: int = 0) -> str:
     return f"{event_id}-b{buyer + 1}-a{attempt}"
 
 
-def checkout_payload(scenario: Scenario, event_id: str, buyer: int, *,
-                     tamper: str = "none") -> dict[str, Any]:
-    """The seed's checkout payload for ``buyer``, at the price the scenario put
-    in the database (the tester wrote the fixture, so it knows), or forged:
-    ``tamper="price"`` claims 1 cent a ticket (a consistent forged cart),
+@dataclass(frozen=True)
+class FixtureIds:
+    """The ids an example's fixture ended up with: the target's own event id and
+    ticket type ids (the tool's namespaced ones, or what the fixture SQL returned)."""
+
+    event: Any
+    ticket_types: tuple[Any, ...]
+
+    @classmethod
+    def default(cls, scenario: Scenario, event_id: str) -> FixtureIds:
+        return cls(event_id, tuple(ticket_type_id(event_id, i)
+                                   for i in range(len(scenario.ticket_types))))
+
+
+def checkout_values(scenario: Scenario, event_id: str, buyer: int, *, tamper: str = "none",
+                    ids: FixtureIds | None = None) -> dict[str, Any]:
+    """The names a checkout body template may use, for ``buyer``, at the price the
+    scenario put in the database (the tester wrote the fixture, so it knows), or
+    forged: ``tamper="price"`` claims 1 cent a ticket (a consistent forged cart),
     ``tamper="total"`` keeps the prices and claims a total of 1 cent."""
+    ids = ids or FixtureIds.default(scenario, event_id)
     who = scenario.buyers[buyer]
     price = scenario.ticket_types[who.ticket_type].price
     if tamper == "price":
         price = 1
     total = 1 if tamper == "total" else price * who.quantity
-    return {
-        "eventId": event_id,
-        "tickets": [{"ticketTypeId": ticket_type_id(event_id, who.ticket_type),
-                     "quantity": who.quantity, "price": price}],
-        "customerEmail": f"buyer{buyer + 1}@{event_id}.chaos.test",
-        "customerName": f"Buyer {buyer + 1}",
-        "total": total,
-    }
+    return {"event_id": ids.event, "ticket_type_id": ids.ticket_types[who.ticket_type],
+            "quantity": who.quantity, "unit_price": price, "total": total,
+            "email": f"buyer{buyer + 1}@{event_id}.chaos.test", "name": f"Buyer {buyer + 1}",
+            "buyer": buyer + 1}
+
+
+def checkout_payload(scenario: Scenario, event_id: str, buyer: int, *,
+                     tamper: str = "none") -> dict[str, Any]:
+    """The seed's checkout payload for ``buyer`` (see :func:`checkout_values`)."""
+    body: dict[str, Any] = Target(base_url="", webhook_secret="").checkout_body(
+        checkout_values(scenario, event_id, buyer, tamper=tamper))
+    return body
 
 
 #: A fault kind of the model -> the fake Stripe's rule fields.
@@ -157,7 +176,10 @@ def _demand_exceeds_capacity(scenario: Scenario) -> set[int]:
 
 
 def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
-         clock: Callable[[], float] = time.time, hang_seconds: float = 10.0) -> Plan:
+         clock: Callable[[], float] = time.time, hang_seconds: float = 10.0,
+         ids: FixtureIds | None = None) -> Plan:
+    """The example's calls; ``ids`` are the fixture's ids (default: the namespaced ones)."""
+    ids = ids or FixtureIds.default(scenario, event_id)
     bindings = [BuyerBinding() for _ in scenario.buyers]
     attempts: list[Attempt] = []
     tight = _demand_exceeds_capacity(scenario)
@@ -168,10 +190,10 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
     def checkout(step: Checkout, wave: int | None) -> Call:
         b = step.buyer
         key = checkout_key(event_id, b, step.attempt if step.key == "fresh" else 0)
-        body = checkout_payload(scenario, event_id, b, tamper=step.tamper)
-        line = body["tickets"][0]
+        values = checkout_values(scenario, event_id, b, tamper=step.tamper, ids=ids)
+        body = target.checkout_body(values)
         record = Attempt(id=len(attempts), buyer=b, attempt=step.attempt, idempotency_key=key,
-                         unit_price=line["price"], total=body["total"],
+                         unit_price=values["unit_price"], total=values["total"],
                          tampered=step.tamper != "none")
         attempts.append(record)
         ref: dict[str, Any] = {"buyer": b, "attempt": step.attempt, "attempt_id": record.id,
@@ -185,17 +207,22 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
 
         def remember(response: httpx.Response) -> None:
             answer = response.json()
-            session = answer["sessionId"]
+            session = dig(answer, target.session_id_path)
             if not isinstance(session, str) or not session:
-                raise ValueError(f"sessionId is {session!r}, not a session id")
+                raise ValueError(f"{target.session_id_path} is {session!r}, not a session id")
             record.session_id = session
             if own and bindings[b].session_id is None:
                 bindings[b].session_id = session
-                bindings[b].checkout_url = answer.get("url")
+                try:
+                    url = dig(answer, target.url_path) if target.url_path else None
+                except KeyError:
+                    url = None
+                bindings[b].checkout_url = url
 
         return Call(kind="checkout", door="target", wave=wave, ref=ref,
                     offset=step.offset_ms / 1000,
-                    build=lambda: httpx.Request("POST", target.base_url + target.checkout_path,
+                    build=lambda: httpx.Request(target.checkout_method,
+                                                target.base_url + target.checkout_path,
                                                 json=body, headers=target.checkout_headers(key)),
                     on_answer=remember)
 
@@ -263,9 +290,10 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
             if step.event.startswith("checkout.session."):
                 ref["payment_status"] = obj.get("payment_status")
             signed = sign(json.dumps(event), target.webhook_secret, now=int(clock()),
-                          variant=step.signature)
+                          variant=step.signature, old_secret=target.old_secret)
             return httpx.Request("POST", target.base_url + target.webhook_path,
-                                 content=signed.body, headers=signed.headers)
+                                 content=signed.body,
+                                 headers={**target.webhook_headers, **signed.headers})
 
         return Call(kind="deliver", door="target", wave=wave, step=step_index, ref=ref,
                     offset=step.offset_ms / 1000, build=build)

@@ -3,7 +3,8 @@
 asyncpg runs only on asyncio, the executor only on trio. They never share a
 loop: :class:`Database` owns one asyncio loop in one thread, and every
 query is a bounded, blocking call into it made between trio runs. This is
-the only module of the tester that imports asyncpg.
+the only module of the tester that imports asyncpg (with ``chaos/preflight.py``,
+which rehearses a config's statements on one connection).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import shutil
 import tempfile
 import threading
+import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -127,6 +129,22 @@ class Database:
         rows = self.call(lambda conn: conn.fetch(sql, *args))
         return [dict(row) for row in rows]
 
+    def fetch_fitted(self, sql: str, *args: Any, readonly: bool = False) -> list[dict[str, Any]]:
+        """:meth:`fetch` for a statement written by a user: only the parameters
+        it uses are passed (``$1..$k``, PostgreSQL refuses extras), each
+        converted to the type the statement wants where that is lossless (an id
+        returned as an integer passed to a text parameter, and back);
+        ``readonly`` runs it in a read-only transaction."""
+
+        async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            text, fitted = await fit_parameters(conn, sql, args)
+            if not readonly:
+                return await conn.fetch(text, *fitted)
+            async with conn.transaction(readonly=True):
+                return await conn.fetch(text, *fitted)
+
+        return [dict(row) for row in self.call(run)]
+
     def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
         self.call(lambda conn: conn.executemany(sql, args))
 
@@ -140,6 +158,46 @@ class Database:
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
             self._loop.close()
+
+
+_TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name", "citext"})
+_INT_TYPES = frozenset({"int2", "int4", "int8"})
+
+
+_LITERAL_OR_PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\$(\d+)\b")
+
+
+def renumber(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``sql`` and ``args`` for only the parameters it mentions: a statement that uses
+    ``$2`` and ``$5`` of five becomes one with ``$1`` and ``$2`` and gets those two
+    (PostgreSQL cannot type a parameter that is never used)."""
+    used = sorted({int(m.group(1)) for m in _LITERAL_OR_PARAM.finditer(sql) if m.group(1)})
+    if used and used[-1] > len(args):
+        raise ValueError(f"it uses ${used[-1]}, but only {len(args)} parameter(s) are offered")
+    if used == list(range(1, len(used) + 1)):
+        return sql, list(args[:len(used)])
+    position = {n: i + 1 for i, n in enumerate(used)}
+    text = _LITERAL_OR_PARAM.sub(
+        lambda m: f"${position[int(m.group(1))]}" if m.group(1) else m.group(0), sql)
+    return text, [args[n - 1] for n in used]
+
+
+async def fit_parameters(conn: asyncpg.Connection, sql: str,
+                         args: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``sql`` and ``args`` cut to the parameters ``sql`` uses (:func:`renumber`),
+    each converted to its type (text <-> integer) where that loses nothing."""
+    sql, args = renumber(sql, args)
+    statement = await conn.prepare(sql)
+    wanted = statement.get_parameters()
+    fitted = []
+    for value, kind in zip(args, wanted, strict=False):
+        if kind.name in _TEXT_TYPES and isinstance(value, (int, uuid.UUID)) \
+                and not isinstance(value, bool):
+            value = str(value)
+        elif kind.name in _INT_TYPES and isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+            value = int(value)
+        fitted.append(value)
+    return sql, fitted
 
 
 async def _bounded(coro: Awaitable[T], timeout: float) -> T:

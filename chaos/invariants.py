@@ -392,6 +392,15 @@ INVARIANTS: dict[str, Callable[[Observation], list[Violation]]] = {
 }
 
 
+def user_invariants(obs: Observation) -> list[Violation]:
+    """The user's own SQL invariants (a config's ``[[invariants]]``): a query that
+    returned rows is broken, the rows are the evidence."""
+    return [Violation(name, f"{message or name}: {_plural(len(rows), 'row')} returned by its "
+                      "query, which must return none", [dict(r) for r in rows])
+            for name, message, rows in obs.queries if rows]
+
+
 def check(obs: Observation) -> list[Violation]:
-    """Every violation of every invariant, in catalogue order."""
-    return [v for invariant in INVARIANTS.values() for v in invariant(obs)]
+    """Every violation of every invariant, in catalogue order, then the user's own."""
+    return [v for invariant in INVARIANTS.values() for v in invariant(obs)] \
+        + user_invariants(obs)

@@ -145,6 +145,9 @@ class Observation:
     tickets_per_payment: tuple[dict[str, Any], ...] = ()
     tickets_per_ticket_type: tuple[dict[str, Any], ...] = ()
     stripe_calls: tuple[StripeCall, ...] = field(default=())
+    #: The user's SQL invariants (a config's ``[[invariants]]``): (name, message, the rows
+    #: its query returned); each must have returned none.
+    queries: tuple[tuple[str, str, tuple[dict[str, Any], ...]], ...] = ()
 
 
 #: Columns each observation query must return, in the names the checker reads.

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,10 @@ import httpx
 import trio
 
 from chaos import invariants
-from chaos.client import Attempt, Plan, plan, ticket_type_id
+from chaos.client import Attempt, FixtureIds, Plan, plan, ticket_type_id
+from chaos.config import Config
 from chaos.database import Database, embedded_server, redact_url
-from chaos.errors import InfrastructureError, TargetError
+from chaos.errors import InfrastructureError, TargetError, UsageError
 from chaos.executor import Executor, ensure_descriptors
 from chaos.history import History, Op, Outcome, percentile
 from chaos.log import redactor
@@ -184,10 +186,10 @@ class Runner:
             budget = min(budget, left)
         self.examples += 1
         event_id = f"chaos-{self.run_id}-{next(self._ids):06d}"
-        self._install_fixture(scenario, event_id)
+        ids = self._install_fixture(scenario, event_id)
         the_plan = plan(scenario, target=self.target, stripe_url=self.stripe_url,
-                        event_id=event_id)
-        history, finished, stripe = trio.run(self._execute, the_plan, event_id, budget)
+                        event_id=event_id, ids=ids)
+        history, finished, stripe = trio.run(self._execute, the_plan, str(ids.event), budget)
         if not finished:
             if budget < self.example_timeout:
                 raise OutOfTime("the run's deadline passed during an example")
@@ -198,15 +200,25 @@ class Runner:
         self.stats.add(history)
         self._check_target(history)
         self._check_setup(history)
-        observation = self._observe(scenario, event_id, the_plan, history, stripe)
+        observation = self._observe(scenario, ids, the_plan, history, stripe)
         return ExampleResult(scenario, history, observation, invariants.check(observation))
 
-    def _install_fixture(self, scenario: Scenario, event_id: str) -> None:
-        self.db.execute(self.target.fixture_event_sql, event_id)
-        self.db.executemany(self.target.fixture_ticket_type_sql, [
-            (ticket_type_id(event_id, i), event_id, f"Ticket type {i + 1}", tt.price, tt.capacity)
-            for i, tt in enumerate(scenario.ticket_types)
-        ])
+    def _install_fixture(self, scenario: Scenario, event_id: str) -> FixtureIds:
+        """Create the example's event and ticket types; the ids they ended up with
+        (a statement that returns a row names the id from then on)."""
+        event: Any = event_id
+        rows = self.db.fetch_fitted(self.target.fixture_event_sql, event_id)
+        if rows:
+            event = next(iter(rows[0].values()))
+        kinds = []
+        for i, tt in enumerate(scenario.ticket_types):
+            kind: Any = ticket_type_id(event_id, i)
+            rows = self.db.fetch_fitted(self.target.fixture_ticket_type_sql, kind, event,
+                                        f"Ticket type {i + 1}", tt.price, tt.capacity)
+            if rows:
+                kind = next(iter(rows[0].values()))
+            kinds.append(kind)
+        return FixtureIds(event, tuple(kinds))
 
     async def _execute(self, the_plan: Plan, event_id: str,
                        budget: float) -> tuple[History, bool, StripeView]:
@@ -332,8 +344,12 @@ class Runner:
                 raise TargetError(
                     f"buyer {op.ref.get('buyer', 0) + 1}'s checkout at the target failed "
                     f"({op.method} {op.path}: {answer}): check its checkout door, the headers "
-                    "and payload it expects ({url, sessionId} answers), and its log"
+                    f"and payload it expects ({{{self._answer_fields()}}} answers), and its log"
                 )
+
+    def _answer_fields(self) -> str:
+        """The answer fields the tool reads: ``url, sessionId`` for the reference service."""
+        return ", ".join(p for p in (self.target.url_path, self.target.session_id_path) if p)
 
     def _check_target(self, history: History) -> None:
         """End the run when the target is down, hangs, or fails everything."""
@@ -377,7 +393,7 @@ class Runner:
                 f"({what}): it is failing, not just refusing bad input; see its log"
             )
 
-    def _observe(self, scenario: Scenario, event_id: str, the_plan: Plan, history: History,
+    def _observe(self, scenario: Scenario, ids: FixtureIds, the_plan: Plan, history: History,
                  stripe: StripeView) -> Observation:
         """What the checker needs: Stripe's sessions, the attempts, the target's rows.
 
@@ -385,13 +401,15 @@ class Runner:
         target's own included), plus any a buyer was bound to that it did not
         list; each is attributed to its buyer by id, else by its metadata.
         """
-        prices = {ticket_type_id(event_id, i): tt.price for i, tt in enumerate(scenario.ticket_types)}
+        # ticket type ids as text throughout: the metadata Stripe keeps is text
+        kinds = [str(k) for k in ids.ticket_types]
+        prices = {kinds[i]: tt.price for i, tt in enumerate(scenario.ticket_types)}
         op_of = {op.ref.get("attempt_id"): op.index for op in history.ops if op.kind == "checkout"}
         checkouts = []
         answered: dict[str, Attempt] = {}  # session id -> the first attempt answered with it
         for attempt in the_plan.attempts:
             buyer = scenario.buyers[attempt.buyer]
-            tt_id = ticket_type_id(event_id, buyer.ticket_type)
+            tt_id = kinds[buyer.ticket_type]
             checkouts.append(Checkout(
                 buyer=attempt.buyer, ticket_type=tt_id, quantity=buyer.quantity,
                 unit_price=prices[tt_id], idempotency_key=attempt.idempotency_key,
@@ -414,10 +432,10 @@ class Runner:
             quantity: int | None
             if owner is not None:
                 buyer = scenario.buyers[owner]
-                kind = ticket_type_id(event_id, buyer.ticket_type)
+                kind = kinds[buyer.ticket_type]
                 quantity = buyer.quantity
             else:
-                kind = meta.get("ticket_type_id")
+                kind = None if meta.get("ticket_type_id") is None else str(meta["ticket_type_id"])
                 quantity = int(meta["quantity"]) if str(meta.get("quantity", "")).isdigit() else None
             # only the buyer's own session was paid; the events tell refunds and disputes
             events = list(the_plan.bindings[owner].events) \
@@ -432,14 +450,20 @@ class Runner:
         return Observation(
             history=history, sessions=tuple(sessions), checkouts=tuple(checkouts),
             tickets_per_payment=tuple(self._rows("tickets_per_payment_sql", PAYMENT_COLUMNS,
-                                                 event_id)),
-            tickets_per_ticket_type=tuple(self._rows("tickets_per_ticket_type_sql",
-                                                     TICKET_TYPE_COLUMNS, event_id)),
+                                                 ids.event)),
+            tickets_per_ticket_type=tuple(
+                {**row, "ticket_type": None if row["ticket_type"] is None
+                 else str(row["ticket_type"])}
+                for row in self._rows("tickets_per_ticket_type_sql", TICKET_TYPE_COLUMNS,
+                                      ids.event)),
             stripe_calls=tuple(stripe.calls or ()),
+            queries=tuple((inv.name, inv.message, tuple(plain(row) for row in self.db.fetch_fitted(
+                inv.sql, ids.event, readonly=True))) for inv in self.target.invariants),
         )
 
-    def _rows(self, query: str, columns: tuple[str, ...], event_id: str) -> list[dict[str, Any]]:
-        rows = self.db.fetch(getattr(self.target, query), event_id)
+    def _rows(self, query: str, columns: tuple[str, ...], event: Any) -> list[dict[str, Any]]:
+        rows = [plain(row) for row in
+                self.db.fetch_fitted(getattr(self.target, query), event, readonly=True)]
         for row in rows:
             missing = [c for c in columns if c not in row]
             if missing:
@@ -448,6 +472,19 @@ class Runner:
                     f"{', '.join(missing)}: it must return {', '.join(columns)}"
                 )
         return rows
+
+
+def plain(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of the target's database as JSON-ready values (reports carry them):
+    whole numbers (``sum()`` gives numeric) as ints, anything else not JSON as text."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            value = int(value)
+        elif not isinstance(value, (str, int, float, bool, type(None))):
+            value = str(value)
+        out[key] = value
+    return out
 
 
 @contextlib.contextmanager
@@ -502,3 +539,66 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
         runner.database = {"server": redact_url(database_url) if database_url else "embedded",
                            "schema": schema, "dropped_after_run": True}
         yield runner
+
+
+@contextlib.contextmanager
+def configured_run(config: Config, *, concurrency: int = 50, request_timeout: float = 10.0,
+                   example_timeout: float = 60.0) -> Iterator[Runner]:
+    """A run against the user's own service, as ``config`` describes it.
+
+    Preflight first (the target answers, the database connects, every statement
+    of the config rehearsed in a rolled-back transaction), then only the fake
+    Stripe API is started, on ``stripe.port`` where the target's Stripe client
+    sends its calls. The target's database is used as it is, on its schema: no
+    schema is created or dropped, and rows are deleted only by the config's
+    ``[fixtures].cleanup``, after the run, when it declares ``disposable = true``.
+    """
+    from chaos.preflight import check_target, connect, rehearse
+
+    ensure_descriptors(concurrency)
+    check_target(config)
+    with contextlib.ExitStack() as stack:
+        db = connect(config)
+        stack.callback(db.close)
+        rehearse(db, config)
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
+        try:
+            stripe = stack.enter_context(running("fake-stripe", [], workdir=workdir,
+                                                 port=config.stripe_port))
+        except UsageError as exc:
+            raise UsageError(f"stripe.port {config.stripe_port}: {exc}: free the port or "
+                             "choose another (and point the target's Stripe client there)"
+                             ) from None
+        runner = Runner(target=config.target, stripe_url=stripe.url, db=db,
+                        concurrency=concurrency, request_timeout=request_timeout,
+                        example_timeout=example_timeout)
+        runner.database = {"server": redact_url(config.database_url),
+                           "schema": config.database_schema, "dropped_after_run": False,
+                           "disposable": config.disposable,
+                           "cleanup": "none" if not config.cleanup else
+                           "pending" if config.disposable else
+                           "skipped: database.disposable is not true"}
+        try:
+            yield runner
+        except BaseException:
+            with contextlib.suppress(Exception):
+                _cleanup(db, config, runner)
+            raise
+        _cleanup(db, config, runner)
+
+
+def _cleanup(db: Database, config: Config, runner: Runner) -> None:
+    """``[fixtures].cleanup`` with $1 = ``chaos-<run>-%``, only on a disposable database."""
+    if not config.cleanup or not config.disposable:
+        return
+    pattern = f"chaos-{runner.run_id}-%"
+    for i, sql in enumerate(config.cleanup):
+        try:
+            db.fetch_fitted(sql, pattern)
+        except InfrastructureError:
+            raise
+        except Exception as exc:  # the database refused the statement
+            runner.database["cleanup"] = f"failed at fixtures.cleanup.{i}"
+            raise UsageError(f"fixtures.cleanup.{i}: {str(exc).strip()[:200]}: fix the "
+                             "statement") from None
+    runner.database["cleanup"] = f"ran {len(config.cleanup)} statement(s) for {pattern}"

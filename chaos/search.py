@@ -25,6 +25,7 @@ no deadline) and ``thorough`` (2,000 examples).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class FirstFailure:
     example: int
     at: float
     invariant: str
+    #: "playbook" or "search": which part of the run drew it.
+    phase: str = "search"
 
 
 @dataclass
@@ -118,6 +121,14 @@ _BROKEN: dict[str, type[_InvariantBroken]] = {
     name: type(f"Broken_{name.replace('-', '_')}", (_InvariantBroken,), {"invariant": name})
     for name in INVARIANTS
 }
+
+
+def _broken(name: str) -> type[_InvariantBroken]:
+    """The exception class of ``name``; a user's SQL invariant (a config's) gets its own."""
+    if name not in _BROKEN:
+        _BROKEN[name] = type(f"Broken_{re.sub(r'[^A-Za-z0-9_]', '_', name)}",
+                             (_InvariantBroken,), {"invariant": name})
+    return _BROKEN[name]
 
 
 class _Stop(BaseException):
@@ -237,7 +248,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
                 best = smallest.get(name)
                 if best is None or _size(scenario) < _size(best.scenario):
                     smallest[name] = result
-            raise _BROKEN[result.violations[0].invariant](result)
+            raise _broken(result.violations[0].invariant)(result)
 
     if seed is not None:
         prop = hypothesis_seed(seed)(prop)
@@ -258,7 +269,8 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
             if result.violations:
                 if first is None:
                     first = FirstFailure(example=count, at=time.monotonic(),
-                                         invariant=result.violations[0].invariant)
+                                         invariant=result.violations[0].invariant,
+                                         phase="playbook")
                 for name in {v.invariant for v in result.violations}:
                     if name not in played or _size(scenario) < _size(played[name].scenario):
                         played[name] = result
@@ -301,6 +313,10 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         todo = [] if outcome.error else [(b.invariant, b.result, None) for b in [*broken, *flaky]]
     else:
         todo = [(b.invariant, b.result, None) for b in [*broken, *flaky]]
+        # Hypothesis reports one invariant per failing example: one that only ever broke
+        # alongside another would go unreported, so it is minimized on its own too
+        reported = {invariant for invariant, _, _ in todo}
+        todo += [(name, result, None) for name, result in smallest.items() if name not in reported]
     todo = _with_played(todo, played, unconfirmed=bool(outcome.stopped))
     for invariant, result, note in todo:
         if outcome.error is not None:

@@ -1,16 +1,85 @@
 """What the tester knows about the system under test.
 
-For the reference service these are built in; later a config file fills the
-same fields for any service (paths, keys, secrets, fixture SQL, observation SQL).
+For the reference service these are built in; a config file
+(``chaos/config.py``) fills the same fields for any service: paths, method,
+headers, the checkout body template, where the answer keeps the session,
+secrets, fixture SQL, observation SQL and the user's own SQL invariants.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 #: The reference service's anon key unless ``CHAOS_ANON_KEY`` sets another
 #: (the seed's ``SUPABASE_ANON_KEY``: sent as ``apikey`` and as a Bearer token).
 DEFAULT_ANON_KEY = "anon_chaos_reference_key"
+
+#: The seed's checkout payload as a body template (see :func:`render_body`).
+DEFAULT_BODY: dict[str, Any] = {
+    "eventId": "{{event_id}}",
+    "tickets": [{"ticketTypeId": "{{ticket_type_id}}", "quantity": "{{quantity}}",
+                 "price": "{{unit_price}}"}],
+    "customerEmail": "{{email}}",
+    "customerName": "{{name}}",
+    "total": "{{total}}",
+}
+
+#: The names a body template may use.
+BODY_NAMES = ("event_id", "ticket_type_id", "quantity", "unit_price", "total", "email", "name",
+              "buyer")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def placeholders(template: Any) -> set[str]:
+    """Every ``{{name}}`` a body template uses."""
+    if isinstance(template, str):
+        return set(_PLACEHOLDER.findall(template))
+    if isinstance(template, Mapping):
+        return set().union(*(placeholders(v) for v in template.values())) if template else set()
+    if isinstance(template, (list, tuple)):
+        return set().union(*(placeholders(v) for v in template)) if template else set()
+    return set()
+
+
+def render_body(template: Any, values: Mapping[str, Any]) -> Any:
+    """The template with its placeholders filled: a string that is exactly
+    ``{{name}}`` becomes the value with its own type; inside a longer string
+    ``{{name}}`` is replaced as text."""
+    if isinstance(template, str):
+        whole = _PLACEHOLDER.fullmatch(template)
+        if whole:
+            return values[whole.group(1)]
+        return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
+    if isinstance(template, Mapping):
+        return {k: render_body(v, values) for k, v in template.items()}
+    if isinstance(template, (list, tuple)):
+        return [render_body(v, values) for v in template]
+    return template
+
+
+def dig(answer: Any, path: str) -> Any:
+    """The value at a dotted path of a JSON answer (``checkout.id``); KeyError when absent."""
+    value = answer
+    for part in path.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, Mapping) and part in value:
+            value = value[part]
+        else:
+            raise KeyError(path)
+    return value
+
+
+@dataclass(frozen=True)
+class SqlInvariant:
+    """A user invariant: a query that must return no rows ($1 = the example's event id)."""
+
+    name: str
+    sql: str
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -20,13 +89,16 @@ class Target:
     webhook_path: str = "/functions/v1/stripe-webhook"
     #: The seed's checkout door: JSON {eventId, tickets, customerEmail, customerName, total}.
     checkout_path: str = "/functions/v1/create-checkout-session"
-    #: Sent as ``apikey: KEY`` and ``Authorization: Bearer KEY`` to the checkout door.
+    #: Sent as ``apikey: KEY`` and ``Authorization: Bearer KEY`` to the checkout door
+    #: (unless ``checkout_extra_headers`` says otherwise).
     anon_key: str = DEFAULT_ANON_KEY
     metrics_path: str | None = "/_chaos/metrics"
     health_path: str = "/_chaos/health"
-    #: Creates the event of one example; $1 is the example's event id.
+    #: Creates the event of one example; $1 is the example's event id. A returned
+    #: row's first column is the event id used from then on.
     fixture_event_sql: str = "insert into events (id, name) values ($1, 'Chaos night ' || $1)"
     #: Creates one ticket type; $1 id, $2 event id, $3 name, $4 price in cents, $5 capacity.
+    #: A returned row's first column is the ticket type id used from then on.
     fixture_ticket_type_sql: str = (
         "insert into ticket_types (id, event_id, name, price_cents, capacity) "
         "values ($1, $2, $3, $4, $5)"
@@ -50,14 +122,39 @@ class Target:
         "and t.status = 'valid')::int as tickets, tt.reserved "
         "from ticket_types tt where tt.event_id = $1 order by tt.id"
     )
+    #: Shown in reports (a config's ``target.name``); "" for the reference service.
+    name: str = ""
+    checkout_method: str = "POST"
+    #: Headers of every checkout request; None: the anon-key pair above.
+    checkout_extra_headers: Mapping[str, str] | None = None
+    #: The header that carries the idempotency key; "": the target takes none.
+    idempotency_header: str = "idempotency-key"
+    #: The checkout body template; None: :data:`DEFAULT_BODY` (the seed's payload).
+    body_template: Any = None
+    #: Dotted paths in the checkout answer to the session id and the checkout URL ("": none).
+    session_id_path: str = "sessionId"
+    url_path: str = "url"
+    #: Extra headers on every webhook delivery.
+    webhook_headers: Mapping[str, str] = field(default_factory=dict)
+    #: The secret being rotated out (the ``rotated`` signature variant); None: a derived one.
+    old_secret: str | None = None
+    #: The user's own invariants, checked after every example.
+    invariants: tuple[SqlInvariant, ...] = ()
 
     def checkout_headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         """The headers of a checkout request, as the seed's client sends them."""
-        headers = {"content-type": "application/json", "apikey": self.anon_key,
-                   "authorization": f"Bearer {self.anon_key}"}
-        if idempotency_key is not None:
-            headers["idempotency-key"] = idempotency_key
+        headers = {"content-type": "application/json"}
+        if self.checkout_extra_headers is None:
+            headers.update({"apikey": self.anon_key, "authorization": f"Bearer {self.anon_key}"})
+        else:
+            headers.update(self.checkout_extra_headers)
+        if idempotency_key is not None and self.idempotency_header:
+            headers[self.idempotency_header] = idempotency_key
         return headers
+
+    def checkout_body(self, values: Mapping[str, Any]) -> Any:
+        return render_body(DEFAULT_BODY if self.body_template is None else self.body_template,
+                           values)
 
     def __repr__(self) -> str:  # never print the secret or the key
         return f"Target(base_url={self.base_url!r}, webhook_path={self.webhook_path!r})"

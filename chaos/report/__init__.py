@@ -76,8 +76,10 @@ class Report:
     error: str | None = None
     seconds: float = 0.0
     #: The first failing example: ``example``, ``seconds`` since the run started,
-    #: ``invariant``, ``phase`` ("load" or "search"); None when nothing failed.
+    #: ``invariant``, ``phase`` ("load", "playbook" or "search"); None when nothing failed.
     first_failure: dict[str, Any] | None = None
+    #: The user's own invariants (a config's ``[[invariants]]``), after the built-in ones.
+    extra_invariants: list[str] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -96,7 +98,8 @@ class Report:
             "first_failure": self.first_failure,
             "target": self.target,
             "invariants": {name: ("fail" if name in broken else "flaky" if name in flaky
-                                  else holds) for name in INVARIANTS},
+                                  else holds) for name in [*INVARIANTS,
+                                                           *self.extra_invariants]},
             "evidence": evidence,
             "thresholds": self.thresholds,
             "failures": self.findings,

@@ -33,7 +33,8 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
         seconds = first.get("seconds")
         at = f" at {seconds:.1f} s" if isinstance(seconds, int | float) else ""
         which = "the load wave" if first.get("phase") == "load" \
-            else f"example {first.get('example', '?')}"
+            else f"example {first.get('example', '?')}" + (
+                " (playbook)" if first.get("phase") == "playbook" else "")
         lines.append(_figure("first failure", f"{which}{at} ({first.get('invariant', '?')})"))
     lines.extend(_http(data.get("http") or {}))
     lines.extend(_concurrency(data.get("concurrency") or {}))

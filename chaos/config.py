@@ -1,0 +1,430 @@
+"""The config file: point the tool at your own service.
+
+A ``chaos.toml`` (any path, ``--config PATH``) or the ``[tool.chaos]`` table
+of a ``pyproject.toml``; the format is documented in the README ("Point it
+at your own service") and ``examples/reference.toml`` describes the
+reference service completely. Loading is three steps, in this order:
+
+1. ``--set dotted.key=VALUE`` overrides (VALUE read as TOML when it parses,
+   else as text) are written into the parsed document;
+2. ``${NAME}`` in any string is replaced by the environment variable
+   (``$${`` is a literal ``${``); a missing variable names the key;
+3. strict validation: unknown keys, wrong types, missing required keys,
+   malformed or live secrets, traffic off loopback without ``allow_hosts``,
+   live Stripe, and statements that delete rows in a database not declared
+   ``disposable``. Every refusal is one :class:`UsageError` line that names
+   the key and the fix (exit 2).
+
+Every secret loaded (webhook secrets, the API key, header values, the
+database password) is registered with :data:`chaos.log.redactor`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from chaos.errors import UsageError
+from chaos.invariants import INVARIANTS
+from chaos.log import redactor
+from chaos.safety import LIVE_STRIPE_HOSTS, check_stripe_key, check_url, is_loopback
+from chaos.target import BODY_NAMES, DEFAULT_BODY, SqlInvariant, Target, placeholders
+
+_DEFAULTS = Target(base_url="", webhook_secret="")
+
+#: Every key of the format: a type tag, or a nested table. ``invariants`` is an
+#: array of tables with the keys of ``_INVARIANT``.
+_INVARIANT: dict[str, Any] = {"name": "str", "sql": "str", "message": "str"}
+SCHEMA: dict[str, Any] = {
+    "target": {
+        "name": "str", "base_url": "str", "allow_hosts": "strlist", "health_path": "str",
+        "metrics_path": "str",
+        "checkout": {"path": "str", "method": "str", "headers": "strmap",
+                     "idempotency_header": "str", "body": "json", "session_id": "str",
+                     "url": "str"},
+        "webhook": {"path": "str", "headers": "strmap", "secret": "str", "old_secret": "str"},
+    },
+    "stripe": {"port": "int", "api_key": "str"},
+    "database": {"url": "str", "schema": "str", "disposable": "bool"},
+    "fixtures": {"event": "str", "ticket_type": "str", "cleanup": "strlist"},
+    "observe": {"tickets_per_payment": "str", "tickets_per_ticket_type": "str"},
+    "invariants": [_INVARIANT],
+}
+REQUIRED = ("target.base_url", "target.webhook.secret", "database.url")
+_TYPE_NAMES = {"str": "a string", "int": "an integer", "bool": "true or false",
+               "strlist": "a list of strings", "strmap": "a table of strings",
+               "json": "a JSON value (table, array, string, number)", "table": "a table",
+               "tables": "an array of tables ([[invariants]])"}
+_METHODS = ("POST", "PUT", "PATCH")
+_DELETES = re.compile(r"\b(delete|truncate|drop)\b", re.IGNORECASE)
+_ENV = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated config: the target and the run's settings."""
+
+    path: str                      # as given on the command line
+    target: Target
+    stripe_port: int
+    stripe_api_key: str
+    database_url: str
+    database_schema: str | None
+    disposable: bool
+    cleanup: tuple[str, ...]
+    allow_hosts: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.target.name or self.target.base_url
+
+    def report_target(self) -> dict[str, Any]:
+        """The report's ``target``: what a replay needs to find this config again."""
+        return {"kind": "config", "name": self.name, "config": self.path}
+
+
+# -- loading -----------------------------------------------------------------
+
+def load(path: str | Path, overrides: Sequence[str] = (), *,
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override, interpolate and validate the config at ``path``."""
+    document = read(path)
+    for item in overrides:
+        apply_override(document, item)
+    document = interpolate(document, os.environ if environ is None else environ)
+    return validate(document, path=str(path))
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """The parsed TOML: the whole file, or ``[tool.chaos]`` of a pyproject.toml."""
+    where = Path(path)
+    try:
+        text = where.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: no such file: give the path of a chaos.toml "
+                         "(see examples/reference.toml)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config {path}: cannot read it ({type(exc).__name__}): "
+                         "give a readable UTF-8 TOML file") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--config {path}: invalid TOML ({exc}): fix the syntax") from None
+    if where.name == "pyproject.toml":
+        tool = data.get("tool")
+        chaos = tool.get("chaos") if isinstance(tool, dict) else None
+        if not isinstance(chaos, dict):
+            raise UsageError(f"--config {path}: no [tool.chaos] table: add one, or give "
+                             "the path of a chaos.toml")
+        return chaos
+    return data
+
+
+def apply_override(document: dict[str, Any], item: str) -> None:
+    """Write ``--set dotted.key=VALUE`` into ``document`` (VALUE as TOML, else text)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UsageError(f"--set {item!r}: write it as --set dotted.key=VALUE, e.g. "
+                         "--set target.base_url=http://127.0.0.1:9000")
+    try:
+        value: Any = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    parts = key.split(".")
+    node: Any = document
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[:i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise UsageError(f"--set {key}: {where} is not an entry of "
+                                 f"{'.'.join(parts[:i])} (it has {len(node)}): use 0..{len(node) - 1}")
+            node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            raise UsageError(f"--set {key}: {'.'.join(parts[:i])} is not a table")
+        node = node.setdefault(part, {})
+    if isinstance(node, list):
+        last = parts[-1]
+        if not last.isdigit() or int(last) >= len(node):
+            raise UsageError(f"--set {key}: no entry {last} in {'.'.join(parts[:-1])}")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[parts[-1]] = value
+    else:
+        raise UsageError(f"--set {key}: {'.'.join(parts[:-1])} is not a table")
+
+
+def interpolate(value: Any, environ: Mapping[str, str], key: str = "") -> Any:
+    """``value`` with ``${NAME}`` replaced in every string (``$${`` escapes)."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, environ, f"{key}.{k}" if key else str(k))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, environ, f"{key}.{i}") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name = match.group(1)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise UsageError(f"{key}: ${{{name}}} is not an environment variable name: "
+                             "use ${NAME}, or $${ for a literal ${")
+        if name not in environ:
+            raise UsageError(f"{key}: environment variable {name} is not set: export it, or "
+                             f"set the key with --set {key}=...")
+        return environ[name]
+
+    return _ENV.sub(replace, value)
+
+
+# -- validation --------------------------------------------------------------
+
+def _type_ok(tag: str, value: Any) -> bool:
+    if tag == "str":
+        return isinstance(value, str)
+    if tag == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tag == "bool":
+        return isinstance(value, bool)
+    if tag == "strlist":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if tag == "strmap":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    return tag == "json" and isinstance(value, (dict, list, str, int, float, bool))
+
+
+def _what(value: Any) -> str:
+    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "an array", dict: "a table"}
+    return next((name for kind, name in kinds.items() if type(value) is kind),
+                type(value).__name__)
+
+
+def _check_shape(document: Mapping[str, Any], schema: Mapping[str, Any], prefix: str = "") -> None:
+    for key, value in document.items():
+        where = f"{prefix}{key}"
+        if key not in schema:
+            near = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = f" (did you mean {prefix}{near[0]}?)" if near else \
+                f" (known here: {', '.join(prefix + k for k in schema)})"
+            raise UsageError(f"unknown key {where}{hint}: remove or rename it")
+        tag = schema[key]
+        if isinstance(tag, dict):
+            if not isinstance(value, dict):
+                raise UsageError(f"{where} must be a table ([{where}]), not {_what(value)}: "
+                                 "fix its type")
+            _check_shape(value, tag, where + ".")
+        elif isinstance(tag, list):
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise UsageError(f"{where} must be an array of tables ([[{where}]]), not "
+                                 f"{_what(value)}: fix its type")
+            for i, entry in enumerate(value):
+                _check_shape(entry, tag[0], f"{where}.{i}.")
+        elif not _type_ok(tag, value):
+            raise UsageError(f"{where} must be {_TYPE_NAMES[tag]}, not {_what(value)} "
+                             f"({value!r:.40}): fix its type")
+
+
+def _get(document: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    node: Any = document
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _walk_strings(value: Any, key: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _walk_strings(v, f"{key}.{k}" if key else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _walk_strings(v, f"{key}.{i}")]
+    return [(key, value)] if isinstance(value, str) else []
+
+
+def _path(document: Mapping[str, Any], key: str, default: str) -> str:
+    value = _get(document, key, default)
+    if value and not value.startswith("/"):
+        raise UsageError(f"{key} {value!r} must be a path starting with '/': "
+                         f"write it as '/{value}'")
+    return str(value)
+
+
+def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config:
+    """A :class:`Config` from a parsed, interpolated document, or a UsageError."""
+    _check_shape(document, SCHEMA)
+    for key in REQUIRED:
+        if not _get(document, key):
+            raise UsageError(f"{key} is required: set it in {path} or with --set {key}=...")
+    for key, text in _walk_strings(document):
+        if re.search(r"\b(?:sk|rk)_live_", text):
+            raise UsageError(f"{key} holds a live Stripe key (sk_live_/rk_live_): the tool "
+                             "never uses live keys; use a test key (sk_test_...)")
+        if any(host in text.lower() for host in LIVE_STRIPE_HOSTS):
+            raise UsageError(f"{key} points at live Stripe ({text!r:.60}): the tool never sends "
+                             "traffic there; point the target's Stripe client at the fake "
+                             "Stripe API (stripe.port)")
+
+    allow = tuple(h.strip().lower() for h in _get(document, "target.allow_hosts", []))
+    for host in allow:
+        if host in LIVE_STRIPE_HOSTS or host.endswith(".stripe.com"):
+            raise UsageError(f"target.allow_hosts lists {host}: live Stripe is never allowed")
+    base_url = str(_get(document, "target.base_url")).rstrip("/")
+    try:
+        check_url(base_url, what="target.base_url", allow_hosts=allow)
+    except UsageError as exc:
+        raise UsageError(f"{exc}" + ("" if "allow_hosts" in str(exc) else
+                                     ": write it as http://127.0.0.1:PORT")) from None
+
+    checkout = _get(document, "target.checkout", {})
+    method = str(checkout.get("method", "POST")).upper()
+    if method not in _METHODS:
+        raise UsageError(f"target.checkout.method {method!r} is not one of "
+                         f"{', '.join(_METHODS)}: fix it")
+    checkout_headers = _headers(checkout.get("headers", {}), "target.checkout.headers")
+    idem = checkout.get("idempotency_header", "Idempotency-Key")
+    if idem and not _HEADER.match(idem):
+        raise UsageError(f"target.checkout.idempotency_header {idem!r} is not a header name: "
+                         "fix it, or set it to \"\" when the target takes no key")
+    body = checkout.get("body", DEFAULT_BODY)
+    unknown = placeholders(body) - set(BODY_NAMES)
+    if unknown:
+        raise UsageError(f"target.checkout.body uses {{{{{sorted(unknown)[0]}}}}}, which is not "
+                         f"a name the tool fills: use {', '.join(BODY_NAMES)}")
+    session_path = checkout.get("session_id", "sessionId")
+    if not session_path:
+        raise UsageError("target.checkout.session_id must be the dotted path to the Checkout "
+                         "Session id in the checkout answer (e.g. \"checkout.id\"): set it")
+
+    webhook = _get(document, "target.webhook", {})
+    secret = webhook["secret"]
+    old_secret = webhook.get("old_secret", "")
+    for key, value in (("target.webhook.secret", secret), ("target.webhook.old_secret",
+                                                            old_secret)):
+        if value and not value.startswith("whsec_"):
+            raise UsageError(f"{key} must be a webhook signing secret (whsec_...), the one "
+                             "the target verifies deliveries with: fix it")
+    webhook_headers = _headers(webhook.get("headers", {}), "target.webhook.headers")
+
+    port = _get(document, "stripe.port", 12111)
+    if not 1 <= port <= 65535:
+        raise UsageError(f"stripe.port {port} is outside 1..65535: give the port the "
+                         "target's Stripe client sends its API calls to")
+    api_key = _get(document, "stripe.api_key", "")
+    check_stripe_key(api_key, what="stripe.api_key")
+
+    db_url = str(_get(document, "database.url"))
+    parts = urlsplit(db_url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise UsageError("database.url is not a PostgreSQL URL: write it as "
+                         "postgresql://user:password@127.0.0.1:5432/dbname")
+    db_host = (parts.hostname or "localhost").lower()
+    if not is_loopback(db_host) and db_host not in allow:
+        raise UsageError(f"database.url host {db_host} is not on loopback: list it in "
+                         "target.allow_hosts to connect there")
+    schema = _get(document, "database.schema", "")
+    if schema and not _IDENT.match(schema):
+        raise UsageError(f"database.schema {schema!r} is not a schema name: fix it")
+    disposable = bool(_get(document, "database.disposable", False))
+
+    fixture_event = _get(document, "fixtures.event", _DEFAULTS.fixture_event_sql)
+    fixture_tt = _get(document, "fixtures.ticket_type", _DEFAULTS.fixture_ticket_type_sql)
+    cleanup = tuple(_get(document, "fixtures.cleanup", []))
+    observe_payment = _get(document, "observe.tickets_per_payment",
+                           _DEFAULTS.tickets_per_payment_sql)
+    observe_tt = _get(document, "observe.tickets_per_ticket_type",
+                      _DEFAULTS.tickets_per_ticket_type_sql)
+    statements = [("fixtures.event", fixture_event), ("fixtures.ticket_type", fixture_tt),
+                  ("observe.tickets_per_payment", observe_payment),
+                  ("observe.tickets_per_ticket_type", observe_tt)]
+    invariants: list[SqlInvariant] = []
+    for i, entry in enumerate(_get(document, "invariants", [])):
+        name, sql = entry.get("name", ""), entry.get("sql", "")
+        for key, value in (("name", name), ("sql", sql)):
+            if not value.strip():
+                raise UsageError(f"invariants.{i}.{key} is required: give each [[invariants]] "
+                                 "a name and the sql that must return no rows")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise UsageError(f"invariants.{i}.name {name!r} must be a short name "
+                             "(letters, digits, - _ .), e.g. no-admission-without-purchase")
+        if name in INVARIANTS or any(name == inv.name for inv in invariants):
+            raise UsageError(f"invariants.{i}.name {name!r} is already an invariant's name: "
+                             "choose another")
+        invariants.append(SqlInvariant(name=name, sql=sql, message=entry.get("message", "")))
+        statements.append((f"invariants.{i}.sql", sql))
+    for key, sql in statements:
+        if not sql.strip():
+            raise UsageError(f"{key} is empty: give the SQL statement, or leave the key out "
+                             "for the reference service's")
+        if not disposable and _DELETES.search(_without_literals(sql)):
+            raise UsageError(f"{key} deletes or drops rows, and database.disposable is not "
+                             "true: the tool never deletes rows in a database it did not "
+                             "create; remove the statement, or declare the database disposable")
+    for secret_value in (secret, old_secret, api_key, *_secret_values(checkout_headers),
+                         *_secret_values(webhook_headers)):
+        redactor.add(secret_value)
+    if parts.password:
+        redactor.add(parts.password)
+
+    target = Target(
+        base_url=base_url,
+        webhook_secret=secret,
+        webhook_path=_path(document, "target.webhook.path", _DEFAULTS.webhook_path),
+        checkout_path=_path(document, "target.checkout.path", _DEFAULTS.checkout_path),
+        metrics_path=_path(document, "target.metrics_path", "") or None,
+        health_path=_path(document, "target.health_path", ""),
+        fixture_event_sql=fixture_event,
+        fixture_ticket_type_sql=fixture_tt,
+        tickets_per_payment_sql=observe_payment,
+        tickets_per_ticket_type_sql=observe_tt,
+        name=str(_get(document, "target.name", "")) or base_url,
+        checkout_method=method,
+        checkout_extra_headers=checkout_headers,
+        idempotency_header=idem,
+        body_template=body,
+        session_id_path=session_path,
+        url_path=checkout.get("url", "url"),
+        webhook_headers=webhook_headers,
+        old_secret=old_secret or None,
+        invariants=tuple(invariants),
+    )
+    return Config(path=path, target=target, stripe_port=port, stripe_api_key=api_key,
+                  database_url=db_url, database_schema=schema or None, disposable=disposable,
+                  cleanup=cleanup, allow_hosts=allow)
+
+
+def _headers(headers: Mapping[str, str], key: str) -> dict[str, str]:
+    for name, value in headers.items():
+        if not _HEADER.match(name):
+            raise UsageError(f"{key}: {name!r} is not a header name: fix it")
+        if "\n" in value or "\r" in value:
+            raise UsageError(f"{key}.{name} holds a line break: remove it")
+    return dict(headers)
+
+
+def _secret_values(headers: Mapping[str, str]) -> list[str]:
+    """The values of headers that carry credentials (and the token of ``Bearer TOKEN``)."""
+    found = []
+    for name, value in headers.items():
+        if re.search(r"auth|key|token|secret|cookie|signature|password", name, re.IGNORECASE):
+            found += [value, value.split()[-1] if value.split() else value]
+    return found
+
+
+def _without_literals(sql: str) -> str:
+    """``sql`` without its string literals and comments (a name like 'drop-in' is not a drop)."""
+    sql = re.sub(r"'(?:[^']|'')*'", "''", sql)
+    sql = re.sub(r"--[^\n]*", "", sql)
+    return re.sub(r"/\*.*?\*/", "", sql, flags=re.DOTALL)

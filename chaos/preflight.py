@@ -1,0 +1,136 @@
+"""Preflight: everything a config promises, checked before a single scenario request.
+
+In order: the target answers (its ``health_path`` below 500, else a TCP
+connect to ``base_url``), the database accepts a connection, and every
+statement of the config is rehearsed in one transaction that is rolled back:
+the fixtures run with a rehearsal event, the observe queries must return the
+columns the checker reads (and find the ticket type just created), the user
+invariants and the cleanup statements must prepare. A failure is one line
+naming the key: exit 2 for the config's SQL, exit 3 for a target or database
+that is not there.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+
+from chaos.config import Config
+from chaos.database import Database, fit_parameters, redact_url
+from chaos.errors import InfrastructureError, TargetError, UsageError
+from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS
+
+
+def check_target(config: Config, *, timeout: float = 5.0) -> None:
+    """The target answers at ``target.base_url`` (its health path, or a TCP connect)."""
+    target = config.target
+    if target.health_path:
+        url = target.base_url + target.health_path
+        try:
+            response = httpx.get(url, timeout=timeout, trust_env=False)
+        except httpx.HTTPError as exc:
+            raise TargetError(f"target.base_url {target.base_url}: {target.health_path} did not "
+                              f"answer ({_reason(exc)}): start the service, or fix "
+                              "target.base_url / target.health_path") from None
+        if response.status_code >= 500:
+            raise TargetError(f"target.base_url {target.base_url}: {target.health_path} answered "
+                              f"HTTP {response.status_code}: the service is not healthy; see "
+                              "its log")
+        return
+    parts = urlsplit(target.base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise TargetError(f"target.base_url {target.base_url}: nothing answers there "
+                          f"({_reason(exc)}): start the service, or fix target.base_url") from None
+
+
+def connect(config: Config) -> Database:
+    """The target's database, on the config's schema (never created, never dropped)."""
+    try:
+        return Database(config.database_url, schema=config.database_schema)
+    except InfrastructureError as exc:
+        reason = str(exc).split(" (", 1)[-1].split("): ", 1)[0]
+        raise InfrastructureError(f"database.url {redact_url(config.database_url)}: cannot "
+                                  f"connect ({reason}): start the database, or fix "
+                                  "database.url") from None
+
+
+class _Rollback(Exception):
+    """Ends the rehearsal's transaction once everything ran."""
+
+
+def rehearse(db: Database, config: Config) -> None:
+    """Run the config's statements in a transaction that is rolled back; a UsageError
+    naming the key of the first that fails."""
+    target = config.target
+    event_key = f"chaos-preflight-{secrets.token_hex(3)}"
+    current = ["fixtures.event"]
+
+    async def run(conn: asyncpg.Connection) -> None:
+        async def fitted(key: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+            current[0] = key
+            text, fitted = await fit_parameters(conn, sql, args)
+            return await conn.fetch(text, *fitted)
+
+        async with conn.transaction():
+            rows = await fitted("fixtures.event", target.fixture_event_sql, event_key)
+            event = rows[0][0] if rows else event_key
+            rows = await fitted("fixtures.ticket_type", target.fixture_ticket_type_sql,
+                                f"{event_key}-tt1", event, "Ticket type 1", 1000, 5)
+            kind = rows[0][0] if rows else f"{event_key}-tt1"
+            # what follows only reads: the run executes it read-only too
+            await conn.execute("set local transaction_read_only = on")
+            for key, sql, columns in (
+                    ("observe.tickets_per_payment", target.tickets_per_payment_sql,
+                     PAYMENT_COLUMNS),
+                    ("observe.tickets_per_ticket_type", target.tickets_per_ticket_type_sql,
+                     TICKET_TYPE_COLUMNS)):
+                current[0] = key
+                statement = await conn.prepare(sql)
+                names = [a.name for a in statement.get_attributes()]
+                missing = [c for c in columns if c not in names]
+                if missing:
+                    raise UsageError(f"{key} returns columns {', '.join(names) or 'none'}, "
+                                     f"without {', '.join(missing)}: it must return "
+                                     f"{', '.join(columns)} (extra columns are allowed)")
+                rows = await fitted(key, sql, event)
+                if key.endswith("ticket_type"):
+                    found = [str(r["ticket_type"]) for r in rows]
+                    if found != [str(kind)]:
+                        raise UsageError(
+                            f"{key} found ticket types {found or 'none'} for an event whose "
+                            f"one ticket type fixtures.ticket_type just created ({kind}): it "
+                            "must select the ticket types of the event $1")
+                    if int(rows[0]["capacity"]) != 5:
+                        raise UsageError(f"{key} says capacity {rows[0]['capacity']} for a "
+                                         "ticket type created with capacity 5 ($5): fix it")
+            for i, invariant in enumerate(target.invariants):
+                await fitted(f"invariants.{i}.sql", invariant.sql, event)
+            for i, sql in enumerate(config.cleanup):
+                current[0] = f"fixtures.cleanup.{i}"
+                await conn.prepare(sql)
+            raise _Rollback
+
+    try:
+        db.call(run)
+    except _Rollback:
+        return
+    except asyncpg.PostgresError as exc:
+        raise UsageError(f"{current[0]}: {_reason(exc)}: fix the statement") from None
+    except (asyncpg.InterfaceError, ValueError, TypeError, OverflowError) as exc:
+        # asyncpg refuses arguments before sending them (a wrong parameter type or count)
+        raise UsageError(f"{current[0]}: {_reason(exc)}: fix the statement's parameters "
+                         "($1..$5 as the config format documents)") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
