@@ -188,3 +188,74 @@ def test_steering_uses_the_strategies_own_targets_when_they_exist(monkeypatch):
     target = Target(lambda call: False)
     search(target, scenarios(), examples=10, seed=1)
     assert seen == target.seen
+
+
+# -- the playbook ------------------------------------------------------------
+
+def test_every_playbook_story_is_a_valid_small_scenario():
+    from strategies import playbook
+
+    names = [name for name, _ in playbook()]
+    assert len(names) == len(set(names)) >= 10
+    for name, scenario in playbook():
+        scenario.validate()
+        assert 1 <= scenario.requests <= 4, name
+
+
+def refund_first(scenario: Scenario) -> bool:
+    """A bug only the playbook's "refund before its completion" story shows quickly."""
+    steps = [step for wave in scenario.waves for step in wave]
+    return any(getattr(s, "event", None) == "charge.refunded" for s in steps[:1]) and len(
+        scenario.waves) == 2 and len(scenario.buyers) == 1
+
+
+def test_the_playbook_is_played_first_and_its_failure_is_reported_and_confirmed():
+    from strategies import playbook
+
+    stories = [scenario for _, scenario in playbook()]
+    seen: list[Scenario] = []
+
+    def target(scenario: Scenario) -> ExampleResult:
+        seen.append(scenario)
+        broke = refund_first(scenario)
+        violations = [Violation("refund-voids-tickets", "still valid", [])] if broke else []
+        return ExampleResult(scenario, History(), Observation(history=History()), violations)
+
+    outcome = search(target, scenarios(), examples=20, seed=3, playbook=stories)
+    # played first, in order; a story that fires two requests together is a race: 3 tries
+    # (the default attempts) unless it fails first
+    played = [s for s in stories for _ in range(
+        1 if refund_first(s) or all(len(w) == 1 for w in s.waves) else 3)]
+    assert seen[:len(played)] == played
+    assert len(seen) >= len(played) + 20                 # then the search drew its own
+    [finding] = [f for f in outcome.findings if f.invariant == "refund-voids-tickets"]
+    assert finding.status == "FAILED" and finding.reproduced == finding.attempts == 5
+    assert refund_first(finding.scenario) and finding.scenario.requests == 2
+    first = outcome.first_failure
+    assert first is not None and first.phase == "playbook"
+    assert first.example == 1 + next(i for i, s in enumerate(played) if refund_first(s))
+
+
+def test_without_the_playbook_the_search_alone_runs():
+    seen: list[Scenario] = []
+
+    def target(scenario: Scenario) -> ExampleResult:
+        seen.append(scenario)
+        return result(scenario, broke=False)
+
+    outcome = search(target, scenarios(), examples=15, seed=3)
+    assert outcome.findings == [] and outcome.first_failure is None
+    assert len(seen) == outcome.examples == 15
+
+
+def test_an_invariant_that_only_breaks_alongside_another_is_reported_too():
+    def target(scenario: Scenario) -> ExampleResult:
+        broke = duplicated(scenario)
+        violations = [Violation(INVARIANT, "two ticket sets", []),
+                      Violation("no-oversold-ticket-type", "oversold", [])] if broke else []
+        return ExampleResult(scenario, History(), Observation(history=History()), violations)
+
+    outcome = search(target, scenarios(), examples=200, seed=1)
+    assert sorted(f.invariant for f in outcome.findings) == \
+        sorted([INVARIANT, "no-oversold-ticket-type"])
+    assert all(f.status == "FAILED" and f.scenario.requests == 2 for f in outcome.findings)
