@@ -209,6 +209,10 @@ def _load_config(args: argparse.Namespace, path: str | None = None) -> Any:
         if getattr(args, option, 0):
             raise UsageError(f"--{option.replace('_', '-')} is for the reference run; with "
                              "--config set the fake Stripe's port with --set stripe.port=N")
+    given = getattr(args, "database_url", None)
+    if given and given != os.environ.get("DATABASE_URL"):  # typed, not the environment's
+        raise UsageError("--database-url is for the reference run; with --config the "
+                         "database is your service's: --set database.url=URL")
     return load(path or args.config, args.overrides)
 
 

@@ -216,6 +216,9 @@ def test_bug_and_reference_options_are_refused_with_a_config(tmp_path: Path, cap
     assert "--bug" in line and "drop --bug" in line
     line = error_line(capsys, 2, run_config(tmp_path, minimal(), "--stripe-port", "9999"))
     assert "--set stripe.port=N" in line
+    line = error_line(capsys, 2, run_config(tmp_path, minimal(), "--database-url",
+                                            "postgresql://127.0.0.1:5432/elsewhere"))
+    assert "--set database.url=URL" in line
     line = error_line(capsys, 2, run_config(tmp_path, minimal(), "--set", "no-equals-sign"))
     assert "--set 'no-equals-sign'" in line and "dotted.key=VALUE" in line
     line = error_line(capsys, 2, ["--set", "stripe.port=1", "--report", str(tmp_path / "r.json")])
