@@ -344,8 +344,9 @@ def _with_played(todo: list[tuple[str, ExampleResult, str | None]],
                  played: dict[str, ExampleResult], *, unconfirmed: bool,
                  ) -> list[tuple[str, ExampleResult, str | None]]:
     """The search's failures, each replaced by the playbook's failure of the same
-    invariant when that one is as small (a known story reads best), plus the playbook's failures of invariants the
-    search did not break (those go unconfirmed when the search was cut short)."""
+    invariant when that one is as small (a known story reads best), plus the
+    playbook's failures of invariants the search did not break (those go
+    unconfirmed when the search was cut short)."""
     merged = []
     for invariant, result, note in todo:
         mine = played.pop(invariant, None)
