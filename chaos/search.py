@@ -274,9 +274,12 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
                 for name in {v.invariant for v in result.violations}:
                     if name not in played or _size(scenario) < _size(played[name].scenario):
                         played[name] = result
+                    also_played.setdefault(name, []).append(result)
                 return
 
     played: dict[str, ExampleResult] = {}
+    #: every playbook failure per invariant, in the order played: fallbacks for a FLAKY one
+    also_played: dict[str, list[ExampleResult]] = {}
     broken: list[_InvariantBroken] = []
     flaky: list[_InvariantBroken] = []
     outcome = SearchResult(examples=0)
@@ -325,10 +328,15 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         try:
             smaller = minimized(invariant, result)
             finding = _confirm(invariant, smaller, run_example, confirm_runs, out_of_time)
-            if finding.status == "FLAKY" and smaller is not result:
-                # the simpler scenario broke by chance: report the one that was found
-                found = _confirm(invariant, result, run_example, confirm_runs, out_of_time)
-                finding = found if found.status == "FAILED" else finding
+            # a FLAKY shrink may have broken by chance (timing): confirm what was found,
+            # then the playbook's other stories that broke the invariant
+            fallbacks = [result] if smaller is not result else []
+            fallbacks += [r for r in also_played.get(invariant, []) if r is not result]
+            for found in fallbacks:
+                if finding.status != "FLAKY" or out_of_time():
+                    break
+                again = _confirm(invariant, found, run_example, confirm_runs, out_of_time)
+                finding = again if again.status == "FAILED" else finding
         except ChaosError as error:
             outcome.stopped, outcome.error = "error", error
             outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))

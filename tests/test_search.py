@@ -282,3 +282,22 @@ def test_a_deterministic_failure_is_not_minimized_into_one_that_broke_by_chance(
     lucky.clear()
     shrunk = _minimize(INVARIANT, result(three, True), run, tries=3, until=time.monotonic() + 10)
     assert shrunk.scenario.requests < 3
+
+
+def test_a_playbook_failure_that_broke_by_chance_gives_way_to_another_story():
+    from strategies import Buyer, Delivery
+
+    lucky = Scenario(buyers=(Buyer(),), waves=((Delivery(0, signature="rotated"),),))
+    steady = Scenario(buyers=(Buyer(),), waves=((Delivery(0, signature="stale"),),))
+    runs: dict[Scenario, int] = {}
+
+    def target(scenario: Scenario) -> ExampleResult:
+        runs[scenario] = runs.get(scenario, 0) + 1
+        broke = scenario == steady or (scenario == lucky and runs[scenario] == 1)
+        return result(scenario, broke)
+
+    outcome = search(target, scenarios(max_requests=0), examples=5, seed=1,
+                     playbook=[lucky, steady])
+    [finding] = outcome.findings
+    assert finding.status == "FAILED" and finding.reproduced == 5
+    assert finding.scenario == steady
