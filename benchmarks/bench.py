@@ -58,7 +58,7 @@ import trio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from chaos.database import Database, embedded_server  # noqa: E402
+from chaos.database import Database, embedded_server, throwaway_schema  # noqa: E402
 from chaos.errors import ChaosError  # noqa: E402
 from chaos.executor import Call, Executor, ensure_descriptors  # noqa: E402
 from chaos.log import redactor  # noqa: E402
@@ -185,11 +185,7 @@ def stack(database_url: str | None, buyers: int) -> Iterator[Stack]:
     redactor.add(anon)
     with contextlib.ExitStack() as stack_:
         url = database_url or stack_.enter_context(embedded_server())
-        schema = f"bench_{secrets.token_hex(3)}"
-        admin = Database(url)
-        stack_.callback(admin.close)
-        admin.execute(f'create schema "{schema}"')
-        stack_.callback(admin.execute, f'drop schema "{schema}" cascade')
+        schema = stack_.enter_context(throwaway_schema(url, "bench"))
         work = Path(stack_.enter_context(tempfile.TemporaryDirectory(prefix="chaos-bench-")))
         stripe = stack_.enter_context(running("fake-stripe", [], workdir=work))
         reference = stack_.enter_context(running(

@@ -167,6 +167,22 @@ _INT_TYPES = frozenset({"int2", "int4", "int8"})
 _LITERAL_OR_PARAM = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\$(\d+)\b")
 
 
+@contextlib.contextmanager
+def throwaway_schema(server_url: str, prefix: str = "chaos") -> Iterator[str]:
+    """A new schema ``<prefix>_<random>`` on ``server_url``, dropped with everything in
+    it afterwards: the only way the tool writes to a server it did not create."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = Database(server_url)
+    try:
+        admin.execute(f'create schema "{name}"')
+        try:
+            yield name
+        finally:
+            admin.execute(f'drop schema if exists "{name}" cascade')
+    finally:
+        admin.close()
+
+
 def renumber(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
     """``sql`` and ``args`` for only the parameters it mentions: a statement that uses
     ``$2`` and ``$5`` of five becomes one with ``$1`` and ``$2`` and gets those two

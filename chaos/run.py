@@ -26,7 +26,7 @@ import trio
 from chaos import invariants
 from chaos.client import Attempt, FixtureIds, Plan, plan, ticket_type_id
 from chaos.config import Config
-from chaos.database import Database, embedded_server, redact_url
+from chaos.database import Database, embedded_server, redact_url, throwaway_schema
 from chaos.errors import InfrastructureError, TargetError, UsageError
 from chaos.executor import Executor, ensure_descriptors
 from chaos.history import History, Op, Outcome, percentile
@@ -516,11 +516,7 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
             redactor.add(secret)
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
         server_url = database_url or stack.enter_context(embedded_server())
-        schema = f"chaos_{secrets.token_hex(4)}"
-        admin = Database(server_url)
-        stack.callback(admin.close)
-        admin.execute(f'create schema "{schema}"')
-        stack.callback(admin.execute, f'drop schema if exists "{schema}" cascade')
+        schema = stack.enter_context(throwaway_schema(server_url))
 
         stripe = stack.enter_context(running("fake-stripe", [], workdir=workdir, port=stripe_port))
         reference = stack.enter_context(running(

@@ -8,13 +8,12 @@ The server is embedded (started here, removed afterwards) unless
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from chaos.database import Database, embedded_server
+from chaos.database import Database, embedded_server, throwaway_schema
 from chaos.services import Service, running
 
 
@@ -31,14 +30,8 @@ def server_url() -> Iterator[str]:
 @pytest.fixture
 def schema(server_url: str) -> Iterator[str]:
     """A fresh schema for one test, dropped afterwards."""
-    name = f"chaos_test_{secrets.token_hex(4)}"
-    admin = Database(server_url)
-    admin.execute(f'create schema "{name}"')
-    try:
+    with throwaway_schema(server_url, "chaos_test") as name:
         yield name
-    finally:
-        admin.execute(f'drop schema if exists "{name}" cascade')
-        admin.close()
 
 
 @pytest.fixture
