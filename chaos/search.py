@@ -180,7 +180,9 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     ``playbook`` scenarios (``strategies.playbook()``) are played first, each
     once (``attempts`` times when a wave fires two or more requests together:
     a race), before Hypothesis draws its own. A failure there is reported like
-    a drawn one, unless the search found a smaller one for the same invariant.
+    a drawn one, unless the search found a smaller one for the same invariant;
+    when its shrink proves FLAKY, the playbook's other stories that broke the
+    same invariant are confirmed in turn.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
@@ -272,14 +274,11 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
                                          invariant=result.violations[0].invariant,
                                          phase="playbook")
                 for name in {v.invariant for v in result.violations}:
-                    if name not in played or _size(scenario) < _size(played[name].scenario):
-                        played[name] = result
-                    also_played.setdefault(name, []).append(result)
+                    played.setdefault(name, []).append(result)
                 return
 
-    played: dict[str, ExampleResult] = {}
-    #: every playbook failure per invariant, in the order played: fallbacks for a FLAKY one
-    also_played: dict[str, list[ExampleResult]] = {}
+    #: every playbook failure per invariant, in the order played
+    played: dict[str, list[ExampleResult]] = {}
     broken: list[_InvariantBroken] = []
     flaky: list[_InvariantBroken] = []
     outcome = SearchResult(examples=0)
@@ -292,6 +291,9 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         outcome.error = stop.error
     except (_InvariantBroken, Flaky, BaseExceptionGroup) as raised:
         _classify(raised, broken, flaky, in_flaky=False)
+    # the smallest playbook failure of each invariant, the first played among equals
+    played_best = {name: min(results, key=lambda r: _size(r.scenario))
+                   for name, results in played.items()}
 
     def minimized(invariant: str, result: ExampleResult) -> ExampleResult:
         until = time.monotonic() + minimize_seconds
@@ -312,7 +314,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         outcome.findings += [_unconfirmed(name, result, f"{why} while shrinking")
                              for name, result in smallest.items()]
         outcome.findings += [_unconfirmed(name, result, why)
-                             for name, result in played.items() if name not in smallest]
+                             for name, result in played_best.items() if name not in smallest]
         todo = [] if outcome.error else [(b.invariant, b.result, None) for b in [*broken, *flaky]]
     else:
         todo = [(b.invariant, b.result, None) for b in [*broken, *flaky]]
@@ -320,7 +322,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         # alongside another would go unreported, so it is minimized on its own too
         reported = {invariant for invariant, _, _ in todo}
         todo += [(name, result, None) for name, result in smallest.items() if name not in reported]
-    todo = _with_played(todo, played, unconfirmed=bool(outcome.stopped))
+    todo = _with_played(todo, played_best, unconfirmed=bool(outcome.stopped))
     for invariant, result, note in todo:
         if outcome.error is not None:
             outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))
@@ -331,7 +333,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
             # a FLAKY shrink may have broken by chance (timing): confirm what was found,
             # then the playbook's other stories that broke the invariant
             fallbacks = [result] if smaller is not result else []
-            fallbacks += [r for r in also_played.get(invariant, []) if r is not result]
+            fallbacks += [r for r in played.get(invariant, []) if r is not result]
             for found in fallbacks:
                 if finding.status != "FLAKY" or out_of_time():
                     break
@@ -355,6 +357,7 @@ def _with_played(todo: list[tuple[str, ExampleResult, str | None]],
     invariant when that one is as small (a known story reads best), plus the
     playbook's failures of invariants the search did not break (those go
     unconfirmed when the search was cut short)."""
+    played = dict(played)
     merged = []
     for invariant, result, note in todo:
         mine = played.pop(invariant, None)
