@@ -128,14 +128,6 @@ def checkout_values(scenario: Scenario, event_id: str, buyer: int, *, tamper: st
             "buyer": buyer + 1}
 
 
-def checkout_payload(scenario: Scenario, event_id: str, buyer: int, *,
-                     tamper: str = "none") -> dict[str, Any]:
-    """The seed's checkout payload for ``buyer`` (see :func:`checkout_values`)."""
-    body: dict[str, Any] = Target(base_url="", webhook_secret="").checkout_body(
-        checkout_values(scenario, event_id, buyer, tamper=tamper))
-    return body
-
-
 #: A fault kind of the model -> the fake Stripe's rule fields.
 _FAULT_RULES: dict[str, dict[str, Any]] = {
     "5xx": {"kind": "error", "status": 500},

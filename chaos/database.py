@@ -137,11 +137,10 @@ class Database:
         ``readonly`` runs it in a read-only transaction."""
 
         async def run(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-            text, fitted = await fit_parameters(conn, sql, args)
             if not readonly:
-                return await conn.fetch(text, *fitted)
+                return await fetch_fitted(conn, sql, args)
             async with conn.transaction(readonly=True):
-                return await conn.fetch(text, *fitted)
+                return await fetch_fitted(conn, sql, args)
 
         return [dict(row) for row in self.call(run)]
 
@@ -198,22 +197,22 @@ def renumber(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
     return text, [args[n - 1] for n in used]
 
 
-async def fit_parameters(conn: asyncpg.Connection, sql: str,
-                         args: Sequence[Any]) -> tuple[str, list[Any]]:
-    """``sql`` and ``args`` cut to the parameters ``sql`` uses (:func:`renumber`),
-    each converted to its type (text <-> integer) where that loses nothing."""
+async def fetch_fitted(conn: asyncpg.Connection, sql: str,
+                       args: Sequence[Any]) -> list[asyncpg.Record]:
+    """Run a user's statement with only the parameters it uses (:func:`renumber`),
+    each converted to its type (text <-> integer) where that loses nothing: one
+    prepare tells the types and runs it."""
     sql, args = renumber(sql, args)
     statement = await conn.prepare(sql)
-    wanted = statement.get_parameters()
     fitted = []
-    for value, kind in zip(args, wanted, strict=False):
+    for value, kind in zip(args, statement.get_parameters(), strict=False):
         if kind.name in _TEXT_TYPES and isinstance(value, (int, uuid.UUID)) \
                 and not isinstance(value, bool):
             value = str(value)
         elif kind.name in _INT_TYPES and isinstance(value, str) and re.fullmatch(r"-?\d+", value):
             value = int(value)
         fitted.append(value)
-    return sql, fitted
+    return await statement.fetch(*fitted)
 
 
 async def _bounded(coro: Awaitable[T], timeout: float) -> T:

@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 
 from chaos.config import Config
-from chaos.database import Database, fit_parameters, redact_url
+from chaos.database import Database, fetch_fitted, redact_url
 from chaos.errors import InfrastructureError, TargetError, UsageError
 from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS
 
@@ -77,8 +77,7 @@ def rehearse(db: Database, config: Config) -> None:
     async def run(conn: asyncpg.Connection) -> None:
         async def fitted(key: str, sql: str, *args: Any) -> list[asyncpg.Record]:
             current[0] = key
-            text, fitted = await fit_parameters(conn, sql, args)
-            return await conn.fetch(text, *fitted)
+            return await fetch_fitted(conn, sql, args)
 
         async with conn.transaction():
             rows = await fitted("fixtures.event", target.fixture_event_sql, event_key)
