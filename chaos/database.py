@@ -98,7 +98,7 @@ class Database:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self._stop_loop()
             raise InfrastructureError(
-                f"cannot connect to the database at {redact_url(url)} ({_reason(exc)}): "
+                f"cannot connect to the database at {redact_url(url)} ({error_line(exc)}): "
                 "check --database-url / DATABASE_URL and that the server is running"
             ) from None
 
@@ -219,6 +219,7 @@ async def _bounded(coro: Awaitable[T], timeout: float) -> T:
     return await asyncio.wait_for(coro, timeout)
 
 
-def _reason(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
+    """An error as one line of at most 200 characters (its first line, or its type)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]

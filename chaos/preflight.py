@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 
 from chaos.config import Config
-from chaos.database import Database, fetch_fitted, redact_url
+from chaos.database import Database, error_line, fetch_fitted, redact_url
 from chaos.errors import InfrastructureError, TargetError, UsageError
 from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS
 
@@ -35,7 +35,7 @@ def check_target(config: Config, *, timeout: float = 5.0) -> None:
             response = httpx.get(url, timeout=timeout, trust_env=False)
         except httpx.HTTPError as exc:
             raise TargetError(f"target.base_url {target.base_url}: {target.health_path} did not "
-                              f"answer ({_reason(exc)}): start the service, or fix "
+                              f"answer ({error_line(exc)}): start the service, or fix "
                               "target.base_url / target.health_path") from None
         if response.status_code >= 500:
             raise TargetError(f"target.base_url {target.base_url}: {target.health_path} answered "
@@ -49,7 +49,7 @@ def check_target(config: Config, *, timeout: float = 5.0) -> None:
             pass
     except OSError as exc:
         raise TargetError(f"target.base_url {target.base_url}: nothing answers there "
-                          f"({_reason(exc)}): start the service, or fix target.base_url") from None
+                          f"({error_line(exc)}): start the service, or fix target.base_url") from None
 
 
 def connect(config: Config) -> Database:
@@ -123,13 +123,8 @@ def rehearse(db: Database, config: Config) -> None:
     except _Rollback:
         return
     except asyncpg.PostgresError as exc:
-        raise UsageError(f"{current[0]}: {_reason(exc)}: fix the statement") from None
+        raise UsageError(f"{current[0]}: {error_line(exc)}: fix the statement") from None
     except (asyncpg.InterfaceError, ValueError, TypeError, OverflowError) as exc:
         # asyncpg refuses arguments before sending them (a wrong parameter type or count)
-        raise UsageError(f"{current[0]}: {_reason(exc)}: fix the statement's parameters "
+        raise UsageError(f"{current[0]}: {error_line(exc)}: fix the statement's parameters "
                          "($1..$5 as the config format documents)") from None
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
