@@ -3,8 +3,8 @@
 asyncpg runs only on asyncio, the executor only on trio. They never share a
 loop: :class:`Database` owns one asyncio loop in one thread, and every
 query is a bounded, blocking call into it made between trio runs. This is
-the only module of the tester that imports asyncpg (with ``chaos/preflight.py``,
-which rehearses a config's statements on one connection).
+the only module of the tester that imports asyncpg (``tests/test_layering.py``
+holds it so): others name its types through the aliases below.
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ import asyncpg
 from chaos.errors import InfrastructureError, UsageError
 
 T = TypeVar("T")
+
+#: asyncpg's names, for the modules that pass a connection to :meth:`Database.call`.
+Connection = asyncpg.Connection
+Record = asyncpg.Record
+#: The server refused a statement (syntax, a missing table, a constraint, ...).
+StatementError = asyncpg.PostgresError
+#: asyncpg refused the arguments before sending them (a wrong parameter type or count).
+ArgumentError = asyncpg.InterfaceError
 
 #: Every query the tester makes is bounded by this many seconds.
 QUERY_TIMEOUT = 30.0

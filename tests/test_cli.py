@@ -140,5 +140,8 @@ def test_a_bug_of_the_tool_itself_is_one_line_and_its_traceback_is_kept(monkeypa
     assert code == 3
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("chaos: internal error: RuntimeError: the sky fell")
-    crash = err.split("traceback is in ")[1].split(",")[0]
-    assert "Traceback" in Path(crash).read_text() and "the sky fell" in Path(crash).read_text()
+    crash = Path(err.split("traceback is in ")[1].split(",")[0])
+    try:
+        assert "Traceback" in crash.read_text() and "the sky fell" in crash.read_text()
+    finally:
+        crash.unlink()
