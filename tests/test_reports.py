@@ -26,6 +26,8 @@ import pytest
 from chaos.report.corpus import load_case
 from tests.helpers import run_tool
 
+pytestmark = pytest.mark.e2e   # whole chaos runs, in processes
+
 WEBHOOK_SECRET = "whsec_" + "reportsTestSecret0123456789abcdef"
 API_KEY = "sk_test_" + "reportsTestKey0123456789"
 ANON_KEY = "anon_" + "reportsTestAnonKey0123456789"
