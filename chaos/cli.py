@@ -239,7 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
     from chaos.run import OutOfTime, configured_run, reference_run
-    from chaos.search import Finding, search
+    from chaos.search import PROFILES, Finding, search
     from chaos.thresholds import Thresholds
     from strategies import busy_night, playbook, scenarios
 
@@ -293,7 +293,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                             shrink_seconds=args.shrink_seconds,
                             playbook=() if args.no_playbook else
                             [scenario for _, scenario in playbook()])
-            report.examples = result.examples
+            report.examples_by_phase = {"load": int(load is not None), **result.by_phase}
+            report.examples = sum(report.examples_by_phase.values())
+            report.max_examples = args.examples or PROFILES[args.profile].max_examples
             first = result.first_failure
             if report.first_failure is None and first is not None:
                 report.first_failure = _first_failure(first.example, first.at - started,

@@ -104,6 +104,22 @@ class SearchResult:
     error: ChaosError | None = None
     #: The first failing example, None when every example passed.
     first_failure: FirstFailure | None = None
+    #: Examples run per part of the search: "playbook", "search" (Hypothesis' draws, their
+    #: retries and its shrinking), "minimize" (step by step, after it), "confirm".
+    by_phase: dict[str, int] = field(default_factory=dict)
+
+
+class _PhaseCount:
+    """``run_example``, counting the examples of each part of the search."""
+
+    def __init__(self, run_example: Callable[[Scenario], ExampleResult]) -> None:
+        self.run_example = run_example
+        self.phase = "playbook"
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, scenario: Scenario) -> ExampleResult:
+        self.counts[self.phase] = self.counts.get(self.phase, 0) + 1
+        return self.run_example(scenario)
 
 
 class _InvariantBroken(Exception):
@@ -189,6 +205,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     if attempts < 1 or confirm_runs < 1:
         raise ValueError(f"attempts={attempts} and confirm_runs={confirm_runs} must be >= 1")
     chosen = PROFILES[profile]
+    counter = run_example = _PhaseCount(run_example)
     if examples is not None:
         chosen = settings(chosen, max_examples=examples)
     seen_failure = False
@@ -285,6 +302,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     try:
         for scenario in playbook:
             play(scenario)
+        counter.phase = "search"
         prop()
     except _Stop as stop:
         outcome.stopped = stop.why
@@ -328,7 +346,9 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
             outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))
             continue
         try:
+            counter.phase = "minimize"
             smaller = minimized(invariant, result)
+            counter.phase = "confirm"
             finding = _confirm(invariant, smaller, run_example, confirm_runs, out_of_time)
             # a FLAKY shrink may have broken by chance (timing): confirm what was found,
             # then the playbook's other stories that broke the invariant
@@ -347,6 +367,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         outcome.findings.append(finding)
     outcome.examples = count
     outcome.first_failure = first
+    outcome.by_phase = counter.counts
     return outcome
 
 

@@ -78,8 +78,9 @@ def test_the_summary_lists_every_invariant_and_threshold_with_its_verdict():
                  "    PASS  http-error-rate  value 0.00%, limit < 1%",
                  "    FAIL  http-p95         value 6100.5 ms, limit 5000 ms",
                  "    PASS  order-rate       value 12.50%, limit 50.00%, orders 3",
-                 "  requests ......... 40 (2 failed, 5.00%)",
-                 "  latency .......... avg 12.0 ms  p50 10.0 ms  p95 30.0 ms  max 130.0 ms",
+                 "  requests ......... 40 to the target (2 failed, 5.00%: no answer, 5xx, or a "
+                 "4xx it had no reason to get)",
+                 "  latency .......... all 40: avg 12.0 ms  p50 10.0 ms  p95 30.0 ms  max 130.0 ms",
                  "  retries .......... 3",
                  "  start skew p50 ... 0.5 ms",
                  "FAILED one-ticket-set-per-payment (reproduced 4/5), shrunk to 4 requests:",
@@ -89,6 +90,33 @@ def test_the_summary_lists_every_invariant_and_threshold_with_its_verdict():
                  "verdict: FAIL", "report: r.json"):
         assert line in text.splitlines(), line
     assert "junit:" not in text
+
+
+def test_the_summary_explains_its_numbers_where_they_are_shown():
+    data = {**DATA, "examples": 29, "max_examples": 5,
+            "examples_by_phase": {"load": 1, "playbook": 18, "search": 5, "minimize": 0,
+                                  "confirm": 5},
+            "http": {**DATA["http"], "under_fault": 6, "failed_under_fault": 2},
+            "thresholds": {"http-error-rate": {"verdict": "pass", "value": 0.0, "limit": 0.01,
+                                               "errors": 0, "requests": 34,
+                                               "left_out_under_fault": 6},
+                           "http-p95": {"verdict": "pass", "value_ms": 20.0, "limit_ms": 5000,
+                                        "requests": 34}}}
+    lines = summary(data).splitlines()
+    for line in ("  of which ......... 1 load wave + 18 playbook + 5 search + 5 confirming",
+                 "  search ........... drew at most 5 scenarios (--examples or the profile); its "
+                 "other runs retry races and shrink failures",
+                 "  under fault ...... 6 sent while Stripe faults were armed (2 of them failed): "
+                 "the thresholds leave these out",
+                 "  latency .......... all 40: avg 12.0 ms  p50 10.0 ms  p95 30.0 ms  max 130.0 ms",
+                 "  thresholds (judged on 34 requests, 6 under armed faults left out; their p95, "
+                 "not the latency line's)"):
+        assert line in lines, line
+    html = timeline(data)   # the page says the same
+    for words in ("1 load wave + 18 playbook + 5 search + 5 confirming",
+                  "6 sent while Stripe faults were armed (2 of them failed)",
+                  "judged on 34 requests, 6 under armed faults left out"):
+        assert words in html, words
 
 
 @pytest.mark.parametrize("data", [{}, {"verdict": "pass"}, {"failures": [{}]},

@@ -14,20 +14,26 @@ never live objects, and tolerate fields they do not know or that are missing,
 so the report can grow without breaking them.
 
 The JSON contract other tools and CI rely on: ``verdict`` ("pass" | "fail" |
-"error"), ``examples``, ``failures`` (each with ``invariant``, ``status``,
+"error"), ``examples`` (every example the run ran: the load wave, the playbook,
+the search, minimizing and confirming), ``examples_by_phase`` (``load``, ``playbook``,
+``search``, ``minimize``, ``confirm``: how many of each), ``max_examples`` (the
+scenarios Hypothesis could draw: ``--examples`` or the profile's), ``failures``
+(each with ``invariant``, ``status``,
 ``reproduced``, ``note``, ``requests``, ``schedule``, ``steps``,
 ``violations``, ``history``, ``waves``, ``case``, ``replay``), ``seconds``
 (the whole run, start-up included), ``first_failure`` (null, or the example
 that first broke an invariant: ``example`` (0 is the load wave; the search's
 count from 1, re-runs included), ``seconds`` since the run started,
-``invariant``, ``phase`` "load" | "search"), ``http``
-(``requests``, ``failed``, ``p95_ms``), ``concurrency`` (``requested``,
+``invariant``, ``phase`` "load" | "playbook" | "search"), ``http``
+(``requests``, ``failed``, ``under_fault``, ``p95_ms``: every request to the target),
+``concurrency`` (``requested``,
 ``peak_in_flight`` as the target saw it, ``client_peak_in_flight``,
 ``start_skew_ms``), ``invariants`` (name: "pass" | "fail" | "flaky", or "unknown" when the run
 ended in error before checking everything), ``database`` (``server``,
 ``schema`` the run wrote into, ``dropped_after_run``),
 ``evidence`` (name: violations with their rows) and ``thresholds`` (name:
-``verdict``, value, limit).
+``verdict``, value, limit, ``requests`` judged and ``left_out_under_fault``: requests
+sent while Stripe faults were armed are not judged).
 Every string passes through the redactor before it is written.
 """
 
@@ -80,6 +86,10 @@ class Report:
     first_failure: dict[str, Any] | None = None
     #: The user's own invariants (a config's ``[[invariants]]``), after the built-in ones.
     extra_invariants: list[str] = field(default_factory=list)
+    #: ``examples`` per part of the run: "load", "playbook", "search", "minimize", "confirm".
+    examples_by_phase: dict[str, int] = field(default_factory=dict)
+    #: The scenarios Hypothesis may draw (``--examples`` or the profile's count).
+    max_examples: int | None = None
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -92,6 +102,8 @@ class Report:
         data = {
             "verdict": self.verdict,
             "examples": self.examples,
+            "examples_by_phase": self.examples_by_phase,
+            "max_examples": self.max_examples,
             "seed": self.seed,
             "profile": self.profile,
             "seconds": round(self.seconds, 2),

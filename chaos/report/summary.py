@@ -10,9 +10,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaos.log import redactor
-from chaos.report._fields import Verdict, plural, row_table, target_line, verdicts
+from chaos.report._fields import (
+    Verdict,
+    example_figures,
+    http_figures,
+    plural,
+    row_table,
+    target_line,
+    thresholds_heading,
+    verdicts,
+)
 
-_KNOWN_HTTP = {"requests", "failed", "error_rate", "avg_ms", "p50_ms", "p95_ms", "max_ms"}
+_KNOWN_HTTP = {"requests", "failed", "error_rate", "avg_ms", "p50_ms", "p95_ms", "max_ms",
+               "under_fault", "failed_under_fault"}
 _KNOWN_CONCURRENCY = {"requested", "peak_in_flight", "client_peak_in_flight", "start_skew_ms"}
 
 
@@ -25,9 +35,7 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
     profile = f", profile {data['profile']}" if data.get("profile") else ""
     seed = "no seed" if data.get("seed") is None else f"seed {data['seed']}"
     lines = [f"payment-chaos: {target_line(data)} ({seed}{profile})", ""]
-    stopped = f" (stopped early: {data['stopped']})" if data.get("stopped") else ""
-    lines.append(_figure("examples", f"{data.get('examples', 0)} in "
-                                     f"{float(data.get('seconds') or 0):.1f} s{stopped}"))
+    lines.extend(_figure(name, text) for name, text in example_figures(data))
     first = data.get("first_failure")
     if isinstance(first, Mapping):
         seconds = first.get("seconds")
@@ -41,7 +49,7 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
     for title in ("invariants", "thresholds"):
         checks = verdicts(data.get(title))
         if checks:
-            lines.append(f"  {title}")
+            lines.append(f"  {thresholds_heading(data) if title == 'thresholds' else title}")
             widths = (max(4, *(len(c.verdict) for c in checks)), max(len(c.name) for c in checks))
             lines.extend(_check(c, widths) for c in checks)
     for failure in data.get("failures") or []:
@@ -68,22 +76,10 @@ def _extra(key: str, value: Any) -> str:
     return _figure(key.removesuffix("_ms").replace("_", " "), f"{value}{unit}")
 
 
-def _ms(http: Mapping[str, Any], key: str) -> str:
-    value = http.get(key)
-    return f"{value:.1f} ms" if isinstance(value, int | float) else "?"
-
-
 def _http(http: Mapping[str, Any]) -> list[str]:
     if not http:
         return []
-    requests, failed = http.get("requests", 0), http.get("failed", 0)
-    rate = http.get("error_rate")
-    rate_text = f", {rate * 100:.2f}%" if isinstance(rate, int | float) else ""
-    lines = [
-        _figure("requests", f"{requests} ({failed} failed{rate_text})"),
-        _figure("latency", f"avg {_ms(http, 'avg_ms')}  p50 {_ms(http, 'p50_ms')}  "
-                           f"p95 {_ms(http, 'p95_ms')}  max {_ms(http, 'max_ms')}"),
-    ]
+    lines = [_figure(name, text) for name, text in http_figures(http)]
     lines.extend(_extra(k, v) for k, v in http.items()
                  if k not in _KNOWN_HTTP and not isinstance(v, Mapping | list))
     return lines

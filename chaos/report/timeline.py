@@ -17,7 +17,16 @@ from html import escape
 from typing import Any
 
 from chaos.log import redactor
-from chaos.report._fields import Verdict, plural, row_table, target_line, verdicts
+from chaos.report._fields import (
+    Verdict,
+    example_figures,
+    http_figures,
+    plural,
+    row_table,
+    target_line,
+    thresholds_heading,
+    verdicts,
+)
 from strategies import Scenario
 
 LABEL_W = 400
@@ -117,7 +126,8 @@ def timeline(data: Mapping[str, Any]) -> str:
     if failures:
         parts.append('<h2 id="checks">every check</h2>')
     for title in ("invariants", "thresholds"):
-        parts.append(_checks(title, verdicts(data.get(title))))
+        parts.append(_checks(thresholds_heading(data) if title == "thresholds" else title,
+                             verdicts(data.get(title))))
     parts.append("</body></html>\n")
     return redactor.text("\n".join(p for p in parts if p))
 
@@ -130,14 +140,7 @@ def _css_class(verdict: str) -> str:
 def _figures(data: Mapping[str, Any]) -> str:
     http = data.get("http") or {}
     conc = data.get("concurrency") or {}
-    rows = [("examples", f"{data.get('examples', 0)} in {float(data.get('seconds') or 0):.1f} s"
-                         + (f" (stopped early: {data['stopped']})" if data.get("stopped") else ""))]
-    if http:
-        rows.append(("requests", f"{http.get('requests', 0)} ({http.get('failed', 0)} failed)"))
-        rows.append(("latency", " · ".join(
-            f"{k.removesuffix('_ms')} {http[k]:.1f} ms" for k in ("avg_ms", "p50_ms", "p95_ms",
-                                                                   "max_ms")
-            if isinstance(http.get(k), int | float))))
+    rows = example_figures(data) + http_figures(http)
     if conc.get("peak_in_flight") is not None or conc.get("client_peak_in_flight"):
         rows.append(("in flight", f"{conc.get('peak_in_flight', '?')} as the target saw it, "
                                   f"{conc.get('client_peak_in_flight', '?')} as the client saw "
