@@ -90,7 +90,8 @@ def _fraction(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     top = _Parser(prog=PROG, description="Property-based chaos and idempotency tester "
-                  "for Stripe payment flows.")
+                  "for Stripe payment flows.", epilog=_top_epilog(),
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="search for invariant violations (the default)")
@@ -173,6 +174,15 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0: any)")
     fake.set_defaults(func=cmd_fake_stripe)
     return top
+
+
+def _top_epilog() -> str:
+    """Where the options are: without a command the tool runs ``run``, whose options
+    (examples, seed, bugs, config, reports) the top-level help does not list."""
+    tool = invocation()
+    return (f"Without a command it runs `run`. Its options (--examples, --seed, --bug, "
+            f"--config, --report, --html, --junit, ...):\n  {tool} run --help\n"
+            f"Replaying saved cases:\n  {tool} replay --help")
 
 
 def _bug_names() -> list[str]:
@@ -411,7 +421,7 @@ def _finish_run(report: Any, args: argparse.Namespace, watch: Any, log: Any) -> 
 def cmd_replay(args: argparse.Namespace) -> int:
     from chaos.log import close, configure, get_logger
     from chaos.replay import checks_of, render, run_checks
-    from chaos.report.corpus import corpus_files, load_case
+    from chaos.report.corpus import ReportNotCase, corpus_files, load_case
     from chaos.report.outputs import check_writable
     from chaos.run import configured_run, reference_run
 
@@ -426,6 +436,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for path in paths:
         try:
             cases.append(load_case(path))
+        except ReportNotCase as report:
+            raise UsageError(_offer_cases(report)) from None
         except ValueError as exc:
             raise UsageError(f"{exc}: pass a file written by a chaos run") from None
     kinds = {str(case.target.get("kind")) for case in cases}
@@ -466,6 +478,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     text, failed = render(checks)
     print(text)
     return EXIT_FAIL if failed else EXIT_PASS
+
+
+def _offer_cases(report: Any) -> str:
+    """The error for a report given to replay: the command that replays the cases it saved
+    (those still on disk, where the run wrote them or next to the report)."""
+    found = []
+    for case in report.cases:
+        for where in (Path(case), report.path.parent / case):
+            if where.is_file():
+                found.append(str(where))
+                break
+    if found:
+        return (f"{report}: replay the {'case' if len(found) == 1 else f'{len(found)} cases'} "
+                f"it saved: {invocation()} replay {' '.join(map(shlex.quote, found))}")
+    if report.cases:
+        return (f"{report}; its cases ({', '.join(report.cases)}) are not on disk here: "
+                "pass the case files (the run's --corpus folder, default chaos-failures/)")
+    return (f"{report}, and it saved no case (no confirmed failure): pass a case file from a "
+            "run's --corpus folder (default chaos-failures/)")
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
