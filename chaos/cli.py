@@ -322,7 +322,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 findings.append((Finding(invariant=v.invariant, scenario=load.scenario,
                                          violations=[x for x in load.violations
                                                      if x.invariant == v.invariant],
-                                         reproduced=1, attempts=1), "load"))
+                                         reproduced=1, attempts=1, result=load), "load"))
             for finding, phase in findings:
                 report.findings.append(_record(finding, phase, target=target, seed=seed,
                                                corpus=args.corpus, watch=watch, log=log))
@@ -398,8 +398,10 @@ def _record(finding: Any, phase: str, *, target: dict[str, Any], seed: int | Non
     log.info("finding", invariant=finding.invariant, status=finding.status,
              reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
              requests=finding.scenario.requests, case=str(path) if path else None, new_case=new)
-    return reports.finding_data(finding, replay=replay, phase=phase, case=path,
-                                history=watch.history(finding.scenario, finding.invariant))
+    # the rows, timeline and steps of one run: the one the finding's evidence came from
+    history = finding.result.history if finding.result is not None \
+        else watch.history(finding.scenario, finding.invariant)
+    return reports.finding_data(finding, replay=replay, phase=phase, case=path, history=history)
 
 
 def _finish_run(report: Any, args: argparse.Namespace, watch: Any, log: Any) -> None:

@@ -78,6 +78,10 @@ class Finding:
     reproduced: int = 0
     attempts: int = 0
     note: str | None = None
+    #: The run the evidence comes from (its violations, history and observation): the
+    #: last confirmation run that broke the invariant, else the run that found it. The
+    #: reports draw rows, timeline and steps from this one run, so their ids match.
+    result: ExampleResult | None = None
 
 
 @dataclass(frozen=True)
@@ -444,7 +448,7 @@ def _violations_of(invariant: str, result: ExampleResult) -> list[Violation]:
 def _unconfirmed(invariant: str, result: ExampleResult, why: str) -> Finding:
     return Finding(invariant=invariant, scenario=result.scenario,
                    violations=_violations_of(invariant, result), status="FAILED",
-                   reproduced=1, attempts=1, note=f"not confirmed: {why}")
+                   reproduced=1, attempts=1, note=f"not confirmed: {why}", result=result)
 
 
 def _confirm(invariant: str, result: ExampleResult,
@@ -452,6 +456,7 @@ def _confirm(invariant: str, result: ExampleResult,
              out_of_time: Callable[[], bool]) -> Finding:
     """Re-run the shrunk scenario up to ``runs`` times to measure how often it fails."""
     reproduced = done = 0
+    evidence = result   # the last run that broke it: the one the reports show
     for _ in range(runs):
         if out_of_time():
             break
@@ -460,11 +465,13 @@ def _confirm(invariant: str, result: ExampleResult,
         except OutOfTime:
             break
         done += 1
-        reproduced += bool(_violations_of(invariant, again))
+        if _violations_of(invariant, again):
+            reproduced += 1
+            evidence = again
     if done == 0:
         return _unconfirmed(invariant, result, "no time was left to re-run it (--max-seconds)")
     note = None if done == runs else f"only {done} of {runs} confirmation runs fitted in --max-seconds"
     return Finding(invariant=invariant, scenario=result.scenario,
-                   violations=_violations_of(invariant, result),
+                   violations=_violations_of(invariant, evidence),
                    status="FAILED" if reproduced else "FLAKY", reproduced=reproduced,
-                   attempts=done, note=note)
+                   attempts=done, note=note, result=evidence)

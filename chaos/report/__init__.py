@@ -20,7 +20,8 @@ the search, minimizing and confirming), ``examples_by_phase`` (``load``, ``playb
 scenarios Hypothesis could draw: ``--examples`` or the profile's), ``failures``
 (each with ``invariant``, ``status``,
 ``reproduced``, ``note``, ``requests``, ``schedule``, ``steps``,
-``violations``, ``history``, ``waves``, ``case``, ``replay``), ``seconds``
+``violations``, ``history``, ``waves``, ``ids``, ``case``, ``replay``: the
+violations, history, waves and ids all of the one run the evidence came from), ``seconds``
 (the whole run, start-up included), ``first_failure`` (null, or the example
 that first broke an invariant: ``example`` (0 is the load wave; the search's
 count from 1, re-runs included), ``seconds`` since the run started,
@@ -131,6 +132,32 @@ class Report:
         path.write_text(json.dumps(self.to_data(), indent=2) + "\n")
 
 
+def run_ids(result: Any) -> list[dict[str, Any]]:
+    """Who is who in the run a finding's evidence came from: per buyer, its ticket type
+    (number in the steps, and id) and each Checkout Session with its payment intent,
+    then the ticket types no buyer took. The rows name these ids; the steps name buyers."""
+    observation = getattr(result, "observation", None)
+    if observation is None:
+        return []
+    buyers = getattr(result.scenario, "buyers", ())
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for c in observation.checkouts:
+        number = buyers[c.buyer].ticket_type + 1 if c.buyer < len(buyers) else None
+        found.setdefault(("buyer", c.buyer), {"buyer": c.buyer + 1, "ticket_type_no": number,
+                                              "ticket_type": c.ticket_type})
+    for s in observation.sessions:
+        entry = found.get(("buyer", s.buyer), {"buyer": None if s.buyer is None else s.buyer + 1,
+                                               "ticket_type": s.ticket_type})
+        key = ("buyer", s.buyer) if "checkout_session" not in entry else ("session", s.id)
+        found[key] = {**entry, "checkout_session": s.id, "payment_intent": s.payment_intent}
+    named = {str(e.get("ticket_type")) for e in found.values()}
+    for row in observation.tickets_per_ticket_type:
+        if str(row.get("ticket_type")) not in named:
+            named.add(str(row.get("ticket_type")))
+            found[("type", row.get("ticket_type"))] = {"ticket_type": row.get("ticket_type")}
+    return list(found.values())
+
+
 def finding_data(finding: Finding, *, replay: str, phase: str = "search",
                  case: Path | None = None, history: History | None = None) -> dict[str, Any]:
     """One finding as the report carries it: the shrunk scenario, the evidence,
@@ -147,6 +174,7 @@ def finding_data(finding: Finding, *, replay: str, phase: str = "search",
         "steps": finding.scenario.render(),
         "violations": [v.to_data() for v in finding.violations],
         "history": [op.to_data() for op in history.ops] if history else [],
+        "ids": run_ids(finding.result),
         "waves": [dataclasses.asdict(w) for w in getattr(history, "waves", [])
                   if dataclasses.is_dataclass(w) and not isinstance(w, type)],
         "case": str(case) if case is not None else None,

@@ -167,3 +167,37 @@ def thresholds_heading(data: Mapping[str, Any]) -> str:
         return (f"thresholds (judged on {rate['requests']} requests{out}; "
                 "their p95, not the latency line's)")
     return "thresholds"
+
+
+# -- evidence rows: grouped by kind, linked by id --------------------------------------------
+
+#: Columns whose values are ids that the timeline labels (lanes, or the run's ids key).
+ID_COLUMNS = ("checkout_session", "payment_intent", "event_id", "ticket_type", "session")
+
+
+def row_groups(rows: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """``rows`` split by kind (the same columns: order rows, request rows, ticket type
+    rows), each kind in order of first appearance: one table each, no column of nulls."""
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if isinstance(row, Mapping):
+            groups.setdefault(tuple(str(k) for k in row), []).append(row)
+    return list(groups.values())
+
+
+def ids_line(ids: Any) -> list[str]:
+    """The run's ids per buyer (a finding's ``ids``), as text: who is who in the rows."""
+    lines = []
+    for entry in ids if isinstance(ids, list) else []:
+        if not isinstance(entry, Mapping):
+            continue
+        parts = [f"{label} {entry[key]}" for key, label in (
+            ("checkout_session", "session"), ("payment_intent", "payment"))
+            if entry.get(key)]
+        if entry.get("ticket_type") is not None:
+            number = entry.get("ticket_type_no")
+            parts.append(f"ticket type {number} = {entry['ticket_type']}" if number
+                         else f"ticket type {entry['ticket_type']}")
+        who = f"buyer {entry['buyer']}" if entry.get("buyer") else "event"
+        lines.append(f"{who}: {', '.join(parts)}")
+    return lines

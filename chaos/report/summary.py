@@ -14,7 +14,9 @@ from chaos.report._fields import (
     Verdict,
     example_figures,
     http_figures,
+    ids_line,
     plural,
+    row_groups,
     row_table,
     target_line,
     thresholds_heading,
@@ -118,12 +120,16 @@ def failure_lines(f: Mapping[str, Any]) -> list[str]:
     if f.get("note"):
         lines.append(f"  ({f['note']})")
     lines.extend(f"  {step}" for step in _elide(list(f.get("steps") or [])))
+    who = ids_line(f.get("ids"))
+    if who:   # the ids of the run the rows below come from, by buyer as the steps name them
+        lines.append("  ids in this run:")
+        lines.extend(f"    {line}" for line in who)
     for v in f.get("violations") or []:
         lines.append(f"  broken: {v.get('message', v)}" if isinstance(v, Mapping)
                      else f"  broken: {v}")
         rows = v.get("rows") if isinstance(v, Mapping) else None
-        if rows:
-            lines.extend(f"    {line}" for line in _table(rows))
+        for group in row_groups(rows or []):   # one table per kind of row
+            lines.extend(f"    {line}" for line in _table(group))
     if f.get("replay"):
         lines.append(f"  replay: {f['replay']}")
     return lines
