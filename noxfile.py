@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -25,15 +26,32 @@ def _tool(session: nox.Session, *args: str) -> None:
         sys.exit(exc.return_code or 1)
 
 
+def _install_once(session: nox.Session, *args: str) -> None:
+    """``session.install(*args)``, skipped when this venv already holds them for the
+    current ``pyproject.toml``: an editable install follows the checkout's code, so only
+    the dependencies can go stale, and pip's 10 s check is what ``--help`` waited for."""
+    location = getattr(session.virtualenv, "location", None)
+    want = hashlib.sha256(Path("pyproject.toml").read_bytes() + repr(args).encode()).hexdigest()
+    stamp = Path(location) / ".payment-chaos-installed" if location else None
+    if stamp is not None and stamp.exists() and stamp.read_text() == want:
+        session.log("the venv is current (pyproject.toml unchanged): install skipped")
+        return
+    session.install(*args)
+    if stamp is not None:
+        stamp.write_text(want)
+
+
 @nox.session
 def chaos(session: nox.Session) -> None:
     """Search for invariant violations: embedded PostgreSQL + fake Stripe + reference service.
 
     Examples: ``nox -s chaos``; ``nox -s chaos -- --bug no-dedup``;
     ``nox -s chaos -- --database-url postgresql://127.0.0.1:5432/test``;
-    ``nox -s chaos -- replay chaos-failures/CASE.json``.
+    ``nox -s chaos -- replay chaos-failures/CASE.json``; ``nox -s chaos -- run --help``.
+    The checkout is installed editable once; it is installed again only when
+    ``pyproject.toml`` changes.
     """
-    session.install(".")
+    _install_once(session, "-e", ".")
     _tool(session, *session.posargs)
 
 

@@ -90,7 +90,8 @@ def _fraction(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     top = _Parser(prog=PROG, description="Property-based chaos and idempotency tester "
-                  "for Stripe payment flows.")
+                  "for Stripe payment flows.", epilog=_top_epilog(),
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="search for invariant violations (the default)")
@@ -175,6 +176,15 @@ def _parser() -> argparse.ArgumentParser:
     return top
 
 
+def _top_epilog() -> str:
+    """Where the options are: without a command the tool runs ``run``, whose options
+    (examples, seed, bugs, config, reports) the top-level help does not list."""
+    tool = invocation()
+    return (f"Without a command it runs `run`. Its options (--examples, --seed, --bug, "
+            f"--config, --report, --html, --junit, ...):\n  {tool} run --help\n"
+            f"Replaying saved cases:\n  {tool} replay --help")
+
+
 def _bug_names() -> list[str]:
     from chaos.reference.bugs import CATALOGUE
 
@@ -239,7 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
     from chaos.run import OutOfTime, configured_run, reference_run
-    from chaos.search import Finding, search
+    from chaos.search import PROFILES, Finding, search
     from chaos.thresholds import Thresholds
     from strategies import busy_night, playbook, scenarios
 
@@ -293,7 +303,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                             shrink_seconds=args.shrink_seconds,
                             playbook=() if args.no_playbook else
                             [scenario for _, scenario in playbook()])
-            report.examples = result.examples
+            report.examples_by_phase = {"load": int(load is not None), **result.by_phase}
+            report.examples = sum(report.examples_by_phase.values())
+            report.max_examples = args.examples or PROFILES[args.profile].max_examples
             first = result.first_failure
             if report.first_failure is None and first is not None:
                 report.first_failure = _first_failure(first.example, first.at - started,
@@ -310,7 +322,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 findings.append((Finding(invariant=v.invariant, scenario=load.scenario,
                                          violations=[x for x in load.violations
                                                      if x.invariant == v.invariant],
-                                         reproduced=1, attempts=1), "load"))
+                                         reproduced=1, attempts=1, result=load), "load"))
             for finding, phase in findings:
                 report.findings.append(_record(finding, phase, target=target, seed=seed,
                                                corpus=args.corpus, watch=watch, log=log))
@@ -386,8 +398,10 @@ def _record(finding: Any, phase: str, *, target: dict[str, Any], seed: int | Non
     log.info("finding", invariant=finding.invariant, status=finding.status,
              reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
              requests=finding.scenario.requests, case=str(path) if path else None, new_case=new)
-    return reports.finding_data(finding, replay=replay, phase=phase, case=path,
-                                history=watch.history(finding.scenario, finding.invariant))
+    # the rows, timeline and steps of one run: the one the finding's evidence came from
+    history = finding.result.history if finding.result is not None \
+        else watch.history(finding.scenario, finding.invariant)
+    return reports.finding_data(finding, replay=replay, phase=phase, case=path, history=history)
 
 
 def _finish_run(report: Any, args: argparse.Namespace, watch: Any, log: Any) -> None:
@@ -409,7 +423,7 @@ def _finish_run(report: Any, args: argparse.Namespace, watch: Any, log: Any) -> 
 def cmd_replay(args: argparse.Namespace) -> int:
     from chaos.log import close, configure, get_logger
     from chaos.replay import checks_of, render, run_checks
-    from chaos.report.corpus import corpus_files, load_case
+    from chaos.report.corpus import ReportNotCase, corpus_files, load_case
     from chaos.report.outputs import check_writable
     from chaos.run import configured_run, reference_run
 
@@ -424,6 +438,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for path in paths:
         try:
             cases.append(load_case(path))
+        except ReportNotCase as report:
+            raise UsageError(_offer_cases(report)) from None
         except ValueError as exc:
             raise UsageError(f"{exc}: pass a file written by a chaos run") from None
     kinds = {str(case.target.get("kind")) for case in cases}
@@ -464,6 +480,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     text, failed = render(checks)
     print(text)
     return EXIT_FAIL if failed else EXIT_PASS
+
+
+def _offer_cases(report: Any) -> str:
+    """The error for a report given to replay: the command that replays the cases it saved
+    (those still on disk, where the run wrote them or next to the report)."""
+    found = []
+    for case in report.cases:
+        for where in (Path(case), report.path.parent / case):
+            if where.is_file():
+                found.append(str(where))
+                break
+    if found:
+        return (f"{report}: replay the {'case' if len(found) == 1 else f'{len(found)} cases'} "
+                f"it saved: {invocation()} replay {' '.join(map(shlex.quote, found))}")
+    if report.cases:
+        return (f"{report}; its cases ({', '.join(report.cases)}) are not on disk here: "
+                "pass the case files (the run's --corpus folder, default chaos-failures/)")
+    return (f"{report}, and it saved no case (no confirmed failure): pass a case file from a "
+            "run's --corpus folder (default chaos-failures/)")
 
 
 def cmd_reference(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 A ``chaos.toml`` (any path, ``--config PATH``) or the ``[tool.chaos]`` table
 of a ``pyproject.toml``; the format is documented in the README ("Point it
 at your own service") and ``examples/reference.toml`` describes the
-reference service completely. Loading is three steps, in this order:
+reference service completely. Loading is three steps, in the order a user
+fixes what they find (the keys and their types are checked before step 2):
 
 1. ``--set dotted.key=VALUE`` overrides (VALUE read as TOML when it parses,
    else as text) are written into the parsed document;
@@ -100,6 +101,7 @@ def load(path: str | Path, overrides: Sequence[str] = (), *,
     document = read(path)
     for item in overrides:
         apply_override(document, item)
+    _check_shape(document, SCHEMA)   # a typo'd key first: it may be why a variable is unset
     document = interpolate(document, os.environ if environ is None else environ)
     return validate(document, path=str(path))
 

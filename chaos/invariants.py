@@ -120,9 +120,17 @@ def _acknowledged(obs: Observation, session: Session, kind: Callable[[Op], bool]
             if op.outcome is Outcome.OK and _accepted(op) and kind(op) and _is_for(op, session)]
 
 
+def _op_name(op: Op) -> str:
+    """A request as the reports number it: by its step (the numbered steps and the
+    timeline's lanes), or as a set-up request when it is not one of the schedule's."""
+    return f"step {op.step + 1}" if op.step is not None else f"set-up request {op.index + 1}"
+
+
 def _op_row(op: Op) -> dict[str, Any]:
-    return {"request": op.index + 1, "kind": op.kind, "event": op.ref.get("event"),
-            "event_id": op.ref.get("event_id"), "signature": _signature(op),
+    """A request as an evidence row, numbered like the steps; its ids link it to its lane."""
+    return {"step": op.step + 1 if op.step is not None else None, "kind": op.kind,
+            "event": op.ref.get("event"), "event_id": op.ref.get("event_id"),
+            "payment_intent": op.ref.get("payment_intent"), "signature": _signature(op),
             "status": op.status, "outcome": op.outcome.value}
 
 
@@ -265,7 +273,7 @@ def forged_delivery_rejected(obs: Observation) -> list[Violation]:
         if _forged(op) and op.status is not None and not 400 <= op.status < 500:
             found.append(Violation(
                 "forged-delivery-rejected",
-                f"request {op.index + 1}: a delivery of {op.ref.get('event')} signed "
+                f"{_op_name(op)}: a delivery of {op.ref.get('event')} signed "
                 f"'{_signature(op)}' answered {op.status}; it must be rejected with 4xx",
                 [_op_row(op)],
             ))
@@ -371,8 +379,8 @@ def duplicate_delivery_acknowledged(obs: Observation) -> list[Violation]:
             if acked:
                 found.append(Violation(
                     "duplicate-delivery-acknowledged",
-                    f"request {d.index + 1}: a duplicate delivery of {d.ref.get('event')} "
-                    f"answered {d.status} after request {acked[0].index + 1} was acknowledged",
+                    f"{_op_name(d)}: a duplicate delivery of {d.ref.get('event')} "
+                    f"answered {d.status} after {_op_name(acked[0])} was acknowledged",
                     [_op_row(acked[0]), _op_row(d)],
                 ))
     return found

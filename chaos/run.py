@@ -121,6 +121,7 @@ class HttpStats:
             "p95_ms": round(percentile(ms, 95), 2),
             "max_ms": round(max(ms), 2) if ms else 0.0,
             "under_fault": self.under_fault,
+            "failed_under_fault": self.failed - self.judged_errors,
         }
 
     def concurrency_data(self) -> dict[str, float | int | None]:
@@ -135,7 +136,7 @@ class HttpStats:
 
     def thresholds(self, limits: Thresholds) -> dict[str, dict[str, Any]]:
         return limits.check(requests=self.requests - self.under_fault, errors=self.judged_errors,
-                            latencies=self.judged_latencies)
+                            latencies=self.judged_latencies, under_fault=self.under_fault)
 
 
 #: Requests at the target failing in a row (5xx, no answer, refused) that end the run.

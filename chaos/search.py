@@ -78,6 +78,10 @@ class Finding:
     reproduced: int = 0
     attempts: int = 0
     note: str | None = None
+    #: The run the evidence comes from (its violations, history and observation): the
+    #: last confirmation run that broke the invariant, else the run that found it. The
+    #: reports draw rows, timeline and steps from this one run, so their ids match.
+    result: ExampleResult | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,22 @@ class SearchResult:
     error: ChaosError | None = None
     #: The first failing example, None when every example passed.
     first_failure: FirstFailure | None = None
+    #: Examples run per part of the search: "playbook", "search" (Hypothesis' draws, their
+    #: retries and its shrinking), "minimize" (step by step, after it), "confirm".
+    by_phase: dict[str, int] = field(default_factory=dict)
+
+
+class _PhaseCount:
+    """``run_example``, counting the examples of each part of the search."""
+
+    def __init__(self, run_example: Callable[[Scenario], ExampleResult]) -> None:
+        self.run_example = run_example
+        self.phase = "playbook"
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, scenario: Scenario) -> ExampleResult:
+        self.counts[self.phase] = self.counts.get(self.phase, 0) + 1
+        return self.run_example(scenario)
 
 
 class _InvariantBroken(Exception):
@@ -189,6 +209,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     if attempts < 1 or confirm_runs < 1:
         raise ValueError(f"attempts={attempts} and confirm_runs={confirm_runs} must be >= 1")
     chosen = PROFILES[profile]
+    counter = run_example = _PhaseCount(run_example)
     if examples is not None:
         chosen = settings(chosen, max_examples=examples)
     seen_failure = False
@@ -285,6 +306,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     try:
         for scenario in playbook:
             play(scenario)
+        counter.phase = "search"
         prop()
     except _Stop as stop:
         outcome.stopped = stop.why
@@ -328,7 +350,9 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
             outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))
             continue
         try:
+            counter.phase = "minimize"
             smaller = minimized(invariant, result)
+            counter.phase = "confirm"
             finding = _confirm(invariant, smaller, run_example, confirm_runs, out_of_time)
             # a FLAKY shrink may have broken by chance (timing): confirm what was found,
             # then the playbook's other stories that broke the invariant
@@ -347,6 +371,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         outcome.findings.append(finding)
     outcome.examples = count
     outcome.first_failure = first
+    outcome.by_phase = counter.counts
     return outcome
 
 
@@ -423,7 +448,7 @@ def _violations_of(invariant: str, result: ExampleResult) -> list[Violation]:
 def _unconfirmed(invariant: str, result: ExampleResult, why: str) -> Finding:
     return Finding(invariant=invariant, scenario=result.scenario,
                    violations=_violations_of(invariant, result), status="FAILED",
-                   reproduced=1, attempts=1, note=f"not confirmed: {why}")
+                   reproduced=1, attempts=1, note=f"not confirmed: {why}", result=result)
 
 
 def _confirm(invariant: str, result: ExampleResult,
@@ -431,6 +456,7 @@ def _confirm(invariant: str, result: ExampleResult,
              out_of_time: Callable[[], bool]) -> Finding:
     """Re-run the shrunk scenario up to ``runs`` times to measure how often it fails."""
     reproduced = done = 0
+    evidence = result   # the last run that broke it: the one the reports show
     for _ in range(runs):
         if out_of_time():
             break
@@ -439,11 +465,13 @@ def _confirm(invariant: str, result: ExampleResult,
         except OutOfTime:
             break
         done += 1
-        reproduced += bool(_violations_of(invariant, again))
+        if _violations_of(invariant, again):
+            reproduced += 1
+            evidence = again
     if done == 0:
         return _unconfirmed(invariant, result, "no time was left to re-run it (--max-seconds)")
     note = None if done == runs else f"only {done} of {runs} confirmation runs fitted in --max-seconds"
     return Finding(invariant=invariant, scenario=result.scenario,
-                   violations=_violations_of(invariant, result),
+                   violations=_violations_of(invariant, evidence),
                    status="FAILED" if reproduced else "FLAKY", reproduced=reproduced,
-                   attempts=done, note=note)
+                   attempts=done, note=note, result=evidence)

@@ -47,15 +47,18 @@ class Thresholds:
     max_error_rate: float = 0.01
     max_p95: float = 5.0       # seconds
 
-    def check(self, *, requests: int, errors: int,
-              latencies: Sequence[float]) -> dict[str, dict[str, Any]]:
-        """Each threshold's verdict, value and limit, by its stable name."""
+    def check(self, *, requests: int, errors: int, latencies: Sequence[float],
+              under_fault: int = 0) -> dict[str, dict[str, Any]]:
+        """Each threshold's verdict, value and limit, by its stable name; ``requests``
+        are the judged ones, ``under_fault`` those left out (sent under armed faults)."""
         rate = errors / requests if requests else 0.0
         p95 = percentile(list(latencies), 95)
         return {
             "http-error-rate": {"verdict": "pass" if rate < self.max_error_rate else "fail",
                                 "value": round(rate, 4), "limit": self.max_error_rate,
-                                "errors": errors, "requests": requests},
+                                "errors": errors, "requests": requests,
+                                "left_out_under_fault": under_fault},
             "http-p95": {"verdict": "pass" if p95 < self.max_p95 else "fail",
-                         "value_ms": round(p95 * 1000, 2), "limit_ms": round(self.max_p95 * 1000, 2)},
+                         "value_ms": round(p95 * 1000, 2), "limit_ms": round(self.max_p95 * 1000, 2),
+                         "requests": len(latencies)},
         }

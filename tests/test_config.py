@@ -198,6 +198,16 @@ def test_a_missing_environment_variable_names_the_key_and_the_variable(tmp_path:
     assert "target.webhook.secret: environment variable CHAOS_TEST_NOT_SET is not set" in line
 
 
+def test_a_typo_d_key_is_named_before_an_unset_environment_variable(tmp_path: Path, capsys,
+                                                                     monkeypatch):
+    # the order a user fixes them in: the typo may be the reason the variable looks unused
+    monkeypatch.delenv("CHAOS_TEST_NOT_SET", raising=False)
+    text = minimal().replace('secret = "' + SECRET + '"', 'secret = "${CHAOS_TEST_NOT_SET}"')
+    text = text.replace("[database]", "[database]\ndisposible = true")
+    line = error_line(capsys, 2, run_config(tmp_path, text))
+    assert "unknown key database.disposible (did you mean database.disposable?)" in line
+
+
 def test_invalid_toml_and_a_missing_file_are_one_line(tmp_path: Path, capsys):
     line = error_line(capsys, 2, run_config(tmp_path, "[target\nbase_url = 1\n"))
     assert "invalid TOML" in line and "chaos.toml" in line

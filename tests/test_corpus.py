@@ -145,3 +145,23 @@ def test_replay_groups_checks_by_bugs_and_judges_each_expectation(tmp_path: Path
     run_checks(again, runs=1, start=start, log=SimpleNamespace(info=lambda *a, **k: None))
     text, failed = render(again)
     assert failed == 1 and "broke in 1 of 1 runs" in text and "broken: two sets" in text
+
+
+def test_replaying_a_report_offers_the_cases_it_saved(tmp_path: Path, capsys,
+                                                       monkeypatch: pytest.MonkeyPatch):
+    from chaos import cli
+
+    monkeypatch.chdir(tmp_path)     # the report names its cases as the run wrote them
+    case, _ = save(Path("chaos-failures"))
+    report = {"verdict": "fail", "examples": 9, "failures": [
+        {"invariant": "one-ticket-set-per-payment", "status": "FAILED", "case": str(case)},
+        {"invariant": "refund-voids-tickets", "status": "FLAKY", "case": None}]}
+    Path("chaos-report.json").write_text(json.dumps(report))
+    assert cli.main(["replay", "chaos-report.json"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == ("payment-chaos: error: chaos-report.json is a chaos run's report, not a "
+                    f"case: replay the case it saved: python -m chaos replay {case}")
+
+    Path("empty.json").write_text(json.dumps({**report, "failures": []}))
+    assert cli.main(["replay", "empty.json"]) == 2
+    assert "it saved no case (no confirmed failure)" in capsys.readouterr().err

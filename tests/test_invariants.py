@@ -68,7 +68,8 @@ PAID, TWO_TICKETS = (paid(),), (row(2),)
 
 def observe(*ops: Op, sessions: tuple[Session, ...] = PAID, rows=TWO_TICKETS, types=(),
             checkouts=(), calls=()) -> Observation:
-    history = History(ops=[Op(**{**op.__dict__, "index": i}) for i, op in enumerate(ops)])
+    history = History(ops=[Op(**{**op.__dict__, "index": i, "step": i})
+                           for i, op in enumerate(ops)])
     return Observation(history=history, sessions=sessions, tickets_per_payment=tuple(rows),
                        tickets_per_ticket_type=tuple(types), checkouts=tuple(checkouts),
                        stripe_calls=tuple(calls))
@@ -314,8 +315,11 @@ def test_an_unanswered_attempt_still_counts_the_session_stripe_made_for_it():
 def test_a_later_duplicate_answered_5xx():
     [v] = inv.duplicate_delivery_acknowledged(
         observe(deliver(OK), deliver(CRASHED, start=1.0, end=1.01)))
-    assert v.message == ("request 2: a duplicate delivery of checkout.session.completed answered "
-                         "500 after request 1 was acknowledged")
+    assert v.message == ("step 2: a duplicate delivery of checkout.session.completed answered "
+                         "500 after step 1 was acknowledged")
+    # its rows are numbered like the steps, and name the payment intent of the lane
+    assert [(r["step"], r["payment_intent"], r["status"]) for r in v.rows] == \
+        [(1, PI, 200), (2, PI, 500)]
 
 
 def test_a_concurrent_duplicate_answered_409():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 
 import pytest
 
@@ -78,8 +79,9 @@ def test_the_summary_lists_every_invariant_and_threshold_with_its_verdict():
                  "    PASS  http-error-rate  value 0.00%, limit < 1%",
                  "    FAIL  http-p95         value 6100.5 ms, limit 5000 ms",
                  "    PASS  order-rate       value 12.50%, limit 50.00%, orders 3",
-                 "  requests ......... 40 (2 failed, 5.00%)",
-                 "  latency .......... avg 12.0 ms  p50 10.0 ms  p95 30.0 ms  max 130.0 ms",
+                 "  requests ......... 40 to the target (2 failed, 5.00%: no answer, 5xx, or a "
+                 "4xx it had no reason to get)",
+                 "  latency .......... all 40: avg 12.0 ms  p50 10.0 ms  p95 30.0 ms  max 130.0 ms",
                  "  retries .......... 3",
                  "  start skew p50 ... 0.5 ms",
                  "FAILED one-ticket-set-per-payment (reproduced 4/5), shrunk to 4 requests:",
@@ -89,6 +91,33 @@ def test_the_summary_lists_every_invariant_and_threshold_with_its_verdict():
                  "verdict: FAIL", "report: r.json"):
         assert line in text.splitlines(), line
     assert "junit:" not in text
+
+
+def test_the_summary_explains_its_numbers_where_they_are_shown():
+    data = {**DATA, "examples": 29, "max_examples": 5,
+            "examples_by_phase": {"load": 1, "playbook": 18, "search": 5, "minimize": 0,
+                                  "confirm": 5},
+            "http": {**DATA["http"], "under_fault": 6, "failed_under_fault": 2},
+            "thresholds": {"http-error-rate": {"verdict": "pass", "value": 0.0, "limit": 0.01,
+                                               "errors": 0, "requests": 34,
+                                               "left_out_under_fault": 6},
+                           "http-p95": {"verdict": "pass", "value_ms": 20.0, "limit_ms": 5000,
+                                        "requests": 34}}}
+    lines = summary(data).splitlines()
+    for line in ("  of which ......... 1 load wave + 18 playbook + 5 search + 5 confirming",
+                 "  search ........... drew at most 5 scenarios (--examples or the profile); its "
+                 "other runs retry races and shrink failures",
+                 "  under fault ...... 6 sent while Stripe faults were armed (2 of them failed): "
+                 "the thresholds leave these out",
+                 "  latency .......... all 40: avg 12.0 ms  p50 10.0 ms  p95 30.0 ms  max 130.0 ms",
+                 "  thresholds (judged on 34 requests, 6 under armed faults left out; their p95, "
+                 "not the latency line's)"):
+        assert line in lines, line
+    html = timeline(data)   # the page says the same
+    for words in ("1 load wave + 18 playbook + 5 search + 5 confirming",
+                  "6 sent while Stripe faults were armed (2 of them failed)",
+                  "judged on 34 requests, 6 under armed faults left out"):
+        assert words in html, words
 
 
 @pytest.mark.parametrize("data", [{}, {"verdict": "pass"}, {"failures": [{}]},
@@ -200,3 +229,59 @@ def test_progress_is_silent_when_not_on_a_terminal():
     progress.example(_Result(3, ["x"]))
     progress.close()
     assert out.getvalue() == "" and progress.examples == 1 and progress.requests == 3
+
+
+def linked_failure() -> dict:
+    """A refund that left a ticket valid: an order row and a request row in one violation."""
+    refund = {**op(2, wave=0, step=0, start=10.01, end=10.02, status=200),
+              "ref": {"buyer": 0, "event": "charge.refunded", "event_id": "evt_9",
+                      "payment_intent": "pi_9", "session": "cs_9"}}
+    completion = {**op(3, wave=0, step=1, start=10.01, end=10.03, status=200),
+                  "ref": {"buyer": 0, "event": "checkout.session.completed", "event_id": "evt_8",
+                          "payment_intent": "pi_9", "session": "cs_9"}}
+    rows = [{"checkout_session": "cs_9", "payment_intent": "pi_9", "orders": 1, "tickets": 1},
+            {"step": 1, "kind": "deliver", "event": "charge.refunded", "event_id": "evt_9",
+             "payment_intent": "pi_9", "signature": "valid", "status": 200, "outcome": "ok"}]
+    return {**DATA["failures"][0], "invariant": "refund-voids-tickets",
+            "violations": [{"message": "payment pi_9 was refunded", "rows": rows}],
+            "history": [op(0, wave=None, step=None, start=10.0, end=10.005, status=200),
+                        refund, completion],
+            "ids": [{"buyer": 1, "ticket_type_no": 1, "ticket_type": "chaos-x-000001-tt1",
+                     "checkout_session": "cs_9", "payment_intent": "pi_9"}]}
+
+
+def test_evidence_rows_are_grouped_by_kind_and_numbered_like_the_steps():
+    lines = summary({**DATA, "failures": [linked_failure()]}).splitlines()
+    orders = next(i for i, line in enumerate(lines) if line.split()[:2] == ["checkout_session",
+                                                                             "payment_intent"])
+    assert lines[orders + 1].split() == ["cs_9", "pi_9", "1", "1"]
+    assert lines[orders + 2].split()[:4] == ["step", "kind", "event", "event_id"]
+    assert lines[orders + 3].split()[:4] == ["1", "deliver", "charge.refunded", "evt_9"]
+    assert not any("null" in line for line in lines[orders:orders + 4])
+    assert "    buyer 1: session cs_9, payment pi_9, ticket type 1 = chaos-x-000001-tt1" in lines
+
+
+class Anchors(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: dict[str, str] = {}      # element id -> its tag
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        found = dict(attrs)
+        if "id" in found:
+            self.ids[found["id"]] = tag
+        if tag == "a" and str(found.get("href", "")).startswith("#"):
+            self.links.append(found["href"][1:])
+
+
+def test_rows_link_to_the_lanes_and_ids_of_their_run():
+    html = timeline({**DATA, "failures": [linked_failure()]})
+    page = Anchors()
+    page.feed(html)
+    # the row's event and payment intent: on the lane that delivered them; the step: its
+    # lane; the session and ticket type: in the run's ids key; two tables, not one
+    assert sorted(set(page.links)) == ["f1-cs_9", "f1-evt_9", "f1-pi_9", "f1-step_1"]
+    assert {link: page.ids.get(link) for link in page.links} == \
+        {"f1-cs_9": "code", "f1-evt_9": "tspan", "f1-pi_9": "tspan", "f1-step_1": "text"}
+    assert html.count("<table><tr><th>") == 2

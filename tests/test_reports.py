@@ -120,7 +120,7 @@ def the_failure(report: dict) -> dict:
 def test_the_summary_shows_figures_verdicts_steps_rows_rate_and_replay(bug_run: Run,
                                                                       report: dict):
     summary = bug_run.terminal[bug_run.terminal.index("payment-chaos: reference"):]
-    for words in ("examples .........", "requests .........", "latency .......... avg",
+    for words in ("examples .........", "requests .........", "latency .......... all",
                   "p50", "p95", "max", "in flight ........ ", "invariants",
                   f"FAIL  {INVARIANT}", "PASS  no-lost-payment",
                   f"FAILED {INVARIANT} (reproduced ", "shrunk to 2 requests:",

@@ -234,6 +234,10 @@ def test_the_playbook_is_played_first_and_its_failure_is_reported_and_confirmed(
     first = outcome.first_failure
     assert first is not None and first.phase == "playbook"
     assert first.example == 1 + next(i for i, s in enumerate(played) if refund_first(s))
+    # every example is counted in the part of the run that ran it
+    phases = outcome.by_phase
+    assert phases["playbook"] == len(played) and phases["search"] >= 20
+    assert phases["confirm"] >= 5 and sum(phases.values()) == len(seen)
 
 
 def test_without_the_playbook_the_search_alone_runs():

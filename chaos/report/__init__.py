@@ -14,20 +14,27 @@ never live objects, and tolerate fields they do not know or that are missing,
 so the report can grow without breaking them.
 
 The JSON contract other tools and CI rely on: ``verdict`` ("pass" | "fail" |
-"error"), ``examples``, ``failures`` (each with ``invariant``, ``status``,
+"error"), ``examples`` (every example the run ran: the load wave, the playbook,
+the search, minimizing and confirming), ``examples_by_phase`` (``load``, ``playbook``,
+``search``, ``minimize``, ``confirm``: how many of each), ``max_examples`` (the
+scenarios Hypothesis could draw: ``--examples`` or the profile's), ``failures``
+(each with ``invariant``, ``status``,
 ``reproduced``, ``note``, ``requests``, ``schedule``, ``steps``,
-``violations``, ``history``, ``waves``, ``case``, ``replay``), ``seconds``
+``violations``, ``history``, ``waves``, ``ids``, ``case``, ``replay``: the
+violations, history, waves and ids all of the one run the evidence came from), ``seconds``
 (the whole run, start-up included), ``first_failure`` (null, or the example
 that first broke an invariant: ``example`` (0 is the load wave; the search's
 count from 1, re-runs included), ``seconds`` since the run started,
-``invariant``, ``phase`` "load" | "search"), ``http``
-(``requests``, ``failed``, ``p95_ms``), ``concurrency`` (``requested``,
+``invariant``, ``phase`` "load" | "playbook" | "search"), ``http``
+(``requests``, ``failed``, ``under_fault``, ``p95_ms``: every request to the target),
+``concurrency`` (``requested``,
 ``peak_in_flight`` as the target saw it, ``client_peak_in_flight``,
 ``start_skew_ms``), ``invariants`` (name: "pass" | "fail" | "flaky", or "unknown" when the run
 ended in error before checking everything), ``database`` (``server``,
 ``schema`` the run wrote into, ``dropped_after_run``),
 ``evidence`` (name: violations with their rows) and ``thresholds`` (name:
-``verdict``, value, limit).
+``verdict``, value, limit, ``requests`` judged and ``left_out_under_fault``: requests
+sent while Stripe faults were armed are not judged).
 Every string passes through the redactor before it is written.
 """
 
@@ -80,6 +87,10 @@ class Report:
     first_failure: dict[str, Any] | None = None
     #: The user's own invariants (a config's ``[[invariants]]``), after the built-in ones.
     extra_invariants: list[str] = field(default_factory=list)
+    #: ``examples`` per part of the run: "load", "playbook", "search", "minimize", "confirm".
+    examples_by_phase: dict[str, int] = field(default_factory=dict)
+    #: The scenarios Hypothesis may draw (``--examples`` or the profile's count).
+    max_examples: int | None = None
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -92,6 +103,8 @@ class Report:
         data = {
             "verdict": self.verdict,
             "examples": self.examples,
+            "examples_by_phase": self.examples_by_phase,
+            "max_examples": self.max_examples,
             "seed": self.seed,
             "profile": self.profile,
             "seconds": round(self.seconds, 2),
@@ -119,6 +132,32 @@ class Report:
         path.write_text(json.dumps(self.to_data(), indent=2) + "\n")
 
 
+def run_ids(result: Any) -> list[dict[str, Any]]:
+    """Who is who in the run a finding's evidence came from: per buyer, its ticket type
+    (number in the steps, and id) and each Checkout Session with its payment intent,
+    then the ticket types no buyer took. The rows name these ids; the steps name buyers."""
+    observation = getattr(result, "observation", None)
+    if observation is None:
+        return []
+    buyers = getattr(result.scenario, "buyers", ())
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for c in observation.checkouts:
+        number = buyers[c.buyer].ticket_type + 1 if c.buyer < len(buyers) else None
+        found.setdefault(("buyer", c.buyer), {"buyer": c.buyer + 1, "ticket_type_no": number,
+                                              "ticket_type": c.ticket_type})
+    for s in observation.sessions:
+        entry = found.get(("buyer", s.buyer), {"buyer": None if s.buyer is None else s.buyer + 1,
+                                               "ticket_type": s.ticket_type})
+        key = ("buyer", s.buyer) if "checkout_session" not in entry else ("session", s.id)
+        found[key] = {**entry, "checkout_session": s.id, "payment_intent": s.payment_intent}
+    named = {str(e.get("ticket_type")) for e in found.values()}
+    for row in observation.tickets_per_ticket_type:
+        if str(row.get("ticket_type")) not in named:
+            named.add(str(row.get("ticket_type")))
+            found[("type", row.get("ticket_type"))] = {"ticket_type": row.get("ticket_type")}
+    return list(found.values())
+
+
 def finding_data(finding: Finding, *, replay: str, phase: str = "search",
                  case: Path | None = None, history: History | None = None) -> dict[str, Any]:
     """One finding as the report carries it: the shrunk scenario, the evidence,
@@ -135,6 +174,7 @@ def finding_data(finding: Finding, *, replay: str, phase: str = "search",
         "steps": finding.scenario.render(),
         "violations": [v.to_data() for v in finding.violations],
         "history": [op.to_data() for op in history.ops] if history else [],
+        "ids": run_ids(finding.result),
         "waves": [dataclasses.asdict(w) for w in getattr(history, "waves", [])
                   if dataclasses.is_dataclass(w) and not isinstance(w, type)],
         "case": str(case) if case is not None else None,

@@ -105,3 +105,99 @@ def target_line(data: Mapping[str, Any]) -> str:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# -- figures that explain themselves (the summary and the HTML page say the same) ----------
+
+#: What each part of a run is, in the words the figures use, in the order it runs.
+PHASES = {"load": "load wave", "playbook": "playbook", "search": "search",
+          "minimize": "minimizing", "confirm": "confirming"}
+
+
+def example_figures(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``examples``: how many, in how long, and where they came from: the load wave, the
+    playbook, Hypothesis' search (its draws, with retries of races and its shrinking),
+    the step-by-step minimizing and the confirmation runs."""
+    stopped = f" (stopped early: {data['stopped']})" if data.get("stopped") else ""
+    figures = [("examples", f"{data.get('examples', 0)} in "
+                            f"{float(data.get('seconds') or 0):.1f} s{stopped}")]
+    phases = data.get("examples_by_phase")
+    if isinstance(phases, Mapping) and phases:
+        parts = [f"{n} {PHASES.get(str(k), str(k))}" for k, n in phases.items()
+                 if isinstance(n, int) and n]
+        figures.append(("of which", " + ".join(parts)))
+        drawn = data.get("max_examples")
+        if isinstance(drawn, int) and phases.get("search"):
+            figures.append(("search", f"drew at most {drawn} scenarios (--examples or the "
+                                      "profile); its other runs retry races and shrink failures"))
+    return figures
+
+
+def http_figures(http: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``requests``, errors and latency over every request the run sent to the target
+    (set-up calls at the fake Stripe not counted), saying what an error is and which
+    requests the thresholds leave out."""
+    if not http:
+        return []
+    requests, failed = http.get("requests", 0), http.get("failed", 0)
+    rate = http.get("error_rate")
+    rate_text = f", {rate * 100:.2f}%" if isinstance(rate, int | float) else ""
+    figures = [("requests", f"{requests} to the target ({failed} failed{rate_text}: no answer, "
+                            "5xx, or a 4xx it had no reason to get)")]
+    under = http.get("under_fault")
+    if isinstance(under, int):
+        failed_under = http.get("failed_under_fault")
+        of_them = f" ({failed_under} of them failed)" if isinstance(failed_under, int) else ""
+        figures.append(("under fault", f"{under} sent while Stripe faults were armed{of_them}: "
+                                       "the thresholds leave these out"))
+    latency = "  ".join(f"{k.removesuffix('_ms')} {http[k]:.1f} ms"
+                        for k in ("avg_ms", "p50_ms", "p95_ms", "max_ms")
+                        if isinstance(http.get(k), int | float))
+    figures.append(("latency", f"all {requests}: {latency}" if latency else "?"))
+    return figures
+
+
+def thresholds_heading(data: Mapping[str, Any]) -> str:
+    """``thresholds``, with the requests they judged when the report says."""
+    section = data.get("thresholds")
+    rate = section.get("http-error-rate") if isinstance(section, Mapping) else None
+    if isinstance(rate, Mapping) and isinstance(rate.get("requests"), int):
+        left_out = rate.get("left_out_under_fault")
+        out = f", {left_out} under armed faults left out" if isinstance(left_out, int) else ""
+        return (f"thresholds (judged on {rate['requests']} requests{out}; "
+                "their p95, not the latency line's)")
+    return "thresholds"
+
+
+# -- evidence rows: grouped by kind, linked by id --------------------------------------------
+
+#: Columns whose values are ids that the timeline labels (lanes, or the run's ids key).
+ID_COLUMNS = ("checkout_session", "payment_intent", "event_id", "ticket_type", "session")
+
+
+def row_groups(rows: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """``rows`` split by kind (the same columns: order rows, request rows, ticket type
+    rows), each kind in order of first appearance: one table each, no column of nulls."""
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if isinstance(row, Mapping):
+            groups.setdefault(tuple(str(k) for k in row), []).append(row)
+    return list(groups.values())
+
+
+def ids_line(ids: Any) -> list[str]:
+    """The run's ids per buyer (a finding's ``ids``), as text: who is who in the rows."""
+    lines = []
+    for entry in ids if isinstance(ids, list) else []:
+        if not isinstance(entry, Mapping):
+            continue
+        parts = [f"{label} {entry[key]}" for key, label in (
+            ("checkout_session", "session"), ("payment_intent", "payment"))
+            if entry.get(key)]
+        if entry.get("ticket_type") is not None:
+            number = entry.get("ticket_type_no")
+            parts.append(f"ticket type {number} = {entry['ticket_type']}" if number
+                         else f"ticket type {entry['ticket_type']}")
+        who = f"buyer {entry['buyer']}" if entry.get("buyer") else "event"
+        lines.append(f"{who}: {', '.join(parts)}")
+    return lines

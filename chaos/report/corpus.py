@@ -135,6 +135,16 @@ def save_case(*, invariant: str, target: Mapping[str, Any], seed: int | None,
     return path, True
 
 
+class ReportNotCase(ValueError):
+    """The file is a run's JSON report, not a case: ``cases`` are the cases it saved
+    (its failures' ``case`` paths, as the run wrote them)."""
+
+    def __init__(self, path: Path, cases: list[str]) -> None:
+        super().__init__(f"{path} is a chaos run's report, not a case")
+        self.path = path
+        self.cases = cases
+
+
 def load_case(path: Path) -> Case:
     """A case file, parsed; ValueError names the problem and the file."""
     try:
@@ -143,6 +153,10 @@ def load_case(path: Path) -> Case:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not JSON ({exc})") from None
+    if isinstance(data, dict) and "format" not in data and isinstance(data.get("failures"), list) \
+            and "verdict" in data:
+        raise ReportNotCase(path, [str(f["case"]) for f in data["failures"]
+                                   if isinstance(f, dict) and isinstance(f.get("case"), str)])
     if not isinstance(data, dict) or data.get("format") not in (1, CASE_FORMAT):
         raise ValueError(f"{path} is not a chaos case file (format {CASE_FORMAT})")
     invariant = data.get("invariant")

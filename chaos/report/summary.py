@@ -10,9 +10,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaos.log import redactor
-from chaos.report._fields import Verdict, plural, row_table, target_line, verdicts
+from chaos.report._fields import (
+    Verdict,
+    example_figures,
+    http_figures,
+    ids_line,
+    plural,
+    row_groups,
+    row_table,
+    target_line,
+    thresholds_heading,
+    verdicts,
+)
 
-_KNOWN_HTTP = {"requests", "failed", "error_rate", "avg_ms", "p50_ms", "p95_ms", "max_ms"}
+_KNOWN_HTTP = {"requests", "failed", "error_rate", "avg_ms", "p50_ms", "p95_ms", "max_ms",
+               "under_fault", "failed_under_fault"}
 _KNOWN_CONCURRENCY = {"requested", "peak_in_flight", "client_peak_in_flight", "start_skew_ms"}
 
 
@@ -25,9 +37,7 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
     profile = f", profile {data['profile']}" if data.get("profile") else ""
     seed = "no seed" if data.get("seed") is None else f"seed {data['seed']}"
     lines = [f"payment-chaos: {target_line(data)} ({seed}{profile})", ""]
-    stopped = f" (stopped early: {data['stopped']})" if data.get("stopped") else ""
-    lines.append(_figure("examples", f"{data.get('examples', 0)} in "
-                                     f"{float(data.get('seconds') or 0):.1f} s{stopped}"))
+    lines.extend(_figure(name, text) for name, text in example_figures(data))
     first = data.get("first_failure")
     if isinstance(first, Mapping):
         seconds = first.get("seconds")
@@ -41,7 +51,7 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
     for title in ("invariants", "thresholds"):
         checks = verdicts(data.get(title))
         if checks:
-            lines.append(f"  {title}")
+            lines.append(f"  {thresholds_heading(data) if title == 'thresholds' else title}")
             widths = (max(4, *(len(c.verdict) for c in checks)), max(len(c.name) for c in checks))
             lines.extend(_check(c, widths) for c in checks)
     for failure in data.get("failures") or []:
@@ -68,22 +78,10 @@ def _extra(key: str, value: Any) -> str:
     return _figure(key.removesuffix("_ms").replace("_", " "), f"{value}{unit}")
 
 
-def _ms(http: Mapping[str, Any], key: str) -> str:
-    value = http.get(key)
-    return f"{value:.1f} ms" if isinstance(value, int | float) else "?"
-
-
 def _http(http: Mapping[str, Any]) -> list[str]:
     if not http:
         return []
-    requests, failed = http.get("requests", 0), http.get("failed", 0)
-    rate = http.get("error_rate")
-    rate_text = f", {rate * 100:.2f}%" if isinstance(rate, int | float) else ""
-    lines = [
-        _figure("requests", f"{requests} ({failed} failed{rate_text})"),
-        _figure("latency", f"avg {_ms(http, 'avg_ms')}  p50 {_ms(http, 'p50_ms')}  "
-                           f"p95 {_ms(http, 'p95_ms')}  max {_ms(http, 'max_ms')}"),
-    ]
+    lines = [_figure(name, text) for name, text in http_figures(http)]
     lines.extend(_extra(k, v) for k, v in http.items()
                  if k not in _KNOWN_HTTP and not isinstance(v, Mapping | list))
     return lines
@@ -122,12 +120,16 @@ def failure_lines(f: Mapping[str, Any]) -> list[str]:
     if f.get("note"):
         lines.append(f"  ({f['note']})")
     lines.extend(f"  {step}" for step in _elide(list(f.get("steps") or [])))
+    who = ids_line(f.get("ids"))
+    if who:   # the ids of the run the rows below come from, by buyer as the steps name them
+        lines.append("  ids in this run:")
+        lines.extend(f"    {line}" for line in who)
     for v in f.get("violations") or []:
         lines.append(f"  broken: {v.get('message', v)}" if isinstance(v, Mapping)
                      else f"  broken: {v}")
         rows = v.get("rows") if isinstance(v, Mapping) else None
-        if rows:
-            lines.extend(f"    {line}" for line in _table(rows))
+        for group in row_groups(rows or []):   # one table per kind of row
+            lines.extend(f"    {line}" for line in _table(group))
     if f.get("replay"):
         lines.append(f"  replay: {f['replay']}")
     return lines

@@ -12,17 +12,29 @@ rows that break it, the numbered steps, and the replay command.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
 from chaos.log import redactor
-from chaos.report._fields import Verdict, plural, row_table, target_line, verdicts
+from chaos.report._fields import (
+    ID_COLUMNS,
+    Verdict,
+    example_figures,
+    http_figures,
+    plural,
+    row_groups,
+    row_table,
+    target_line,
+    thresholds_heading,
+    verdicts,
+)
 from strategies import Scenario
 
 LABEL_W = 400
 PLOT_W = 720
-LANE_H = 26
+LANE_H = 34
 BAR_H = 14
 AXIS_H = 56
 PAD_R = 110
@@ -71,6 +83,10 @@ svg { display: block; max-width: 100%; height: auto; }
 svg text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
            fill: var(--ink); }
 svg .lab { font-size: 12.5px; } svg .setup { fill: var(--muted); }
+svg .ids { font: 10.5px ui-monospace, "DejaVu Sans Mono", Menlo, monospace; fill: var(--muted); }
+ul.ids { margin: 2px 0 6px; padding-left: 18px; color: var(--muted); }
+ul.ids strong { color: var(--ink); font-weight: 600; }
+td a { color: inherit; text-decoration: underline dotted; }
 svg .tick { fill: var(--muted); font-size: 11px; }
 svg .stat { font-size: 11px; fill: var(--muted); paint-order: stroke; stroke: #fff;
             stroke-width: 3px; }
@@ -117,7 +133,8 @@ def timeline(data: Mapping[str, Any]) -> str:
     if failures:
         parts.append('<h2 id="checks">every check</h2>')
     for title in ("invariants", "thresholds"):
-        parts.append(_checks(title, verdicts(data.get(title))))
+        parts.append(_checks(thresholds_heading(data) if title == "thresholds" else title,
+                             verdicts(data.get(title))))
     parts.append("</body></html>\n")
     return redactor.text("\n".join(p for p in parts if p))
 
@@ -130,14 +147,7 @@ def _css_class(verdict: str) -> str:
 def _figures(data: Mapping[str, Any]) -> str:
     http = data.get("http") or {}
     conc = data.get("concurrency") or {}
-    rows = [("examples", f"{data.get('examples', 0)} in {float(data.get('seconds') or 0):.1f} s"
-                         + (f" (stopped early: {data['stopped']})" if data.get("stopped") else ""))]
-    if http:
-        rows.append(("requests", f"{http.get('requests', 0)} ({http.get('failed', 0)} failed)"))
-        rows.append(("latency", " · ".join(
-            f"{k.removesuffix('_ms')} {http[k]:.1f} ms" for k in ("avg_ms", "p50_ms", "p95_ms",
-                                                                   "max_ms")
-            if isinstance(http.get(k), int | float))))
+    rows = example_figures(data) + http_figures(http)
     if conc.get("peak_in_flight") is not None or conc.get("client_peak_in_flight"):
         rows.append(("in flight", f"{conc.get('peak_in_flight', '?')} as the target saw it, "
                                   f"{conc.get('client_peak_in_flight', '?')} as the client saw "
@@ -160,6 +170,12 @@ def _failure(n: int, f: Mapping[str, Any]) -> str:
     status = str(f.get("status", "FAILED"))
     requests = f.get("requests")
     how = "shrunk to" if f.get("phase", "search") == "search" else f"{f.get('phase')} phase,"
+    prefix = f"f{n}"
+    history = [op for op in f.get("history") or [] if isinstance(op, Mapping)]
+    anchors: dict[str, str] = {}    # id (or "step N") -> the element that labels it
+    drawing = _svg(history, _describer(f.get("schedule")), _barriers(f.get("waves")),
+                   prefix=prefix, anchors=anchors) if history else ""
+    key = _ids_key(f.get("ids"), prefix, anchors)
     parts = [
         f'<h2 id="failure-{n}"><span class="badge {_css_class("flaky" if status == "FLAKY" else "fail")}">'
         f"{escape(status)}</span> <span class=\"mono\">{escape(str(f.get('invariant', '?')))}</span></h2>",
@@ -170,13 +186,15 @@ def _failure(n: int, f: Mapping[str, Any]) -> str:
     for v in f.get("violations") or []:
         if not isinstance(v, Mapping):
             continue
+        tables = "".join(_rows(group, anchors) for group in row_groups(v.get("rows") or []))
         parts.append(f'<div class="broken"><strong>broken:</strong> '
-                     f"{escape(str(v.get('message', '')))}{_rows(v.get('rows') or [])}</div>")
-    history = [op for op in f.get("history") or [] if isinstance(op, Mapping)]
-    parts.append("<h3>timeline</h3>")
+                     f"{escape(str(v.get('message', '')))}{tables}</div>")
+    parts.append(f'<h3 id="{prefix}-timeline">timeline</h3>')
+    if key:
+        parts.append(key)
     if history:
         parts.append(_legend())
-        parts.append(_svg(history, _describer(f.get("schedule")), _barriers(f.get("waves"))))
+        parts.append(drawing)
     else:
         parts.append("<p>No history was recorded for this failure.</p>")
     if f.get("steps"):
@@ -186,14 +204,56 @@ def _failure(n: int, f: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _rows(rows: Sequence[Mapping[str, Any]]) -> str:
+def _anchor(prefix: str, value: str) -> str:
+    """The element id under which ``value`` (an id, or ``step N``) is labelled."""
+    return f"{prefix}-" + re.sub(r"[^A-Za-z0-9_-]", "_", value)
+
+
+def _ids_key(ids: Any, prefix: str, anchors: dict[str, str]) -> str:
+    """Who is who in this run (per buyer: ticket type, session, payment intent), the ids
+    that no lane carries anchored here: every id of the rows is labelled somewhere."""
+    rows = [e for e in ids if isinstance(e, Mapping)] if isinstance(ids, list) else []
     if not rows:
         return ""
+    cells = []
+    for entry in rows:
+        who = f"buyer {entry['buyer']}" if entry.get("buyer") else "event"
+        parts = []
+        for key, label in (("ticket_type", "ticket type"), ("checkout_session", "session"),
+                           ("payment_intent", "payment")):
+            value = entry.get(key)
+            if value is None:
+                continue
+            text = str(value)
+            number = entry.get("ticket_type_no") if key == "ticket_type" else None
+            shown = f"{number} = {text}" if number else text
+            attr = ""
+            if text not in anchors:
+                anchors[text] = _anchor(prefix, text)
+                attr = f' id="{anchors[text]}"'
+            parts.append(f'{label} <code{attr}>{escape(shown)}</code>')
+        cells.append(f"<li><strong>{escape(who)}</strong>: {', '.join(parts)}</li>")
+    return f'<ul class="ids">{"".join(cells)}</ul>'
+
+
+def _rows(rows: Sequence[Mapping[str, Any]], anchors: Mapping[str, str] | None = None) -> str:
+    """One kind of evidence rows as a table; ids and step numbers link to their labels."""
+    if not rows:
+        return ""
+    anchors = anchors or {}
     columns, cells = row_table(rows)
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(
-        f'<td class="{"num" if _is_number(v) else "mono"}">{escape(v)}</td>' for v in row)
-        + "</tr>" for row in cells)
+
+    def td(column: str, value: str) -> str:
+        css = "num" if _is_number(value) else "mono"
+        target = anchors.get(f"step {value}") if column == "step" else anchors.get(value)
+        text = escape(value)
+        if target and column in (*ID_COLUMNS, "step"):
+            text = f'<a href="#{target}">{text}</a>'
+        return f'<td class="{css}">{text}</td>'
+
+    body = "".join("<tr>" + "".join(td(c, v) for c, v in zip(columns, row, strict=True))
+                   + "</tr>" for row in cells)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -259,8 +319,21 @@ def _barriers(waves: Any) -> dict[int, float]:
     return found
 
 
+def _lane_ids(op: Mapping[str, Any]) -> list[str]:
+    """The ids a schedule request carries: its event and payment intent (the session is
+    in the ids key above the lanes: three ids do not fit under a label)."""
+    ref = op.get("ref")
+    if not isinstance(ref, Mapping):
+        return []
+    return [str(ref[k]) for k in ("event_id", "payment_intent") if ref.get(k)]
+
+
 def _svg(history: list[Mapping[str, Any]], describe: Callable[[Mapping[str, Any]], str],
-         barriers: Mapping[int, float]) -> str:
+         barriers: Mapping[int, float], *, prefix: str = "f0",
+         anchors: dict[str, str] | None = None) -> str:
+    """The timeline. Each schedule lane is labelled with its step and, under it, the ids
+    it carried; the first lane carrying an id (or a step) is its anchor in ``anchors``."""
+    anchors = {} if anchors is None else anchors
     def t(op: Mapping[str, Any], key: str) -> float:
         value = op.get(key)
         return float(value) if isinstance(value, int | float) else 0.0
@@ -323,8 +396,25 @@ def _svg(history: list[Mapping[str, Any]], describe: Callable[[Mapping[str, Any]
     for i, (label, ops, is_setup) in enumerate(lanes):
         y = AXIS_H + i * LANE_H
         out.append(f'<line class="lane" x1="0" y1="{y + LANE_H}" x2="{width}" y2="{y + LANE_H}"/>')
-        out.append(f'<text class="lab{" setup" if is_setup else ""}" x="4" y="{y + LANE_H / 2 + 4}">'
+        step = ops[0].get("step") if not is_setup else None
+        attr = ""
+        if isinstance(step, int) and f"step {step + 1}" not in anchors:
+            anchors[f"step {step + 1}"] = _anchor(prefix, f"step {step + 1}")
+            attr = f' id="{anchors[f"step {step + 1}"]}"'
+        ids = [] if is_setup else _lane_ids(ops[0])
+        out.append(f'<text class="lab{" setup" if is_setup else ""}"{attr} x="4" '
+                   f'y="{y + (LANE_H / 2 - 2 if ids else LANE_H / 2 + 4)}">'
                    f"{escape(_clip(label, 58))}<title>{escape(label)}</title></text>")
+        if ids:
+            spans = []
+            for value in ids:
+                span_attr = ""
+                if value not in anchors:
+                    anchors[value] = _anchor(prefix, value)
+                    span_attr = f' id="{anchors[value]}"'
+                spans.append(f"<tspan{span_attr}>{escape(value)}</tspan>")
+            out.append(f'<text class="ids" x="14" y="{y + LANE_H / 2 + 11}">'
+                       + " · ".join(spans) + "</text>")
         for op in ops:
             out.append(_bar(op, x(t(op, "start")), x(t(op, "end")), y, is_setup))
         if not is_setup:
