@@ -110,3 +110,16 @@ def test_an_unreachable_database_is_exit_3_with_an_error_summary(tmp_path: Path)
     assert "cannot connect to the database" in out
     assert "secret-pw" not in out
     assert data["verdict"] == "error"
+
+
+def test_workers_share_the_vus_and_their_results_merge(tmp_path: Path, server_url: str):
+    code, out, data = load(tmp_path, "--vus", "10", "--duration", "4s", "--workers", "2",
+                           "--seed", "2", "--database-url", server_url)
+    assert code == 0, out
+    assert data["concurrency"]["workers"] == 2
+    assert data["concurrency"]["peak_vus"] == 10          # 5 + 5
+    assert data["checked"]["intervals"] >= 2              # each worker checks its own buyers
+    assert data["checked"]["buyers"] == data["journeys"]
+    steps = sum(s["requests"] for s in data["http"]["steps"] if s["endpoint"] != "stripe")
+    assert steps == data["http"]["all"]["requests"] > 0   # merged histograms add up
+    assert "over 2 worker(s)" in out

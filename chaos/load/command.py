@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-every", type=_duration, default=5.0, metavar="DURATION",
                         help="check the invariants over the buyers of each interval this long "
                              "(default 5s), and once more at the end")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="processes sharing the VUs, one per core where one is not enough "
+                             "(default 1)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the journeys' mix")
     parser.add_argument("--summary", type=Path, default=Path("chaos-load.json"), metavar="PATH",
                         help="where to write the JSON summary (default chaos-load.json)")
@@ -91,8 +94,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     from chaos.cli import _check_target_secrets, _load_config
     from chaos.database import check_database_url
     from chaos.load.mix import parse_mix
-    from chaos.load.runner import LoadOptions, run_load
+    from chaos.load.runner import LoadOptions
     from chaos.load.summary import load_data, render
+    from chaos.load.workers import run_workers
     from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
     from chaos.report.outputs import check_writable, write
@@ -102,6 +106,9 @@ def cmd_load(args: argparse.Namespace) -> int:
         check_writable(path, option)
     _check_target_secrets()
     profile = load_profile(args)
+    if not 1 <= args.workers <= min(64, max(1, profile.max_vus)):
+        raise UsageError(f"--workers {args.workers} is outside 1..{min(64, profile.max_vus)} "
+                         "(at most one per VU)")
     try:
         mix = parse_mix(args.mix)
         limits = thresholds(args.threshold, defaults=not args.no_default_thresholds)
@@ -140,7 +147,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         with start as runner:
-            result = run_load(runner, options, on_tick=live.tick)
+            result = run_workers(runner, options, args.workers, on_tick=live.tick)
             database = runner.database
     except ChaosError as exc:
         live.close()
@@ -154,7 +161,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     data.update(
         journeys=result.journeys, dropped_journeys=result.dropped, database=database,
         checked={"intervals": result.intervals_checked, "buyers": result.buyers_checked},
-        concurrency={"peak_vus": result.peak_vus, "workers": 1,
+        concurrency={"peak_vus": result.peak_vus, "workers": args.workers,
                      "client_peak_in_flight": result.client_peak_in_flight,
                      "target_peak_in_flight": result.target_peak_in_flight,
                      "connections": result.connections},

@@ -29,7 +29,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -64,6 +64,11 @@ class LoadOptions:
     request_timeout: float = 10.0
     #: Seconds VUs may take to finish their journey once the run is over (k6's gracefulStop).
     graceful_stop: float = 10.0
+    #: ``(w, n)``: this process is worker ``w`` of ``n`` and plays VU i when i % n == w
+    #: (and 1/n of an arrival rate).
+    share: tuple[int, int] = (0, 1)
+    #: Reset and read the target's in-flight meter (one process of a run does).
+    measure_target: bool = True
 
 
 class Interval:
@@ -137,7 +142,33 @@ class LoadResult:
     target_peak_in_flight: int | None
     peak_vus: int
     connections: int
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        """A plain form another process can send back (``from_data``)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["metrics"] = self.metrics.encoded()
+        data["invariants"] = {n: dataclasses.asdict(t) for n, t in self.invariants.items()}
+        return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> LoadResult:
+        return cls(**{**data, "metrics": Metrics.decoded(data["metrics"]),
+                      "invariants": {n: InvariantTally(**t)
+                                     for n, t in data["invariants"].items()}})
+
+    def merge(self, other: LoadResult) -> None:
+        """Add another worker's result: sums, merged histograms, the earliest first violation.
+        Peaks add up (each worker's own peak: an upper bound of the run's)."""
+        self.metrics.merge(other.metrics)
+        self.seconds = max(self.seconds, other.seconds)
+        for name in ("journeys", "dropped", "intervals_checked", "buyers_checked",
+                     "client_peak_in_flight", "peak_vus", "connections"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name, tally in other.invariants.items():
+            mine = self.invariants.setdefault(name, InvariantTally())
+            mine.violations += tally.violations
+            mine.intervals += tally.intervals
+            mine.first = mine.first or tally.first
 
 
 class LoadRun:
@@ -175,7 +206,8 @@ class LoadRun:
     async def run(self) -> LoadResult:
         """Ramp, hold and stop the VUs as the profile says; check every interval."""
         profile = self.options.profile
-        await self.runner._metrics(self._control, reset=True)
+        if self.options.measure_target:
+            await self.runner._metrics(self._control, reset=True)
         self.current = await self._open_interval()
         self.started = trio.current_time()
         async with trio.open_nursery() as checks:
@@ -194,7 +226,7 @@ class LoadRun:
             self.current.close()
             self._closed_send.send_nowait(self.current)
             self._closed_send.close()
-        after = await self.runner._metrics(self._control)
+        after = await self.runner._metrics(self._control) if self.options.measure_target else None
         return LoadResult(
             metrics=self.metrics, seconds=seconds, journeys=self.journeys, dropped=self.dropped,
             intervals_checked=self.intervals_checked, buyers_checked=self.buyers_checked,
@@ -212,7 +244,8 @@ class LoadRun:
         profile = self.options.profile
         while self.elapsed() < profile.seconds:
             want = profile.vus_at(self.elapsed())
-            for i in range(want):
+            mine, workers = self.options.share
+            for i in range(mine, want, workers):
                 if i not in running:
                     running.add(i)
                     nursery.start_soon(self._vu, i, running)
@@ -240,9 +273,10 @@ class LoadRun:
         profile = self.options.profile
         assert profile.rate is not None
         send, receive = trio.open_memory_channel[None](0)
-        for i in range(profile.max_vus):
+        mine, workers = self.options.share
+        for i in range(mine, profile.max_vus, workers):
             nursery.start_soon(self._rate_vu, i, receive.clone())
-        period = 1 / profile.rate
+        period = workers / profile.rate
         due = trio.current_time()
         while self.elapsed() < profile.seconds:
             try:
