@@ -214,6 +214,14 @@ class KeepAlive:
     async def exchange(self, request: httpx.Request, *,
                        timeout: float = DEFAULT_READ_TIMEOUT) -> tuple[float, httpx.Response]:
         """Send ``request`` on the kept connection and read the whole answer."""
+        sent_at, status, headers, body = await self.exchange_raw(request, timeout=timeout)
+        return sent_at, httpx.Response(status, headers=headers, content=body, request=request,
+                                       extensions={"http_version": b"HTTP/1.1"})
+
+    async def exchange_raw(self, request: httpx.Request, *, timeout: float = DEFAULT_READ_TIMEOUT
+                           ) -> tuple[float, int, list[tuple[bytes, bytes]], bytes]:
+        """:meth:`exchange` without building an httpx.Response: ``(sent_at, status,
+        headers, body)``, for answers nobody parses (a tenth of a load request's CPU)."""
         if request.url.scheme != "http":
             raise httpx.UnsupportedProtocol(f"only http:// on loopback is supported, not {request.url}")
         where = (request.url.host, request.url.port or 80)
@@ -238,7 +246,7 @@ class KeepAlive:
                 await stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 raise httpx.WriteError(f"sending to {request.url.host}: {exc}") from None
-            response = await self._read(conn, stream, request, timeout)
+            answer = await self._read(conn, stream, timeout)
         except BaseException:
             await self.aclose()
             raise
@@ -247,11 +255,11 @@ class KeepAlive:
             conn.start_next_cycle()
         else:
             await self.aclose()
-        return sent_at, response
+        return (sent_at, *answer)
 
     @staticmethod
-    async def _read(conn: h11.Connection, stream: trio.SocketStream, request: httpx.Request,
-                    timeout: float) -> httpx.Response:
+    async def _read(conn: h11.Connection, stream: trio.SocketStream,
+                    timeout: float) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         status = 0
         headers: list[tuple[bytes, bytes]] = []
         chunks: list[bytes] = []
@@ -281,8 +289,7 @@ class KeepAlive:
                     raise httpx.RemoteProtocolError("connection closed before a complete response")
         if scope.cancelled_caught:
             raise httpx.ReadTimeout(f"no answer within {timeout:g} s")
-        return httpx.Response(status, headers=headers, content=b"".join(chunks),
-                              request=request, extensions={"http_version": b"HTTP/1.1"})
+        return status, headers, b"".join(chunks)
 
     async def aclose(self) -> None:
         stream, self._stream, self._h11 = self._stream, None, None
