@@ -123,3 +123,17 @@ def test_workers_share_the_vus_and_their_results_merge(tmp_path: Path, server_ur
     steps = sum(s["requests"] for s in data["http"]["steps"] if s["endpoint"] != "stripe")
     assert steps == data["http"]["all"]["requests"] > 0   # merged histograms add up
     assert "over 2 worker(s)" in out
+
+
+def test_a_configured_target_is_loaded_and_checked_through_its_config(
+        tmp_path: Path, server_url: str, monkeypatch: pytest.MonkeyPatch):
+    from tests.test_config_runs import CONFIG, reference_service
+
+    with reference_service(server_url, tmp_path, monkeypatch, bugs=("no-dedup",)) as started:
+        code, out, data = load(tmp_path, "--config", CONFIG, *started.overrides(),
+                               "--vus", "10", "--duration", "5s", "--mix", "duplicates=1",
+                               "--seed", "3")
+    assert code == 1, out
+    assert data["target"]["kind"] == "config"
+    assert data["invariants"]["one-ticket-set-per-payment"]["verdict"] == "fail"
+    assert not any(secret in out or secret in json.dumps(data) for secret in started.secrets)
