@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py [--requests 3000] [--rounds 3] [--vus 50] [--ceiling-vus 200]
                                [--database-url URL] [--out DIR] [--no-chaos-run] [--no-profile]
+                               [--load-seconds 10] [--load-workers 1,2]
 
 The endpoint: the reference service's webhook door, redelivering valid, freshly
 signed duplicates of completions it already fulfilled (the signature check, one
@@ -19,7 +20,13 @@ tool, by k6/crypto in the k6 script.
 2. A ceiling for the endpoint: k6 at ``--ceiling-vus`` VUs.
 3. Peak in flight as the service counted it, for load waves of 50 and 1,000
    (benchmarks/executor.py's load wave, pre-connection on).
-4. A default chaos run (``python -m chaos``, embedded PostgreSQL, 100 examples, a
+4. The load mode (``payment-chaos load``'s engine) on the same endpoint, in the same
+   rounds: ``--vus`` VUs for ``--load-seconds``, journeys whose requests are almost all
+   validly signed redeliveries of fulfilled completions over kept-alive connections,
+   invariants checked as it goes; once per ``--load-workers`` entry (1 and 2 processes).
+   Goals: k6's keep-alive requests/s at 50 VUs (or both at the service's ceiling), and
+   client CPU per request at most 2x k6's.
+5. A default chaos run (``python -m chaos``, embedded PostgreSQL, 100 examples, a
    fresh process): its examples per second and its cold start.
 
 Prints the figures and the goals (>= 90 % of k6's requests/s at 50 VUs; 50 of 50
@@ -37,6 +44,7 @@ import json
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import statistics
@@ -61,8 +69,12 @@ sys.path.insert(0, str(ROOT))
 from chaos.database import Database, embedded_server, throwaway_schema  # noqa: E402
 from chaos.errors import ChaosError  # noqa: E402
 from chaos.executor import Call, Executor, ensure_descriptors  # noqa: E402
+from chaos.load.mix import parse_mix  # noqa: E402
+from chaos.load.profile import LoadProfile  # noqa: E402
+from chaos.load.runner import LoadOptions  # noqa: E402
+from chaos.load.workers import run_workers  # noqa: E402
 from chaos.log import redactor  # noqa: E402
-from chaos.run import reference_run  # noqa: E402
+from chaos.run import Runner, reference_run  # noqa: E402
 from chaos.services import running  # noqa: E402
 from chaos.signing import sign  # noqa: E402
 from chaos.target import Target  # noqa: E402
@@ -155,7 +167,7 @@ def bottleneck(row: dict[str, Any], cpus: int) -> str:
     (one Python thread) and the service (one uvicorn process) can use one core at
     most; k6 can use them all."""
     client = row.get("client_cores") or 0
-    limit = 1 if row["kind"] == "tool" else cpus
+    limit = 1 if row["kind"] == "tool" else row.get("workers") or cpus
     if client >= SATURATED * limit:
         return f"client ({client:.2f} of {limit} core{'s' if limit > 1 else ''})"
     if (row.get("service_cores") or 0) >= SATURATED:
@@ -175,6 +187,9 @@ class Stack:
     bodies: list[str]           # completions already fulfilled: each redelivery is a duplicate
     service_pid: int
     reference_url: str
+    target: Target              # for the load mode, which plays whole journeys
+    stripe_url: str
+    db: Database
 
 
 @contextlib.contextmanager
@@ -200,7 +215,8 @@ def stack(database_url: str | None, buyers: int) -> Iterator[Stack]:
         db.execute(target.fixture_ticket_type_sql, "bench-tt1", "bench", "GA", 2500, 10**9)
         bodies = trio.run(_fulfilled, target, stripe.url, buyers)
         yield Stack(url=reference.url + target.webhook_path, secret=secret, bodies=bodies,
-                    service_pid=reference.process.pid, reference_url=reference.url)
+                    service_pid=reference.process.pid, reference_url=reference.url,
+                    target=target, stripe_url=stripe.url, db=db)
 
 
 async def _fulfilled(target: Target, stripe_url: str, buyers: int) -> list[str]:
@@ -277,6 +293,47 @@ def tool_round(s: Stack, requests: int, vus: int) -> dict[str, Any]:
                    p95_ms=round(latencies[int(len(latencies) * 0.95) - 1] * 1000, 1),
                    statuses={str(k): v for k, v in statuses.items()},
                    service_peak_in_flight=trio.run(_peak, s.reference_url))
+
+
+#: The load mode's mix for the bench: journeys whose traffic is almost all validly signed
+#: redeliveries of fulfilled completions (as k6 sends), no races, forgeries or sell-outs.
+LOAD_MIX = "duplicates=40,races=0,reorder=0,forged=0,refunds=0,sellout=0"
+
+
+def load_round(s: Stack, seconds: float, vus: int, workers: int) -> dict[str, Any]:
+    """The load mode (``payment-chaos load``'s engine, in this process and ``workers - 1``
+    spawned ones): ``vus`` VUs for ``seconds``, each playing journeys (checkout, payment,
+    then each event delivered 1 + ~40 times over its kept-alive connection), invariants
+    checked every 5 s. req/s counts the webhook endpoint's requests; client CPU per 1,000
+    counts every request it sent (checkout and the fake Stripe's too), and includes its
+    invariant checks and its workers' CPU."""
+    runner = Runner(target=s.target, stripe_url=s.stripe_url, db=s.db, concurrency=vus * 4,
+                    request_timeout=30.0, example_timeout=30.0)
+    options = LoadOptions(profile=LoadProfile.constant(vus, seconds), mix=parse_mix(LOAD_MIX),
+                          seed=1, request_timeout=30.0)
+    trio.run(_reset_peak, s.reference_url)
+    cpu = time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with Sample(s.service_pid) as sample:
+        result = run_workers(runner, options, workers)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)   # workers are joined: counted
+    client_cpu = time.process_time() - cpu + (after.ru_utime - children.ru_utime) + (
+        after.ru_stime - children.ru_stime)
+    webhook = result.metrics.select("webhook")
+    everything = result.metrics.select(door=None)
+    broken = sorted(n for n, t in result.invariants.items() if t.violations)
+    figures_ = webhook.figures(result.seconds)
+    row = figures(f"load x{workers}" if workers > 1 else "load", webhook.requests,
+                  webhook.failed, result.seconds, client_cpu, sample, vus=vus, workers=workers,
+                  p50_ms=figures_["p50_ms"], p95_ms=figures_["p95_ms"],
+                  all_requests=everything.requests, journeys=result.journeys,
+                  buyers_checked=result.buyers_checked, invariants_broken=broken,
+                  connections=result.connections,
+                  service_peak_in_flight=result.target_peak_in_flight)
+    # CPU per request over everything it sent, not only the webhook's share
+    row["client_cpu_per_1000"] = round(client_cpu / everything.requests * 1000, 3) \
+        if everything.requests else None
+    return row
 
 
 def k6_round(s: Stack, k6: str, requests: int, vus: int, *, reuse: bool,
@@ -481,11 +538,15 @@ def summarize(rounds: Sequence[dict[str, Any]], ceiling: Sequence[dict[str, Any]
                     "service_cores", "machine_busy_cores", "p95_ms")} for k in kinds}
     ratios = {}
     for k in kinds:
-        if k == "tool":
+        if k == "tool" or k.startswith("load"):
             continue
         tool, other = medians.get("tool", {}), medians[k]
         ratios[f"tool/{k}"] = {key: _ratio(tool.get(key), other.get(key))
                                for key in ("requests_per_second", "client_cpu_per_1000")}
+    loads = [k for k in kinds if k.startswith("load")]
+    for k in loads:
+        ratios[f"{k}/k6"] = {key: _ratio(medians[k].get(key), medians.get("k6", {}).get(key))
+                             for key in ("requests_per_second", "client_cpu_per_1000")}
     ceiling_rps = max((r["requests_per_second"] or 0 for r in ceiling), default=None)
     tool_rounds = [r for r in rounds if r["kind"] == "tool"]
     fifty = next((p for p in in_flight if p["size"] == vus), None)
@@ -507,8 +568,34 @@ def summarize(rounds: Sequence[dict[str, Any]], ceiling: Sequence[dict[str, Any]
                             f"{r['service_cores']}, machine {r['machine_busy_cores']} of {cpus}"
                             f" -> {bottleneck(r, cpus)}" for i, r in enumerate(tool_rounds))},
     ]
+    if loads:
+        goals += load_goals(medians, ratios, loads, vus)
     return {"medians": medians, "ratios": ratios, "ceiling_requests_per_second": ceiling_rps,
             "goals": goals}
+
+
+def load_goals(medians: dict[str, dict[str, Any]], ratios: dict[str, dict[str, Any]],
+               loads: Sequence[str], vus: int) -> list[dict[str, Any]]:
+    """The load mode's goals: k6's keep-alive requests/s at ``vus`` VUs (or both at the
+    service's ceiling: the service saturated under both), and at most twice k6's client
+    CPU per request (one process: workers spend CPU to buy requests/s, not to save it)."""
+    best = max(loads, key=lambda k: medians[k].get("requests_per_second") or 0)
+    share = ratios[f"{best}/k6"]["requests_per_second"]
+    k6_service = medians.get("k6", {}).get("service_cores") or 0
+    load_service = medians[best].get("service_cores") or 0
+    ceiling = k6_service >= SATURATED and load_service >= SATURATED
+    cpu = (ratios.get("load/k6") or {}).get("client_cpu_per_1000")
+    return [
+        {"goal": f"the load mode at k6's keep-alive requests/s at {vus} VUs, or both at the "
+                 "service's ceiling",
+         "met": None if share is None else share >= 1.0 or ceiling,
+         "value": f"{best}: {share}x k6's requests/s; service cores {load_service} under the "
+                  f"load mode, {k6_service} under k6"
+                  + (" (both saturate the service)" if ceiling else "")},
+        {"goal": "the load mode's client CPU per request at most 2x k6's",
+         "met": None if cpu is None else cpu <= 2.0,
+         "value": f"{cpu}x k6's (one process, invariant checks included)"},
+    ]
 
 
 def table(rows: Sequence[dict[str, Any]], cpus: int) -> str:
@@ -557,10 +644,15 @@ def bench(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("."), help="where to write bench.json")
     parser.add_argument("--no-chaos-run", action="store_true", help="skip the default chaos run")
     parser.add_argument("--no-profile", action="store_true", help="never run py-spy")
+    parser.add_argument("--load-seconds", type=float, default=10.0,
+                        help="seconds of each load-mode round (10)")
+    parser.add_argument("--load-workers", default="1,2",
+                        help="load-mode rounds with these --workers (1,2; empty: none)")
     args = parser.parse_args(argv)
     if min(args.requests, args.rounds, args.vus, args.ceiling_vus, args.buyers) < 1:
         parser.error("--requests, --rounds, --vus, --ceiling-vus and --buyers must be >= 1")
     sizes = [int(x) for x in args.wave_sizes.split(",") if x.strip()]
+    load_workers = [int(x) for x in args.load_workers.split(",") if x.strip()]
     k6 = find_k6()
     cpus = os.cpu_count() or 1
     ensure_descriptors(max(args.ceiling_vus, *sizes))
@@ -582,7 +674,9 @@ def bench(argv: Sequence[str] | None = None) -> int:
                             lambda: k6_round(s, k6, args.requests, args.vus, reuse=True,
                                              workdir=work),
                             lambda: k6_round(s, k6, args.requests, args.vus, reuse=False,
-                                             workdir=work)):
+                                             workdir=work),
+                            *(functools.partial(load_round, s, args.load_seconds, args.vus, w)
+                              for w in load_workers)):
                     row = {"round": n, "vus": args.vus, **run()}
                     rounds.append(row)
                     print(f"  round {n} {row['kind']:<12} {row['requests_per_second']:>8,.0f} "

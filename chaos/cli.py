@@ -3,6 +3,7 @@
     python -m chaos [run] [--examples N] [--concurrency N] [--seed S] [--bug NAME]...
                     [--profile NAME] [--attempts N] [--confirm-runs N] [--max-seconds S]
     python -m chaos replay FILE...
+    python -m chaos load [--stages 10s:50,40s:50,10s:0] [--mix duplicates=0.5] [--threshold EXPR]
     python -m chaos run --config chaos.toml [--set KEY=VALUE]...   (your own service)
     python -m chaos replay --expect FILE|DIR...     (the regression suite)
     python -m chaos reference --port P --database-url URL [--schema S] [--bug NAME]...
@@ -32,7 +33,7 @@ from chaos.errors import (
     UsageError,
 )
 
-COMMANDS = ("run", "replay", "reference", "fake-stripe")
+COMMANDS = ("run", "replay", "load", "reference", "fake-stripe")
 
 
 #: The tool's one name: in help, in every message, in the commands it prints.
@@ -157,6 +158,16 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--stripe-port", type=_int_in(0, 65535), default=0)
     _config_options(replay)
     replay.set_defaults(func=cmd_replay)
+
+    from chaos.load.command import add_arguments as load_arguments
+    from chaos.load.command import cmd_load
+
+    load = sub.add_parser("load", help="sustained k6-style load of buyer journeys, invariants "
+                          "checked as it goes")
+    load_arguments(load)
+    _target_options(load)
+    _config_options(load)
+    load.set_defaults(func=cmd_load)
 
     ref = sub.add_parser("reference", help="run the reference ticketing service")
     ref.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0: any)")

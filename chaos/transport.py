@@ -172,3 +172,127 @@ async def _serialise(request: httpx.Request) -> tuple[h11.Connection, bytes]:
         data += conn.send(h11.Data(data=body))
     data += conn.send(h11.EndOfMessage())
     return conn, data
+
+
+class KeepAlive:
+    """One HTTP/1.1 connection reused request after request: the load path.
+
+    A race wave wants a fresh connection per request (above); sustained load
+    wants what browsers and k6 do, one connection kept open per virtual user,
+    so the cost of connecting is paid once instead of per request. Requests
+    go one at a time (no pipelining). The connection is (re)opened when there
+    is none, when the server said it will close, or when it sat idle longer
+    than ``idle_seconds`` (servers close idle ones: uvicorn after 5 s).
+
+    :meth:`exchange` returns ``(sent_at, response)``; on failure it raises
+    httpx's errors as :class:`LoopbackTransport` does (``ConnectError``: never
+    sent), with ``sent_at`` on the exception when bytes had left.
+    """
+
+    def __init__(self, *, idle_seconds: float = 4.0) -> None:
+        self.idle_seconds = idle_seconds
+        self._stream: trio.SocketStream | None = None
+        self._h11: h11.Connection | None = None
+        self._where: tuple[str, int] | None = None
+        self._last_used = 0.0
+        #: Connections opened so far (1 for a VU that never lost its connection).
+        self.opened = 0
+
+    async def _connect(self, host: str, port: int, timeout: float) -> None:
+        await self.aclose()
+        try:
+            with trio.fail_after(timeout):
+                self._stream = await trio.open_tcp_stream(host, port)
+        except trio.TooSlowError:
+            raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
+        except OSError as exc:
+            raise httpx.ConnectError(f"connect to {host}:{port}: {_reason(exc)}") from None
+        self._h11 = h11.Connection(our_role=h11.CLIENT)
+        self._where = (host, port)
+        self.opened += 1
+
+    async def exchange(self, request: httpx.Request, *,
+                       timeout: float = DEFAULT_READ_TIMEOUT) -> tuple[float, httpx.Response]:
+        """Send ``request`` on the kept connection and read the whole answer."""
+        sent_at, status, headers, body = await self.exchange_raw(request, timeout=timeout)
+        return sent_at, httpx.Response(status, headers=headers, content=body, request=request,
+                                       extensions={"http_version": b"HTTP/1.1"})
+
+    async def exchange_raw(self, request: httpx.Request, *, timeout: float = DEFAULT_READ_TIMEOUT
+                           ) -> tuple[float, int, list[tuple[bytes, bytes]], bytes]:
+        """:meth:`exchange` without building an httpx.Response: ``(sent_at, status,
+        headers, body)``, for answers nobody parses (a tenth of a load request's CPU)."""
+        if request.url.scheme != "http":
+            raise httpx.UnsupportedProtocol(f"only http:// on loopback is supported, not {request.url}")
+        where = (request.url.host, request.url.port or 80)
+        now = trio.current_time()
+        if (self._stream is None or self._h11 is None or self._where != where
+                or self._h11.our_state is not h11.IDLE or now - self._last_used > self.idle_seconds):
+            await self._connect(*where, timeout)
+        assert self._stream is not None and self._h11 is not None
+        conn, stream = self._h11, self._stream
+        headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"connection"]
+        if not any(k.lower() == b"host" for k, _ in headers):
+            headers.insert(0, (b"host", request.url.netloc))
+        body = request.content
+        data = conn.send(h11.Request(method=request.method, target=request.url.raw_path,
+                                     headers=headers))
+        if body:
+            data += conn.send(h11.Data(data=body))
+        data += conn.send(h11.EndOfMessage())
+        sent_at = trio.current_time()
+        try:
+            try:
+                await stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                raise httpx.WriteError(f"sending to {request.url.host}: {exc}") from None
+            answer = await self._read(conn, stream, timeout)
+        except BaseException:
+            await self.aclose()
+            raise
+        self._last_used = trio.current_time()
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        else:
+            await self.aclose()
+        return (sent_at, *answer)
+
+    @staticmethod
+    async def _read(conn: h11.Connection, stream: trio.SocketStream,
+                    timeout: float) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        status = 0
+        headers: list[tuple[bytes, bytes]] = []
+        chunks: list[bytes] = []
+        size = 0
+        with trio.move_on_after(timeout) as scope:
+            while True:
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise httpx.RemoteProtocolError(f"malformed response: {exc}") from None
+                if event is h11.NEED_DATA:
+                    try:
+                        chunk = await stream.receive_some(_READ_SIZE)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                        raise httpx.ReadError(f"connection lost: {exc}") from None
+                    conn.receive_data(chunk)
+                elif isinstance(event, h11.Response):
+                    status, headers = event.status_code, list(event.headers)
+                elif isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > _MAX_BODY:
+                        raise httpx.RemoteProtocolError(f"response body over {_MAX_BODY} bytes")
+                    chunks.append(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise httpx.RemoteProtocolError("connection closed before a complete response")
+        if scope.cancelled_caught:
+            raise httpx.ReadTimeout(f"no answer within {timeout:g} s")
+        return status, headers, b"".join(chunks)
+
+    async def aclose(self) -> None:
+        stream, self._stream, self._h11 = self._stream, None, None
+        if stream is not None:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()

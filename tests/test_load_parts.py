@@ -1,0 +1,197 @@
+"""The load mode's pure parts and its kept-alive connection: profiles, the mix,
+thresholds, mergeable metrics, one connection reused per virtual user."""
+
+from __future__ import annotations
+
+import random
+import socket
+
+import httpx
+import pytest
+import trio
+
+from chaos.history import Op, Outcome
+from chaos.load.metrics import Metrics
+from chaos.load.mix import FORGED, Mix, draw_journey, parse_mix
+from chaos.load.profile import LoadProfile, parse_duration, parse_stages
+from chaos.load.thresholds import parse_threshold, thresholds
+from chaos.transport import KeepAlive
+from strategies import Delivery
+
+
+def test_stages_ramp_up_hold_and_ramp_down_as_k6_does():
+    profile = LoadProfile(stages=parse_stages("10s:50,40s:50,10s:0"))
+    assert profile.seconds == 60
+    assert profile.max_vus == 50
+    assert [profile.vus_at(t) for t in (0, 5, 10, 30, 50, 55, 60)] == [0, 25, 50, 50, 50, 25, 0]
+    assert LoadProfile.constant(7, 3).vus_at(0) == 7
+    assert LoadProfile.constant(7, 3).vus_at(3) == 0
+
+
+@pytest.mark.parametrize("text, seconds", [("30s", 30), ("1m30s", 90), ("500ms", 0.5), ("2", 2)])
+def test_durations_read_as_k6_writes_them(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("parse, text, words", [
+    (parse_duration, "soon", "write e.g. 30s"),
+    (parse_duration, "0s", "positive duration"),
+    (parse_stages, "10s", "not DURATION:VUS"),
+    (parse_stages, "10s:many", "not a whole number"),
+    (parse_stages, "10s:0,5s:0", "never have a VU"),
+    (parse_mix, "dupes=1", "KEY one of duplicates"),
+    (parse_mix, "forged=2", "forged is a share"),
+    (parse_mix, "capacity=1.5", "capacity must be a whole number"),
+    (parse_threshold, "p95 < 5s", "unknown metric 'p95'"),
+    (parse_threshold, "http-p95 = 5s", "is not METRIC"),
+    (parse_threshold, "http-p95{door=webhook} < 5s", "tag 'door=webhook' must be"),
+    (parse_threshold, "http-p95 < fast", "must be a latency"),
+    (parse_threshold, "http-error-rate < 200%", "must be a share"),
+])
+def test_bad_input_names_the_fix(parse, text, words):
+    with pytest.raises(ValueError, match=words):
+        parse(text)
+
+
+def test_a_journey_is_a_one_buyer_story_with_the_mix_s_chaos():
+    calm = draw_journey(random.Random(1), parse_mix("duplicates=0,races=0,reorder=0,forged=0,"
+                                                    "refunds=0,sellout=0"))
+    assert [(s.event, s.copy, s.signature) for _, s in calm.deliveries()] == [
+        ("checkout.session.completed", 0, "valid"), ("payment_intent.succeeded", 0, "valid")]
+    assert calm.buyers[0].ticket_type == 0 and calm.buyers[0].outcome == "paid"
+
+    stormy = Mix(duplicates=3, races=1, reorder=1, forged=1, refunds=1, sellout=1)
+    journey = draw_journey(random.Random(2), stormy)
+    events = [s.event for _, s in journey.deliveries() if s.copy == 0]
+    assert events == ["charge.refunded", "payment_intent.succeeded", "checkout.session.completed"]
+    assert all(s.signature in FORGED for _, s in journey.deliveries() if s.copy == 0)
+    assert any(len(wave) == 2 and all(isinstance(s, Delivery) for s in wave)
+               for wave in journey.waves)  # the completion's race
+    assert journey.buyers[0].ticket_type == 1  # the tight ticket type
+    # 1 forged + 1 valid (+1 raced for the completion) + 3 redeliveries per event
+    assert journey.requests == 3 * (1 + 1 + 3) + 1
+
+
+def test_a_seed_replays_the_same_journeys():
+    def draws(seed: int) -> list[object]:
+        rng = random.Random(seed)
+        return [draw_journey(rng, Mix()) for _ in range(50)]
+    assert draws(7) == draws(7)
+    assert draws(7) != draws(8)
+
+
+def op(kind: str, status: int | None, latency: float, **ref) -> Op:
+    return Op(index=0, kind=kind, door="target", method="POST", path="/x", wave=None,
+              step=None, start=1.0, end=1.0 + latency, status=status,
+              outcome=Outcome.OK if status and 200 <= status < 300 else
+              Outcome.INFO if status is None else Outcome.FAIL, body="", ref=ref)
+
+
+def test_thresholds_judge_per_endpoint_and_step_with_the_seed_s_defaults():
+    metrics = Metrics()
+    for i in range(100):
+        metrics.add(op("deliver", 200, 0.010 + i / 10000, signature="valid", copy=0))
+    metrics.add(op("deliver", 400, 0.002, signature="tampered", copy=0))  # refused: no error
+    for _ in range(10):
+        metrics.add(op("checkout", 500, 0.900))
+    judged = {t.text: t.judge(metrics, seconds=10)
+              for t in thresholds(["http-p95{endpoint=webhook} < 25ms", "http-p99 < 500ms",
+                                   "checks{name=webhook answered 2xx} >= 100%"])}
+    assert list(judged)[:2] == ["http-error-rate < 1%", "http-p95 < 5s"]  # the seed's
+    assert judged["http-p95{endpoint=webhook} < 25ms"]["verdict"] == "pass"
+    assert 19 < judged["http-p95{endpoint=webhook} < 25ms"]["value"] < 20.1
+    assert judged["http-p99 < 500ms"]["verdict"] == "fail"
+    assert judged["http-error-rate < 1%"]["verdict"] == "fail"   # 10 of 111 answered 500
+    assert judged["http-error-rate < 1%"]["value"] == pytest.approx(10 / 111, abs=1e-6)
+    assert judged["checks{name=webhook answered 2xx} >= 100%"]["verdict"] == "pass"
+    # a threshold on the same metric and tags replaces its default
+    assert [t.text for t in thresholds(["http-p95 < 1s"])] == ["http-error-rate < 1%",
+                                                                "http-p95 < 1s"]
+
+
+def test_metrics_merge_exactly_across_processes():
+    one, two = Metrics(), Metrics()
+    for i in range(500):
+        (one if i % 2 else two).add(op("deliver", 200, i / 1000, copy=i % 3))
+    merged = Metrics.decoded(one.encoded())
+    merged.merge(Metrics.decoded(two.encoded()))
+    whole = Metrics()
+    for i in range(500):
+        whole.add(op("deliver", 200, i / 1000, copy=i % 3))
+    assert merged.select().figures(5) == whole.select().figures(5)
+    assert merged.select(step="redeliver").requests == whole.select(step="redeliver").requests
+
+
+class KeepAliveServer:
+    """Answers any number of requests per connection; counts connections and requests."""
+
+    def __init__(self, *, close_after: int = 0) -> None:
+        self.connections = 0
+        self.requests = 0
+        self.close_after = close_after
+        self.port = 0
+
+    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await trio.serve_listeners(self.handle, listeners)
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        data, served = b"", 0
+        async with stream:
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = await stream.receive_some(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+                             .get(b"content-length", b"0"))
+                while len(data) < length:
+                    data += await stream.receive_some(4096)
+                data = data[length:]
+                self.requests += 1
+                served += 1
+                last = self.close_after and served >= self.close_after
+                await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n"
+                                      + (b"connection: close\r\n" if last else b"") + b"\r\nok")
+                if last:
+                    return
+
+
+@pytest.mark.parametrize("close_after, connections", [(0, 1), (4, 3)])
+def test_a_virtual_user_keeps_one_connection_until_the_server_closes_it(close_after, connections):
+    server = KeepAliveServer(close_after=close_after)
+
+    async def main() -> list[int]:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            door = KeepAlive()
+            statuses = []
+            for i in range(10):
+                request = httpx.Request("POST", f"http://127.0.0.1:{server.port}/x",
+                                        content=b'{"n": %d}' % i)
+                _, response = await door.exchange(request, timeout=5)
+                statuses.append(response.status_code)
+            await door.aclose()
+            nursery.cancel_scope.cancel()
+        return statuses
+
+    assert trio.run(main) == [200] * 10
+    assert server.requests == 10
+    assert server.connections == connections
+
+
+def test_a_refused_connection_is_never_sent():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]   # bound, not listening: refused
+
+        async def main() -> None:
+            await KeepAlive().exchange(httpx.Request("GET", f"http://127.0.0.1:{port}/"), timeout=2)
+
+        with pytest.raises(httpx.ConnectError):
+            trio.run(main)
