@@ -13,6 +13,18 @@ clients pinned to old and new API versions alike (stripe-python 7.x sends
 
 :data:`NOT_IN_SPEC` adds what real Stripe accepts but its spec leaves out,
 each with its evidence. Only the schemas in :data:`SCHEMAS` are written.
+
+The committed table (2026-12-03) comes from ``openapi/spec3.yaml`` of
+stripe/openapi at commit 63a67463 (API 2023-08-16, the version closest to
+pretix's 2023-10-16 and stripe-python 7.x's), taken with ``git show`` from a
+snapshot of that repository whose ``latest/openapi.spec3.json`` blob was not
+stored. That file (API 2026-09-30.endive) was read for ``charge`` and
+``checkout.session``: it adds only hashes the fake does not model
+(``charge.presentment_details``; ``adaptive_pricing``, ``branding_settings``,
+``collected_information``, ``discounts``, ``managed_payments``,
+``name_collection``, ``optional_items``, ``payment_method_configuration_details``,
+``permissions``, ``presentment_details``, ``saved_payment_method_options``,
+``wallet_options`` on a session) and no longer lists ``charge.invoice``.
 """
 
 from __future__ import annotations
