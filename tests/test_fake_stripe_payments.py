@@ -261,3 +261,50 @@ def test_the_table_generator_reads_x_expandable_fields_from_a_spec(tmp_path: Pat
     usage = subprocess.run([sys.executable, str(ROOT / "tools/stripe_expandable.py")],
                            capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and usage.stderr.startswith("Usage: ")
+
+
+# -- the shapes against stripe-python's resource classes (generated from Stripe's spec) ------------
+
+#: Fields the fake serves that the current API dropped but the versions its clients
+#: pin still have: a charge's ``dispute`` (pretix expands it), a PaymentIntent's
+#: ``invoice`` (removed in 2025).
+OLDER_API_FIELDS = {"charge": {"dispute"}, "payment_intent": {"invoice"}}
+
+RESOURCES = {"charge": stripe.Charge, "payment_intent": stripe.PaymentIntent,
+             "refund": stripe.Refund, "dispute": stripe.Dispute,
+             "balance_transaction": stripe.BalanceTransaction,
+             "checkout.session": stripe.checkout.Session, "event": stripe.Event,
+             "product": stripe.Product, "price": stripe.Price, "item": stripe.LineItem}
+
+
+def _declared(cls: type) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        fields.update(getattr(klass, "__annotations__", {}))
+    return fields
+
+
+@pytest.mark.parametrize("kind", sorted(RESOURCES))
+def test_the_table_allows_every_expansion_stripe_python_declares(kind):
+    declared = _declared(RESOURCES[kind])
+    links = {name for name, hint in declared.items()
+             if "ExpandableField" in str(hint) or "ListObject" in str(hint)}
+    assert links <= EXPANDABLE[kind], sorted(links - EXPANDABLE[kind])
+
+
+def test_the_objects_carry_only_fields_stripe_python_knows():
+    from chaos.fake_stripe.state import FakeStripe, LineSpec
+
+    state = FakeStripe(prefix="shape")
+    session = state.create_checkout_session(line_items=[LineSpec("GA", 2500, 1)],
+                                            customer_email="a@b.test")
+    state.pay(session["id"])
+    intent = state.get("checkout.session", session["id"])["payment_intent"]
+    state.refund(payment_intent=intent, amount=100)
+    state.dispute(payment_intent=intent)
+    items = state.session_line_items(session)["data"]
+    for kind, cls in RESOURCES.items():
+        objs = items if kind == "item" else state.all(kind)
+        assert objs, kind
+        unknown = set(objs[-1]) - set(_declared(cls)) - OLDER_API_FIELDS.get(kind, set())
+        assert not unknown, (kind, sorted(unknown))
