@@ -56,6 +56,10 @@ def test_a_payment_intent_goes_from_created_to_succeeded_with_a_charge(fake: Fak
     assert (intent.status, intent.amount, intent.currency, intent.latest_charge) == \
         ("requires_payment_method", 4200, "eur", None)
     assert intent.client_secret.startswith(f"{intent.id}_secret_")
+    replay = sc.v1.payment_intents.create(
+        params={"amount": 4200, "currency": "EUR", "metadata": {"order": "A1"}},
+        options={"idempotency_key": "pi-create-1"})
+    assert replay.id == intent.id  # a retried create makes no second PaymentIntent
     updated = sc.v1.payment_intents.update(intent.id, params={"amount": 5000,
                                                               "metadata": {"seat": "12"}})
     assert (updated.amount, updated.metadata.to_dict()) == (5000, {"order": "A1", "seat": "12"})
@@ -128,6 +132,16 @@ def test_cancel_and_a_missing_payment_method_answer_as_stripe(fake: Fake):
     with pytest.raises(stripe.InvalidRequestError) as bad:
         sc.v1.payment_intents.create(params={"currency": "usd"})
     assert bad.value.param == "amount"
+    before = len(fake.control.objects("payment_intent"))
+    with pytest.raises(stripe.InvalidRequestError) as unconfirmable:
+        sc.v1.payment_intents.create(params={"amount": 500, "currency": "usd", "confirm": True})
+    assert unconfirmable.value.param == "payment_method"
+    assert len(fake.control.objects("payment_intent")) == before  # refused before creating
+    made = sc.v1.payment_intents.create(params={"amount": 500, "currency": "usd", "confirm": True,
+                                                "payment_method": "pm_card_mastercard"})
+    assert made.status == "succeeded"
+    assert sc.v1.charges.retrieve(made.latest_charge).payment_method_details.card.brand == \
+        "mastercard"
 
 
 def test_the_control_side_confirms_as_the_buyer_and_reports_a_decline(fake: Fake):

@@ -314,6 +314,9 @@ def create_payment_intent(state: FakeStripe, call: ApiCall) -> Obj:
                             code="parameter_invalid_array")
     method = text(params, "payment_method")
     confirm = boolean(params, "confirm")
+    if confirm and method is None:
+        raise param_invalid("payment_method", "You must provide a payment_method when "
+                            "confirm=true (payment_method=pm_card_visa).")
     metadata = string_hash(params, "metadata")
     intent, _ = state.create_payment_intent(
         amount=amount, currency=currency, metadata=metadata,
@@ -334,7 +337,7 @@ def update_payment_intent(state: FakeStripe, call: ApiCall) -> Obj:
     if currency is not None:
         changes["currency"] = currency
     if "metadata" in params:
-        changes["metadata"] = string_hash(params, "metadata") if params["metadata"] != "" else {}
+        changes["metadata"] = string_hash(params, "metadata")
     for name in ("description", "receipt_email", "payment_method"):
         value = text(params, name)
         if value is not None:
