@@ -77,6 +77,13 @@ def test_a_payment_intent_goes_from_created_to_succeeded_with_a_charge(fake: Fak
     assert (charge.dispute, charge.disputed, charge.refunded, charge.amount_refunded) == \
         (None, False, False, 0)
     assert sc.v1.balance_transactions.retrieve(charge.balance_transaction).source == charge.id
+    # pm_card_visa became a PaymentMethod of its own, as on Stripe
+    assert confirmed.payment_method.startswith("pm_test_")
+    assert confirmed.payment_method == charge.payment_method != "pm_card_visa"
+    method = sc.v1.payment_methods.retrieve(charge.payment_method)
+    assert (method.type, method.card.last4, method.card.brand) == ("card", "4242", "visa")
+    with_method = sc.v1.payment_intents.retrieve(intent.id, params={"expand": ["payment_method"]})
+    assert with_method.payment_method.id == method.id
 
     events = sc.v1.events.list(params={"type": "payment_intent.*", "limit": 100}).data
     mine = [e for e in events if e.data.object.id == intent.id]
@@ -123,6 +130,9 @@ def test_cancel_and_a_missing_payment_method_answer_as_stripe(fake: Fake):
     with pytest.raises(stripe.InvalidRequestError) as missing:
         sc.v1.payment_intents.confirm(intent.id)
     assert missing.value.code == "payment_intent_unexpected_state"
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        sc.v1.payment_intents.confirm(intent.id, params={"payment_method": "pm_made_up"})
+    assert (unknown.value.code, unknown.value.param) == ("resource_missing", "payment_method")
     canceled = sc.v1.payment_intents.cancel(intent.id,
                                             params={"cancellation_reason": "abandoned"})
     assert (canceled.status, canceled.cancellation_reason) == ("canceled", "abandoned")
@@ -288,7 +298,8 @@ RESOURCES = {"charge": stripe.Charge, "payment_intent": stripe.PaymentIntent,
              "refund": stripe.Refund, "dispute": stripe.Dispute,
              "balance_transaction": stripe.BalanceTransaction,
              "checkout.session": stripe.checkout.Session, "event": stripe.Event,
-             "product": stripe.Product, "price": stripe.Price, "item": stripe.LineItem}
+             "product": stripe.Product, "price": stripe.Price, "item": stripe.LineItem,
+             "payment_method": stripe.PaymentMethod}
 
 
 def _declared(cls: type) -> dict[str, Any]:

@@ -411,6 +411,7 @@ ENDPOINTS: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/charges/{id}", retrieve("charge")),
     ("GET", "/v1/charges/{id}/refunds", list_charge_refunds),
     ("GET", "/v1/balance_transactions/{id}", retrieve("balance_transaction")),
+    ("GET", "/v1/payment_methods/{id}", retrieve("payment_method")),
     ("POST", "/v1/refunds", create_refund),
     ("GET", "/v1/refunds", list_refunds),
     ("GET", "/v1/refunds/{id}", retrieve("refund")),

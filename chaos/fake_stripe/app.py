@@ -17,7 +17,7 @@ in Stripe's error shape. Endpoints (:data:`chaos.fake_stripe.api.ENDPOINTS`)::
     POST /v1/payment_intents/{id}/confirm (payment_method?: pm_card_visa, pm_card_chargeDeclined, ...)
     POST /v1/payment_intents/{id}/cancel  (cancellation_reason?)
     GET  /v1/charges[?payment_intent=]  GET /v1/charges/{id}  (refunds list with total_count)
-    GET  /v1/charges/{id}/refunds   GET /v1/balance_transactions/{id}
+    GET  /v1/charges/{id}/refunds   GET /v1/balance_transactions/{id}   GET /v1/payment_methods/{id}
     POST /v1/refunds  (charge | payment_intent, amount?, reason?)
     GET  /v1/refunds[?charge=|payment_intent=]  GET /v1/refunds/{id}
     GET  /v1/disputes/{id}   GET /v1/products/{id}   GET /v1/prices/{id}

@@ -85,7 +85,7 @@ class Card:
     decline_code: str | None = None
 
 
-#: Stripe's test PaymentMethod ids the fake knows; any other ``pm_...`` pays as ``pm_card_visa``.
+#: Stripe's test PaymentMethod names the fake knows (each use makes a ``payment_method``).
 TEST_CARDS = {
     "pm_card_visa": Card("visa", "4242"),
     "pm_card_visa_debit": Card("visa", "5556", funding="debit"),
@@ -109,16 +109,35 @@ def card_details(card: Card) -> Obj:
         "three_d_secure": None, "wallet": None}}
 
 
+def payment_method(id_: str, *, card: Card, created: int) -> Obj:
+    """The PaymentMethod a test card name (``pm_card_visa``) becomes when used, as on Stripe."""
+    return {"id": id_, "object": "payment_method", "allow_redisplay": "unspecified",
+            "billing_details": _no_billing_details(None),
+            "card": {"brand": card.brand, "checks": {"address_line1_check": None,
+                                                     "address_postal_code_check": None,
+                                                     "cvc_check": "pass"},
+                     "country": "US", "display_brand": card.brand, "exp_month": 12,
+                     "exp_year": 2034, "fingerprint": f"fp{card.last4}chaos",
+                     "funding": card.funding, "generated_from": None, "last4": card.last4,
+                     "networks": {"available": [card.brand], "preferred": None},
+                     "three_d_secure_usage": {"supported": True}, "wallet": None},
+            "created": created, "customer": None, "livemode": False, "metadata": {},
+            "type": "card"}
+
+
+def _no_billing_details(email: str | None) -> Obj:
+    return {"address": {"city": None, "country": None, "line1": None, "line2": None,
+                        "postal_code": None, "state": None},
+            "email": email, "name": None, "phone": None}
+
+
 def charge(id_: str, *, amount: int, currency: str, created: int, payment_intent_id: str,
            metadata: Mapping[str, str], receipt_email: str | None, status: str,
-           payment_method: str = DEFAULT_CARD, description: str | None = None) -> Obj:
-    card = TEST_CARDS.get(payment_method, TEST_CARDS[DEFAULT_CARD])
+           payment_method: str | None, card: Card, description: str | None = None) -> Obj:
     return {"id": id_, "object": "charge", "amount": amount, "amount_captured": 0,
             "amount_refunded": 0, "application": None, "application_fee": None,
             "application_fee_amount": None, "balance_transaction": None,
-            "billing_details": {"address": {"city": None, "country": None, "line1": None,
-                                            "line2": None, "postal_code": None, "state": None},
-                                "email": receipt_email, "name": None, "phone": None},
+            "billing_details": _no_billing_details(receipt_email),
             "calculated_statement_descriptor": "PAYMENT-CHAOS", "captured": False,
             "created": created, "currency": currency, "customer": None,
             "description": description, "dispute": None, "disputed": False,

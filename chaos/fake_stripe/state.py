@@ -54,7 +54,7 @@ SETTLE_OUTCOMES = ("succeeded", "failed")
 PREFIXES = {
     "checkout.session": "cs", "payment_intent": "pi", "charge": "ch", "refund": "re",
     "dispute": "dp", "event": "evt", "product": "prod", "price": "price", "item": "li",
-    "balance_transaction": "txn",
+    "balance_transaction": "txn", "payment_method": "pm",
 }
 KINDS = tuple(PREFIXES)
 _SESSION_TTL = 24 * 3600
@@ -91,6 +91,8 @@ class FakeStripe:
         #: ``payment_intent_data[metadata]`` of each session: the metadata its
         #: payment intent gets (Stripe does not copy the session's own metadata).
         self.intent_metadata: dict[str, dict[str, str]] = {}
+        #: The test card behind each PaymentMethod made (what a charge on it does).
+        self.cards: dict[str, objects.Card] = {}
         self._ids = itertools.count(1)
 
     # -- ids, lookup ---------------------------------------------------------------------------
@@ -176,11 +178,13 @@ class FakeStripe:
             currency=session["currency"], created=created,
             metadata=self.intent_metadata.get(session_id, {}), status="processing",
             client_secret=self._client_secret(intent_id), receipt_email=session["customer_email"],
-            payment_method=objects.DEFAULT_CARD))
+            payment_method=self.payment_method(objects.DEFAULT_CARD)))
         charge = self._add(objects.charge(
             self.new_id("charge"), amount=intent["amount"], currency=intent["currency"],
             created=created, payment_intent_id=intent["id"], metadata=intent["metadata"],
-            receipt_email=session["customer_email"], status="pending"))
+            receipt_email=session["customer_email"], status="pending",
+            payment_method=intent["payment_method"],
+            card=self.cards[intent["payment_method"]]))
         intent["latest_charge"] = charge["id"]
         session.update(status="complete", payment_intent=intent["id"])
         events = [self._emit("payment_intent.created", intent)]
@@ -254,6 +258,8 @@ class FakeStripe:
                               payment_method_types: tuple[str, ...] = ("card",),
                               request: Request | None = None) -> tuple[Obj, list[Obj]]:
         """A new PaymentIntent: waiting for a payment method, or for confirmation if it has one."""
+        if payment_method is not None:
+            payment_method = self.payment_method(payment_method)
         intent_id = self.new_id("payment_intent")
         intent = self._add(objects.payment_intent(
             intent_id, amount=amount, currency=currency, created=self._stamp(),
@@ -268,6 +274,9 @@ class FakeStripe:
         ``description``, ``receipt_email``, ``payment_method``); Stripe emits no event."""
         intent = self.get("payment_intent", intent_id, param="intent")
         self._expect(intent, "update", _UPDATABLE)
+        method = changes.get("payment_method")
+        if isinstance(method, str):
+            changes = {**changes, "payment_method": self.payment_method(method)}
         for name, value in changes.items():
             if name == "metadata":
                 assert isinstance(value, Mapping)
@@ -287,19 +296,19 @@ class FakeStripe:
         as Stripe does."""
         intent = self.get("payment_intent", intent_id, param="intent")
         self._expect(intent, "confirm", _CONFIRMABLE)
-        method = payment_method or intent["payment_method"]
+        method = self.payment_method(payment_method) if payment_method else intent["payment_method"]
         if not method:
             raise StripeError(400, "You cannot confirm this PaymentIntent because it's missing a "
                               "payment method. To confirm the PaymentIntent with "
                               f"{intent_id}, specify a payment method attached to this "
                               "PaymentIntent (payment_method=pm_card_visa).",
                               code="payment_intent_unexpected_state", param="payment_method")
-        card = objects.TEST_CARDS.get(method, objects.TEST_CARDS[objects.DEFAULT_CARD])
+        card = self.cards[method]
         charge = self._add(objects.charge(
             self.new_id("charge"), amount=intent["amount"], currency=intent["currency"],
             created=self._stamp(), payment_intent_id=intent_id, metadata=intent["metadata"],
             receipt_email=intent["receipt_email"], status="pending", payment_method=method,
-            description=intent["description"]))
+            card=card, description=intent["description"]))
         intent.update(payment_method=method, latest_charge=charge["id"])
         if card.decline_code is None:
             self._succeed(intent, charge)
@@ -325,6 +334,20 @@ class FakeStripe:
         self._expect(intent, "cancel", _CANCELABLE)
         intent.update(status="canceled", canceled_at=self._stamp(), cancellation_reason=reason)
         return intent, [self._emit("payment_intent.canceled", intent, request)]
+
+    def payment_method(self, name: str) -> str:
+        """The id of the PaymentMethod ``name`` stands for: a test card name
+        (``pm_card_visa``, see :data:`~chaos.fake_stripe.objects.TEST_CARDS`) makes a new
+        one, as on Stripe; an id this fake made is itself; anything else is missing."""
+        if name in self.cards:
+            return name
+        card = objects.TEST_CARDS.get(name)
+        if card is None:
+            raise missing("payment_method", name, param="payment_method")
+        made = self._add(objects.payment_method(self.new_id("payment_method"), card=card,
+                                                created=self._stamp()))
+        self.cards[made["id"]] = card
+        return str(made["id"])
 
     @staticmethod
     def _expect(intent: Obj, action: str, statuses: tuple[str, ...]) -> None:
