@@ -21,6 +21,7 @@ re-exported here. Strategies are pure: they draw data, they never do I/O
 from strategies._internal.model import (
     CHECKOUT_KEYS,
     CHECKOUTS,
+    DEFAULT_EVENT_TYPES,
     EVENT_TYPES,
     FAULT_KINDS,
     OUTCOMES,
@@ -57,6 +58,7 @@ from strategies._internal.validation import PUBLIC_STRATEGIES as _PUBLIC_STRATEG
 __all__ = [
     "CHECKOUTS",
     "CHECKOUT_KEYS",
+    "DEFAULT_EVENT_TYPES",
     "EVENT_TYPES",
     "FAULT_KINDS",
     "OUTCOMES",

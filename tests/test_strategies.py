@@ -18,7 +18,7 @@ from hypothesis.errors import InvalidArgument
 import strategies
 from strategies import (
     CHECKOUTS,
-    EVENT_TYPES,
+    DEFAULT_EVENT_TYPES,
     FAULT_KINDS,
     OUTCOMES,
     SIGNATURES,
@@ -41,6 +41,7 @@ from strategies import (
     targets,
     ticket_types,
 )
+from strategies._internal.model import story_slots
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,7 +117,7 @@ def test_the_whole_space_is_generated():
             shapes.add("several waves")
 
     collect()
-    assert seen == {"outcome": set(OUTCOMES), "event": set(EVENT_TYPES),
+    assert seen == {"outcome": set(OUTCOMES), "event": set(DEFAULT_EVENT_TYPES),
                     "signature": set(SIGNATURES), "checkout": set(CHECKOUTS),
                     "fault": set(FAULT_KINDS), "endpoint": set(strategies.STRIPE_ENDPOINTS)}
     assert shapes == {"redelivery in flight", "tight capacity", "reordered", "several waves"}
@@ -207,17 +208,63 @@ def test_empty_choices_give_nothing_to_place():
 # --- the stories ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("outcome, events", [
-    ("paid", ("checkout.session.completed", "payment_intent.succeeded")),
+    ("paid", ("checkout.session.completed", "payment_intent.succeeded",
+              "charge.succeeded", "payment_intent.created")),
     ("async-succeeded", ("checkout.session.completed", "payment_intent.succeeded",
-                         "checkout.session.async_payment_succeeded")),
-    ("async-failed", ("checkout.session.completed", "checkout.session.async_payment_failed")),
+                         "checkout.session.async_payment_succeeded",
+                         "charge.succeeded", "payment_intent.created")),
+    ("async-failed", ("checkout.session.completed", "checkout.session.async_payment_failed",
+                      "charge.failed", "payment_intent.payment_failed",
+                      "payment_intent.created")),
     ("expired", ("checkout.session.expired",)),
-    ("refunded", ("checkout.session.completed", "payment_intent.succeeded", "charge.refunded")),
+    ("refunded", ("checkout.session.completed", "payment_intent.succeeded", "charge.refunded",
+                  "charge.succeeded", "refund.created", "payment_intent.created")),
     ("disputed", ("checkout.session.completed", "payment_intent.succeeded",
-                  "charge.dispute.created")),
+                  "charge.dispute.created", "charge.succeeded", "payment_intent.created")),
 ])
 def test_each_outcome_emits_the_events_stripe_would(outcome, events):
     assert story_events(outcome) == events == Buyer(outcome=outcome).events
+    # the default ones first, so allowing the others moves no slot
+    defaults = [e for e in events if e in DEFAULT_EVENT_TYPES]
+    assert list(events[:len(defaults)]) == defaults
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+def test_a_story_names_exactly_what_the_fake_stripe_emits(outcome):
+    """The executor binds a story's events from the fake Stripe's answers: every
+    event a step may name must be one the fake emits for that outcome."""
+    from chaos.fake_stripe.state import FakeStripe, LineSpec
+
+    fake = FakeStripe(prefix="story")
+    session = fake.create_checkout_session(line_items=[LineSpec("GA", 2500, 1)])
+    if outcome == "expired":
+        _, events = fake.expire(session["id"])
+    else:
+        events = fake.pay(session["id"], {"async-succeeded": "async_succeeded",
+                                          "async-failed": "async_failed"}.get(outcome, "paid"))
+        intent = fake.get("checkout.session", session["id"])["payment_intent"]
+        if outcome == "refunded":
+            events += fake.refund(payment_intent=intent)[1]
+        elif outcome == "disputed":
+            events += fake.dispute(payment_intent=intent)[1]
+    assert sorted(e["type"] for e in events) == sorted(story_events(outcome))
+
+
+def test_schedules_deliver_other_stripe_events_only_when_asked():
+    wanted = ("charge.succeeded", "payment_intent.succeeded")
+    seen: set[str] = set()
+
+    @settings(max_examples=60, database=None, suppress_health_check=list(HealthCheck))
+    @given(scenarios(event_types=wanted, outcomes=("paid",), checkouts=(), max_faults=0))
+    def collect(s: Scenario) -> None:
+        s.validate()
+        seen.update(step.event for _, step in s.deliveries())
+
+    collect()
+    assert seen == set(wanted)
+    assert story_slots(DEFAULT_EVENT_TYPES) == 3 and story_slots(wanted) == 2
+    with pytest.raises(InvalidArgument, match="'charge.captured', which is not one of"):
+        scenarios(event_types=("charge.captured",)).validate()
 
 
 def test_an_unknown_outcome_is_named():
@@ -233,7 +280,8 @@ def test_rendering_numbers_each_request():
     assert lines == [
         "event: ticket type 1 at 25.00, capacity 1000",
         "buyer 1 checks out and pays for 2 tickets of type 1 "
-        "(Stripe emits checkout.session.completed, payment_intent.succeeded)",
+        "(Stripe emits checkout.session.completed, payment_intent.succeeded, charge.succeeded, "
+        "payment_intent.created)",
         "wave 1 (2 requests, together):",
         "  1. deliver buyer 1's checkout.session.completed (1st copy)",
         "  2. deliver buyer 1's checkout.session.completed (2nd copy)",
@@ -261,10 +309,12 @@ def test_rendering_tells_the_whole_story():
         "fault: the target's 2nd call to POST /v1/checkout/sessions answers 500",
         "fault: the target's 1st call to GET /v1/events/{id} answers after 1500 ms",
         "buyer 1 checks out and pays for 1 ticket of type 1, then is refunded (Stripe emits "
-        "checkout.session.completed, payment_intent.succeeded, charge.refunded)",
+        "checkout.session.completed, payment_intent.succeeded, charge.refunded, "
+        "charge.succeeded, refund.created, payment_intent.created)",
         "buyer 2 checks out at step 1 (wave 1) for 1 ticket of type 1, pays asynchronously, "
         "and the payment fails (Stripe emits checkout.session.completed, "
-        "checkout.session.async_payment_failed)",
+        "checkout.session.async_payment_failed, charge.failed, payment_intent.payment_failed, "
+        "payment_intent.created)",
         "buyer 3 checks out for 3 tickets of type 2 and never pays, so the session expires "
         "(Stripe emits checkout.session.expired)",
         "wave 1 (3 requests, together):",

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.fake_stripe import objects
+from chaos.fake_stripe import expansion, objects
 from chaos.fake_stripe.errors import param_invalid, param_missing
 from chaos.fake_stripe.objects import Obj
 from chaos.fake_stripe.state import FakeStripe, LineSpec
@@ -99,15 +99,32 @@ def expand_paths(params: Mapping[str, Any]) -> list[str]:
 
 
 def expanded(state: FakeStripe, obj: Obj, params: Mapping[str, Any]) -> Obj:
-    return objects.expand(obj, expand_paths(params), resolve=state.find, include={
+    return expansion.expand(obj, expand_paths(params), resolve=state.find, include={
         ("checkout.session", "line_items"): state.session_line_items,
     })
+
+
+def includes(params: Mapping[str, Any]) -> list[str]:
+    """``include[]``: extra fields asked of a list (Stripe knows ``total_count``)."""
+    value = params.get("include")
+    if value is None:
+        return []
+    wanted = [value] if isinstance(value, str) else value
+    if not isinstance(wanted, list) or not all(isinstance(v, str) for v in wanted):
+        raise param_invalid("include", "Invalid array: include must be an array of strings "
+                            "(include[]=total_count).", code="parameter_invalid_array")
+    for i, name in enumerate(wanted):
+        if name != "total_count":
+            raise param_invalid(f"include[{i}]", f"Invalid include value: {name!r}; this list "
+                                "can include total_count only.")
+    return wanted
 
 
 def paginate(state: FakeStripe, items: Sequence[Obj], params: Mapping[str, Any], *,
              url: str) -> Obj:
     """Stripe's list object over ``items`` (newest first): ``limit``,
-    ``starting_after``, ``ending_before``; then ``expand[]`` (``data.*``)."""
+    ``starting_after``, ``ending_before``, ``include[]=total_count``; then
+    ``expand[]`` (``data.*``)."""
     limit = integer(params, "limit", low=1, high=100) or 10
     after = text(params, "starting_after")
     before = text(params, "ending_before")
@@ -123,7 +140,8 @@ def paginate(state: FakeStripe, items: Sequence[Obj], params: Mapping[str, Any],
         end = ids.index(before)
         start = max(start, end - limit)
     page = list(items[start:min(end, start + limit)])
-    listing = objects.list_object(page, url=url, has_more=start + limit < end)
+    total = len(items) if includes(params) else None
+    listing = objects.list_object(page, url=url, has_more=start + limit < end, total_count=total)
     return expanded(state, listing, params)
 
 
@@ -266,6 +284,116 @@ def list_events(state: FakeStripe, call: ApiCall) -> Obj:
     return paginate(state, events[::-1], call.params, url="/v1/events")
 
 
+# -- payment intents, charges, balance transactions ----------------------------------------------
+
+def boolean(params: Mapping[str, Any], name: str) -> bool:
+    raw = text(params, name)
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise param_invalid(name, f"Invalid boolean: {raw}", code="parameter_invalid_boolean")
+    return raw == "true"
+
+
+def _currency(params: Mapping[str, Any], *, required: bool) -> str | None:
+    currency = text(params, "currency", required=required)
+    if currency is not None and not _CURRENCY.match(currency.lower()):
+        raise param_invalid("currency", f"Invalid currency: {currency}.")
+    return currency.lower() if currency is not None else None
+
+
+def create_payment_intent(state: FakeStripe, call: ApiCall) -> Obj:
+    params = call.params
+    amount = integer(params, "amount", low=1, required=True)
+    currency = _currency(params, required=True)
+    assert amount is not None and currency is not None
+    types = params.get("payment_method_types") or ["card"]
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise param_invalid("payment_method_types", "payment_method_types must be an array of "
+                            "strings (payment_method_types[]=card).",
+                            code="parameter_invalid_array")
+    method = text(params, "payment_method")
+    confirm = boolean(params, "confirm")
+    if confirm and method is None:
+        raise param_invalid("payment_method", "You must provide a payment_method when "
+                            "confirm=true (payment_method=pm_card_visa).")
+    metadata = string_hash(params, "metadata")
+    intent, _ = state.create_payment_intent(
+        amount=amount, currency=currency, metadata=metadata,
+        description=text(params, "description"), receipt_email=text(params, "receipt_email"),
+        payment_method=method, payment_method_types=tuple(types), request=call.request)
+    if confirm:
+        intent, _ = state.confirm_payment_intent(intent["id"], request=call.request)
+    return expanded(state, intent, params)
+
+
+def update_payment_intent(state: FakeStripe, call: ApiCall) -> Obj:
+    params = call.params
+    changes: dict[str, object] = {}
+    amount = integer(params, "amount", low=1)
+    if amount is not None:
+        changes["amount"] = amount
+    currency = _currency(params, required=False)
+    if currency is not None:
+        changes["currency"] = currency
+    if "metadata" in params:
+        changes["metadata"] = string_hash(params, "metadata")
+    for name in ("description", "receipt_email", "payment_method"):
+        value = text(params, name)
+        if value is not None:
+            changes[name] = value
+    intent = state.update_payment_intent(call.path_params["id"], changes)
+    return expanded(state, intent, params)
+
+
+def confirm_payment_intent(state: FakeStripe, call: ApiCall) -> Obj:
+    intent, _ = state.confirm_payment_intent(call.path_params["id"],
+                                             payment_method=text(call.params, "payment_method"),
+                                             request=call.request)
+    return expanded(state, intent, call.params)
+
+
+def cancel_payment_intent(state: FakeStripe, call: ApiCall) -> Obj:
+    reason = text(call.params, "cancellation_reason")
+    if reason is not None and reason not in _CANCELLATION_REASONS:
+        raise param_invalid("cancellation_reason", f"Invalid cancellation_reason {reason!r}: use "
+                            f"one of {', '.join(_CANCELLATION_REASONS)}.")
+    intent, _ = state.cancel_payment_intent(call.path_params["id"], reason=reason,
+                                            request=call.request)
+    return expanded(state, intent, call.params)
+
+
+_CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
+
+
+def list_payment_intents(state: FakeStripe, call: ApiCall) -> Obj:
+    return paginate(state, state.all("payment_intent")[::-1], call.params,
+                    url="/v1/payment_intents")
+
+
+def list_charges(state: FakeStripe, call: ApiCall) -> Obj:
+    charges = state.all("charge")
+    intent = text(call.params, "payment_intent")
+    if intent is not None:
+        charges = [c for c in charges if c["payment_intent"] == intent]
+    return paginate(state, charges[::-1], call.params, url="/v1/charges")
+
+
+def list_charge_refunds(state: FakeStripe, call: ApiCall) -> Obj:
+    charge = state.get("charge", call.path_params["id"])
+    return paginate(state, charge["refunds"]["data"], call.params,
+                    url=f"/v1/charges/{charge['id']}/refunds")
+
+
+def list_refunds(state: FakeStripe, call: ApiCall) -> Obj:
+    refunds = state.all("refund")
+    for name in ("charge", "payment_intent"):
+        wanted = text(call.params, name)
+        if wanted is not None:
+            refunds = [r for r in refunds if r[name] == wanted]
+    return paginate(state, refunds[::-1], call.params, url="/v1/refunds")
+
+
 #: ``(method, path template, handler)``: every endpoint of the Stripe API side.
 ENDPOINTS: list[tuple[str, str, Handler]] = [
     ("POST", "/v1/checkout/sessions", create_checkout_session),
@@ -273,9 +401,19 @@ ENDPOINTS: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/checkout/sessions/{id}", retrieve("checkout.session")),
     ("GET", "/v1/checkout/sessions/{id}/line_items", list_line_items),
     ("POST", "/v1/checkout/sessions/{id}/expire", expire_checkout_session),
+    ("POST", "/v1/payment_intents", create_payment_intent),
+    ("GET", "/v1/payment_intents", list_payment_intents),
     ("GET", "/v1/payment_intents/{id}", retrieve("payment_intent")),
+    ("POST", "/v1/payment_intents/{id}", update_payment_intent),
+    ("POST", "/v1/payment_intents/{id}/confirm", confirm_payment_intent),
+    ("POST", "/v1/payment_intents/{id}/cancel", cancel_payment_intent),
+    ("GET", "/v1/charges", list_charges),
     ("GET", "/v1/charges/{id}", retrieve("charge")),
+    ("GET", "/v1/charges/{id}/refunds", list_charge_refunds),
+    ("GET", "/v1/balance_transactions/{id}", retrieve("balance_transaction")),
+    ("GET", "/v1/payment_methods/{id}", retrieve("payment_method")),
     ("POST", "/v1/refunds", create_refund),
+    ("GET", "/v1/refunds", list_refunds),
     ("GET", "/v1/refunds/{id}", retrieve("refund")),
     ("GET", "/v1/disputes/{id}", retrieve("dispute")),
     ("GET", "/v1/products/{id}", retrieve("product")),

@@ -12,10 +12,21 @@ in Stripe's error shape. Endpoints (:data:`chaos.fake_stripe.api.ENDPOINTS`)::
     GET  /v1/checkout/sessions/{id}            expand[]=line_items, line_items.data.price.product,
                                                payment_intent, payment_intent.latest_charge
     GET  /v1/checkout/sessions/{id}/line_items POST /v1/checkout/sessions/{id}/expire
-    GET  /v1/payment_intents/{id}              GET  /v1/charges/{id}   (refunds list included)
-    POST /v1/refunds  (charge | payment_intent, amount?, reason?)      GET /v1/refunds/{id}
+    POST /v1/payment_intents (amount, currency, payment_method?, confirm?, metadata?, ...)
+    GET  /v1/payment_intents   GET|POST /v1/payment_intents/{id}   (retrieve | update)
+    POST /v1/payment_intents/{id}/confirm (payment_method?: pm_card_visa, pm_card_chargeDeclined, ...)
+    POST /v1/payment_intents/{id}/cancel  (cancellation_reason?)
+    GET  /v1/charges[?payment_intent=]  GET /v1/charges/{id}  (refunds list with total_count)
+    GET  /v1/charges/{id}/refunds   GET /v1/balance_transactions/{id}   GET /v1/payment_methods/{id}
+    POST /v1/refunds  (charge | payment_intent, amount?, reason?)
+    GET  /v1/refunds[?charge=|payment_intent=]  GET /v1/refunds/{id}
     GET  /v1/disputes/{id}   GET /v1/products/{id}   GET /v1/prices/{id}
     GET  /v1/events[?type=checkout.session.*]  GET  /v1/events/{id}
+
+Every list endpoint takes ``limit``, ``starting_after``, ``ending_before``
+and ``include[]=total_count``; every endpoint takes ``expand[]``, checked
+against Stripe's own list of expandable fields
+(:mod:`~chaos.fake_stripe.expansion`).
 
 An unknown path, or a known path with the wrong method, answers 404
 ``Unrecognized request URL (METHOD: path)`` as Stripe does. Every call goes
@@ -46,6 +57,9 @@ state)::
                                                    -> {"refund", "charge", "events"}
     POST   /_chaos/disputes                        {"payment_intent" | "charge", "reason"?}
                                                    -> {"dispute", "charge", "events"}
+    POST   /_chaos/payment_intents/{id}/confirm    {"payment_method"?: "pm_card_visa"}
+                                                   -> {"payment_intent", "charge", "events",
+                                                       "error" (a declined card) | null}
     POST   /_chaos/faults                          a rule (see chaos.fake_stripe.faults) -> the rule
     GET    /_chaos/faults                          the rules, with seen/applied counters
     DELETE /_chaos/faults[/{id}]                   disarm all, or one

@@ -14,7 +14,7 @@ from typing import Any
 
 from chaos.fake_stripe.errors import StripeError, param_invalid
 from chaos.fake_stripe.faults import FaultPlan, FaultSpecError
-from chaos.fake_stripe.objects import Obj, list_object
+from chaos.fake_stripe.objects import DEFAULT_CARD, Obj, list_object
 from chaos.fake_stripe.records import Records
 from chaos.fake_stripe.state import KINDS, FakeStripe, LineSpec
 
@@ -136,6 +136,25 @@ def dispute(ctl: Control, call: ControlCall) -> Obj:
     return {"dispute": made, "charge": ctl.state.find(made["charge"]), "events": events}
 
 
+def confirm_intent(ctl: Control, call: ControlCall) -> Obj:
+    """``{"payment_method"?}``: the buyer confirms a PaymentIntent in the browser
+    (Stripe.js with its ``client_secret``), with the intent's payment method or
+    ``pm_card_visa``; a declined card is an answer, not an error."""
+    found = ctl.state.get("payment_intent", call.path_params["id"])
+    method = _field(call.body, "payment_method", str) or found["payment_method"] or DEFAULT_CARD
+    try:
+        intent, events = ctl.state.confirm_payment_intent(call.path_params["id"],
+                                                          payment_method=method)
+        error = None
+    except StripeError as exc:
+        if not exc.events:
+            raise
+        intent = ctl.state.get("payment_intent", call.path_params["id"])
+        events, error = exc.events, exc.body()["error"]
+    return {"payment_intent": intent, "charge": ctl.state.find(intent["latest_charge"] or ""),
+            "events": events, "error": error}
+
+
 def arm_fault(ctl: Control, call: ControlCall) -> Obj:
     try:
         return ctl.faults.arm(call.body).to_data()
@@ -190,6 +209,7 @@ ENDPOINTS: list[tuple[str, str, ControlHandler]] = [
     ("POST", "/_chaos/checkout/sessions/{id}/expire", expire),
     ("POST", "/_chaos/refunds", refund),
     ("POST", "/_chaos/disputes", dispute),
+    ("POST", "/_chaos/payment_intents/{id}/confirm", confirm_intent),
     ("POST", "/_chaos/faults", arm_fault),
     ("GET", "/_chaos/faults", list_faults),
     ("DELETE", "/_chaos/faults", clear_faults),

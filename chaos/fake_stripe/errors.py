@@ -29,7 +29,8 @@ class StripeError(Exception):
 
     def __init__(self, status: int, message: str, *, type_: str = INVALID_REQUEST,
                  code: str | None = None, param: str | None = None,
-                 validation: bool = False) -> None:
+                 validation: bool = False, extra: dict[str, Any] | None = None,
+                 events: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -37,6 +38,10 @@ class StripeError(Exception):
         self.code = code
         self.param = param
         self.validation = validation
+        #: More fields of the error (a card decline's ``decline_code``, ``payment_intent``).
+        self.extra = dict(extra or {})
+        #: Events the failed call still caused (a declined card's ``charge.failed``).
+        self.events = list(events or [])
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"type": self.type, "message": self.message}
@@ -45,6 +50,7 @@ class StripeError(Exception):
             error["doc_url"] = f"https://stripe.com/docs/error-codes/{self.code.replace('_', '-')}"
         if self.param:
             error["param"] = self.param
+        error.update(self.extra)
         return {"error": error}
 
 

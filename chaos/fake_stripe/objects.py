@@ -1,23 +1,18 @@
-"""Stripe's object shapes, built as plain dicts, and the two read-side tools
-every endpoint shares: list objects and ``expand[]``.
+"""Stripe's object shapes, built as plain dicts, and list objects.
 
 Pure functions: no clock, no ids, no state. :mod:`chaos.fake_stripe.state`
 decides ids, times and transitions; this module only knows what the objects
 look like on the wire (the fields handlers and invariants read; not every
-field Stripe has).
+field Stripe has). ``expand[]`` is :mod:`chaos.fake_stripe.expansion`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from chaos.fake_stripe.errors import StripeError
-
 Obj = dict[str, Any]
-
-#: Levels ``expand[]`` may reach, as on Stripe (``a.b.c.d``).
-MAX_EXPAND_DEPTH = 4
 
 
 def product(id_: str, *, name: str, created: int, metadata: Mapping[str, str]) -> Obj:
@@ -59,37 +54,140 @@ def checkout_session(id_: str, *, amount_total: int, currency: str, created: int
 
 
 def payment_intent(id_: str, *, amount: int, currency: str, created: int,
-                   metadata: Mapping[str, str], status: str) -> Obj:
+                   metadata: Mapping[str, str], status: str, client_secret: str,
+                   description: str | None = None, receipt_email: str | None = None,
+                   payment_method: str | None = None,
+                   payment_method_types: Sequence[str] = ("card",)) -> Obj:
     return {"id": id_, "object": "payment_intent", "amount": amount, "amount_capturable": 0,
-            "amount_received": 0, "capture_method": "automatic", "created": created,
-            "currency": currency, "last_payment_error": None, "latest_charge": None,
-            "livemode": False, "metadata": dict(metadata), "payment_method_types": ["card"],
-            "status": status}
+            "amount_details": {"tip": {}}, "amount_received": 0, "application": None,
+            "application_fee_amount": None, "automatic_payment_methods": None,
+            "canceled_at": None, "cancellation_reason": None, "capture_method": "automatic",
+            "client_secret": client_secret, "confirmation_method": "automatic",
+            "created": created, "currency": currency, "customer": None,
+            "description": description, "invoice": None, "last_payment_error": None,
+            "latest_charge": None, "livemode": False, "metadata": dict(metadata),
+            "next_action": None, "on_behalf_of": None, "payment_method": payment_method,
+            "payment_method_options": {}, "payment_method_types": list(payment_method_types),
+            "processing": None, "receipt_email": receipt_email, "review": None,
+            "setup_future_usage": None, "shipping": None, "statement_descriptor": None,
+            "statement_descriptor_suffix": None, "status": status, "transfer_data": None,
+            "transfer_group": None}
+
+
+@dataclass(frozen=True)
+class Card:
+    """One of Stripe's test PaymentMethods (``pm_card_visa``, ...): what a charge shows,
+    and the decline it meets (None: the payment succeeds)."""
+
+    brand: str
+    last4: str
+    funding: str = "credit"
+    decline_code: str | None = None
+
+
+#: Stripe's test PaymentMethod names the fake knows (each use makes a ``payment_method``).
+TEST_CARDS = {
+    "pm_card_visa": Card("visa", "4242"),
+    "pm_card_visa_debit": Card("visa", "5556", funding="debit"),
+    "pm_card_mastercard": Card("mastercard", "4444"),
+    "pm_card_amex": Card("amex", "8431"),
+    "pm_card_chargeDeclined": Card("visa", "0002", decline_code="generic_decline"),
+    "pm_card_chargeDeclinedInsufficientFunds": Card("visa", "9995",
+                                                        decline_code="insufficient_funds"),
+}
+DEFAULT_CARD = "pm_card_visa"
+
+
+def card_details(card: Card) -> Obj:
+    """A card charge's ``payment_method_details``."""
+    return {"type": "card", "card": {
+        "amount_authorized": None, "brand": card.brand,
+        "checks": {"address_line1_check": None, "address_postal_code_check": None,
+                   "cvc_check": "pass"},
+        "country": "US", "exp_month": 12, "exp_year": 2034, "fingerprint": f"fp{card.last4}chaos",
+        "funding": card.funding, "last4": card.last4, "mandate": None, "network": card.brand,
+        "three_d_secure": None, "wallet": None}}
+
+
+def payment_method(id_: str, *, card: Card, created: int) -> Obj:
+    """The PaymentMethod a test card name (``pm_card_visa``) becomes when used, as on Stripe."""
+    return {"id": id_, "object": "payment_method", "allow_redisplay": "unspecified",
+            "billing_details": _no_billing_details(None),
+            "card": {"brand": card.brand, "checks": {"address_line1_check": None,
+                                                     "address_postal_code_check": None,
+                                                     "cvc_check": "pass"},
+                     "country": "US", "display_brand": card.brand, "exp_month": 12,
+                     "exp_year": 2034, "fingerprint": f"fp{card.last4}chaos",
+                     "funding": card.funding, "generated_from": None, "last4": card.last4,
+                     "networks": {"available": [card.brand], "preferred": None},
+                     "three_d_secure_usage": {"supported": True}, "wallet": None},
+            "created": created, "customer": None, "livemode": False, "metadata": {},
+            "type": "card"}
+
+
+def _no_billing_details(email: str | None) -> Obj:
+    return {"address": {"city": None, "country": None, "line1": None, "line2": None,
+                        "postal_code": None, "state": None},
+            "email": email, "name": None, "phone": None}
 
 
 def charge(id_: str, *, amount: int, currency: str, created: int, payment_intent_id: str,
-           metadata: Mapping[str, str], receipt_email: str | None, status: str) -> Obj:
+           metadata: Mapping[str, str], receipt_email: str | None, status: str,
+           payment_method: str | None, card: Card, description: str | None = None) -> Obj:
     return {"id": id_, "object": "charge", "amount": amount, "amount_captured": 0,
-            "amount_refunded": 0, "captured": False, "created": created, "currency": currency,
-            "disputed": False, "failure_code": None, "failure_message": None,
-            "livemode": False, "metadata": dict(metadata), "paid": False,
-            "payment_intent": payment_intent_id, "receipt_email": receipt_email,
+            "amount_refunded": 0, "application": None, "application_fee": None,
+            "application_fee_amount": None, "balance_transaction": None,
+            "billing_details": _no_billing_details(receipt_email),
+            "calculated_statement_descriptor": "PAYMENT-CHAOS", "captured": False,
+            "created": created, "currency": currency, "customer": None,
+            "description": description, "dispute": None, "disputed": False,
+            "failure_balance_transaction": None, "failure_code": None, "failure_message": None,
+            "fraud_details": {}, "livemode": False, "metadata": dict(metadata),
+            "on_behalf_of": None, "outcome": None, "paid": False,
+            "payment_intent": payment_intent_id, "payment_method": payment_method,
+            "payment_method_details": card_details(card), "receipt_email": receipt_email,
+            "receipt_number": None, "receipt_url": f"https://pay.stripe.test/receipts/{id_}",
             "refunded": False,
-            "refunds": list_object([], url=f"/v1/charges/{id_}/refunds"),
-            "status": status}
+            "refunds": list_object([], url=f"/v1/charges/{id_}/refunds", total_count=0),
+            "review": None, "shipping": None, "source": None, "source_transfer": None,
+            "statement_descriptor": None, "statement_descriptor_suffix": None, "status": status,
+            "transfer_data": None, "transfer_group": None}
+
+
+def outcome(*, declined: str | None = None) -> Obj:
+    """A charge's ``outcome``: authorised, or declined by the issuer with ``declined``."""
+    if declined is None:
+        return {"network_status": "approved_by_network", "reason": None, "risk_level": "normal",
+                "risk_score": 20, "seller_message": "Payment complete.", "type": "authorized"}
+    return {"network_status": "declined_by_network", "reason": declined, "risk_level": "normal",
+            "risk_score": 20, "seller_message": "The bank did not return any further details "
+            "with this decline.", "type": "issuer_declined"}
+
+
+def balance_transaction(id_: str, *, amount: int, currency: str, created: int, source: str,
+                        type_: str) -> Obj:
+    """What a charge (``type_`` charge) or refund (refund, negative) did to the balance."""
+    return {"id": id_, "object": "balance_transaction", "amount": amount,
+            "available_on": created + 2 * 24 * 3600, "created": created, "currency": currency,
+            "description": None, "exchange_rate": None, "fee": 0, "fee_details": [],
+            "net": amount, "reporting_category": type_, "source": source, "status": "pending",
+            "type": type_}
 
 
 def refund(id_: str, *, amount: int, charge_obj: Obj, created: int, reason: str | None,
            metadata: Mapping[str, str]) -> Obj:
     return {"id": id_, "object": "refund", "amount": amount, "charge": charge_obj["id"],
             "created": created, "currency": charge_obj["currency"], "metadata": dict(metadata),
+            "balance_transaction": None, "destination_details": None,
             "payment_intent": charge_obj["payment_intent"], "reason": reason,
-            "status": "succeeded"}
+            "receipt_number": None, "source_transfer_reversal": None, "status": "succeeded",
+            "transfer_reversal": None}
 
 
 def dispute(id_: str, *, charge_obj: Obj, created: int, reason: str) -> Obj:
     return {"id": id_, "object": "dispute", "amount": charge_obj["amount"],
             "charge": charge_obj["id"], "created": created, "currency": charge_obj["currency"],
+            "balance_transactions": [], "evidence": {}, "evidence_details": {},
             "is_charge_refundable": False, "livemode": False, "metadata": {},
             "payment_intent": charge_obj["payment_intent"], "reason": reason,
             "status": "needs_response"}
@@ -103,8 +201,15 @@ def event(id_: str, *, type_: str, obj: Obj, created: int, api_version: str,
             "type": type_}
 
 
-def list_object(data: Sequence[Obj], *, url: str, has_more: bool = False) -> Obj:
-    return {"object": "list", "data": list(data), "has_more": has_more, "url": url}
+def list_object(data: Sequence[Obj], *, url: str, has_more: bool = False,
+                total_count: int | None = None) -> Obj:
+    """Stripe's list object; ``total_count`` where Stripe gives it (a list inside an
+    object, such as a charge's ``refunds``, or a list endpoint asked for
+    ``include[]=total_count``)."""
+    listing: Obj = {"object": "list", "data": list(data), "has_more": has_more, "url": url}
+    if total_count is not None:
+        listing["total_count"] = total_count
+    return listing
 
 
 def snapshot(value: Any) -> Any:
@@ -114,56 +219,3 @@ def snapshot(value: Any) -> Any:
     if isinstance(value, list):
         return [snapshot(v) for v in value]
     return value
-
-
-#: Fields Stripe leaves out unless expanded, computed from the object that owns them.
-Includable = Mapping[tuple[str, str], Callable[[Obj], Obj]]
-
-
-def expand(obj: Obj, paths: Sequence[str], *, resolve: Callable[[str], Obj | None],
-           include: Includable) -> Obj:
-    """``obj`` with every dotted path of ``paths`` expanded, as Stripe's ``expand[]``.
-
-    An id string along a path is replaced by the object it names
-    (``resolve``); a field listed in ``include`` (``line_items`` of a Checkout
-    Session) is computed. Stored objects are never modified: expanded parts
-    are fresh dicts.
-    """
-    for i, path in enumerate(paths):
-        parts = path.split(".") if isinstance(path, str) else []
-        if not parts or not all(parts):
-            raise StripeError(400, f"Invalid expand path: {path!r}.", param=f"expand[{i}]",
-                              code="parameter_invalid", validation=True)
-        if len(parts) > MAX_EXPAND_DEPTH:
-            raise StripeError(400, f"You cannot expand more than {MAX_EXPAND_DEPTH} levels of a "
-                              f"property ({path}).", param=f"expand[{i}]", validation=True)
-        obj = _expand_one(obj, parts, path, f"expand[{i}]", resolve, include)
-    return obj
-
-
-def _expand_one(value: Any, parts: list[str], path: str, param: str,
-                resolve: Callable[[str], Obj | None], include: Includable) -> Any:
-    if isinstance(value, list):
-        return [_expand_one(v, parts, path, param, resolve, include) for v in value]
-    if not isinstance(value, dict):
-        raise _cannot_expand(path, param)
-    head, rest = parts[0], parts[1:]
-    if head in value:
-        child = value[head]
-    elif (value.get("object", ""), head) in include:
-        child = include[(value["object"], head)](value)
-    else:
-        raise _cannot_expand(path, param)
-    if isinstance(child, str):
-        found = resolve(child)
-        if found is None:
-            raise _cannot_expand(path, param)
-        child = found
-    if child is not None and rest:
-        child = _expand_one(child, rest, path, param, resolve, include)
-    return {**value, head: child}
-
-
-def _cannot_expand(path: str, param: str) -> StripeError:
-    return StripeError(400, f"This property cannot be expanded ({path}).", param=param,
-                       validation=True)

@@ -9,18 +9,27 @@ objects of one run never collide and a run's ids read in creation order.
 
 Transitions (each returns the events Stripe would emit, in the order it does):
 
-    session open --pay(paid)-----------> complete/paid      checkout.session.completed,
-                                                            payment_intent.succeeded, charge.succeeded
-    session open --pay(async_pending)--> complete/unpaid    checkout.session.completed
-    complete/unpaid --settle(succeeded)-> complete/paid     checkout.session.async_payment_succeeded,
-                                                            payment_intent.succeeded, charge.succeeded
-    complete/unpaid --settle(failed)---> complete/unpaid    checkout.session.async_payment_failed,
-                                                            payment_intent.payment_failed, charge.failed
+    session open --pay(paid)-----------> complete/paid      payment_intent.created, charge.succeeded,
+                                                            payment_intent.succeeded,
+                                                            checkout.session.completed
+    session open --pay(async_pending)--> complete/unpaid    payment_intent.created,
+                                                            checkout.session.completed
+    complete/unpaid --settle(succeeded)-> complete/paid     charge.succeeded, payment_intent.succeeded,
+                                                            checkout.session.async_payment_succeeded
+    complete/unpaid --settle(failed)---> complete/unpaid    charge.failed, payment_intent.payment_failed,
+                                                            checkout.session.async_payment_failed
     session open --expire--------------> expired            checkout.session.expired
+    (none) --create_payment_intent-----> requires_payment_method / requires_confirmation
+                                                            payment_intent.created
+    intent --confirm(card)-------------> succeeded          charge.succeeded, payment_intent.succeeded
+    intent --confirm(declined card)----> requires_payment_method
+                                                            charge.failed, payment_intent.payment_failed
+    intent --cancel--------------------> canceled           payment_intent.canceled
     charge succeeded --refund----------> amount_refunded    refund.created, charge.refunded
     charge succeeded --dispute---------> disputed           charge.dispute.created
 
-``async_succeeded`` / ``async_failed`` are ``async_pending`` followed at once
+A succeeded charge has a ``balance_transaction`` (``txn_...``), and so has
+each refund. ``async_succeeded`` / ``async_failed`` are ``async_pending`` followed at once
 by the settle. An event's ``data.object`` is a snapshot of the object when it
 was emitted; retrieving the object gives its current state, as on Stripe.
 """
@@ -45,9 +54,16 @@ SETTLE_OUTCOMES = ("succeeded", "failed")
 PREFIXES = {
     "checkout.session": "cs", "payment_intent": "pi", "charge": "ch", "refund": "re",
     "dispute": "dp", "event": "evt", "product": "prod", "price": "price", "item": "li",
+    "balance_transaction": "txn", "payment_method": "pm",
 }
 KINDS = tuple(PREFIXES)
 _SESSION_TTL = 24 * 3600
+#: PaymentIntent statuses from which each action is allowed (Stripe's lists).
+_UPDATABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+_CONFIRMABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
+_CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation",
+               "requires_action", "processing")
+_PAST = {"update": "updated", "confirm": "confirmed", "cancel": "canceled"}
 
 Request = Mapping[str, str | None]
 
@@ -75,6 +91,8 @@ class FakeStripe:
         #: ``payment_intent_data[metadata]`` of each session: the metadata its
         #: payment intent gets (Stripe does not copy the session's own metadata).
         self.intent_metadata: dict[str, dict[str, str]] = {}
+        #: The test card behind each PaymentMethod made (what a charge on it does).
+        self.cards: dict[str, objects.Card] = {}
         self._ids = itertools.count(1)
 
     # -- ids, lookup ---------------------------------------------------------------------------
@@ -154,23 +172,29 @@ class FakeStripe:
                               "open: only an open session can be paid.",
                               code="checkout_session_not_open", param="id")
         created = self._stamp()
+        intent_id = self.new_id("payment_intent")
         intent = self._add(objects.payment_intent(
-            self.new_id("payment_intent"), amount=session["amount_total"],
+            intent_id, amount=session["amount_total"],
             currency=session["currency"], created=created,
-            metadata=self.intent_metadata.get(session_id, {}), status="processing"))
+            metadata=self.intent_metadata.get(session_id, {}), status="processing",
+            client_secret=self._client_secret(intent_id), receipt_email=session["customer_email"],
+            payment_method=self.payment_method(objects.DEFAULT_CARD)))
         charge = self._add(objects.charge(
             self.new_id("charge"), amount=intent["amount"], currency=intent["currency"],
             created=created, payment_intent_id=intent["id"], metadata=intent["metadata"],
-            receipt_email=session["customer_email"], status="pending"))
+            receipt_email=session["customer_email"], status="pending",
+            payment_method=intent["payment_method"],
+            card=self.cards[intent["payment_method"]]))
         intent["latest_charge"] = charge["id"]
         session.update(status="complete", payment_intent=intent["id"])
+        events = [self._emit("payment_intent.created", intent)]
         if outcome == "paid":
             self._succeed(intent, charge)
             session["payment_status"] = "paid"
-            return [self._emit("checkout.session.completed", session),
-                    self._emit("payment_intent.succeeded", intent),
-                    self._emit("charge.succeeded", charge)]
-        events = [self._emit("checkout.session.completed", session)]
+            return events + [self._emit("charge.succeeded", charge),
+                             self._emit("payment_intent.succeeded", intent),
+                             self._emit("checkout.session.completed", session)]
+        events.append(self._emit("checkout.session.completed", session))
         if outcome != "async_pending":
             events += self.settle(session_id, outcome.removeprefix("async_"))
         return events
@@ -189,22 +213,32 @@ class FakeStripe:
         if outcome == "succeeded":
             self._succeed(intent, charge)
             session["payment_status"] = "paid"
-            return [self._emit("checkout.session.async_payment_succeeded", session),
+            return [self._emit("charge.succeeded", charge),
                     self._emit("payment_intent.succeeded", intent),
-                    self._emit("charge.succeeded", charge)]
+                    self._emit("checkout.session.async_payment_succeeded", session)]
         error = {"code": "payment_intent_payment_attempt_failed", "type": "card_error",
                  "message": "The delayed payment failed."}
         intent.update(status="requires_payment_method", last_payment_error=error)
         charge.update(status="failed", failure_code="payment_intent_payment_attempt_failed",
                       failure_message=error["message"])
-        return [self._emit("checkout.session.async_payment_failed", session),
+        return [self._emit("charge.failed", charge),
                 self._emit("payment_intent.payment_failed", intent),
-                self._emit("charge.failed", charge)]
+                self._emit("checkout.session.async_payment_failed", session)]
 
     def _succeed(self, intent: Obj, charge: Obj) -> None:
         intent.update(status="succeeded", amount_received=intent["amount"])
+        txn = self._add(objects.balance_transaction(
+            self.new_id("balance_transaction"), amount=charge["amount"],
+            currency=charge["currency"], created=self._stamp(), source=charge["id"],
+            type_="charge"))
         charge.update(status="succeeded", paid=True, captured=True,
-                      amount_captured=charge["amount"])
+                      amount_captured=charge["amount"], balance_transaction=txn["id"],
+                      outcome=objects.outcome())
+
+    def _client_secret(self, intent_id: str) -> str:
+        """A PaymentIntent's ``client_secret`` (``pi_..._secret_...``): from the id
+        counter, not from randomness, so a run replays the same ids."""
+        return f"{intent_id}_secret_{self.prefix}{next(self._ids):08d}"
 
     def expire(self, session_id: str, *, request: Request | None = None) -> tuple[Obj, list[Obj]]:
         session = self.get("checkout.session", session_id)
@@ -214,6 +248,116 @@ class FakeStripe:
                               code="checkout_session_not_open", param="session")
         session["status"] = "expired"
         return session, [self._emit("checkout.session.expired", session, request)]
+
+    # -- payment intents (Elements, and integrations that drive them directly) ----------------
+
+    def create_payment_intent(self, *, amount: int, currency: str,
+                              metadata: Mapping[str, str] | None = None,
+                              description: str | None = None, receipt_email: str | None = None,
+                              payment_method: str | None = None,
+                              payment_method_types: tuple[str, ...] = ("card",),
+                              request: Request | None = None) -> tuple[Obj, list[Obj]]:
+        """A new PaymentIntent: waiting for a payment method, or for confirmation if it has one."""
+        if payment_method is not None:
+            payment_method = self.payment_method(payment_method)
+        intent_id = self.new_id("payment_intent")
+        intent = self._add(objects.payment_intent(
+            intent_id, amount=amount, currency=currency, created=self._stamp(),
+            metadata=metadata or {}, client_secret=self._client_secret(intent_id),
+            status="requires_confirmation" if payment_method else "requires_payment_method",
+            description=description, receipt_email=receipt_email, payment_method=payment_method,
+            payment_method_types=payment_method_types))
+        return intent, [self._emit("payment_intent.created", intent, request)]
+
+    def update_payment_intent(self, intent_id: str, changes: Mapping[str, object]) -> Obj:
+        """Change an unpaid PaymentIntent (``amount``, ``currency``, ``metadata`` merged,
+        ``description``, ``receipt_email``, ``payment_method``); Stripe emits no event."""
+        intent = self.get("payment_intent", intent_id, param="intent")
+        self._expect(intent, "update", _UPDATABLE)
+        method = changes.get("payment_method")
+        if isinstance(method, str):
+            changes = {**changes, "payment_method": self.payment_method(method)}
+        for name, value in changes.items():
+            if name == "metadata":
+                assert isinstance(value, Mapping)
+                merged = {**intent["metadata"], **value}
+                intent["metadata"] = {k: v for k, v in merged.items() if v != ""}
+            else:
+                intent[name] = value
+        if changes.get("payment_method") and intent["status"] == "requires_payment_method":
+            intent["status"] = "requires_confirmation"
+        return intent
+
+    def confirm_payment_intent(self, intent_id: str, *, payment_method: str | None = None,
+                               request: Request | None = None) -> tuple[Obj, list[Obj]]:
+        """The buyer pays: a Charge is made with the payment method (one of
+        :data:`~chaos.fake_stripe.objects.TEST_CARDS`). Returns the events; raises a 402
+        ``card_error`` *after* recording the failed charge when the card is declined,
+        as Stripe does."""
+        intent = self.get("payment_intent", intent_id, param="intent")
+        self._expect(intent, "confirm", _CONFIRMABLE)
+        method = self.payment_method(payment_method) if payment_method else intent["payment_method"]
+        if not method:
+            raise StripeError(400, "You cannot confirm this PaymentIntent because it's missing a "
+                              "payment method. To confirm the PaymentIntent with "
+                              f"{intent_id}, specify a payment method attached to this "
+                              "PaymentIntent (payment_method=pm_card_visa).",
+                              code="payment_intent_unexpected_state", param="payment_method")
+        card = self.cards[method]
+        charge = self._add(objects.charge(
+            self.new_id("charge"), amount=intent["amount"], currency=intent["currency"],
+            created=self._stamp(), payment_intent_id=intent_id, metadata=intent["metadata"],
+            receipt_email=intent["receipt_email"], status="pending", payment_method=method,
+            card=card, description=intent["description"]))
+        intent.update(payment_method=method, latest_charge=charge["id"])
+        if card.decline_code is None:
+            self._succeed(intent, charge)
+            return intent, [self._emit("charge.succeeded", charge, request),
+                            self._emit("payment_intent.succeeded", intent, request)]
+        message = "Your card was declined."
+        error = {"type": "card_error", "code": "card_declined", "decline_code": card.decline_code,
+                 "message": message, "charge": charge["id"]}
+        charge.update(status="failed", failure_code="card_declined", failure_message=message,
+                      outcome=objects.outcome(declined=card.decline_code))
+        intent.update(status="requires_payment_method", last_payment_error=error,
+                      payment_method=None)  # Stripe detaches a declined method
+        events = [self._emit("charge.failed", charge, request),
+                  self._emit("payment_intent.payment_failed", intent, request)]
+        raise StripeError(402, message, type_="card_error", code="card_declined",
+                          extra={"decline_code": card.decline_code, "charge": charge["id"],
+                                 "payment_intent": objects.snapshot(intent)},
+                          events=events)
+
+    def cancel_payment_intent(self, intent_id: str, *, reason: str | None = None,
+                              request: Request | None = None) -> tuple[Obj, list[Obj]]:
+        intent = self.get("payment_intent", intent_id, param="intent")
+        self._expect(intent, "cancel", _CANCELABLE)
+        intent.update(status="canceled", canceled_at=self._stamp(), cancellation_reason=reason)
+        return intent, [self._emit("payment_intent.canceled", intent, request)]
+
+    def payment_method(self, name: str) -> str:
+        """The id of the PaymentMethod ``name`` stands for: a test card name
+        (``pm_card_visa``, see :data:`~chaos.fake_stripe.objects.TEST_CARDS`) makes a new
+        one, as on Stripe; an id this fake made is itself; anything else is missing."""
+        if name in self.cards:
+            return name
+        card = objects.TEST_CARDS.get(name)
+        if card is None:
+            raise missing("payment_method", name, param="payment_method")
+        made = self._add(objects.payment_method(self.new_id("payment_method"), card=card,
+                                                created=self._stamp()))
+        self.cards[made["id"]] = card
+        return str(made["id"])
+
+    @staticmethod
+    def _expect(intent: Obj, action: str, statuses: tuple[str, ...]) -> None:
+        """Stripe's answer to an action the PaymentIntent's status does not allow."""
+        if intent["status"] not in statuses:
+            raise StripeError(400, f"You cannot {action} this PaymentIntent because it has a "
+                              f"status of {intent['status']}. Only a PaymentIntent with one of "
+                              f"the following statuses may be {_PAST[action]}: "
+                              f"{', '.join(statuses)}.",
+                              code="payment_intent_unexpected_state", param="intent")
 
     # -- after the payment ---------------------------------------------------------------------
 
@@ -254,9 +398,14 @@ class FakeStripe:
         refund = self._add(objects.refund(self.new_id("refund"), amount=amount, charge_obj=found,
                                           created=self._stamp(), reason=reason,
                                           metadata=metadata or {}))
+        txn = self._add(objects.balance_transaction(
+            self.new_id("balance_transaction"), amount=-amount, currency=found["currency"],
+            created=refund["created"], source=refund["id"], type_="refund"))
+        refund["balance_transaction"] = txn["id"]
         found["amount_refunded"] += amount
         found["refunded"] = found["amount_refunded"] == found["amount"]
         found["refunds"]["data"].insert(0, refund)
+        found["refunds"]["total_count"] = len(found["refunds"]["data"])
         return refund, [self._emit("refund.created", refund, request),
                         self._emit("charge.refunded", found, request)]
 
@@ -268,7 +417,7 @@ class FakeStripe:
                               code="charge_already_disputed", param="charge")
         dispute = self._add(objects.dispute(self.new_id("dispute"), charge_obj=found,
                                             created=self._stamp(), reason=reason))
-        found["disputed"] = True
+        found.update(disputed=True, dispute=dispute["id"])
         return dispute, [self._emit("charge.dispute.created", dispute)]
 
     # -- events --------------------------------------------------------------------------------

@@ -100,7 +100,10 @@ if TYPE_CHECKING:
 #: Payment outcomes of a buyer's story, simplest first (shrinking walks left).
 OUTCOMES = ("paid", "async-succeeded", "async-failed", "expired", "refunded", "disputed")
 
-#: Stripe event types a delivery can carry, in the order a story emits them.
+#: Stripe event types a delivery can carry: those a default run delivers
+#: (:data:`DEFAULT_EVENT_TYPES`, in the order a story emits them), then the rest
+#: of what Stripe sends for the same payments, for endpoints subscribed to them
+#: (e.g. a shop that confirms on ``charge.succeeded`` and re-fetches the charge).
 EVENT_TYPES = (
     "checkout.session.completed",
     "payment_intent.succeeded",
@@ -109,7 +112,16 @@ EVENT_TYPES = (
     "checkout.session.expired",
     "charge.refunded",
     "charge.dispute.created",
+    "charge.succeeded",
+    "payment_intent.created",
+    "charge.failed",
+    "payment_intent.payment_failed",
+    "refund.created",
 )
+
+#: What ``scenarios()`` and ``schedules()`` deliver unless ``event_types`` says
+#: otherwise: the events the seed's webhook and the reference service act on.
+DEFAULT_EVENT_TYPES = EVENT_TYPES[:7]
 
 _STORY_EVENTS: dict[str, tuple[str, ...]] = {
     # checkout.session.completed carries payment_status "paid" ...
@@ -126,6 +138,18 @@ _STORY_EVENTS: dict[str, tuple[str, ...]] = {
     "disputed": ("checkout.session.completed", "payment_intent.succeeded",
                  "charge.dispute.created"),
 }
+# The rest of what Stripe sends for each story (chaos.fake_stripe.state emits
+# all of it), after the events above so that their slots never move.
+for _outcome, _more in {
+    "paid": ("charge.succeeded", "payment_intent.created"),
+    "async-succeeded": ("charge.succeeded", "payment_intent.created"),
+    "async-failed": ("charge.failed", "payment_intent.payment_failed", "payment_intent.created"),
+    "expired": (),
+    "refunded": ("charge.succeeded", "refund.created", "payment_intent.created"),
+    "disputed": ("charge.succeeded", "payment_intent.created"),
+}.items():
+    _STORY_EVENTS[_outcome] += _more
+del _outcome, _more
 
 #: How a delivery is signed (contract 3). ``valid`` is the simplest and shrinks first.
 SIGNATURES = ("valid", "tampered", "wrong-secret", "stale", "future", "missing", "rotated")
@@ -169,8 +193,15 @@ MAX_OFFSET_MS = 10_000
 MAX_STORY_EVENTS = max(len(events) for events in _STORY_EVENTS.values())
 
 
+def story_slots(event_types: tuple[str, ...]) -> int:
+    """The most events of ``event_types`` one story produces: how many slots a
+    delivery's event is drawn from (3 for :data:`DEFAULT_EVENT_TYPES`)."""
+    return max(sum(e in event_types for e in events) for events in _STORY_EVENTS.values())
+
+
 def story_events(outcome: str) -> tuple[str, ...]:
-    """The Stripe events a buyer's story produces for ``outcome``, in natural order."""
+    """The Stripe events a buyer's story produces for ``outcome``: those of
+    :data:`DEFAULT_EVENT_TYPES` in natural order, then the others Stripe sends."""
     try:
         return _STORY_EVENTS[outcome]
     except KeyError:
@@ -196,7 +227,7 @@ class Buyer:
 
     @property
     def events(self) -> tuple[str, ...]:
-        """The Stripe events this story produces, in natural order."""
+        """The Stripe events this story produces (see :func:`story_events`)."""
         return story_events(self.outcome)
 
 

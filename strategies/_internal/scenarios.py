@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from strategies._internal import choices
 from strategies._internal.model import (
     CHECKOUTS,
+    DEFAULT_EVENT_TYPES,
     EVENT_TYPES,
     FAULT_KINDS,
     MAX_OFFSET_MS,
@@ -107,7 +108,7 @@ def faults(*, kinds: Collection[str] = FAULT_KINDS,
 
 
 @public_strategy
-def deliveries(buyers: Sequence[Buyer], *, event_types: Collection[str] = EVENT_TYPES,
+def deliveries(buyers: Sequence[Buyer], *, event_types: Collection[str] = DEFAULT_EVENT_TYPES,
                signatures: Collection[str] = SIGNATURES,
                max_offset_ms: int = 100) -> st.SearchStrategy[Delivery]:
     """A delivery of one event of one of ``buyers``' stories (only types in
@@ -184,7 +185,8 @@ def _story(bounds: Bounds, max_quantity: int, ticket_type_count: int,
 def scenarios(*, max_buyers: int = 4, max_quantity: int = 4, max_ticket_types: int = 2,
               tight_capacity: bool = True, outcomes: Collection[str] = OUTCOMES,
               max_requests: int = 12, max_waves: int = 3, max_copies: int = 3,
-              max_concurrency: int | None = None, event_types: Collection[str] = EVENT_TYPES,
+              max_concurrency: int | None = None,
+              event_types: Collection[str] = DEFAULT_EVENT_TYPES,
               signatures: Collection[str] = SIGNATURES, checkouts: Collection[str] = CHECKOUTS,
               max_offset_ms: int = 100, max_faults: int = 2,
               fault_kinds: Collection[str] = FAULT_KINDS) -> st.SearchStrategy[Scenario]:

@@ -21,11 +21,12 @@ shrinking, and measured (``tests/test_strategies_shrinking.py``):
   ``payment_intent.succeeded`` become two of ``checkout.session.completed``).
   Checkouts are drawn first and take as many choices as deliveries, so where
   either would do, the shrunk scenario keeps the deliveries.
-- A delivery's event is one choice among :data:`MAX_STORY_EVENTS` slots (the
-  story's events, padded with its first), so the shape of a draw does not
-  change when shrinking changes a buyer's outcome, and an event keeps its
-  slot across outcomes (``payment_intent.succeeded`` is second in every
-  paid story).
+- A delivery's event is one choice among ``story_slots(event_types)`` slots
+  (the story's deliverable events, padded with its first), so the shape of a
+  draw does not change when shrinking changes a buyer's outcome, and an
+  event keeps its slot across outcomes (``payment_intent.succeeded`` is
+  second in every paid story). Events beyond the defaults come after them
+  in every story, so allowing them does not move the default ones.
 - "Simplest half the time" is one choice from a table that repeats only the
   simplest value.
 - :func:`assemble` turns whatever was drawn into a valid schedule
@@ -46,15 +47,16 @@ from strategies._internal.choices import checkout_from, checkout_variants, offse
 from strategies._internal.model import (
     CHECKOUT_KEYS,
     CHECKOUTS,
+    DEFAULT_EVENT_TYPES,
     EVENT_TYPES,
     MAX_OFFSET_MS,
-    MAX_STORY_EVENTS,
     SIGNATURES,
     Buyer,
     Checkout,
     Delivery,
     Step,
     Wave,
+    story_slots,
 )
 from strategies._internal.validation import check_bounded_int, check_names, public_strategy
 
@@ -69,7 +71,7 @@ class Bounds:
     max_waves: int = 3
     max_copies: int = 3
     max_concurrency: int | None = None
-    event_types: tuple[str, ...] = EVENT_TYPES
+    event_types: tuple[str, ...] = DEFAULT_EVENT_TYPES
     signatures: tuple[str, ...] = SIGNATURES
     checkouts: tuple[str, ...] = CHECKOUTS
     max_offset_ms: int = 100
@@ -108,7 +110,7 @@ def placements(events: tuple[str, ...],
             max_size=min(bounds.max_requests, _MAX_CHECKOUTS_PER_BUYER))
     deliveries: st.SearchStrategy[list[Placement]] = st.just([])
     if events and bounds.max_requests:
-        slots = events + events[:1] * (MAX_STORY_EVENTS - len(events))
+        slots = events + events[:1] * (story_slots(bounds.event_types) - len(events))
         deliveries = st.lists(
             st.tuples(st.sampled_from(slots), simplest_half(bounds.signatures), starts,
                       waves).map(_place_delivery),
@@ -146,12 +148,13 @@ def check_bounds(max_requests: int, max_waves: int, max_copies: int,
 @public_strategy
 def schedules(buyers: Sequence[Buyer], *, max_requests: int = 12, max_waves: int = 3,
               max_copies: int = 3, max_concurrency: int | None = None,
-              event_types: Collection[str] = EVENT_TYPES,
+              event_types: Collection[str] = DEFAULT_EVENT_TYPES,
               signatures: Collection[str] = SIGNATURES,
               checkouts: Collection[str] = CHECKOUTS,
               max_offset_ms: int = 100) -> st.SearchStrategy[tuple[Wave, ...]]:
     """Waves of requests for ``buyers``' stories: deliveries of their events
-    (0..``max_copies`` copies of each, only ``event_types``, signed with
+    (0..``max_copies`` copies of each, only ``event_types``, by default
+    :data:`~strategies._internal.model.DEFAULT_EVENT_TYPES`, signed with
     ``signatures``) and checkout attempts of ``checkouts`` kinds, at most
     ``max_requests`` in all and ``max_concurrency`` per wave, in up to
     ``max_waves`` waves. A wave fires together; the next starts when it ended.
