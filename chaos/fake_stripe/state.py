@@ -45,6 +45,7 @@ SETTLE_OUTCOMES = ("succeeded", "failed")
 PREFIXES = {
     "checkout.session": "cs", "payment_intent": "pi", "charge": "ch", "refund": "re",
     "dispute": "dp", "event": "evt", "product": "prod", "price": "price", "item": "li",
+    "payment_link": "plink",
 }
 KINDS = tuple(PREFIXES)
 _SESSION_TTL = 24 * 3600

@@ -1,0 +1,135 @@
+"""The fake Stripe's catalogue (Products, Prices, Payment Links) as stripe-python
+sees it, and a buyer purchasing through a Payment Link as a webhook-only shop
+then reads it: the session with ``line_items.data.price.product`` expanded and
+``customer_details`` filled in.
+"""
+
+from __future__ import annotations
+
+import pytest
+import stripe
+
+from tests import fake_stripe_helpers
+from tests.fake_stripe_helpers import Fake
+
+pytestmark = pytest.mark.e2e  # one fake Stripe process for the module
+
+fake = fake_stripe_helpers.fake
+stripe_server = fake_stripe_helpers.stripe_server
+
+
+def test_a_product_takes_a_chosen_id_once_and_its_price_is_listed_by_product(fake: Fake):
+    sc = fake.client()
+    product = sc.v1.products.create(params={"id": "prod_gala_stalls", "name": "Gala: stalls",
+                                            "metadata": {"tier": "stalls"}})
+    assert (product.id, product.name, product.active) == ("prod_gala_stalls", "Gala: stalls", True)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        sc.v1.products.create(params={"id": "prod_gala_stalls", "name": "again"})
+    assert refused.value.code == "resource_already_exists"
+
+    price = sc.v1.prices.create(params={"product": product.id, "unit_amount": 4200,
+                                        "currency": "eur"})
+    assert (price.product, price.unit_amount, price.currency, price.type) == \
+        (product.id, 4200, "eur", "one_time")
+    assert [p.id for p in sc.v1.prices.list(params={"product": product.id}).data] == [price.id]
+    inline = sc.v1.prices.create(params={"product_data": {"name": "Gala: balcony"},
+                                         "unit_amount": 1500, "currency": "eur"})
+    assert sc.v1.products.retrieve(inline.product).name == "Gala: balcony"
+    with pytest.raises(stripe.InvalidRequestError) as unknown:
+        sc.v1.prices.create(params={"product": "prod_nope", "unit_amount": 1, "currency": "eur"})
+    assert unknown.value.code == "resource_missing"
+
+
+def test_active_is_updated_and_filters_the_lists(fake: Fake):
+    sc = fake.client()
+    product = sc.v1.products.create(params={"name": "Matinee"})
+    price = sc.v1.prices.create(params={"product": product.id, "unit_amount": 900,
+                                        "currency": "usd"})
+    assert sc.v1.products.update(product.id, params={"active": False}).active is False
+    assert sc.v1.prices.update(price.id, params={"active": False}).active is False
+    assert product.id not in [p.id for p in sc.v1.products.list(
+        params={"active": True, "limit": 100}).data]
+    assert product.id in [p.id for p in sc.v1.products.list(
+        params={"active": False, "limit": 100}).data]
+    assert sc.v1.products.list(params={"ids": [product.id]}).data[0].active is False
+    assert sc.v1.prices.retrieve(price.id).active is False
+    # an inactive price cannot be sold through a new link
+    with pytest.raises(stripe.InvalidRequestError):
+        sc.v1.payment_links.create(params={"line_items": [{"price": price.id, "quantity": 1}]})
+
+
+def test_a_payment_link_is_created_retrieved_deactivated_and_lists_its_line_items(fake: Fake):
+    sc = fake.client()
+    product = sc.v1.products.create(params={"id": "prod_link_test_1", "name": "Late show"})
+    price = sc.v1.prices.create(params={"product": product.id, "unit_amount": 2500,
+                                        "currency": "usd"})
+    link = sc.v1.payment_links.create(params={
+        "line_items": [{"price": price.id, "quantity": 1,
+                        "adjustable_quantity": {"enabled": True, "maximum": 10}}],
+        "metadata": {"show": "late"}})
+    assert link.id.startswith("plink_") and link.active and link.url
+    assert link.metadata.to_dict() == {"show": "late"}
+    [item] = sc.v1.payment_links.line_items.list(link.id).data
+    assert (item.price.id, item.quantity, item.price.product) == (price.id, 1, product.id)
+    got = sc.v1.payment_links.retrieve(
+        link.id, params={"expand": ["line_items", "line_items.data.price.product"]})
+    assert got.line_items.data[0].price.product.name == "Late show"
+    assert sc.v1.payment_links.update(link.id, params={"active": False}).active is False
+    # a deactivated link sells nothing
+    answer = fake.control.http.post(f"/_chaos/payment_links/{link.id}/checkout",
+                                    json={"quantity": 1})
+    assert answer.status_code == 400 and "no longer active" in answer.text
+
+
+def test_a_purchase_through_a_link_reads_as_a_webhook_only_shop_needs_it(fake: Fake):
+    """The shop's admin lists a ticket type (product id chosen in advance); a buyer
+    buys 3 through the link; the shop's webhook retrieves the session with
+    line_items.data.price.product expanded and reads customer_details."""
+    listing = fake.control.post("/_chaos/catalogue", {
+        "product": {"id": "prod_chaos_linktest_tt1", "name": "Stalls"}, "unit_amount": 2500,
+        "payment_link": True, "payment_link_metadata": {"event_id": "chaos-linktest"}})
+    assert listing["product"]["id"] == "prod_chaos_linktest_tt1"
+    assert listing["product"]["default_price"] == listing["price"]["id"]
+    link = listing["payment_link"]
+    session = fake.control.post(f"/_chaos/payment_links/{link['id']}/checkout", {"quantity": 3})
+    assert (session["payment_link"], session["amount_total"], session["status"]) == \
+        (link["id"], 7500, "open")
+    assert session["metadata"] == {"event_id": "chaos-linktest"}  # copied from the link
+    paid = fake.control.post(f"/_chaos/checkout/sessions/{session['id']}/pay", {
+        "customer_details": {"email": "ana@example.test", "name": "Ana"}})
+    completed = next(e for e in paid["events"] if e["type"] == "checkout.session.completed")
+    assert completed["data"]["object"]["customer_details"]["email"] == "ana@example.test"
+
+    sc = fake.client()
+    got = sc.v1.checkout.sessions.retrieve(
+        session["id"], params={"expand": ["line_items", "line_items.data.price.product"]})
+    assert got.customer_details.email == "ana@example.test" and got.customer_details.name == "Ana"
+    [item] = got.line_items.data
+    assert (item.price.product.id, item.quantity) == ("prod_chaos_linktest_tt1", 3)
+    intent = sc.v1.payment_intents.retrieve(paid["payment_intent"]["id"])
+    assert intent.metadata.to_dict() == {"event_id": "chaos-linktest"}
+
+
+def test_every_completed_session_has_customer_details(fake: Fake):
+    plain = fake.control.checkout(1000)  # no email given at creation
+    assert plain["customer_details"] is None
+    paid = fake.control.pay(plain["id"])
+    details = paid["checkout_session"]["customer_details"]
+    assert details["email"] and details["name"]
+    with_email = fake.control.checkout(1000, customer_email="b@example.test")
+    paid = fake.control.pay(with_email["id"])
+    assert paid["checkout_session"]["customer_details"]["email"] == "b@example.test"
+
+
+def test_a_browser_checkout_sells_catalogue_prices(fake: Fake):
+    listing = fake.control.post("/_chaos/catalogue", {"product": {"name": "Balcony"},
+                                                      "unit_amount": 1800})
+    session = fake.control.post("/_chaos/checkout/sessions", {
+        "line_items": [{"price": listing["price"]["id"], "quantity": 2}],
+        "metadata": {"order": "o-1"}, "customer_email": "c@example.test"})
+    assert session["amount_total"] == 3600
+    sc = fake.client()
+    [item] = sc.v1.checkout.sessions.line_items.list(
+        session["id"], params={"expand": ["data.price.product"]}).data
+    assert item.price.product.id == listing["product"]["id"]
+    assert item.price.product.name == "Balcony"
