@@ -16,7 +16,7 @@ from chaos.fake_stripe.errors import StripeError, param_invalid
 from chaos.fake_stripe.faults import FaultPlan, FaultSpecError
 from chaos.fake_stripe.objects import Obj, list_object
 from chaos.fake_stripe.records import Records
-from chaos.fake_stripe.state import KINDS, FakeStripe, LineSpec
+from chaos.fake_stripe.state import KINDS, PAY_OUTCOMES, FakeStripe, LineSpec
 
 
 @dataclass
@@ -113,8 +113,9 @@ def pay(ctl: Control, call: ControlCall) -> Obj:
     "customer_details"?: {"email"?, "name"?}}``."""
     outcome = _field(call.body, "outcome", str, default="paid")
     typed = _field(call.body, "customer_details", dict, default={})
-    session = ctl.state.get("checkout.session", call.path_params["id"])
-    if session["status"] == "open":  # what the buyer typed on Stripe's page
+    session = ctl.state.find(call.path_params["id"])
+    if outcome in PAY_OUTCOMES and session is not None and session["object"] == \
+            "checkout.session" and session["status"] == "open":  # typed on Stripe's page
         session["customer_details"] = customer_details(
             session, email=_field(typed, "email", str), name=_field(typed, "name", str))
     events = ctl.state.pay(call.path_params["id"], outcome)
