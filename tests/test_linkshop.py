@@ -217,7 +217,7 @@ def test_bad_arguments_are_one_line_and_exit_2():
 
 def run_against_link_shop(server_url: str, schema: str, tmp_path: Path, monkeypatch,
                           bugs: tuple[str, ...] = (), examples: int = 30,
-                          extra: tuple[str, ...] = ()
+                          config: Path = CONFIG
                           ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Start the link shop (its Stripe client aimed at the port the tool's fake Stripe
     will take), then ``python -m chaos --config tests/linkshop/chaos.toml``."""
@@ -228,11 +228,11 @@ def run_against_link_shop(server_url: str, schema: str, tmp_path: Path, monkeypa
     written = tmp_path / "report.json"
     with link_shop(server_url, schema, f"http://127.0.0.1:{stripe_port}", tmp_path, bugs,
                    secret=secret) as url:
-        result = run_tool("--config", str(CONFIG), "--set", f"target.base_url={url}",
+        result = run_tool("--config", str(config), "--set", f"target.base_url={url}",
                           "--set", f"stripe.port={stripe_port}", "--set",
                           f"database.schema={schema}", "--examples", str(examples),
                           "--seed", "1", "--report", str(written),
-                          "--corpus", str(tmp_path / "cases"), *extra, cwd=tmp_path)
+                          "--corpus", str(tmp_path / "cases"), cwd=tmp_path)
         assert written.exists(), f"no report (exit {result.returncode}): {result.stderr[-800:]}"
     return result, json.loads(written.read_text())
 
@@ -270,3 +270,42 @@ def test_the_tool_catches_no_dedup_in_the_link_shop_in_two_deliveries(
     assert caught["requests"] == 2, caught["steps"]
     delivered = [s for s in caught["steps"] if "deliver" in s]
     assert len(delivered) == 2 and all("checkout.session.completed" in s for s in delivered)
+
+
+def test_a_browser_checkout_journey_with_a_buyer_fixture_drives_the_same_shop(
+        server_url: str, schema: str, tmp_path: Path, monkeypatch):
+    """The same shop, its buyers' sessions created by the tool (``stripe-session``) from a
+    template that sells the listed Price and carries the cart a per-buyer fixture made;
+    the shop keeps the cart as the order's client reference."""
+    config = tmp_path / "browser.toml"
+    text = CONFIG.read_text().replace('journey = "payment-link"', 'journey = "stripe-session"')
+    text = text.replace('payment_link = { metadata = { event_id = "{{event_id}}" } }', (
+        'session = { line_items = [{ price = "{{price_id}}", quantity = "{{quantity}}" }], '
+        'metadata = { event_id = "{{event_id}}" }, client_reference_id = "{{cart}}", '
+        'customer_email = "{{email}}" }'))
+    text = text.replace("[fixtures]\n", "[fixtures]\n"
+                        "buyer = \"select 'cart-' || $1 || '-' || $3 as cart\"\n")
+    text += """
+[[invariants]]
+name = "order-keeps-the-buyers-cart"
+sql = '''
+select id, client_reference from orders
+ where event_id = $1
+   and client_reference is distinct from
+       ('cart-' || $1 || '-' || substr(email, 6, strpos(email, '@') - 6))
+'''
+message = "an order does not carry the cart its buyer's fixture made"
+"""
+    assert "stripe-session" in text and "buyer = " in text
+    config.write_text(text)
+    result, report = run_against_link_shop(server_url, schema, tmp_path, monkeypatch,
+                                           examples=20, config=config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["verdict"] == "pass" and report["failures"] == []
+    assert report["invariants"]["order-keeps-the-buyers-cart"] == "pass"
+    db = Database(server_url, schema=schema)
+    try:
+        carts = [r["client_reference"] for r in db.fetch("select client_reference from orders")]
+    finally:
+        db.close()
+    assert carts and all(c and c.startswith("cart-") for c in carts)

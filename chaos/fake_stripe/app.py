@@ -33,8 +33,10 @@ and a retrieve of ``data.object.id`` find them, the latter in its current
 state)::
 
     POST   /_chaos/checkout/sessions               {"amount_total", "currency"?, "metadata"?,
-                                                    "customer_email"?, "payment_intent_metadata"?,
-                                                    "line_items"?: [{"name", "unit_amount", "quantity"}]}
+                                                    "customer_email"?, "client_reference_id"?,
+                                                    "payment_intent_metadata"?,
+                                                    "line_items"?: [{"name", "unit_amount", "quantity"}
+                                                                    | {"price", "quantity"}]}
                                                    -> the checkout.session
     POST   /_chaos/checkout/sessions/{id}/pay      {"outcome"?: "paid" (default) | "async_pending"
                                                     | "async_succeeded" | "async_failed",

@@ -58,8 +58,8 @@ def _strings(body: Mapping[str, Any], name: str) -> dict[str, str]:
 
 
 def create_session(ctl: Control, call: ControlCall) -> Obj:
-    """``{"amount_total", "currency"?, "metadata"?, "customer_email"?, "line_items"?,
-    "payment_intent_metadata"?}``: one line item of ``amount_total`` unless
+    """``{"amount_total", "currency"?, "metadata"?, "customer_email"?, "client_reference_id"?,
+    "line_items"?, "payment_intent_metadata"?}``: one line item of ``amount_total`` unless
     ``line_items`` (``[{"name", "unit_amount", "quantity"}]``, or ``[{"price", "quantity"}]``
     for a Price of the catalogue) are given."""
     body = call.body
@@ -89,6 +89,7 @@ def create_session(ctl: Control, call: ControlCall) -> Obj:
     return ctl.state.create_checkout_session(
         line_items=specs, currency=specs[0].currency, metadata=_strings(body, "metadata"),
         customer_email=_field(body, "customer_email", str),
+        client_reference_id=_field(body, "client_reference_id", str),
         intent_metadata=_strings(body, "payment_intent_metadata"),
     )
 

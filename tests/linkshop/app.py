@@ -2,7 +2,8 @@
 
 It sells through Stripe Payment Links, so it has no checkout door. An admin
 lists each ticket type with the id of its Stripe Product
-(``ticket_types.stripe_product_id``). Its one door is
+(``ticket_types.stripe_product_id``); a session's ``client_reference_id`` (a
+cart a browser checkout made) is kept on the order. Its one door is
 
 - ``POST /{event}/stripe/webhook/`` (the event's id in the path, as a site
   with one endpoint per event has it): ``stripe.Webhook.construct_event``
@@ -59,7 +60,8 @@ create table if not exists ticket_types (
 create table if not exists orders (
     id serial primary key, event_id integer not null references events(id),
     stripe_session text not null{unique}, payment_intent text, email text not null,
-    name text, state text not null, created_at timestamptz not null default now());
+    name text, client_reference text, state text not null,
+    created_at timestamptz not null default now());
 create table if not exists tickets (
     id serial primary key, order_id integer not null references orders(id),
     ticket_type_id integer not null references ticket_types(id),
@@ -156,9 +158,10 @@ class LinkShop:
         async with self.pool.acquire() as conn, conn.transaction():
             conflict = "" if "no-dedup" in self.bugs else " on conflict (stripe_session) do nothing"
             order = await conn.fetchval(
-                "insert into orders (event_id, stripe_session, payment_intent, email, name, state) "
-                f"values ($1, $2, $3, $4, $5, 'paid'){conflict} returning id",
-                event_id, session["id"], session.get("payment_intent"), email, details.get("name"))
+                "insert into orders (event_id, stripe_session, payment_intent, email, name, "
+                f"client_reference, state) values ($1, $2, $3, $4, $5, $6, 'paid'){conflict} "
+                "returning id", event_id, session["id"], session.get("payment_intent"), email,
+                details.get("name"), session.get("client_reference_id"))
             if order is None:
                 return "already fulfilled"
             wanted = []
@@ -172,10 +175,14 @@ class LinkShop:
                 wanted.append((row, int(item["quantity"])))
             if any(row["sold"] + quantity > row["capacity"] for row, quantity in wanted):
                 await conn.execute("update orders set state = 'refunded' where id = $1", order)
-                await self.stripe.v1.refunds.create_async(
-                    params={"payment_intent": session["payment_intent"],
-                            "reason": "requested_by_customer"},
-                    options={"idempotency_key": f"linkshop-sold-out-{session['id']}"})
+                try:
+                    await self.stripe.v1.refunds.create_async(
+                        params={"payment_intent": session["payment_intent"],
+                                "reason": "requested_by_customer"},
+                        options={"idempotency_key": f"linkshop-sold-out-{session['id']}"})
+                except stripe.InvalidRequestError as exc:
+                    if exc.code != "charge_already_refunded":  # refunded already: as wanted
+                        raise
                 return "sold out: refunded"
             for row, quantity in wanted:
                 await conn.execute("update ticket_types set sold = sold + $2 where id = $1",
