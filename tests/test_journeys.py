@@ -113,3 +113,12 @@ def test_the_endpoint_journey_is_unchanged():
     assert str(begin.build().url) == "http://127.0.0.1:9000/functions/v1/create-checkout-session"
     begin.on_answer(httpx.Response(200, json={"sessionId": "cs_test_2", "url": "https://x"}))
     assert json.loads(the_plan.phases[1].calls[0].build().content) == {"outcome": "paid"}
+
+
+def test_a_payment_link_the_buyer_fixture_names_is_the_one_bought_through():
+    ids = FixtureIds(event=17, ticket_types=(42,), listings=(LISTING,),
+                     buyers=({"payment_link_id": "plink_shop_own"},))
+    the_plan = plan(scenario(), target=target(journey="payment-link"), stripe_url=STRIPE,
+                    event_id=EVENT, ids=ids)
+    request = the_plan.phases[0].calls[0].build()
+    assert str(request.url) == f"{STRIPE}/_chaos/payment_links/plink_shop_own/checkout"
