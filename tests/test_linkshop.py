@@ -217,10 +217,13 @@ def test_bad_arguments_are_one_line_and_exit_2():
 
 def run_against_link_shop(server_url: str, schema: str, tmp_path: Path, monkeypatch,
                           bugs: tuple[str, ...] = (), examples: int = 30,
-                          config: Path = CONFIG
+                          config: Path = CONFIG, sets: tuple[str, ...] = (),
+                          replay: bool = False
                           ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Start the link shop (its Stripe client aimed at the port the tool's fake Stripe
-    will take), then ``python -m chaos --config tests/linkshop/chaos.toml``."""
+    will take), then ``python -m chaos --config tests/linkshop/chaos.toml`` (with
+    ``--set`` of each of ``sets``); with ``replay``, then ``python -m chaos replay`` of
+    every case it saved (report["replays"])."""
     secret = "whsec_" + secrets.token_hex(16)
     monkeypatch.setenv("LINKSHOP_WEBHOOK_SECRET", secret)
     monkeypatch.setenv("LINKSHOP_DATABASE_URL", server_url)
@@ -228,13 +231,19 @@ def run_against_link_shop(server_url: str, schema: str, tmp_path: Path, monkeypa
     written = tmp_path / "report.json"
     with link_shop(server_url, schema, f"http://127.0.0.1:{stripe_port}", tmp_path, bugs,
                    secret=secret) as url:
-        result = run_tool("--config", str(config), "--set", f"target.base_url={url}",
-                          "--set", f"stripe.port={stripe_port}", "--set",
-                          f"database.schema={schema}", "--examples", str(examples),
-                          "--seed", "1", "--report", str(written),
-                          "--corpus", str(tmp_path / "cases"), cwd=tmp_path)
+        options = ["--config", str(config), "--set", f"target.base_url={url}",
+                   "--set", f"stripe.port={stripe_port}", "--set", f"database.schema={schema}",
+                   *(f"--set={item}" for item in sets)]
+        result = run_tool(*options, "--examples", str(examples), "--seed", "1",
+                          "--report", str(written), "--corpus", str(tmp_path / "cases"),
+                          cwd=tmp_path)
         assert written.exists(), f"no report (exit {result.returncode}): {result.stderr[-800:]}"
-    return result, json.loads(written.read_text())
+        report = json.loads(written.read_text())
+        if replay:
+            cases = [f["replay"].split()[-1] for f in report["failures"] if f.get("replay")]
+            report["replays"] = [run_tool("replay", case, *options, cwd=tmp_path)
+                                 for case in cases]
+    return result, report
 
 
 def test_the_tool_passes_the_correct_link_shop(server_url: str, schema: str, tmp_path: Path,
@@ -263,13 +272,30 @@ def test_the_tool_passes_the_correct_link_shop(server_url: str, schema: str, tmp
 def test_the_tool_catches_no_dedup_in_the_link_shop_in_two_deliveries(
         server_url: str, schema: str, tmp_path: Path, monkeypatch):
     result, report = run_against_link_shop(server_url, schema, tmp_path, monkeypatch,
-                                           ("no-dedup",))
+                                           ("no-dedup",), replay=True)
     assert result.returncode == 1, result.stdout + result.stderr
     [caught] = [f for f in report["failures"]
                 if f["invariant"] == "one-ticket-set-per-payment" and f["status"] == "FAILED"]
     assert caught["requests"] == 2, caught["steps"]
     delivered = [s for s in caught["steps"] if "deliver" in s]
     assert len(delivered) == 2 and all("checkout.session.completed" in s for s in delivered)
+    # the case it saved replays through the same config, on the same journey: it fails again
+    assert report["replays"]
+    for replayed in report["replays"]:
+        assert replayed.returncode == 1, replayed.stdout + replayed.stderr
+        assert "FAILED" in replayed.stdout
+
+
+def test_without_the_subscription_the_shops_400s_to_other_types_are_errors(
+        server_url: str, schema: str, tmp_path: Path, monkeypatch):
+    """The same correct shop, its endpoint described as subscribed to every type: the
+    tool sends payment_intent.succeeded and the rest, the shop answers 400 unknown
+    event, and the error-rate threshold (not an invariant) fails the run."""
+    result, report = run_against_link_shop(server_url, schema, tmp_path, monkeypatch,
+                                           examples=10, sets=("target.webhook.events=[]",))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert report["failures"] == []
+    assert report["thresholds"]["http-error-rate"]["verdict"] == "fail"
 
 
 def test_a_browser_checkout_journey_with_a_buyer_fixture_drives_the_same_shop(
