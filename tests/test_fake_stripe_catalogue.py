@@ -9,6 +9,9 @@ from __future__ import annotations
 import pytest
 import stripe
 
+from chaos.fake_stripe import catalogue
+from chaos.fake_stripe.control import customer_details
+from chaos.fake_stripe.state import FakeStripe
 from tests import fake_stripe_helpers
 from tests.fake_stripe_helpers import Fake
 
@@ -133,3 +136,24 @@ def test_a_browser_checkout_sells_catalogue_prices(fake: Fake):
         session["id"], params={"expand": ["data.price.product"]}).data
     assert item.price.product.id == listing["product"]["id"]
     assert item.price.product.name == "Balcony"
+
+
+def _declared(cls: type) -> set[str]:
+    """The fields stripe-python declares on a resource class (its type annotations)."""
+    return {k for k in cls.__annotations__ if k[0].islower()}
+
+
+def test_catalogue_objects_carry_every_field_stripe_python_declares():
+    state = FakeStripe(prefix="shape")
+    product = catalogue.create_product(state, name="Stalls", product_id="prod_shape")
+    price = catalogue.create_price(state, product_id=product["id"], unit_amount=100,
+                                   currency="usd")
+    link = catalogue.create_payment_link(state, lines=[(price, 1, None)])
+    # on Stripe these come only when expanded (or on a deleted object)
+    only_when_expanded_or_deleted = {"line_items", "currency_options", "tiers", "deleted"}
+    for cls, obj in ((stripe.Product, product), (stripe.Price, price),
+                     (stripe.PaymentLink, link)):
+        missing = _declared(cls) - set(obj) - only_when_expanded_or_deleted
+        assert not missing, (cls.__name__, sorted(missing))
+    details = customer_details({"id": "cs_1", "customer_email": None}, email="a@b.test")
+    assert _declared(stripe.checkout.Session.CustomerDetails) <= set(details)

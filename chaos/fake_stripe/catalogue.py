@@ -42,6 +42,10 @@ A session bought through a link carries ``payment_link``, the link's
 ``metadata`` (Stripe copies it to the sessions a link creates) and the
 link's ``payment_intent_data[metadata]`` on its PaymentIntent. An inactive
 link sells nothing, as on Stripe.
+
+Objects carry every field stripe-python's resource classes declare (the
+tests compare them), most at Stripe's default for a link or product that
+uses none of those features; ``line_items`` only when expanded.
 """
 
 from __future__ import annotations
@@ -67,15 +71,29 @@ def payment_link(id_: str, *, currency: str, metadata: Mapping[str, str],
     return {"id": id_, "object": "payment_link", "active": True,
             "after_completion": {"type": "hosted_confirmation",
                                  "hosted_confirmation": {"custom_message": None}},
-            "allow_promotion_codes": False, "billing_address_collection": "auto",
-            "currency": currency, "customer_creation": "if_required", "livemode": False,
-            "metadata": dict(metadata),
+            "allow_promotion_codes": False, "application": None,
+            "application_fee_amount": None, "application_fee_percent": None,
+            "automatic_tax": {"enabled": False, "liability": None},
+            "billing_address_collection": "auto", "consent_collection": None,
+            "currency": currency, "custom_fields": [],
+            "custom_text": {"after_submit": None, "shipping_address": None, "submit": None,
+                            "terms_of_service_acceptance": None},
+            "customer_creation": "if_required", "inactive_message": None,
+            "invoice_creation": None, "livemode": False, "managed_payments": None,
+            "metadata": dict(metadata), "name_collection": None, "on_behalf_of": None,
+            "optional_items": None,
             "payment_intent_data": {"capture_method": None, "description": None,
                                     "metadata": dict(intent_metadata),
                                     "setup_future_usage": None,
-                                    "statement_descriptor": None, "transfer_group": None},
-            "payment_method_types": None, "restrictions": None,
-            "url": f"https://buy.stripe.test/{id_}"}
+                                    "statement_descriptor": None,
+                                    "statement_descriptor_suffix": None,
+                                    "transfer_group": None},
+            "payment_method_collection": "always", "payment_method_options": None,
+            "payment_method_types": None, "phone_number_collection": {"enabled": False},
+            "restrictions": None, "shipping_address_collection": None, "shipping_options": [],
+            "submit_type": "auto", "subscription_data": None,
+            "tax_id_collection": {"enabled": False, "required": "never"},
+            "transfer_data": None, "url": f"https://buy.stripe.test/{id_}"}
 
 
 def _boolean(params: Mapping[str, Any], name: str) -> bool | None:
@@ -99,7 +117,10 @@ def create_product(state: FakeStripe, *, name: str, product_id: str | None = Non
                               code="resource_already_exists", param="id")
     prod = objects.product(product_id or state.new_id("product"), name=name,
                            created=int(state.now()), metadata=metadata or {})
-    prod.update(active=active, description=description, default_price=None)
+    prod.update(active=active, description=description, default_price=None, images=[],
+                marketing_features=[], package_dimensions=None, shippable=None,
+                statement_descriptor=None, tax_code=None, tax_details=None, type="service",
+                unit_label=None, updated=prod["created"], url=None)
     return state._add(prod)
 
 
@@ -108,7 +129,9 @@ def create_price(state: FakeStripe, *, product_id: str, unit_amount: int, curren
                  lookup_key: str | None = None) -> Obj:
     price = objects.price(state.new_id("price"), product_id=product_id, unit_amount=unit_amount,
                           currency=currency, created=int(state.now()))
-    price.update(active=active, metadata=dict(metadata or {}), lookup_key=lookup_key)
+    price.update(active=active, metadata=dict(metadata or {}), lookup_key=lookup_key,
+                 custom_unit_amount=None, nickname=None, recurring=None,
+                 tax_behavior="unspecified", tiers_mode=None, transform_quantity=None)
     return state._add(price)
 
 

@@ -104,9 +104,10 @@ def _amount(body: Mapping[str, Any], name: str, *, low: int = 0, default: int | 
 def customer_details(session: Obj, *, email: str | None = None, name: str | None = None) -> Obj:
     """What the buyer typed on Stripe's page, set on every session it completes (as on
     Stripe, whether or not the session was created with a ``customer_email``)."""
-    return {"address": None, "email": email or session.get("customer_email")
-            or f"buyer+{session['id']}@example.com",
-            "name": name or "Chaos Buyer", "phone": None, "tax_exempt": "none", "tax_ids": []}
+    return {"address": None, "business_name": None, "email": email
+            or session.get("customer_email") or f"buyer+{session['id']}@example.com",
+            "individual_name": None, "name": name or "Chaos Buyer", "phone": None,
+            "tax_exempt": "none", "tax_ids": []}
 
 
 def pay(ctl: Control, call: ControlCall) -> Obj:
