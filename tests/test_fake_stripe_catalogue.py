@@ -1,10 +1,15 @@
 """The fake Stripe's catalogue (Products, Prices, Payment Links) as stripe-python
-sees it, and a buyer purchasing through a Payment Link as a webhook-only shop
+and stripe-node see it, and a buyer purchasing through a Payment Link as a webhook-only shop
 then reads it: the session with ``line_items.data.price.product`` expanded and
 ``customer_details`` filled in.
 """
 
 from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import stripe
@@ -12,13 +17,14 @@ import stripe
 from chaos.fake_stripe import catalogue
 from chaos.fake_stripe.control import customer_details
 from chaos.fake_stripe.state import FakeStripe
-from tests import fake_stripe_helpers
-from tests.fake_stripe_helpers import Fake
+from tests import fake_stripe_helpers, test_fake_stripe_node
+from tests.fake_stripe_helpers import KEY, Fake
 
 pytestmark = pytest.mark.e2e  # one fake Stripe process for the module
 
 fake = fake_stripe_helpers.fake
 stripe_server = fake_stripe_helpers.stripe_server
+stripe_node = test_fake_stripe_node.stripe_node  # stripe-node from npm, once per session
 
 
 def test_a_product_takes_a_chosen_id_once_and_its_price_is_listed_by_product(fake: Fake):
@@ -157,3 +163,43 @@ def test_catalogue_objects_carry_every_field_stripe_python_declares():
         assert not missing, (cls.__name__, sorted(missing))
     details = customer_details({"id": "cs_1", "customer_email": None}, email="a@b.test")
     assert _declared(stripe.checkout.Session.CustomerDetails) <= set(details)
+
+
+NODE_SCRIPT = r"""
+const Stripe = require('stripe');
+const [port, key, productId] = process.argv.slice(2);
+const stripe = new Stripe(key, {host: '127.0.0.1', port: Number(port), protocol: 'http',
+                                maxNetworkRetries: 0, timeout: 30000, telemetry: false});
+(async () => {
+  const product = await stripe.products.create({id: productId, name: 'Node stalls'});
+  const price = await stripe.prices.create({product: product.id, unit_amount: 3100,
+                                            currency: 'usd'});
+  const link = await stripe.paymentLinks.create({
+    line_items: [{price: price.id, quantity: 1,
+                  adjustable_quantity: {enabled: true, maximum: 5}}],
+    metadata: {shop: 'node'}});
+  const items = await stripe.paymentLinks.listLineItems(link.id);
+  const expanded = await stripe.paymentLinks.retrieve(link.id,
+    {expand: ['line_items', 'line_items.data.price.product']});
+  const off = await stripe.paymentLinks.update(link.id, {active: false});
+  const hidden = await stripe.products.update(product.id, {active: false});
+  console.log(JSON.stringify({product, price, link, items, expanded, off, hidden}));
+})().catch((e) => { console.error(String(e && e.stack || e)); process.exit(1); });
+"""
+
+
+def test_stripe_node_lists_a_ticket_type_and_sells_it_through_a_link(fake: Fake,
+                                                                    stripe_node: Path):
+    script = stripe_node / "catalogue.js"
+    script.write_text(NODE_SCRIPT)
+    result = subprocess.run(["node", str(script), str(urlsplit(fake.url).port), KEY,
+                             "prod_node_stalls"], cwd=stripe_node, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["product"]["id"] == "prod_node_stalls"
+    assert out["price"]["product"] == "prod_node_stalls"
+    assert out["link"]["metadata"] == {"shop": "node"} and out["link"]["active"] is True
+    assert [i["price"]["id"] for i in out["items"]["data"]] == [out["price"]["id"]]
+    assert out["expanded"]["line_items"]["data"][0]["price"]["product"]["name"] == "Node stalls"
+    assert out["off"]["active"] is False and out["hidden"]["active"] is False
