@@ -95,15 +95,15 @@ def rehearse(db: Database, config: Config) -> None:
                 args = (event, kind, 1, 1, "buyer1@preflight.chaos.test", "Buyer 1",
                         listed[0], listed[1], listed[2])
                 statement = await conn.prepare(renumber(target.fixture_buyer_sql, args)[0])
-                columns = {a.name for a in statement.get_attributes()}
+                returned = {a.name for a in statement.get_attributes()}
                 await fitted("fixtures.buyer", target.fixture_buyer_sql, *args)
-                for key, names in template_names_in(target):
-                    unknown = sorted(names - set(TEMPLATE_NAMES) - columns)
+                for key, used in template_names_in(target):
+                    unknown = sorted(used - set(TEMPLATE_NAMES) - returned)
                     if unknown:
                         raise UsageError(
                             f"{key} uses {{{{{unknown[0]}}}}}, which is neither a name the tool "
                             f"fills nor a column fixtures.buyer returns "
-                            f"({', '.join(sorted(columns)) or 'none'}): fix one of them")
+                            f"({', '.join(sorted(returned)) or 'none'}): fix one of them")
             # what follows only reads: the run executes it read-only too
             await conn.execute("set local transaction_read_only = on")
             for key, sql, columns in (
