@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -203,3 +204,58 @@ def test_stripe_node_lists_a_ticket_type_and_sells_it_through_a_link(fake: Fake,
     assert [i["price"]["id"] for i in out["items"]["data"]] == [out["price"]["id"]]
     assert out["expanded"]["line_items"]["data"][0]["price"]["product"]["name"] == "Node stalls"
     assert out["off"]["active"] is False and out["hidden"]["active"] is False
+
+
+PYTHON7_SCRIPT = r"""
+import json, sys
+import stripe
+url, key, product_id, session_id = sys.argv[1:]
+stripe.api_base, stripe.api_key, stripe.max_network_retries = url, key, 0
+product = stripe.Product.create(id=product_id, name="Old client stalls")
+price = stripe.Price.create(product=product.id, unit_amount=1900, currency="usd")
+link = stripe.PaymentLink.create(line_items=[{"price": price.id, "quantity": 1}],
+                                 metadata={"shop": "py7"})
+items = stripe.PaymentLink.list_line_items(link.id)
+off = stripe.PaymentLink.modify(link.id, active=False)
+listed = stripe.Price.list(product=product.id)
+session = stripe.checkout.Session.retrieve(
+    session_id, expand=["line_items", "line_items.data.price.product"])
+print(json.dumps({"version": stripe.VERSION, "product": product.id, "price": price.product,
+                  "items": [i.price.id for i in items.data], "price_id": price.id,
+                  "off": off.active, "listed": [p.id for p in listed.data],
+                  "email": session.customer_details.email,
+                  "bought": session.line_items.data[0].price.product.id}))
+"""
+
+
+@pytest.fixture(scope="session")
+def stripe_python7(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with stripe-python 7.x (the major pretix pins), installed from PyPI."""
+    where = tmp_path_factory.mktemp("stripe-python7")
+    subprocess.run([sys.executable, "-m", "venv", str(where / "venv")], check=True, timeout=120)
+    python = where / "venv" / "bin" / "python"
+    result = subprocess.run([str(python), "-m", "pip", "install", "-q", "stripe>=7,<8"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"pip install stripe 7 failed: {result.stderr[-2000:]}"
+    (where / "check.py").write_text(PYTHON7_SCRIPT)
+    return where
+
+
+def test_stripe_python_7_lists_sells_and_reads_back_a_link_purchase(fake: Fake,
+                                                                    stripe_python7: Path):
+    listing = fake.control.post("/_chaos/catalogue", {"product": {"name": "Seen by 7.x"},
+                                                      "unit_amount": 700, "payment_link": True})
+    session = fake.control.post(f"/_chaos/payment_links/{listing['payment_link']['id']}/checkout",
+                                {"quantity": 2})
+    fake.control.post(f"/_chaos/checkout/sessions/{session['id']}/pay",
+                      {"customer_details": {"email": "old@example.test"}})
+    result = subprocess.run([str(stripe_python7 / "venv" / "bin" / "python"),
+                             str(stripe_python7 / "check.py"), fake.url, KEY, "prod_py7_stalls",
+                             session["id"]], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    assert out["version"].startswith("7.")
+    assert out["product"] == out["price"] == "prod_py7_stalls"
+    assert out["items"] == [out["price_id"]] and out["listed"] == [out["price_id"]]
+    assert out["off"] is False
+    assert (out["email"], out["bought"]) == ("old@example.test", listing["product"]["id"])

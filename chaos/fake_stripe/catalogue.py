@@ -97,12 +97,13 @@ def payment_link(id_: str, *, currency: str, metadata: Mapping[str, str],
 
 
 def _boolean(params: Mapping[str, Any], name: str) -> bool | None:
+    """A form boolean; any case, as Stripe takes it (stripe-python 7.x sends ``False``)."""
     value = text(params, name)
     if value is None:
         return None
-    if value not in ("true", "false"):
+    if value.lower() not in ("true", "false"):
         raise param_invalid(name, f"Invalid boolean: {value}", code="parameter_invalid_boolean")
-    return value == "true"
+    return value.lower() == "true"
 
 
 # -- state -----------------------------------------------------------------------------------------
