@@ -25,8 +25,9 @@ what the target answered.
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,7 @@ import httpx
 
 from chaos.executor import Call
 from chaos.signing import sign
-from chaos.target import Target, dig
+from chaos.target import DEFAULT_SESSION, Target, dig, render_body
 from strategies import Checkout, Delivery, Fault, Scenario
 
 
@@ -97,12 +98,38 @@ def checkout_key(event_id: str, buyer: int, attempt: int = 0) -> str:
 
 
 @dataclass(frozen=True)
+class Listing:
+    """A ticket type as the tool listed it at the fake Stripe on the Stripe journeys:
+    a Product under an id the tool chose, its Price and, on ``payment-link``, its link."""
+
+    product_id: str
+    price_id: str
+    payment_link_id: str | None = None
+    payment_link_url: str | None = None
+
+    def values(self) -> dict[str, str]:
+        return {"product_id": self.product_id, "price_id": self.price_id,
+                "payment_link_id": self.payment_link_id or "",
+                "payment_link_url": self.payment_link_url or ""}
+
+
+def product_id(event_id: str, index: int) -> str:
+    """The Stripe product id the tool gives ticket type ``index`` of ``event_id``, chosen
+    before anything is bought so the fixture can store it (as a shop's admin does)."""
+    return "prod_" + re.sub(r"[^A-Za-z0-9]", "_", ticket_type_id(event_id, index))
+
+
+@dataclass(frozen=True)
 class FixtureIds:
     """The ids an example's fixture ended up with: the target's own event id and
-    ticket type ids (the tool's namespaced ones, or what the fixture SQL returned)."""
+    ticket type ids (the tool's namespaced ones, or what the fixture SQL returned);
+    on the Stripe journeys each ticket type's :class:`Listing`, and what each buyer's
+    fixture row returned (its columns are template names)."""
 
     event: Any
     ticket_types: tuple[Any, ...]
+    listings: tuple[Listing, ...] = ()
+    buyers: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def default(cls, scenario: Scenario, event_id: str) -> FixtureIds:
@@ -122,10 +149,16 @@ def checkout_values(scenario: Scenario, event_id: str, buyer: int, *, tamper: st
     if tamper == "price":
         price = 1
     total = 1 if tamper == "total" else price * who.quantity
-    return {"event_id": ids.event, "ticket_type_id": ids.ticket_types[who.ticket_type],
-            "quantity": who.quantity, "unit_price": price, "total": total,
-            "email": f"buyer{buyer + 1}@{event_id}.chaos.test", "name": f"Buyer {buyer + 1}",
-            "buyer": buyer + 1}
+    values: dict[str, Any] = {
+        "event_id": ids.event, "ticket_type_id": ids.ticket_types[who.ticket_type],
+        "quantity": who.quantity, "unit_price": price, "total": total,
+        "email": f"buyer{buyer + 1}@{event_id}.chaos.test", "name": f"Buyer {buyer + 1}",
+        "buyer": buyer + 1}
+    if ids.listings:
+        values.update(ids.listings[who.ticket_type].values())
+    if buyer < len(ids.buyers):
+        values.update(ids.buyers[buyer])
+    return values
 
 
 #: A fault kind of the model -> the fake Stripe's rule fields.
@@ -197,26 +230,55 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
             ref["expect"] = "any"
         own = step.attempt == 0 or (step.key == "same" and not record.tampered)
 
+        def bind(session: str, url: str | None) -> None:
+            record.session_id = session
+            if own and bindings[b].session_id is None:
+                bindings[b].session_id = session
+                bindings[b].checkout_url = url
+
         def remember(response: httpx.Response) -> None:
             answer = response.json()
             session = dig(answer, target.session_id_path)
             if not isinstance(session, str) or not session:
                 raise ValueError(f"{target.session_id_path} is {session!r}, not a session id")
-            record.session_id = session
-            if own and bindings[b].session_id is None:
-                bindings[b].session_id = session
-                try:
-                    url = dig(answer, target.url_path) if target.url_path else None
-                except KeyError:
-                    url = None
-                bindings[b].checkout_url = url
+            try:
+                url = dig(answer, target.url_path) if target.url_path else None
+            except KeyError:
+                url = None
+            bind(session, url)
 
+        if target.journey != "endpoint":
+            return _stripe_checkout(step, wave, ref, values, bind)
+        path = str(render_body(target.checkout_path, values))
         return Call(kind="checkout", door="target", wave=wave, ref=ref,
                     offset=step.offset_ms / 1000,
-                    build=lambda: httpx.Request(target.checkout_method,
-                                                target.base_url + target.checkout_path,
+                    build=lambda: httpx.Request(target.checkout_method, target.base_url + path,
                                                 json=body, headers=target.checkout_headers(key)),
                     on_answer=remember)
+
+    def _stripe_checkout(step: Checkout, wave: int | None, ref: dict[str, Any],
+                         values: dict[str, Any], bind: Callable[[str, str | None], None]
+                         ) -> Call:
+        """The buyer begins at Stripe: a session the tool creates (``stripe-session``) or
+        a purchase through the ticket type's Payment Link. Nothing the target could
+        refuse or price: a tampered cart or a retry under the same key is not sent (a
+        browser has no such door); a retry under a fresh key opens a second session."""
+        skip = step.tamper != "none" or (step.attempt > 0 and step.key == "same")
+        ref.pop("expect", None)
+        if target.journey == "payment-link":
+            where = f"/_chaos/payment_links/{values['payment_link_id']}/checkout"
+            body: Any = {"quantity": values["quantity"]}
+        else:
+            where = "/_chaos/checkout/sessions"
+            template = DEFAULT_SESSION if target.session_template is None \
+                else target.session_template
+            body = render_body(template, values)
+        return Call(kind="checkout", door="stripe", wave=wave, ref=ref,
+                    offset=step.offset_ms / 1000,
+                    build=lambda: None if skip else httpx.Request("POST", stripe_url + where,
+                                                                  json=body),
+                    on_answer=lambda response: bind(response.json()["id"],
+                                                    response.json().get("url")))
 
     def control(b: int, kind: str, path: Callable[[BuyerBinding], str | None],
                 body: Callable[[BuyerBinding], dict[str, Any]] = lambda _: {}) -> Call:
@@ -259,8 +321,11 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                 continue
             pay_as = {"async-succeeded": "async_succeeded",
                       "async-failed": "async_failed"}.get(outcome, "paid")
-            first.append(control(b, "stripe.pay", session_path("pay"),
-                                 _constant({"outcome": pay_as})))
+            paying: dict[str, Any] = {"outcome": pay_as}
+            if target.journey != "endpoint":  # the buyer types them on Stripe's page
+                values = checkout_values(scenario, event_id, b, ids=ids)
+                paying["customer_details"] = {"email": values["email"], "name": values["name"]}
+            first.append(control(b, "stripe.pay", session_path("pay"), _constant(paying)))
             if outcome == "refunded":
                 second.append(control(b, "stripe.refund", payment_path("refunds"), the_payment))
             elif outcome == "disputed":
@@ -271,11 +336,16 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         ref: dict[str, Any] = {"buyer": step.buyer, "event": step.event, "copy": step.copy,
                                "signature": step.signature}
 
+        path = str(render_body(target.webhook_path,
+                               checkout_values(scenario, event_id, step.buyer, ids=ids)))
+
         def build() -> httpx.Request | None:
             binding = bindings[step.buyer]
             event = binding.events.get(step.event)
             if event is None:
                 return None  # the story never produced this event (its checkout failed)
+            if not target.subscribed(step.event):
+                return None  # the endpoint is not subscribed: Stripe never sends it
             obj = event["data"]["object"]
             ref.update(event_id=event["id"], session=binding.session_id,
                        payment_intent=binding.payment_intent)
@@ -283,7 +353,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                 ref["payment_status"] = obj.get("payment_status")
             signed = sign(json.dumps(event), target.webhook_secret, now=int(clock()),
                           variant=step.signature, old_secret=target.old_secret)
-            return httpx.Request("POST", target.base_url + target.webhook_path,
+            return httpx.Request("POST", target.base_url + path,
                                  content=signed.body,
                                  headers={**target.webhook_headers, **signed.headers})
 

@@ -36,7 +36,14 @@ from chaos.errors import UsageError
 from chaos.invariants import INVARIANTS
 from chaos.log import redactor
 from chaos.safety import LIVE_STRIPE_HOSTS, check_stripe_key, check_url, is_loopback
-from chaos.target import BODY_NAMES, DEFAULT_BODY, SqlInvariant, Target, placeholders
+from chaos.target import (
+    DEFAULT_BODY,
+    JOURNEYS,
+    TEMPLATE_NAMES,
+    SqlInvariant,
+    Target,
+    placeholders,
+)
 
 _DEFAULTS = Target(base_url="", webhook_secret="")
 
@@ -49,12 +56,14 @@ SCHEMA: dict[str, Any] = {
         "metrics_path": "str",
         "checkout": {"path": "str", "method": "str", "headers": "strmap",
                      "idempotency_header": "str", "body": "json", "session_id": "str",
-                     "url": "str"},
-        "webhook": {"path": "str", "headers": "strmap", "secret": "str", "old_secret": "str"},
+                     "url": "str", "journey": "str", "session": "json",
+                     "payment_link": {"metadata": "json"}},
+        "webhook": {"path": "str", "headers": "strmap", "secret": "str", "old_secret": "str",
+                    "events": "strlist"},
     },
     "stripe": {"port": "int", "api_key": "str"},
     "database": {"url": "str", "schema": "str", "disposable": "bool"},
-    "fixtures": {"event": "str", "ticket_type": "str", "cleanup": "strlist"},
+    "fixtures": {"event": "str", "ticket_type": "str", "buyer": "str", "cleanup": "strlist"},
     "observe": {"tickets_per_payment": "str", "tickets_per_ticket_type": "str"},
     "invariants": [_INVARIANT],
 }
@@ -68,6 +77,9 @@ _DELETES = re.compile(r"\b(delete|truncate|drop)\b", re.IGNORECASE)
 _ENV = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_EVENT_TYPE = re.compile(r"^(\*|[a-z_]+(\.[a-z_]+)+)$")
+#: The names a Payment Link's metadata template may use (it is listed before any buyer).
+LINK_NAMES = ("event_id", "product_id")
 
 
 @dataclass(frozen=True)
@@ -301,10 +313,8 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
         raise UsageError(f"target.checkout.idempotency_header {idem!r} is not a header name: "
                          "fix it, or set it to \"\" when the target takes no key")
     body = checkout.get("body", DEFAULT_BODY)
-    unknown = placeholders(body) - set(BODY_NAMES)
-    if unknown:
-        raise UsageError(f"target.checkout.body uses {{{{{sorted(unknown)[0]}}}}}, which is not "
-                         f"a name the tool fills: use {', '.join(BODY_NAMES)}")
+    fixture_buyer = _get(document, "fixtures.buyer", "")
+    journey, session_template, link_metadata, events = _journey(document, bool(fixture_buyer))
     session_path = checkout.get("session_id", "sessionId")
     if not session_path:
         raise UsageError("target.checkout.session_id must be the dotted path to the Checkout "
@@ -349,6 +359,7 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
     observe_tt = _get(document, "observe.tickets_per_ticket_type",
                       _DEFAULTS.tickets_per_ticket_type_sql)
     statements = [("fixtures.event", fixture_event), ("fixtures.ticket_type", fixture_tt),
+                  *([("fixtures.buyer", fixture_buyer)] if fixture_buyer else []),
                   ("observe.tickets_per_payment", observe_payment),
                   ("observe.tickets_per_ticket_type", observe_tt)]
     invariants: list[SqlInvariant] = []
@@ -401,10 +412,71 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
         webhook_headers=webhook_headers,
         old_secret=old_secret or None,
         invariants=tuple(invariants),
+        journey=journey,
+        session_template=session_template,
+        link_metadata_template=link_metadata,
+        webhook_events=events,
+        fixture_buyer_sql=fixture_buyer,
     )
     return Config(path=path, target=target, stripe_port=port, stripe_api_key=api_key,
                   database_url=db_url, database_schema=schema or None, disposable=disposable,
                   cleanup=cleanup, allow_hosts=allow)
+
+
+def _journey(document: Mapping[str, Any], buyer_fixture: bool
+             ) -> tuple[str, Any, Any, tuple[str, ...]]:
+    """``target.checkout.journey`` and what goes with it: the session template, the
+    Payment Link metadata template, the webhook's subscription. Every template name
+    is checked here, except those a ``fixtures.buyer`` row may add (the preflight
+    checks those against the columns the statement returns)."""
+    checkout = _get(document, "target.checkout", {})
+    journey = str(checkout.get("journey", "endpoint"))
+    if journey not in JOURNEYS:
+        raise UsageError(f"target.checkout.journey {journey!r} is not one of "
+                         f"{', '.join(JOURNEYS)}: fix it")
+    session = checkout.get("session")
+    link_metadata = _get(document, "target.checkout.payment_link.metadata")
+    for key, value, wanted in (("target.checkout.session", session, "stripe-session"),
+                               ("target.checkout.payment_link", link_metadata, "payment-link")):
+        if value is not None and journey != wanted:
+            raise UsageError(f"{key} is for journey = \"{wanted}\", and target.checkout.journey "
+                             f"is \"{journey}\": remove it, or set the journey")
+    if session is not None and not isinstance(session, dict):
+        raise UsageError("target.checkout.session must be a table (line_items, metadata, "
+                         "customer_email, ...): fix its type")
+    if link_metadata is not None and not isinstance(link_metadata, dict):
+        raise UsageError("target.checkout.payment_link.metadata must be a table of strings: "
+                         "fix its type")
+    names = set(TEMPLATE_NAMES)
+    templates = [("target.checkout.body", checkout.get("body", DEFAULT_BODY)),
+                 ("target.checkout.path", _get(document, "target.checkout.path", "")),
+                 ("target.webhook.path", _get(document, "target.webhook.path", "")),
+                 ("target.checkout.session", session)]
+    for key, template in templates:
+        unknown = sorted(placeholders(template) - names)
+        if unknown and not buyer_fixture:
+            raise UsageError(f"{key} uses {{{{{unknown[0]}}}}}, which is not a name the tool "
+                             f"fills: use {', '.join(TEMPLATE_NAMES)}, or a column "
+                             "fixtures.buyer returns")
+    unknown = sorted(placeholders(link_metadata) - set(LINK_NAMES))
+    if unknown:
+        raise UsageError(f"target.checkout.payment_link.metadata uses {{{{{unknown[0]}}}}}: the "
+                         f"link is listed before any buyer, so use {', '.join(LINK_NAMES)}")
+    events = tuple(_get(document, "target.webhook.events", []))
+    for i, name in enumerate(events):
+        if not _EVENT_TYPE.match(name):
+            raise UsageError(f"target.webhook.events.{i} {name!r} is not an event type: write "
+                             "it as Stripe names it (checkout.session.completed), or \"*\"")
+    return journey, session, link_metadata, events
+
+
+def template_names_in(target: Target) -> list[tuple[str, set[str]]]:
+    """Every template of ``target`` with the names it uses (the preflight checks the
+    ones no built-in name covers against the columns ``fixtures.buyer`` returns)."""
+    return [("target.checkout.body", placeholders(target.body_template or DEFAULT_BODY)),
+            ("target.checkout.path", placeholders(target.checkout_path)),
+            ("target.webhook.path", placeholders(target.webhook_path)),
+            ("target.checkout.session", placeholders(target.session_template))]
 
 
 def _headers(headers: Mapping[str, str], key: str) -> dict[str, str]:

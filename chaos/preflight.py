@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from chaos.config import Config
+from chaos.config import Config, template_names_in
 from chaos.database import (
     ArgumentError,
     Connection,
@@ -29,9 +29,11 @@ from chaos.database import (
     error_line,
     fetch_fitted,
     redact_url,
+    renumber,
 )
 from chaos.errors import InfrastructureError, TargetError, UsageError
 from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS
+from chaos.target import TEMPLATE_NAMES
 
 
 def check_target(config: Config, *, timeout: float = 5.0) -> None:
@@ -90,9 +92,27 @@ def rehearse(db: Database, config: Config) -> None:
         async with conn.transaction():
             rows = await fitted("fixtures.event", target.fixture_event_sql, event_key)
             event = rows[0][0] if rows else event_key
+            listed: tuple[str | None, ...] = (None,) * 4
+            if target.journey != "endpoint":  # ids as the tool lists them (nothing at Stripe)
+                listed = (f"prod_{event_key}", f"price_{event_key}", f"plink_{event_key}",
+                          f"https://buy.stripe.test/plink_{event_key}")
             rows = await fitted("fixtures.ticket_type", target.fixture_ticket_type_sql,
-                                f"{event_key}-tt1", event, "Ticket type 1", 1000, 5)
+                                f"{event_key}-tt1", event, "Ticket type 1", 1000, 5, *listed)
             kind = rows[0][0] if rows else f"{event_key}-tt1"
+            if target.fixture_buyer_sql:
+                current[0] = "fixtures.buyer"
+                args = (event, kind, 1, 1, "buyer1@preflight.chaos.test", "Buyer 1",
+                        listed[0], listed[1], listed[2])
+                statement = await conn.prepare(renumber(target.fixture_buyer_sql, args)[0])
+                returned = {a.name for a in statement.get_attributes()}
+                await fitted("fixtures.buyer", target.fixture_buyer_sql, *args)
+                for key, used in template_names_in(target):
+                    unknown = sorted(used - set(TEMPLATE_NAMES) - returned)
+                    if unknown:
+                        raise UsageError(
+                            f"{key} uses {{{{{unknown[0]}}}}}, which is neither a name the tool "
+                            f"fills nor a column fixtures.buyer returns "
+                            f"({', '.join(sorted(returned)) or 'none'}): fix one of them")
             # what follows only reads: the run executes it read-only too
             await conn.execute("set local transaction_read_only = on")
             for key, sql, columns in (
@@ -135,4 +155,4 @@ def rehearse(db: Database, config: Config) -> None:
     except (ArgumentError, ValueError, TypeError, OverflowError) as exc:
         # asyncpg refuses arguments before sending them (a wrong parameter type or count)
         raise UsageError(f"{current[0]}: {error_line(exc)}: fix the statement's parameters "
-                         "($1..$5 as the config format documents)") from None
+                         "($1..$9 as the config format documents)") from None

@@ -24,12 +24,13 @@ import httpx
 import trio
 
 from chaos import invariants
-from chaos.client import Attempt, FixtureIds, Plan, plan, ticket_type_id
+from chaos.client import Attempt, FixtureIds, Plan, checkout_values, plan, ticket_type_id
 from chaos.config import Config
 from chaos.database import Database, embedded_server, redact_url, throwaway_schema
 from chaos.errors import InfrastructureError, TargetError, UsageError
 from chaos.executor import Executor, ensure_descriptors
 from chaos.history import History, Op, Outcome, percentile
+from chaos.journeys import list_catalogue
 from chaos.log import redactor
 from chaos.observation import (
     PAYMENT_COLUMNS,
@@ -54,6 +55,9 @@ class StripeView:
 
     sessions: list[dict[str, Any]] | None = None
     calls: list[StripeCall] | None = None
+    #: Payment intents refunded at Stripe by anyone (the target too: a shop that sells
+    #: through a Payment Link refunds what it cannot fulfil); read on the Stripe journeys.
+    refunded: frozenset[str] = frozenset()
 
 
 class OutOfTime(Exception):
@@ -211,15 +215,31 @@ class Runner:
         rows = self.db.fetch_fitted(self.target.fixture_event_sql, event_id)
         if rows:
             event = next(iter(rows[0].values()))
+        listings = list_catalogue(self.target, self.stripe_url, scenario, event_id, event,
+                                  timeout=self.request_timeout)
         kinds = []
         for i, tt in enumerate(scenario.ticket_types):
             kind: Any = ticket_type_id(event_id, i)
-            rows = self.db.fetch_fitted(self.target.fixture_ticket_type_sql, kind, event,
-                                        f"Ticket type {i + 1}", tt.price, tt.capacity)
+            listed = listings[i] if listings else None
+            rows = self.db.fetch_fitted(
+                self.target.fixture_ticket_type_sql, kind, event, f"Ticket type {i + 1}",
+                tt.price, tt.capacity, listed and listed.product_id, listed and listed.price_id,
+                listed and listed.payment_link_id, listed and listed.payment_link_url)
             if rows:
                 kind = next(iter(rows[0].values()))
             kinds.append(kind)
-        return FixtureIds(event, tuple(kinds))
+        ids = FixtureIds(event, tuple(kinds), tuple(listings))
+        if not self.target.fixture_buyer_sql:
+            return ids
+        buyers = []
+        for b, who in enumerate(scenario.buyers):
+            values = checkout_values(scenario, event_id, b, ids=ids)
+            rows = self.db.fetch_fitted(
+                self.target.fixture_buyer_sql, event, kinds[who.ticket_type], b + 1,
+                who.quantity, values["email"], values["name"], values.get("product_id"),
+                values.get("price_id"), values.get("payment_link_id"))
+            buyers.append(plain(rows[0]) if rows else {})
+        return FixtureIds(event, tuple(kinds), tuple(listings), tuple(buyers))
 
     async def _execute(self, the_plan: Plan, event_id: str,
                        budget: float) -> tuple[History, bool, StripeView]:
@@ -283,8 +303,13 @@ class Runner:
             self._records_seq = int(records.get("last_seq") or self._records_seq)
             calls = [StripeCall.from_record(r) for r in records.get("data", [])
                      if r.get("path", "").startswith("/v1/")]
+        refunded: frozenset[str] = frozenset()
+        if self.target.journey != "endpoint":
+            refunds = await self._control_get(transport, "/_chaos/objects/refund", {})
+            refunded = frozenset(str(r.get("payment_intent")) for r in
+                                 (refunds or {}).get("data", []) if r.get("payment_intent"))
         return StripeView(sessions=None if sessions is None else list(sessions.get("data", [])),
-                          calls=calls)
+                          calls=calls, refunded=refunded)
 
     async def _control_get(self, transport: LoopbackTransport, path: str,
                            params: dict[str, str]) -> dict[str, Any] | None:
@@ -329,6 +354,12 @@ class Runner:
         contract: every further example would test nothing.
         """
         for op in history.ops:
+            if op.door == "stripe" and op.kind == "checkout" and op.outcome is not Outcome.OK:
+                raise InfrastructureError(
+                    f"buyer {op.ref.get('buyer', 0) + 1}'s checkout at the fake Stripe failed "
+                    f"on the {self.target.journey} journey ({op.method} {op.path}: "
+                    f"{op.status or op.error} {op.body[:160]}): check target.checkout.session "
+                    "and the fixtures' ids")
             if op.door == "stripe" and op.outcome is not Outcome.OK:
                 raise InfrastructureError(
                     f"the fake Stripe API failed a set-up call ({op.method} {op.path}: "
@@ -441,6 +472,8 @@ class Runner:
             # only the buyer's own session was paid; the events tell refunds and disputes
             events = list(the_plan.bindings[owner].events) \
                 if owner is not None and owner_of.get(session_id) == owner else []
+            if obj.get("payment_intent") in stripe.refunded:
+                events.append("charge.refunded")
             sessions.append(Session(
                 id=session_id, amount_total=int(obj.get("amount_total") or 0),
                 outcome=payment_outcome(obj, events), payment_intent=obj.get("payment_intent"),

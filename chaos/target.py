@@ -30,6 +30,27 @@ DEFAULT_BODY: dict[str, Any] = {
 #: The names a body template may use.
 BODY_NAMES = ("event_id", "ticket_type_id", "quantity", "unit_price", "total", "email", "name",
               "buyer")
+
+#: How a buyer's payment begins (``[target.checkout] journey``): at the target's own
+#: checkout door; with a Checkout Session the tool creates at the fake Stripe (a
+#: checkout that lives in the browser); or through a Payment Link of the ticket type.
+JOURNEYS = ("endpoint", "stripe-session", "payment-link")
+#: What the tool lists at the fake Stripe per ticket type on the Stripe journeys, known
+#: before the fixture runs ($6..$9 of ``fixtures.ticket_type``, $7..$9 of ``fixtures.buyer``).
+CATALOGUE_NAMES = ("product_id", "price_id", "payment_link_id", "payment_link_url")
+#: Every name a template may use; a ``fixtures.buyer`` row adds its columns.
+TEMPLATE_NAMES = BODY_NAMES + CATALOGUE_NAMES
+#: The Checkout Session the tool creates on the ``stripe-session`` journey (a template).
+DEFAULT_SESSION: dict[str, Any] = {
+    "line_items": [{"price": "{{price_id}}", "quantity": "{{quantity}}"}],
+    "metadata": {"event_id": "{{event_id}}", "ticket_type_id": "{{ticket_type_id}}",
+                 "quantity": "{{quantity}}"},
+    "customer_email": "{{email}}",
+}
+#: The metadata of the Payment Link the tool lists per ticket type (Stripe copies it to
+#: every session bought through the link); a template without buyer names.
+DEFAULT_LINK_METADATA: dict[str, Any] = {"event_id": "{{event_id}}",
+                                         "ticket_type_id": "{{ticket_type_id}}"}
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
@@ -140,6 +161,23 @@ class Target:
     old_secret: str | None = None
     #: The user's own invariants, checked after every example.
     invariants: tuple[SqlInvariant, ...] = ()
+    #: How a buyer's payment begins: one of :data:`JOURNEYS`.
+    journey: str = "endpoint"
+    #: The session template of the ``stripe-session`` journey; None: :data:`DEFAULT_SESSION`.
+    session_template: Any = None
+    #: The Payment Link metadata template of ``payment-link``; None: the default.
+    link_metadata_template: Any = None
+    #: The endpoint's subscription (``[target.webhook] events``): () sends every type.
+    webhook_events: tuple[str, ...] = ()
+    #: Runs once per buyer before the buyer pays ($1 event, $2 ticket type, $3 buyer
+    #: number, $4 quantity, $5 email, $6 name, $7 product, $8 price, $9 payment link);
+    #: a returned row's columns become template names. "": none.
+    fixture_buyer_sql: str = ""
+
+    def subscribed(self, event_type: str) -> bool:
+        """Is the webhook endpoint subscribed to ``event_type`` (as in Stripe's dashboard)?"""
+        return not self.webhook_events or "*" in self.webhook_events or \
+            event_type in self.webhook_events
 
     def checkout_headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         """The headers of a checkout request, as the seed's client sends them."""

@@ -126,6 +126,21 @@ BAD = [
     ("invariant-clash", "[[invariants]]\nname = 'no-lost-payment'\nsql = 'select 1'\n",
      "invariants.0.name 'no-lost-payment' is already an invariant's name"),
     ("schema-name", "[database]\nschema = 'bad name'\n", "database.schema 'bad name'"),
+    ("journey", "[target.checkout]\njourney = 'browser'\n",
+     "target.checkout.journey 'browser' is not one of endpoint, stripe-session, payment-link"),
+    ("session-off-journey", "[target.checkout]\nsession = { customer_email = '{{email}}' }\n",
+     'target.checkout.session is for journey = "stripe-session", and target.checkout.journey '
+     'is "endpoint"'),
+    ("session-name", "[target.checkout]\njourney = 'stripe-session'\n"
+     "session = { client_reference_id = '{{cart}}' }\n",
+     "target.checkout.session uses {{cart}}, which is not a name the tool fills"),
+    ("link-metadata-name", "[target.checkout]\njourney = 'payment-link'\n"
+     "payment_link = { metadata = { who = '{{email}}' } }\n",
+     "target.checkout.payment_link.metadata uses {{email}}: the link is listed before any buyer"),
+    ("webhook-path-name", "[target.webhook]\npath = '/{{show}}/hook'\n",
+     "target.webhook.path uses {{show}}"),
+    ("event-type", "[target.webhook]\nevents = ['Checkout Completed']\n",
+     "target.webhook.events.0 'Checkout Completed' is not an event type"),
 ]
 
 
@@ -422,6 +437,14 @@ REHEARSED = [
     ("too-many-parameters",
      "[fixtures]\nevent = 'insert into events (id, name) values ($1, $6)'\n",
      "fixtures.event: it uses $6, but only 1 parameter(s) are offered"),
+    ("buyer-column",
+     "[target.checkout]\njourney = 'stripe-session'\n"
+     "session = { client_reference_id = '{{cart_ref}}' }\n"
+     "[fixtures]\nbuyer = \"select 'cart-' || $3 as cart\"\n",
+     "target.checkout.session uses {{cart_ref}}, which is neither a name the tool fills nor a "
+     "column fixtures.buyer returns (cart)"),
+    ("buyer-fixture-fails", "[fixtures]\nbuyer = 'insert into carts (event) values ($1)'\n",
+     'fixtures.buyer: relation "carts" does not exist'),
     ("cleanup-sql",
      "[database]\ndisposable = true\n[fixtures]\ncleanup = ['delete from no_such_table']\n",
      'fixtures.cleanup.0: relation "no_such_table" does not exist'),

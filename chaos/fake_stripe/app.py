@@ -22,6 +22,7 @@ in Stripe's error shape. Endpoints (:data:`chaos.fake_stripe.api.ENDPOINTS`)::
     GET  /v1/refunds[?charge=|payment_intent=]  GET /v1/refunds/{id}
     GET  /v1/disputes/{id}   GET /v1/products/{id}   GET /v1/prices/{id}
     GET  /v1/events[?type=checkout.session.*]  GET  /v1/events/{id}
+    Products, Prices, Payment Links: see :mod:`chaos.fake_stripe.catalogue`
 
 Every list endpoint takes ``limit``, ``starting_after``, ``ending_before``
 and ``include[]=total_count``; every endpoint takes ``expand[]``, checked
@@ -43,11 +44,14 @@ and a retrieve of ``data.object.id`` find them, the latter in its current
 state)::
 
     POST   /_chaos/checkout/sessions               {"amount_total", "currency"?, "metadata"?,
-                                                    "customer_email"?, "payment_intent_metadata"?,
-                                                    "line_items"?: [{"name", "unit_amount", "quantity"}]}
+                                                    "customer_email"?, "client_reference_id"?,
+                                                    "payment_intent_metadata"?,
+                                                    "line_items"?: [{"name", "unit_amount", "quantity"}
+                                                                    | {"price", "quantity"}]}
                                                    -> the checkout.session
     POST   /_chaos/checkout/sessions/{id}/pay      {"outcome"?: "paid" (default) | "async_pending"
-                                                    | "async_succeeded" | "async_failed"}
+                                                    | "async_succeeded" | "async_failed",
+                                                    "customer_details"?: {"email", "name"}}
     POST   /_chaos/checkout/sessions/{id}/settle   {"outcome": "succeeded" | "failed"}
                                                    (a session paid with async_pending)
     POST   /_chaos/checkout/sessions/{id}/expire   {}
@@ -68,6 +72,8 @@ state)::
     GET    /_chaos/objects/{kind}?metadata[k]=v    every object of a kind (checkout.session,
                                                    payment_intent, charge, refund, dispute,
                                                    event, product, price, item), oldest first
+    POST   /_chaos/catalogue, /_chaos/payment_links/{id}/checkout: see
+                                                   chaos.fake_stripe.catalogue
     GET    /_chaos/health
 
 Events per transition are listed in :mod:`chaos.fake_stripe.state`.
@@ -95,7 +101,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from chaos.fake_stripe import api, control
+from chaos.fake_stripe import api, catalogue, control
 from chaos.fake_stripe.connections import Connections
 from chaos.fake_stripe.errors import API_ERROR, StripeError, unrecognized_url
 from chaos.fake_stripe.faults import FaultPlan, FaultRule
@@ -399,9 +405,9 @@ def create_app(*, prefix: str | None = None, now: Callable[[], float] = time.tim
                                        "on this request; its log has the details."}},
                             status_code=500)
 
-    routes = [api_route(*endpoint) for endpoint in api.ENDPOINTS]
+    routes = [api_route(*endpoint) for endpoint in api.ENDPOINTS + catalogue.ENDPOINTS]
     routes += [Route(template, fake.control_endpoint(handler), methods=[method])
-               for method, template, handler in control.ENDPOINTS]
+               for method, template, handler in control.ENDPOINTS + catalogue.CONTROL_ENDPOINTS]
     routes.append(Route("/_chaos/health", health, methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={
         StripeError: stripe_error, HTTPException: http_error, Exception: server_error,

@@ -16,7 +16,7 @@ from chaos.fake_stripe.errors import StripeError, param_invalid
 from chaos.fake_stripe.faults import FaultPlan, FaultSpecError
 from chaos.fake_stripe.objects import DEFAULT_CARD, Obj, list_object
 from chaos.fake_stripe.records import Records
-from chaos.fake_stripe.state import KINDS, FakeStripe, LineSpec
+from chaos.fake_stripe.state import KINDS, PAY_OUTCOMES, FakeStripe, LineSpec
 
 
 @dataclass
@@ -58,9 +58,10 @@ def _strings(body: Mapping[str, Any], name: str) -> dict[str, str]:
 
 
 def create_session(ctl: Control, call: ControlCall) -> Obj:
-    """``{"amount_total", "currency"?, "metadata"?, "customer_email"?, "line_items"?,
-    "payment_intent_metadata"?}``: one line item of ``amount_total`` unless
-    ``line_items`` (``[{"name", "unit_amount", "quantity"}]``) are given."""
+    """``{"amount_total", "currency"?, "metadata"?, "customer_email"?, "client_reference_id"?,
+    "line_items"?, "payment_intent_metadata"?}``: one line item of ``amount_total`` unless
+    ``line_items`` (``[{"name", "unit_amount", "quantity"}]``, or ``[{"price", "quantity"}]``
+    for a Price of the catalogue) are given."""
     body = call.body
     currency = _field(body, "currency", str, default="usd")
     raw_items = _field(body, "line_items", list)
@@ -70,6 +71,14 @@ def create_session(ctl: Control, call: ControlCall) -> Obj:
             if not isinstance(item, dict):
                 raise param_invalid(f"line_items[{i}]", "each line item is a JSON object "
                                     '{"name", "unit_amount", "quantity"}.')
+            price_id = item.get("price")
+            if price_id is not None:  # a Price of the catalogue, as a browser checkout sells
+                price = ctl.state.get("price", str(price_id), param=f"line_items[{i}][price]")
+                product = ctl.state.get("product", price["product"])
+                specs.append(LineSpec(name=product["name"], unit_amount=price["unit_amount"],
+                                      quantity=_amount(item, "quantity", low=1, default=1),
+                                      currency=price["currency"], price_id=price["id"]))
+                continue
             specs.append(LineSpec(name=str(item.get("name", f"Item {i + 1}")),
                                   unit_amount=_amount(item, "unit_amount"),
                                   quantity=_amount(item, "quantity", low=1, default=1),
@@ -78,8 +87,9 @@ def create_session(ctl: Control, call: ControlCall) -> Obj:
         specs = [LineSpec(name="Chaos checkout", unit_amount=_amount(body, "amount_total"),
                           quantity=1, currency=currency)]
     return ctl.state.create_checkout_session(
-        line_items=specs, currency=currency, metadata=_strings(body, "metadata"),
+        line_items=specs, currency=specs[0].currency, metadata=_strings(body, "metadata"),
         customer_email=_field(body, "customer_email", str),
+        client_reference_id=_field(body, "client_reference_id", str),
         intent_metadata=_strings(body, "payment_intent_metadata"),
     )
 
@@ -91,9 +101,25 @@ def _amount(body: Mapping[str, Any], name: str, *, low: int = 0, default: int | 
     return int(value)
 
 
+def customer_details(session: Obj, *, email: str | None = None, name: str | None = None) -> Obj:
+    """What the buyer typed on Stripe's page, set on every session it completes (as on
+    Stripe, whether or not the session was created with a ``customer_email``)."""
+    return {"address": None, "business_name": None, "email": email
+            or session.get("customer_email") or f"buyer+{session['id']}@example.com",
+            "individual_name": None, "name": name or "Chaos Buyer", "phone": None,
+            "tax_exempt": "none", "tax_ids": []}
+
+
 def pay(ctl: Control, call: ControlCall) -> Obj:
-    """``{"outcome": "paid" | "async_pending" | "async_succeeded" | "async_failed"}``."""
+    """``{"outcome": "paid" | "async_pending" | "async_succeeded" | "async_failed",
+    "customer_details"?: {"email"?, "name"?}}``."""
     outcome = _field(call.body, "outcome", str, default="paid")
+    typed = _field(call.body, "customer_details", dict, default={})
+    session = ctl.state.find(call.path_params["id"])
+    if outcome in PAY_OUTCOMES and session is not None and session["object"] == \
+            "checkout.session" and session["status"] == "open":  # typed on Stripe's page
+        session["customer_details"] = customer_details(
+            session, email=_field(typed, "email", str), name=_field(typed, "name", str))
     events = ctl.state.pay(call.path_params["id"], outcome)
     return _with_session(ctl, call, events)
 

@@ -45,7 +45,7 @@ def checkout_session(id_: str, *, amount_total: int, currency: str, created: int
         "created": created, "currency": currency,
         "customer_details": {"email": customer_email} if customer_email else None,
         "customer_email": customer_email, "expires_at": expires_at, "livemode": False,
-        "metadata": dict(metadata), "mode": "payment", "payment_intent": None,
+        "metadata": dict(metadata), "mode": "payment", "payment_intent": None, "payment_link": None,
         "payment_method_types": ["card"], "payment_status": "unpaid", "status": "open",
         "success_url": success_url,
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},

@@ -54,7 +54,7 @@ SETTLE_OUTCOMES = ("succeeded", "failed")
 PREFIXES = {
     "checkout.session": "cs", "payment_intent": "pi", "charge": "ch", "refund": "re",
     "dispute": "dp", "event": "evt", "product": "prod", "price": "price", "item": "li",
-    "balance_transaction": "txn", "payment_method": "pm",
+    "balance_transaction": "txn", "payment_method": "pm", "payment_link": "plink",
 }
 KINDS = tuple(PREFIXES)
 _SESSION_TTL = 24 * 3600
