@@ -98,9 +98,12 @@ def expand_paths(params: Mapping[str, Any]) -> list[str]:
                         "(expand[]=line_items).", code="parameter_invalid_array")
 
 
-def expanded(state: FakeStripe, obj: Obj, params: Mapping[str, Any]) -> Obj:
+def expanded(state: FakeStripe, obj: Obj, params: Mapping[str, Any], *,
+             include: expansion.Includable | None = None) -> Obj:
+    """``obj`` with the ``expand[]`` of ``params``; ``include`` adds fields other modules
+    compute (a Payment Link's line items)."""
     return expansion.expand(obj, expand_paths(params), resolve=state.find, include={
-        ("checkout.session", "line_items"): state.session_line_items,
+        ("checkout.session", "line_items"): state.session_line_items, **(include or {}),
     })
 
 

@@ -54,7 +54,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaos.fake_stripe import objects
-from chaos.fake_stripe.api import ApiCall, Handler, expand_paths, integer, paginate, string_hash, text
+from chaos.fake_stripe.api import ApiCall, Handler, expanded, integer, paginate, string_hash, text
 from chaos.fake_stripe.control import Control, ControlCall, ControlHandler
 from chaos.fake_stripe.errors import StripeError, param_invalid, param_missing
 from chaos.fake_stripe.objects import Obj
@@ -202,8 +202,7 @@ def buy_through_link(state: FakeStripe, link_id: str, *, quantity: int | None = 
 # -- the Stripe API side ---------------------------------------------------------------------------
 
 def _expanded(state: FakeStripe, obj: Obj, params: Mapping[str, Any]) -> Obj:
-    return objects.expand(obj, expand_paths(params), resolve=state.find, include={
-        ("checkout.session", "line_items"): state.session_line_items,
+    return expanded(state, obj, params, include={
         ("payment_link", "line_items"): lambda link: link_line_items(state, link),
     })
 
