@@ -41,6 +41,7 @@ from chaos.observation import (
     payment_outcome,
 )
 from chaos.reference.bugs import parse_bugs
+from chaos.retries import RetriedDeliveries
 from chaos.services import running
 from chaos.target import Target
 from chaos.thresholds import Thresholds, is_error
@@ -138,7 +139,8 @@ class HttpStats:
                             latencies=self.judged_latencies)
 
 
-#: Requests at the target failing in a row (5xx, no answer, refused) that end the run.
+#: Requests at the target left without an answer in a row (refused, reset, timed out)
+#: that end the run. An answer, 5xx included, is judged instead: the database decides.
 FAILING_STREAK = 20
 
 
@@ -147,8 +149,9 @@ class Runner:
 
     Each example is bounded by ``example_timeout`` and by the run's
     ``deadline`` (``time.monotonic()`` seconds, None: none), whichever comes
-    first. A target that refuses every connection, hangs, or fails
-    ``FAILING_STREAK`` requests in a row ends the run with a TargetError.
+    first. A target that refuses every connection, hangs, or leaves
+    ``FAILING_STREAK`` requests in a row without an answer ends the run with a
+    TargetError; a target that answers, 5xx however often, is judged.
     """
 
     def __init__(self, *, target: Target, stripe_url: str, db: Database, concurrency: int,
@@ -164,6 +167,8 @@ class Runner:
         self.run_id = secrets.token_hex(3)
         self.examples = 0
         self.stats = HttpStats()
+        #: Deliveries answered 5xx after their work committed: the report's note.
+        self.retried = RetriedDeliveries()
         self._ids = itertools.count(1)
         self._faults_armed = False
         #: Where the target's rows live, for the report (set by whoever started the target).
@@ -201,6 +206,7 @@ class Runner:
         self._check_target(history)
         self._check_setup(history)
         observation = self._observe(scenario, ids, the_plan, history, stripe)
+        self.retried.add(observation)
         return ExampleResult(scenario, history, observation, invariants.check(observation))
 
     def _install_fixture(self, scenario: Scenario, event_id: str) -> FixtureIds:
@@ -352,7 +358,9 @@ class Runner:
         return ", ".join(p for p in (self.target.url_path, self.target.session_id_path) if p)
 
     def _check_target(self, history: History) -> None:
-        """End the run when the target is down, hangs, or fails everything."""
+        """End the run when the target is down or hangs: no answer at all, in this
+        example or ``FAILING_STREAK`` requests in a row. Any answer, 5xx included,
+        clears the streak: a target that answers is judged, not written off."""
         at_target = sorted(history.at_target(), key=lambda op: op.start)
         if not at_target:
             return
@@ -380,17 +388,16 @@ class Runner:
                 f"({', '.join(p for p in parts if p)}): it crashed or hangs; see its log"
             )
         for op in at_target:
-            if op.status is not None and op.status < 500:
+            if op.status is not None:
                 self._failing.clear()
             else:
                 self._failing.append(op)
         if len(self._failing) >= FAILING_STREAK:
-            kinds = Counter(f"HTTP {op.status}" if op.status else
-                            ("not delivered" if not op.sent else "no answer") for op in self._failing)
+            kinds = Counter("not delivered" if not op.sent else "no answer" for op in self._failing)
             what = ", ".join(f"{k} x {n}" for k, n in kinds.most_common())
             raise TargetError(
-                f"the target at {url} failed the last {len(self._failing)} requests in a row "
-                f"({what}): it is failing, not just refusing bad input; see its log"
+                f"the target at {url} left the last {len(self._failing)} requests in a row "
+                f"without an answer ({what}): it crashed or hangs; see its log"
             )
 
     def _observe(self, scenario: Scenario, ids: FixtureIds, the_plan: Plan, history: History,

@@ -26,8 +26,10 @@ count from 1, re-runs included), ``seconds`` since the run started,
 ``start_skew_ms``), ``invariants`` (name: "pass" | "fail" | "flaky", or "unknown" when the run
 ended in error before checking everything), ``database`` (``server``,
 ``schema`` the run wrote into, ``dropped_after_run``),
-``evidence`` (name: violations with their rows) and ``thresholds`` (name:
-``verdict``, value, limit).
+``evidence`` (name: violations with their rows), ``thresholds`` (name:
+``verdict``, value, limit) and ``notes`` (what the run noticed beyond the
+verdicts, each with ``name`` and ``message``: ``answered-5xx-after-commit``,
+deliveries the target answered 5xx although their work committed).
 Every string passes through the redactor before it is written.
 """
 
@@ -80,6 +82,8 @@ class Report:
     first_failure: dict[str, Any] | None = None
     #: The user's own invariants (a config's ``[[invariants]]``), after the built-in ones.
     extra_invariants: list[str] = field(default_factory=list)
+    #: What the run noticed beyond the verdicts (``chaos.retries``): each ``name``, ``message``.
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -102,6 +106,7 @@ class Report:
                                                            *self.extra_invariants]},
             "evidence": evidence,
             "thresholds": self.thresholds,
+            "notes": self.notes,
             "failures": self.findings,
             "http": self.http,
             "concurrency": {"requested": self.requested_concurrency, **self.concurrency},
