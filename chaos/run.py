@@ -211,18 +211,21 @@ class Runner:
 
     def _install_fixture(self, scenario: Scenario, event_id: str) -> FixtureIds:
         """Create the example's event and ticket types; the ids they ended up with
-        (a statement that returns a row names the id from then on)."""
+        (a statement that returns a row names the id from then on). An id of any
+        type (text, bigint, uuid) is kept as its JSON value (a uuid as its text):
+        it goes into checkout bodies, reports and the corpus, and back into SQL,
+        where the driver reads a uuid parameter from its text."""
         event: Any = event_id
         rows = self.db.fetch_fitted(self.target.fixture_event_sql, event_id)
         if rows:
-            event = next(iter(rows[0].values()))
+            event = plain_value(next(iter(rows[0].values())))
         kinds = []
         for i, tt in enumerate(scenario.ticket_types):
             kind: Any = ticket_type_id(event_id, i)
             rows = self.db.fetch_fitted(self.target.fixture_ticket_type_sql, kind, event,
                                         f"Ticket type {i + 1}", tt.price, tt.capacity)
             if rows:
-                kind = next(iter(rows[0].values()))
+                kind = plain_value(next(iter(rows[0].values())))
             kinds.append(kind)
         return FixtureIds(event, tuple(kinds))
 
@@ -482,16 +485,18 @@ class Runner:
 
 
 def plain(row: dict[str, Any]) -> dict[str, Any]:
-    """A row of the target's database as JSON-ready values (reports carry them):
-    whole numbers (``sum()`` gives numeric) as ints, anything else not JSON as text."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, Decimal) and value == value.to_integral_value():
-            value = int(value)
-        elif not isinstance(value, (str, int, float, bool, type(None))):
-            value = str(value)
-        out[key] = value
-    return out
+    """A row of the target's database as JSON-ready values (reports carry them)."""
+    return {key: plain_value(value) for key, value in row.items()}
+
+
+def plain_value(value: Any) -> Any:
+    """A value of the target's database as JSON carries it: whole numbers (``sum()``
+    gives numeric) as ints, anything else not JSON (a uuid, a timestamp) as its text."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        return str(value)
+    return value
 
 
 @contextlib.contextmanager
