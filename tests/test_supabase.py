@@ -191,7 +191,8 @@ def run_example(server_url: str, schema: str, tmp_path: Path, monkeypatch, *, fi
         result = run_tool(*options, "--set", f"target.base_url={url}", "--examples", str(examples),
                           "--seed", "1", "--shrink-seconds", "3", "--confirm-runs", "2",
                           "--report", "report.json", "--junit", "junit.xml",
-                          "--html", "timeline.html", "--corpus", "cases", cwd=tmp_path)
+                          "--html", "timeline.html", "--log-json", "log.jsonl",
+                          "--corpus", "cases", cwd=tmp_path)
         written = tmp_path / "report.json"
         assert written.exists(), f"no report (exit {result.returncode}): {result.stderr[-800:]}"
     return result, json.loads(written.read_text()), options, f"http://127.0.0.1:{stripe_port}"
@@ -203,8 +204,8 @@ def test_the_seed_functions_as_they_are_are_judged_with_uuid_ids_and_replayed(
         server_url: str, supabase_schema: str, tmp_path: Path, monkeypatch):
     """The seed's webhook commits, then answers 500, and its idempotency check fails open:
     the tool does not call that an outage (exit 3) but a FAIL naming the duplicate tickets
-    and the retries its 500s cause. Every id is a uuid, in every report and in the
-    saved case, which replays."""
+    and the retries its 500s cause. Every id is a uuid: the run, every report (JSON,
+    JUnit, HTML, JSON log) and the saved case, which replays."""
     result, report, options, stripe_url = run_example(server_url, supabase_schema, tmp_path,
                                                       monkeypatch)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
@@ -221,7 +222,10 @@ def test_the_seed_functions_as_they_are_are_judged_with_uuid_ids_and_replayed(
     suite = ElementTree.parse(tmp_path / "junit.xml").getroot()
     names = {case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None}
     assert "one-ticket-set-per-payment" in names
+    assert "NOTE answered-5xx-after-commit" in (tmp_path / "junit.xml").read_text()
     assert ticket_types[0] in (tmp_path / "timeline.html").read_text()
+    log = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert log and all(json.loads(line) for line in log)
     # the saved case replays through the same config: it still breaks
     cases = sorted((tmp_path / "cases").glob("one-ticket-set-per-payment-*.json"))
     assert cases, report["failures"]
