@@ -331,7 +331,7 @@ class Runner:
 
         A checkout that fails under load (5xx, no answer) is a finding: the buyer's
         story stops there, thresholds count it, and _check_target ends the run if the
-        target is broken. But 400/401/403/404 to an honest checkout, any other 4xx
+        target stops answering at all. But 400/401/403/404 to an honest checkout, any other 4xx
         where no refusal was expected (not sold out, no contested key, not tampered),
         or an answer the tool cannot read, mean the door and the tool disagree on the
         contract: every further example would test nothing.
