@@ -187,7 +187,7 @@ def run_example(server_url: str, schema: str, tmp_path: Path, monkeypatch, *, fi
     with seed_functions(server_url, schema, f"http://127.0.0.1:{stripe_port}", tmp_path,
                         fixed=fixed) as url:
         options = ["--config", str(EXAMPLE), "--set", f"stripe.port={stripe_port}",
-                   "--set", f"database.schema={schema}"]
+                   "--set", f"database.schema={schema}", "--set", "database.disposable=true"]
         result = run_tool(*options, "--set", f"target.base_url={url}", "--examples", str(examples),
                           "--seed", "1", "--shrink-seconds", "3", "--confirm-runs", "2",
                           "--report", "report.json", "--junit", "junit.xml",
@@ -201,7 +201,7 @@ def run_example(server_url: str, schema: str, tmp_path: Path, monkeypatch, *, fi
 
 @pytest.mark.e2e
 def test_the_seed_functions_as_they_are_are_judged_with_uuid_ids_and_replayed(
-        server_url: str, supabase_schema: str, tmp_path: Path, monkeypatch):
+        server_url: str, supabase_schema: str, db: Database, tmp_path: Path, monkeypatch):
     """The seed's webhook commits, then answers 500, and its idempotency check fails open:
     the tool does not call that an outage (exit 3) but a FAIL naming the duplicate tickets
     and the retries its 500s cause. Every id is a uuid: the run, every report (JSON,
@@ -226,6 +226,10 @@ def test_the_seed_functions_as_they_are_are_judged_with_uuid_ids_and_replayed(
     assert ticket_types[0] in (tmp_path / "timeline.html").read_text()
     log = (tmp_path / "log.jsonl").read_text().splitlines()
     assert log and all(json.loads(line) for line in log)
+    # the example's cleanup removed every row the run created (a throwaway schema here)
+    assert report["database"]["cleanup"].startswith("ran 4 statement(s)"), report["database"]
+    for table in ("events", "ticket_types", "orders", "tickets"):
+        assert db.fetch(f"select count(*)::int as n from {table}") == [{"n": 0}], table
     # the saved case replays through the same config: it still breaks
     cases = sorted((tmp_path / "cases").glob("one-ticket-set-per-payment-*.json"))
     assert cases, report["failures"]
