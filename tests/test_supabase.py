@@ -189,7 +189,7 @@ def run_example(server_url: str, schema: str, tmp_path: Path, monkeypatch, *, fi
         options = ["--config", str(EXAMPLE), "--set", f"stripe.port={stripe_port}",
                    "--set", f"database.schema={schema}", "--set", "database.disposable=true"]
         result = run_tool(*options, "--set", f"target.base_url={url}", "--examples", str(examples),
-                          "--seed", "1", "--shrink-seconds", "3", "--confirm-runs", "2",
+                          "--seed", "1", "--shrink-seconds", "3", "--confirm-runs", "4",
                           "--report", "report.json", "--junit", "junit.xml",
                           "--html", "timeline.html", "--log-json", "log.jsonl",
                           "--corpus", "cases", cwd=tmp_path)
@@ -211,7 +211,8 @@ def test_the_seed_functions_as_they_are_are_judged_with_uuid_ids_and_replayed(
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert report["verdict"] == "fail" and "error" not in report
     failed = {f["invariant"] for f in report["failures"] if f["status"] == "FAILED"}
-    assert "one-ticket-set-per-payment" in failed, report["failures"]
+    statuses = [(f["invariant"], f["status"], f["reproduced"]) for f in report["failures"]]
+    assert "one-ticket-set-per-payment" in failed, statuses
     [note] = report["notes"]
     assert note["name"] == "answered-5xx-after-commit" and note["after_commit"] > 0
     assert "NOTE  answered-5xx-after-commit" in result.stdout
@@ -232,9 +233,11 @@ def test_the_seed_functions_as_they_are_are_judged_with_uuid_ids_and_replayed(
         assert db.fetch(f"select count(*)::int as n from {table}") == [{"n": 0}], table
     # the saved case replays through the same config: it still breaks
     cases = sorted((tmp_path / "cases").glob("one-ticket-set-per-payment-*.json"))
-    assert cases, report["failures"]
+    assert cases, statuses
     with seed_functions(server_url, supabase_schema, stripe_url, tmp_path) as url:
-        replayed = run_tool("replay", str(cases[0]), *options, "--set", f"target.base_url={url}",
+        # a race: it breaks in most runs, not all (the seed's check sometimes wins)
+        replayed = run_tool("replay", str(cases[0]), "--runs", "5", *options,
+                            "--set", f"target.base_url={url}",
                             cwd=tmp_path)
     assert replayed.returncode == 1, replayed.stdout + replayed.stderr
     assert "FAILED" in replayed.stdout and "Traceback" not in replayed.stderr
