@@ -339,6 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                corpus=args.corpus, watch=watch, log=log))
             report.http = runner.stats.to_data()
             report.concurrency = runner.stats.concurrency_data()
+            report.notes = [note for note in [runner.retried.note()] if note]
             report.thresholds = runner.stats.thresholds(
                 Thresholds(max_error_rate=args.max_error_rate, max_p95=args.max_p95))
             if result.error is not None:

@@ -42,6 +42,7 @@ from chaos.observation import (
     payment_outcome,
 )
 from chaos.reference.bugs import parse_bugs
+from chaos.retries import RetriedDeliveries
 from chaos.services import running
 from chaos.target import Target
 from chaos.thresholds import Thresholds, is_error
@@ -143,7 +144,8 @@ class HttpStats:
                             latencies=self.judged_latencies, under_fault=self.under_fault)
 
 
-#: Requests at the target failing in a row (5xx, no answer, refused) that end the run.
+#: Requests at the target left without an answer in a row (refused, reset, timed out)
+#: that end the run. An answer, 5xx included, is judged instead: the database decides.
 FAILING_STREAK = 20
 
 
@@ -152,8 +154,9 @@ class Runner:
 
     Each example is bounded by ``example_timeout`` and by the run's
     ``deadline`` (``time.monotonic()`` seconds, None: none), whichever comes
-    first. A target that refuses every connection, hangs, or fails
-    ``FAILING_STREAK`` requests in a row ends the run with a TargetError.
+    first. A target that refuses every connection, hangs, or leaves
+    ``FAILING_STREAK`` requests in a row without an answer ends the run with a
+    TargetError; a target that answers, 5xx however often, is judged.
     """
 
     def __init__(self, *, target: Target, stripe_url: str, db: Database, concurrency: int,
@@ -169,6 +172,8 @@ class Runner:
         self.run_id = secrets.token_hex(3)
         self.examples = 0
         self.stats = HttpStats()
+        #: Deliveries answered 5xx after their work committed: the report's note.
+        self.retried = RetriedDeliveries()
         self._ids = itertools.count(1)
         self._faults_armed = False
         #: Where the target's rows live, for the report (set by whoever started the target).
@@ -206,15 +211,19 @@ class Runner:
         self._check_target(history)
         self._check_setup(history)
         observation = self._observe(scenario, ids, the_plan, history, stripe)
+        self.retried.add(observation)
         return ExampleResult(scenario, history, observation, invariants.check(observation))
 
     def _install_fixture(self, scenario: Scenario, event_id: str) -> FixtureIds:
         """Create the example's event and ticket types; the ids they ended up with
-        (a statement that returns a row names the id from then on)."""
+        (a statement that returns a row names the id from then on). An id of any
+        type (text, bigint, uuid) is kept as its JSON value (a uuid as its text):
+        it goes into checkout bodies, reports and the corpus, and back into SQL,
+        where the driver reads a uuid parameter from its text."""
         event: Any = event_id
         rows = self.db.fetch_fitted(self.target.fixture_event_sql, event_id)
         if rows:
-            event = next(iter(rows[0].values()))
+            event = plain_value(next(iter(rows[0].values())))
         listings = list_catalogue(self.target, self.stripe_url, scenario, event_id, event,
                                   timeout=self.request_timeout)
         kinds = []
@@ -226,7 +235,7 @@ class Runner:
                 tt.price, tt.capacity, listed and listed.product_id, listed and listed.price_id,
                 listed and listed.payment_link_id, listed and listed.payment_link_url)
             if rows:
-                kind = next(iter(rows[0].values()))
+                kind = plain_value(next(iter(rows[0].values())))
             kinds.append(kind)
         ids = FixtureIds(event, tuple(kinds), tuple(listings))
         if not self.target.fixture_buyer_sql:
@@ -348,7 +357,7 @@ class Runner:
 
         A checkout that fails under load (5xx, no answer) is a finding: the buyer's
         story stops there, thresholds count it, and _check_target ends the run if the
-        target is broken. But 400/401/403/404 to an honest checkout, any other 4xx
+        target stops answering at all. But 400/401/403/404 to an honest checkout, any other 4xx
         where no refusal was expected (not sold out, no contested key, not tampered),
         or an answer the tool cannot read, mean the door and the tool disagree on the
         contract: every further example would test nothing.
@@ -384,7 +393,9 @@ class Runner:
         return ", ".join(p for p in (self.target.url_path, self.target.session_id_path) if p)
 
     def _check_target(self, history: History) -> None:
-        """End the run when the target is down, hangs, or fails everything."""
+        """End the run when the target is down or hangs: no answer at all, in this
+        example or ``FAILING_STREAK`` requests in a row. Any answer, 5xx included,
+        clears the streak: a target that answers is judged, not written off."""
         at_target = sorted(history.at_target(), key=lambda op: op.start)
         if not at_target:
             return
@@ -412,17 +423,16 @@ class Runner:
                 f"({', '.join(p for p in parts if p)}): it crashed or hangs; see its log"
             )
         for op in at_target:
-            if op.status is not None and op.status < 500:
+            if op.status is not None:
                 self._failing.clear()
             else:
                 self._failing.append(op)
         if len(self._failing) >= FAILING_STREAK:
-            kinds = Counter(f"HTTP {op.status}" if op.status else
-                            ("not delivered" if not op.sent else "no answer") for op in self._failing)
+            kinds = Counter("not delivered" if not op.sent else "no answer" for op in self._failing)
             what = ", ".join(f"{k} x {n}" for k, n in kinds.most_common())
             raise TargetError(
-                f"the target at {url} failed the last {len(self._failing)} requests in a row "
-                f"({what}): it is failing, not just refusing bad input; see its log"
+                f"the target at {url} left the last {len(self._failing)} requests in a row "
+                f"without an answer ({what}): it crashed or hangs; see its log"
             )
 
     def _observe(self, scenario: Scenario, ids: FixtureIds, the_plan: Plan, history: History,
@@ -509,16 +519,18 @@ class Runner:
 
 
 def plain(row: dict[str, Any]) -> dict[str, Any]:
-    """A row of the target's database as JSON-ready values (reports carry them):
-    whole numbers (``sum()`` gives numeric) as ints, anything else not JSON as text."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, Decimal) and value == value.to_integral_value():
-            value = int(value)
-        elif not isinstance(value, (str, int, float, bool, type(None))):
-            value = str(value)
-        out[key] = value
-    return out
+    """A row of the target's database as JSON-ready values (reports carry them)."""
+    return {key: plain_value(value) for key, value in row.items()}
+
+
+def plain_value(value: Any) -> Any:
+    """A value of the target's database as JSON carries it: whole numbers (``sum()``
+    gives numeric) as ints, anything else not JSON (a uuid, a timestamp) as its text."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        return str(value)
+    return value
 
 
 @contextlib.contextmanager

@@ -403,6 +403,26 @@ def test_the_tool_catches_double_admit_in_the_box_office(server_url: str, schema
 
 
 @pytest.mark.e2e
+def test_a_box_office_that_answers_500_after_committing_is_judged(server_url: str, schema: str,
+                                                                 tmp_path: Path, monkeypatch):
+    """The seed's webhook as it is: every delivery does its work, commits, then answers
+    500, and nothing stops a duplicate. Not an outage (exit 3): a FAIL that names the
+    duplicate tickets the database holds, the thresholds' breach, and a note that
+    Stripe will retry every one of those deliveries."""
+    result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch,
+                                            ("double-admit", "answer-500"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert report["verdict"] == "fail" and "error" not in report
+    assert "one-ticket-set-per-payment" in failed_invariants(report), report["failures"]
+    assert report["thresholds"]["http-error-rate"]["verdict"] == "fail"
+    [note] = report["notes"]
+    assert note["name"] == "answered-5xx-after-commit"
+    assert note["message"].startswith("every signed delivery answered 5xx (HTTP 500 x ")
+    assert note["after_commit"] > 0 and note["payments"] > 0
+    assert note["answered_5xx"] == note["deliveries"] > 0
+    assert "NOTE  answered-5xx-after-commit: every signed delivery answered 5xx" in result.stdout
+
+
 def test_the_tool_catches_oversell_in_the_box_office(server_url: str, schema: str,
                                                      tmp_path: Path, monkeypatch):
     result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch,

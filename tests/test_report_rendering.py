@@ -151,6 +151,18 @@ def test_junit_has_a_case_per_invariant_and_per_threshold():
         ("7", "2", "0", "1")
 
 
+def test_the_notes_are_in_the_summary_and_the_junit_thresholds_output():
+    note = {"name": "answered-5xx-after-commit", "message": "every signed delivery answered 5xx"}
+    text = summary({**DATA, "notes": [note]})
+    assert "  notes\n    NOTE  answered-5xx-after-commit: every signed delivery answered 5xx" in text
+    assert "notes" not in summary(DATA)
+    root = ET.fromstring(junit({**DATA, "notes": [note]}))
+    [suite] = [s for s in root.iter("testsuite") if s.get("name") == "payment-chaos.thresholds"]
+    assert suite.find("system-out").text == \
+        "NOTE answered-5xx-after-commit: every signed delivery answered 5xx"
+    assert ET.fromstring(junit(DATA)).find(".//testsuite/system-out") is None
+
+
 def test_junit_reports_a_run_that_could_not_finish_as_an_error():
     root = ET.fromstring(junit({"verdict": "error", "error": "the target answered none"}))
     [case] = root.iter("testcase")

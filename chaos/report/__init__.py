@@ -32,9 +32,12 @@ count from 1, re-runs included), ``seconds`` since the run started,
 ``start_skew_ms``), ``invariants`` (name: "pass" | "fail" | "flaky", or "unknown" when the run
 ended in error before checking everything), ``database`` (``server``,
 ``schema`` the run wrote into, ``dropped_after_run``),
-``evidence`` (name: violations with their rows) and ``thresholds`` (name:
+``evidence`` (name: violations with their rows), ``thresholds`` (name:
 ``verdict``, value, limit, ``requests`` judged and ``left_out_under_fault``: requests
-sent while Stripe faults were armed are not judged).
+sent while Stripe faults were armed are not judged) and ``notes`` (what the run
+noticed beyond the verdicts, each with ``name`` and ``message``:
+``answered-5xx-after-commit``, deliveries the target answered 5xx although their
+work committed).
 Every string passes through the redactor before it is written.
 """
 
@@ -91,6 +94,8 @@ class Report:
     examples_by_phase: dict[str, int] = field(default_factory=dict)
     #: The scenarios Hypothesis may draw (``--examples`` or the profile's count).
     max_examples: int | None = None
+    #: What the run noticed beyond the verdicts (``chaos.retries``): each ``name``, ``message``.
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -115,6 +120,7 @@ class Report:
                                                            *self.extra_invariants]},
             "evidence": evidence,
             "thresholds": self.thresholds,
+            "notes": self.notes,
             "failures": self.findings,
             "http": self.http,
             "concurrency": {"requested": self.requested_concurrency, **self.concurrency},

@@ -3,7 +3,8 @@
 CI systems (GitHub, GitLab, Jenkins) show JUnit results without any plugin
 of ours, so a broken invariant appears as a failed test named after it, with
 the shrunk steps, the rows and the replay command as its failure text. A run
-that could not finish (verdict ``error``) is one test case in error.
+that could not finish (verdict ``error``) is one test case in error. The
+report's ``notes`` are the thresholds suite's ``system-out``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def junit(data: Mapping[str, Any]) -> str:
             if kind:
                 totals[kind] += 1
         _counts(suite)
+        notes = [n for n in data.get("notes") or [] if isinstance(n, Mapping)]
+        if title == "thresholds" and notes:
+            ET.SubElement(suite, "system-out").text = "\n".join(
+                f"NOTE {n.get('name', '?')}: {n.get('message', '')}" for n in notes)
     if data.get("verdict") == "error" or data.get("error"):
         suite = ET.SubElement(root, "testsuite", name=f"{SUITE}.run", time=seconds)
         _properties(suite, data)

@@ -54,6 +54,10 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
             lines.append(f"  {thresholds_heading(data) if title == 'thresholds' else title}")
             widths = (max(4, *(len(c.verdict) for c in checks)), max(len(c.name) for c in checks))
             lines.extend(_check(c, widths) for c in checks)
+    notes = [n for n in data.get("notes") or [] if isinstance(n, Mapping)]
+    if notes:
+        lines.append("  notes")
+        lines.extend(f"    NOTE  {n.get('name', '?')}: {n.get('message', '')}" for n in notes)
     for failure in data.get("failures") or []:
         lines.append("")
         lines.extend(failure_lines(failure))

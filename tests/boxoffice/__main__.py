@@ -4,7 +4,7 @@ Prints ``listening on http://127.0.0.1:PORT`` once it serves, and runs until
 SIGTERM/SIGINT. Secrets come from the environment: ``BOX_OFFICE_KEY`` (the
 ``X-Box-Office-Key`` checkout key), ``BOX_OFFICE_WEBHOOK_SECRET`` (whsec_...),
 ``BOX_OFFICE_STRIPE_KEY`` (sk_test_...). Bugs: ``--bug NAME`` (repeatable) or
-``BOX_OFFICE_BUGS=double-admit,oversell``. Bad arguments: one line, exit 2.
+``BOX_OFFICE_BUGS=double-admit,oversell`` (or ``answer-500``). Bad arguments: one line, exit 2.
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ back once (each under the purchase's row lock, conditional on its state).
 
 Bugs (``--bug`` or ``BOX_OFFICE_BUGS``): ``double-admit`` (no event dedup,
 and the fulfilment trusts it: a duplicate delivery admits twice; no unique
-seat constraint), ``oversell`` (no capacity check, no lock, no constraint).
+seat constraint), ``oversell`` (no capacity check, no lock, no constraint),
+``answer-500`` (every signed delivery does its work, commits, then answers 500, as
+the seed's ``stripe-webhook`` does: a ``.catch`` that throws after the last write).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import asyncpg
 import stripe
 from aiohttp import web
 
-BUGS = ("double-admit", "oversell")
+BUGS = ("double-admit", "oversell", "answer-500")
 TOLERANCE = 300
 MAX_SEATS = 20
 STRIPE_DEADLINE = 8.0
@@ -366,6 +368,12 @@ class BoxOffice:
 
     # -------------------------------------------------------------- webhook
     async def hook(self, request: web.Request) -> web.Response:
+        answer = await self._hook(request)
+        if "answer-500" in self.bugs and answer.status == 200:  # committed, then it throws
+            return problem(500, "internal error: TypeError: .catch is not a function")
+        return answer
+
+    async def _hook(self, request: web.Request) -> web.Response:
         payload = await request.read()
         header = request.headers.get("Stripe-Signature")
         if not header:
