@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from chaos.errors import UsageError
 from chaos.invariants import INVARIANTS
 from chaos.log import redactor
+from chaos.promises import CONFIRMING_EVENTS, REFUND_POLICIES, SIGNATURE_POLICIES, Promises
 from chaos.safety import LIVE_STRIPE_HOSTS, check_stripe_key, check_url, is_loopback
 from chaos.target import BODY_NAMES, DEFAULT_BODY, SqlInvariant, Target, placeholders
 
@@ -50,7 +51,9 @@ SCHEMA: dict[str, Any] = {
                      "idempotency_header": "str", "body": "json", "session_id": "str",
                      "url": "str"},
         "webhook": {"path": "str", "headers": "strmap", "secret": "str", "old_secret": "str"},
+        "stripe": {"session_metadata_key": "str"},
     },
+    "promises": {"signatures": "str", "confirms": "strlist", "refunds": "str"},
     "stripe": {"port": "int", "api_key": "str"},
     "database": {"url": "str", "schema": "str", "disposable": "bool"},
     "fixtures": {"event": "str", "ticket_type": "str", "cleanup": "strlist"},
@@ -378,6 +381,12 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
     if parts.password:
         redactor.add(parts.password)
 
+    promises = _promises(document, idem)
+    metadata_key = _get(document, "target.stripe.session_metadata_key", "event_id")
+    if not metadata_key.strip():
+        raise UsageError("target.stripe.session_metadata_key is empty: give the Checkout "
+                         "Session metadata key that holds the event id, or leave it out "
+                         "(event_id)")
     target = Target(
         base_url=base_url,
         webhook_secret=secret,
@@ -399,10 +408,36 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
         webhook_headers=webhook_headers,
         old_secret=old_secret or None,
         invariants=tuple(invariants),
+        promises=promises,
+        session_metadata_key=metadata_key,
     )
     return Config(path=path, target=target, stripe_port=port, stripe_api_key=api_key,
                   database_url=db_url, database_schema=schema or None, disposable=disposable,
                   cleanup=cleanup, allow_hosts=allow)
+
+
+def _promises(document: Mapping[str, Any], idempotency_header: str) -> Promises:
+    """``[promises]``, checked: each value one of the documented choices."""
+    signatures = _get(document, "promises.signatures", "verify")
+    if signatures not in SIGNATURE_POLICIES:
+        raise UsageError(f"promises.signatures {signatures!r} is not one of "
+                         f"{', '.join(SIGNATURE_POLICIES)}: \"verify\" if the webhook checks "
+                         "Stripe-Signature, \"refetch\" if it re-reads every object from Stripe")
+    refunds = _get(document, "promises.refunds", "void")
+    if refunds not in REFUND_POLICIES:
+        raise UsageError(f"promises.refunds {refunds!r} is not one of "
+                         f"{', '.join(REFUND_POLICIES)}: \"void\" if a refund voids the tickets, "
+                         "\"flag\" if it flags the order for an admin")
+    confirms = _get(document, "promises.confirms", None)
+    if confirms is not None:
+        unknown = [e for e in confirms if e not in CONFIRMING_EVENTS]
+        if unknown or not confirms:
+            raise UsageError(f"promises.confirms {confirms!r} must list the event types that "
+                             f"confirm a payment, among {', '.join(CONFIRMING_EVENTS)}: fix it")
+        return Promises(idempotency_header=idempotency_header, signatures=signatures,
+                        confirms=tuple(dict.fromkeys(confirms)), refunds=refunds)
+    return Promises(idempotency_header=idempotency_header, signatures=signatures,
+                    refunds=refunds)
 
 
 def _headers(headers: Mapping[str, str], key: str) -> dict[str, str]:
