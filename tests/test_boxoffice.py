@@ -38,11 +38,12 @@ LISTENING = "listening on "
 @contextlib.contextmanager
 def box_office(server_url: str, schema: str, stripe_api_base: str, workdir: Path,
                bugs: tuple[str, ...] = (), secret: str = "whsec_boxoffice_test",
-               timeout: float = 30.0) -> Iterator[str]:
+               timeout: float = 30.0, metadata_key: str = "event_id") -> Iterator[str]:
     """``python -m tests.boxoffice`` in its own process; yields its URL once healthy."""
     out, err = workdir / f"boxoffice-{schema}.out", workdir / f"boxoffice-{schema}.log"
     env = {**os.environ, "BOX_OFFICE_KEY": KEY, "BOX_OFFICE_WEBHOOK_SECRET": secret,
-           "BOX_OFFICE_BUGS": ",".join(bugs), "PYTHONPATH": str(ROOT)}
+           "BOX_OFFICE_BUGS": ",".join(bugs), "PYTHONPATH": str(ROOT),
+           "BOX_OFFICE_METADATA_KEY": metadata_key}
     with open(out, "wb") as out_f, open(err, "wb") as err_f:
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.boxoffice", "--port", "0", "--database-url", server_url,
@@ -330,7 +331,8 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path: Path):
 
 def run_against_box_office(server_url: str, schema: str, tmp_path: Path, monkeypatch,
                            bugs: tuple[str, ...] = (), config: Path = CONFIG,
-                           replay: bool = False
+                           replay: bool = False, overrides: tuple[str, ...] = (),
+                           metadata_key: str = "event_id"
                            ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Start the box office (its Stripe client aimed at a port the tool's fake Stripe
     will take), then ``python -m chaos --config tests/boxoffice/chaos.toml``; with
@@ -342,9 +344,10 @@ def run_against_box_office(server_url: str, schema: str, tmp_path: Path, monkeyp
     stripe_port = free_port()
     written = tmp_path / "report.json"
     with box_office(server_url, schema, f"http://127.0.0.1:{stripe_port}", tmp_path, bugs,
-                    secret=secret) as url:
+                    secret=secret, metadata_key=metadata_key) as url:
         options = ["--config", str(config), "--set", f"target.base_url={url}",
-                   "--set", f"stripe.port={stripe_port}", "--set", f"database.schema={schema}"]
+                   "--set", f"stripe.port={stripe_port}", "--set", f"database.schema={schema}",
+                   *(arg for item in overrides for arg in ("--set", item))]
         result = run_tool(*options, "--examples", "30", "--seed", "1", "--report", str(written),
                           cwd=tmp_path)
         assert written.exists(), f"no report (exit {result.returncode}): {result.stderr[-800:]}"
@@ -427,3 +430,107 @@ message = "a purchase is still open when the example ends"
     [failure] = report["failures"]
     assert "still open" in failure["violations"][0]["message"]
     assert failure["violations"][0]["rows"][0]["state"] == "open"
+
+
+# --------------------------------------------------------------------------------------
+# promises: other shapes of the same service, and two bugs that break one promise
+
+
+def test_with_early_refund_dropped_a_refund_before_its_completion_is_lost(shop_for):
+    shop = shop_for("early-refund-dropped")
+    show, tier = shop.show()
+    events = shop.pay(shop.session(show, tier, seats=2))
+    intent = events["payment_intent.succeeded"]["data"]["object"]["id"]
+    refund = shop.control("/_chaos/refunds", {"payment_intent": intent})
+    [refunded] = [e for e in refund["events"] if e["type"] == "charge.refunded"]
+    assert shop.deliver(refunded).status_code == 200          # acknowledged, and dropped
+    assert shop.deliver(events["checkout.session.completed"]).status_code == 200
+    assert shop.admissions(tier) == 2
+
+
+def test_with_one_seat_refund_a_refund_voids_one_seat_of_two(shop_for):
+    shop = shop_for("one-seat-refund")
+    show, tier = shop.show()
+    events = shop.pay(shop.session(show, tier, seats=2))
+    assert shop.deliver(events["checkout.session.completed"]).status_code == 200
+    intent = events["payment_intent.succeeded"]["data"]["object"]["id"]
+    refund = shop.control("/_chaos/refunds", {"payment_intent": intent})
+    [refunded] = [e for e in refund["events"] if e["type"] == "charge.refunded"]
+    assert shop.deliver(refunded).status_code == 200
+    assert shop.admissions(tier) == 1
+
+
+def skipped_invariants(report: dict[str, Any]) -> dict[str, str]:
+    return {p["invariant"]: p["why"] for p in report["promises"] if not p["checked"]}
+
+
+@pytest.mark.e2e
+def test_the_tool_passes_the_box_office_without_idempotency_key(server_url: str, schema: str,
+                                                                tmp_path: Path, monkeypatch):
+    """The checkout takes no key (idempotency_header = ""): the tool sends none, and
+    does not judge one-session-per-idempotency-key, though a double click makes two
+    sessions. It says so in the report."""
+    result, report = run_against_box_office(
+        server_url, schema, tmp_path, monkeypatch,
+        overrides=('target.checkout.idempotency_header=""',))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["failures"] == []
+    assert report["invariants"]["one-session-per-idempotency-key"] == "skipped"
+    assert skipped_invariants(report) == {
+        "one-session-per-idempotency-key": 'target.checkout.idempotency_header = ""'}
+    assert "NOT CHECKED  one-session-per-idempotency-key" in result.stdout
+    # the double click really made two purchases: the promise would have been broken
+    db = Database(server_url, schema=schema)
+    try:
+        [row] = db.fetch("select count(*)::int as n from purchases where idem_key is not null")
+        [sessions] = db.fetch("select count(*)::int as n from purchases "
+                              "where stripe_session is not null")
+    finally:
+        db.close()
+    assert row["n"] == 0 and sessions["n"] > report["examples"]
+
+
+@pytest.mark.e2e
+def test_the_tool_passes_the_box_office_paid_asynchronously_under_its_own_metadata_key(
+        server_url: str, schema: str, tmp_path: Path, monkeypatch):
+    """Sessions carry ``show_id``, not ``event_id``; delayed payments complete
+    ``unpaid`` and succeed later. The payment state is read from Stripe's session
+    and charge, not from the completion's snapshot: no false alarm."""
+    result, report = run_against_box_office(
+        server_url, schema, tmp_path, monkeypatch, metadata_key="show_id",
+        overrides=("target.stripe.session_metadata_key=show_id",
+                   'promises.confirms=["checkout.session.completed", '
+                   '"checkout.session.async_payment_succeeded"]'))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["failures"] == [] and skipped_invariants(report) == {}
+    db = Database(server_url, schema=schema)
+    try:
+        [succeeded] = db.fetch("select count(*)::int as n from stripe_events "
+                               "where type = 'checkout.session.async_payment_succeeded'")
+        [paid] = db.fetch("select count(*)::int as n from purchases p where p.state = 'paid' "
+                          "and exists (select 1 from admissions a where a.purchase_id = p.id)")
+    finally:
+        db.close()
+    assert succeeded["n"] > 0 and paid["n"] > 0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("bug", ["early-refund-dropped", "one-seat-refund"])
+def test_the_tool_catches_each_refund_bug_of_the_box_office(server_url: str, schema: str,
+                                                            tmp_path: Path, monkeypatch,
+                                                            bug: str):
+    """Two bugs, one promise (a refund voids every seat), two stories: a refund
+    delivered before its completion; a two-seat purchase completed, then refunded."""
+    result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch, (bug,))
+    assert result.returncode == 1, result.stdout + result.stderr
+    [failure] = [f for f in report["failures"] if f["invariant"] == "refund-voids-tickets"]
+    assert failure["status"] == "FAILED", failure
+    events = [step.get("event", "checkout.session.completed")
+              for wave in failure["schedule"]["waves"] for step in wave
+              if step.get("kind") == "deliver"]
+    before_refund = events[:events.index("charge.refunded")]
+    if bug == "early-refund-dropped":   # the refund before any completion (or none at all)
+        assert "checkout.session.completed" not in before_refund, failure["steps"]
+    else:                               # the refund after the completion, of several seats
+        assert "checkout.session.completed" in before_refund, failure["steps"]
+        assert max(b.get("quantity", 1) for b in failure["schedule"]["buyers"]) >= 2

@@ -21,7 +21,19 @@ back once (each under the purchase's row lock, conditional on its state).
 
 Bugs (``--bug`` or ``BOX_OFFICE_BUGS``): ``double-admit`` (no event dedup,
 and the fulfilment trusts it: a duplicate delivery admits twice; no unique
-seat constraint), ``oversell`` (no capacity check, no lock, no constraint).
+seat constraint), ``oversell`` (no capacity check, no lock, no constraint),
+and two that break the same promise (a refund voids every seat) through
+different stories: ``early-refund-dropped`` (a refund is matched only by the
+payment intent the completion stored, so one that arrives first is
+acknowledged and dropped) and ``one-seat-refund`` (a refund voids one
+admission, not the purchase's every seat).
+
+Shapes (``--metadata-key``, ``BOX_OFFICE_METADATA_KEY``): the Checkout
+Session metadata key that carries the show id (default ``event_id``); a box
+office that keys its sessions by its own name (``show_id``) is found by the
+tool through ``[target.stripe] session_metadata_key``. A checkout without an
+``Idempotency-Key`` header is a new purchase each time (``tests/boxoffice/
+no-key.toml`` drives it that way).
 """
 
 from __future__ import annotations
@@ -39,7 +51,7 @@ import asyncpg
 import stripe
 from aiohttp import web
 
-BUGS = ("double-admit", "oversell")
+BUGS = ("double-admit", "oversell", "early-refund-dropped", "one-seat-refund")
 TOLERANCE = 300
 MAX_SEATS = 20
 STRIPE_DEADLINE = 8.0
@@ -151,6 +163,8 @@ class BoxOffice:
     webhook_secret: str
     api_key: str
     bugs: frozenset[str] = frozenset()
+    #: The session metadata key that carries the show id.
+    metadata_key: str = "event_id"
     pool_size: int = 20
     _pool: asyncpg.Pool | None = None
     _stripe: stripe.StripeClient | None = None
@@ -322,7 +336,7 @@ class BoxOffice:
         p = await self.pool.fetchrow(
             "select p.*, t.name as tier_name from purchases p join tiers t on t.id = p.tier_id "
             "where p.id = $1", purchase)
-        metadata = {"purchase_id": str(purchase), "event_id": str(p["show_id"]),
+        metadata = {"purchase_id": str(purchase), self.metadata_key: str(p["show_id"]),
                     "ticket_type_id": str(p["tier_id"]), "quantity": str(p["seats"])}
         params = {
             "mode": "payment",
@@ -467,13 +481,21 @@ class BoxOffice:
                 refunded, int) and refunded >= amount > 0)):
             return "partial refund: admissions kept"
         intent = obj.get("payment_intent")
-        purchase = await self._purchase(conn, obj, intent=intent if isinstance(intent, str) else None)
+        # early-refund-dropped: "the completion stored the payment intent; refunds name it"
+        found_by = {} if "early-refund-dropped" in self.bugs else obj
+        purchase = await self._purchase(conn, found_by,
+                                        intent=intent if isinstance(intent, str) else None)
         if purchase is None:
             return "unknown purchase"
         outcome = await self._leave(conn, purchase, "refunded",
                                     (*HOLDING, "failed", "expired", "payment_failed"))
-        await conn.execute("update admissions set status = 'void' where purchase_id = $1 "
-                           "and status = 'valid'", purchase)
+        if "one-seat-refund" in self.bugs:  # "a refund is one ticket": the first seat only
+            await conn.execute("update admissions set status = 'void' where id = (select min(id) "
+                               "from admissions where purchase_id = $1 and status = 'valid')",
+                               purchase)
+        else:
+            await conn.execute("update admissions set status = 'void' where purchase_id = $1 "
+                               "and status = 'valid'", purchase)
         return outcome
 
     handlers: ClassVar[dict[str, Callable[[BoxOffice, asyncpg.Connection, dict[str, Any]],
