@@ -17,6 +17,7 @@ it. A user's ``[[invariants]]`` are promises of their own, always checked.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 #: ``verify``: forged deliveries are rejected with 4xx; ``refetch``: the event is only a
@@ -77,7 +78,7 @@ class Judged:
 
 def judged(p: Promises) -> list[Judged]:
     """Every built-in invariant, in the catalogue's order, with its promise."""
-    confirms = " or ".join(p.confirms)
+    confirms = " or ".join(e.rsplit(".", 1)[-1] for e in p.confirms)
     forged = ("forged, stale or unsigned deliveries are rejected with 4xx and change nothing"
               if p.signatures == "verify" else
               "forged deliveries may be acknowledged, but change nothing Stripe's own records "
@@ -92,8 +93,8 @@ def judged(p: Promises) -> list[Judged]:
                True, "every ticketing service"),
         Judged("no-oversold-ticket-type", "no ticket type sells past its capacity", True,
                "every ticketing service"),
-        Judged("no-lost-payment", f"an acknowledged {confirms} of a paid payment issues its "
-               "tickets", True, f"promises.confirms = {list(p.confirms)}"),
+        Judged("no-lost-payment", f"an acknowledged confirmation ({confirms}) of a paid payment "
+               "issues its tickets", True, f"promises.confirms = {json.dumps(list(p.confirms))}"),
         Judged("no-tickets-without-payment", "tickets only for payments Stripe says succeeded",
                True, "every ticketing service"),
         Judged("refund-voids-tickets", refund, p.refunds == "void",
@@ -106,7 +107,7 @@ def judged(p: Promises) -> list[Judged]:
                f'target.checkout.idempotency_header = "{p.idempotency_header}"'),
         Judged("duplicate-delivery-acknowledged",
                "every copy of an acknowledged event is acknowledged too", True,
-               "every webhook endpoint (Stripe retries whatever is not 2xx)"),
+               "every webhook endpoint: Stripe retries what is not 2xx"),
     ]
 
 
