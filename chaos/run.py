@@ -294,14 +294,18 @@ class Runner:
         if listed is None:
             return StripeView(calls=calls)
         sessions = list(listed.get("data", []))
-        ours = {b.session_id for b in the_plan.bindings} | {a.session_id for a in the_plan.attempts}
-        ours |= {c.object_id for c in calls or () if c.method == "POST" and 200 <= c.status < 300
-                 and c.path.rstrip("/") == "/v1/checkout/sessions"}
-        missing = sorted(i for i in ours - {obj["id"] for obj in sessions} if i)
+        answered = {b.session_id for b in the_plan.bindings} | {
+            a.session_id for a in the_plan.attempts}
+        created = {c.object_id for c in calls or () if c.method == "POST" and 200 <= c.status < 300
+                   and c.path.rstrip("/") == "/v1/checkout/sessions"}
+        missing = sorted(i for i in (answered | created) - {obj["id"] for obj in sessions} if i)
         if missing:
             more = await self._control_get(transport, "/_chaos/objects/checkout.session",
                                            {"ids[]": missing})
-            sessions += [obj for obj in (more or {}).get("data", []) if obj["id"] in missing]
+            # a session a late call of the example before created names its own event
+            sessions += [obj for obj in (more or {}).get("data", []) if obj["id"] in missing
+                         and (obj["id"] in answered
+                              or (obj.get("metadata") or {}).get(key, event_id) == event_id)]
         intents = sorted({obj["payment_intent"] for obj in sessions if obj.get("payment_intent")})
         charges: list[dict[str, Any]] = []
         if intents:
