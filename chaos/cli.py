@@ -288,6 +288,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                             profile=args.profile,
                             extra_invariants=[i.name for i in config.target.invariants]
                             if config is not None else [])
+    if config is not None:
+        report.promises = config.target.promises
     started = time.monotonic()
     deadline = started + args.max_seconds
     timeouts = {"concurrency": args.concurrency, "request_timeout": args.request_timeout,

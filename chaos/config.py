@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from chaos.errors import UsageError
 from chaos.invariants import INVARIANTS
 from chaos.log import redactor
+from chaos.promises import CONFIRMING_EVENTS, REFUND_POLICIES, SIGNATURE_POLICIES, Promises
 from chaos.safety import LIVE_STRIPE_HOSTS, check_stripe_key, check_url, is_loopback
 from chaos.target import (
     DEFAULT_BODY,
@@ -60,7 +61,9 @@ SCHEMA: dict[str, Any] = {
                      "payment_link": {"metadata": "json"}},
         "webhook": {"path": "str", "headers": "strmap", "secret": "str", "old_secret": "str",
                     "events": "strlist"},
+        "stripe": {"session_metadata_key": "str"},
     },
+    "promises": {"signatures": "str", "confirms": "strlist", "refunds": "str"},
     "stripe": {"port": "int", "api_key": "str"},
     "database": {"url": "str", "schema": "str", "disposable": "bool"},
     "fixtures": {"event": "str", "ticket_type": "str", "buyer": "str", "cleanup": "strlist"},
@@ -391,6 +394,12 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
     if parts.password:
         redactor.add(parts.password)
 
+    promises = _promises(document, idem)
+    metadata_key = _get(document, "target.stripe.session_metadata_key", "event_id")
+    if not metadata_key.strip():
+        raise UsageError("target.stripe.session_metadata_key is empty: give the Checkout "
+                         "Session metadata key that holds the event id, or leave it out "
+                         "(event_id)")
     target = Target(
         base_url=base_url,
         webhook_secret=secret,
@@ -417,6 +426,8 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
         link_metadata_template=link_metadata,
         webhook_events=events,
         fixture_buyer_sql=fixture_buyer,
+        promises=promises,
+        session_metadata_key=metadata_key,
     )
     return Config(path=path, target=target, stripe_port=port, stripe_api_key=api_key,
                   database_url=db_url, database_schema=schema or None, disposable=disposable,
@@ -477,6 +488,30 @@ def template_names_in(target: Target) -> list[tuple[str, set[str]]]:
             ("target.checkout.path", placeholders(target.checkout_path)),
             ("target.webhook.path", placeholders(target.webhook_path)),
             ("target.checkout.session", placeholders(target.session_template))]
+
+
+def _promises(document: Mapping[str, Any], idempotency_header: str) -> Promises:
+    """``[promises]``, checked: each value one of the documented choices."""
+    signatures = _get(document, "promises.signatures", "verify")
+    if signatures not in SIGNATURE_POLICIES:
+        raise UsageError(f"promises.signatures {signatures!r} is not one of "
+                         f"{', '.join(SIGNATURE_POLICIES)}: \"verify\" if the webhook checks "
+                         "Stripe-Signature, \"refetch\" if it re-reads every object from Stripe")
+    refunds = _get(document, "promises.refunds", "void")
+    if refunds not in REFUND_POLICIES:
+        raise UsageError(f"promises.refunds {refunds!r} is not one of "
+                         f"{', '.join(REFUND_POLICIES)}: \"void\" if a refund voids the tickets, "
+                         "\"flag\" if it flags the order for an admin")
+    confirms = _get(document, "promises.confirms", None)
+    if confirms is not None:
+        unknown = [e for e in confirms if e not in CONFIRMING_EVENTS]
+        if unknown or not confirms:
+            raise UsageError(f"promises.confirms {confirms!r} must list the event types that "
+                             f"confirm a payment, among {', '.join(CONFIRMING_EVENTS)}: fix it")
+        return Promises(idempotency_header=idempotency_header, signatures=signatures,
+                        confirms=tuple(dict.fromkeys(confirms)), refunds=refunds)
+    return Promises(idempotency_header=idempotency_header, signatures=signatures,
+                    refunds=refunds)
 
 
 def _headers(headers: Mapping[str, str], key: str) -> dict[str, str]:

@@ -18,6 +18,13 @@ unanswered request can always be resolved in the target's favour:
 - effects may come from any sent request (``forged-delivery-rejected``'s
   "changes nothing" only blames forged deliveries when no accepted delivery
   of the same payment was even sent).
+
+Each invariant checks a promise (``chaos/promises.py``); :func:`check` runs
+only those the target makes (``Observation.promises``). An invariant is
+blamed only by evidence of its own kind: tickets missing after an
+acknowledged payment are a lost payment unless the target's rows show them
+issued and then voided (the ``voided`` column) while a forged refund was the
+only refund sent; only then is the forgery blamed.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 
 from chaos.history import Op, Outcome, may_have_taken_effect
 from chaos.observation import Observation, PaymentOutcome, Session
+from chaos.promises import checked
 
 #: Signature variants a correct endpoint must accept.
 ACCEPTED_SIGNATURES = frozenset({"valid", "rotated"})
@@ -76,11 +84,19 @@ def _is_for(op: Op, session: Session) -> bool:
     return session.payment_intent is not None and op.ref.get("payment_intent") == session.payment_intent
 
 
-def _fulfils(op: Op) -> bool:
-    """Does this delivery carry "the payment succeeded" for its session?"""
-    event = op.ref.get("event")
-    return event == ASYNC_SUCCEEDED or (event == COMPLETED
-                                        and op.ref.get("payment_status", "paid") == "paid")
+def _fulfils(obs: Observation) -> Callable[[Op], bool]:
+    """Does this delivery confirm its payment, by the target's promises
+    (``promises.confirms``)? A completion confirms only when it says ``paid``:
+    an unpaid one is the start of a delayed payment, not its confirmation."""
+    confirms = obs.promises.confirms
+
+    def fulfils(op: Op) -> bool:
+        event = op.ref.get("event")
+        if event not in confirms:
+            return False
+        return bool(event != COMPLETED or op.ref.get("payment_status", "paid") == "paid")
+
+    return fulfils
 
 
 def _refunds(op: Op) -> bool:
@@ -97,6 +113,15 @@ def _rows_for(obs: Observation, session: Session) -> list[dict[str, Any]]:
 
 def _tickets(rows: Iterable[dict[str, Any]]) -> int:
     return sum(int(row["tickets"] or 0) for row in rows)
+
+
+def _voided(rows: Iterable[dict[str, Any]]) -> int | None:
+    """Tickets issued and then voided, where the observation query tells them (its
+    optional ``voided`` column); None where it does not."""
+    rows = list(rows)
+    if not rows or any("voided" not in row for row in rows):
+        return None
+    return sum(int(row["voided"] or 0) for row in rows)
 
 
 def _orders(rows: Iterable[dict[str, Any]]) -> int:
@@ -185,16 +210,24 @@ def no_lost_payment(obs: Observation) -> list[Violation]:
     for s in obs.sessions:
         if s.outcome is not PaymentOutcome.PAID or s.quantity is None:
             continue
-        acks = _acknowledged(obs, s, _fulfils)
+        acks = _acknowledged(obs, s, _fulfils(obs))
         rows = _rows_for(obs, s)
         tickets = _tickets(rows)
-        if acks and tickets < s.quantity:
+        if acks and tickets < s.quantity and not _voided_by_forgery(obs, s, rows):
             found.append(Violation(
                 "no-lost-payment",
                 f"{_name(s)} was acknowledged with 2xx but has {tickets} of {s.quantity} tickets",
                 rows + [_op_row(acks[0])],
             ))
     return found
+
+
+def _voided_by_forgery(obs: Observation, session: Session, rows: list[dict[str, Any]]) -> bool:
+    """Were this payment's tickets issued and then voided while the only refunds
+    sent for it were forged? That is the forgery's evidence, not a lost payment's."""
+    ops = [op for op in _deliveries(obs) if _is_for(op, session) and _refunds(op)
+           and may_have_taken_effect(op)]
+    return bool((_voided(rows) or 0) > 0 and ops and all(_forged(op) for op in ops))
 
 
 def no_tickets_without_payment(obs: Observation) -> list[Violation]:
@@ -266,10 +299,20 @@ def refund_voids_tickets(obs: Observation) -> list[Violation]:
 
 
 def forged_delivery_rejected(obs: Observation) -> list[Violation]:
-    """A forged, tampered, stale, unsigned or wrong-secret delivery answers 4xx
-    and changes nothing."""
+    """A forged, tampered, stale, unsigned or wrong-secret delivery changes
+    nothing; where the target verifies signatures (``promises.signatures =
+    "verify"``) it also answers 4xx. A target that re-fetches (``"refetch"``)
+    may acknowledge it, and may act on what Stripe's own records say.
+
+    Its effect is blamed only by evidence of its own kind: tickets for a
+    payment no accepted delivery was sent for, or tickets issued and then
+    voided (the ``voided`` column) when the only refunds sent were forged.
+    Tickets never issued after an acknowledged completion are a lost payment
+    (``no-lost-payment``), whatever forged copies arrived as well.
+    """
     found = []
-    for op in _deliveries(obs):
+    verifies = obs.promises.signatures == "verify"
+    for op in _deliveries(obs) if verifies else []:
         if _forged(op) and op.status is not None and not 400 <= op.status < 500:
             found.append(Violation(
                 "forged-delivery-rejected",
@@ -285,7 +328,8 @@ def forged_delivery_rejected(obs: Observation) -> list[Violation]:
             continue
         rows = _rows_for(obs, s)
         accepted_sent = [op for op in mine if not _forged(op) and may_have_taken_effect(op)]
-        if not accepted_sent and _tickets(rows) > 0:
+        justified = not verifies and s.outcome.holds_tickets  # a re-fetch found it paid
+        if not accepted_sent and _tickets(rows) > 0 and not justified:
             found.append(Violation(
                 "forged-delivery-rejected",
                 f"{_name(s)} has {_plural(_tickets(rows), 'valid ticket')} although only forged "
@@ -293,15 +337,15 @@ def forged_delivery_rejected(obs: Observation) -> list[Violation]:
                 rows + [_op_row(op) for op in forged],
             ))
             continue
-        forged_refunds = [op for op in forged if _refunds(op)]
-        real_refunds = [op for op in accepted_sent if _refunds(op)]
-        if (forged_refunds and not real_refunds and s.quantity is not None
-                and _acknowledged(obs, s, _fulfils) and _tickets(rows) < s.quantity):
+        refunded_at_stripe = not verifies and s.outcome is PaymentOutcome.REFUNDED
+        if s.quantity is not None and _tickets(rows) < s.quantity \
+                and _voided_by_forgery(obs, s, rows) and not refunded_at_stripe:
             found.append(Violation(
                 "forged-delivery-rejected",
-                f"{_name(s)} has {_tickets(rows)} of {s.quantity} tickets valid although only "
-                "forged deliveries of its refund arrived",
-                rows + [_op_row(op) for op in forged_refunds],
+                f"{_name(s)} has {_tickets(rows)} of {s.quantity} tickets valid "
+                f"({_voided(rows)} voided) although only forged deliveries of its refund "
+                "arrived",
+                rows + [_op_row(op) for op in forged if _refunds(op)],
             ))
     return found
 
@@ -409,6 +453,8 @@ def user_invariants(obs: Observation) -> list[Violation]:
 
 
 def check(obs: Observation) -> list[Violation]:
-    """Every violation of every invariant, in catalogue order, then the user's own."""
-    return [v for invariant in INVARIANTS.values() for v in invariant(obs)] \
-        + user_invariants(obs)
+    """Every violation of every invariant the target is held to (its promises), in
+    catalogue order, then the user's own."""
+    held = checked(obs.promises)
+    return [v for name, invariant in INVARIANTS.items() if name in held
+            for v in invariant(obs)] + user_invariants(obs)

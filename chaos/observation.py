@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from chaos.history import History
+from chaos.promises import Promises
 
 
 class PaymentOutcome(StrEnum):
@@ -44,18 +45,29 @@ class PaymentOutcome(StrEnum):
         return self in (PaymentOutcome.PAID, PaymentOutcome.DISPUTED)
 
 
-def payment_outcome(session: Mapping[str, Any], events: Iterable[str] = ()) -> PaymentOutcome:
-    """A session's outcome from Stripe's own data: the Checkout Session object
-    and the types of the events Stripe emitted for its payment (refunds and
-    disputes live on the charge, not the session, so the events tell them)."""
+def payment_outcome(session: Mapping[str, Any], events: Iterable[str] = (), *,
+                    charge: Mapping[str, Any] | None = None) -> PaymentOutcome:
+    """A session's outcome from Stripe's own records: the Checkout Session object
+    and its payment's charge as they are now (refunds and disputes live on the
+    charge). Without the charge (a fake Stripe that cannot list them), the types
+    of the events Stripe emitted for the payment tell refunds and disputes.
+    Never an event's snapshot: the completion of a delayed payment says
+    ``unpaid``, the session says ``paid`` once it succeeded."""
     seen = set(events)
-    if "charge.dispute.created" in seen:
+    if charge is not None:
+        if charge.get("disputed"):
+            return PaymentOutcome.DISPUTED
+        if charge.get("refunded"):
+            return PaymentOutcome.REFUNDED
+    elif "charge.dispute.created" in seen:
         return PaymentOutcome.DISPUTED
-    if "charge.refunded" in seen:
+    elif "charge.refunded" in seen:
         return PaymentOutcome.REFUNDED
     if session.get("status") == "expired":
         return PaymentOutcome.EXPIRED
-    if "checkout.session.async_payment_failed" in seen:
+    failed = charge.get("status") == "failed" if charge is not None \
+        else "checkout.session.async_payment_failed" in seen
+    if failed:
         return PaymentOutcome.FAILED
     if session.get("payment_status") in ("paid", "no_payment_required"):
         return PaymentOutcome.PAID
@@ -136,7 +148,10 @@ class Observation:
     ``tickets_per_payment`` rows: ``checkout_session``, ``payment_intent``,
     ``orders``, ``tickets`` (valid tickets). ``tickets_per_ticket_type`` rows:
     ``ticket_type``, ``capacity``, ``tickets`` (valid), ``reserved`` (what the
-    service counts as taken, or None).
+    service counts as taken, or None). A ``tickets_per_payment`` row may also
+    carry ``voided`` (tickets issued, then voided): the evidence that tells a
+    wrongly voided ticket set from one never issued. ``promises`` say which
+    invariants the target is held to.
     """
 
     history: History
@@ -148,6 +163,7 @@ class Observation:
     #: The user's SQL invariants (a config's ``[[invariants]]``): (name, message, the rows
     #: its query returned); each must have returned none.
     queries: tuple[tuple[str, str, tuple[dict[str, Any], ...]], ...] = ()
+    promises: Promises = field(default_factory=Promises)
 
 
 #: Columns each observation query must return, in the names the checker reads.

@@ -56,9 +56,8 @@ class StripeView:
 
     sessions: list[dict[str, Any]] | None = None
     calls: list[StripeCall] | None = None
-    #: Payment intents refunded at Stripe by anyone (the target too: a shop that sells
-    #: through a Payment Link refunds what it cannot fulfil); read on the Stripe journeys.
-    refunded: frozenset[str] = frozenset()
+    #: The charges of the sessions' payment intents, as they are now.
+    charges: list[dict[str, Any]] | None = None
 
 
 class OutOfTime(Exception):
@@ -275,7 +274,7 @@ class Runner:
                     if i == last_wave and counting:
                         after = await self._metrics(executor.transport)
                         history.target_peak_in_flight = (after or {}).get("peak_in_flight")
-                stripe = await self._read_stripe(executor.transport, event_id)
+                stripe = await self._read_stripe(executor.transport, event_id, the_plan)
         finally:
             if the_plan.faults:  # whatever happened, the next example starts without them
                 with trio.CancelScope(shield=True), trio.move_on_after(self.request_timeout):
@@ -299,12 +298,19 @@ class Runner:
                     f"({exc}): see its log") from None
         self._faults_armed = bool(rules)
 
-    async def _read_stripe(self, transport: LoopbackTransport, event_id: str) -> StripeView:
-        """The example's sessions as the fake Stripe holds them (every session whose
-        metadata names the event) and the calls the target made to it since the
-        last example; None where this fake Stripe cannot tell."""
-        sessions = await self._control_get(transport, "/_chaos/objects/checkout.session",
-                                           {"metadata[event_id]": event_id})
+    async def _read_stripe(self, transport: LoopbackTransport, event_id: str,
+                           the_plan: Plan) -> StripeView:
+        """The example's sessions and their charges as the fake Stripe holds them now,
+        and the calls the target made to it since the last example; None where this
+        fake Stripe cannot tell.
+
+        The example's sessions: every session whose metadata names the event (under
+        the target's ``session_metadata_key``), every session the target's own
+        recorded calls created during the example, and every session a buyer was
+        answered with."""
+        key = self.target.session_metadata_key
+        listed = await self._control_get(transport, "/_chaos/objects/checkout.session",
+                                         {f"metadata[{key}]": event_id})
         records = await self._control_get(transport, "/_chaos/records",
                                           {"since": str(self._records_seq)})
         calls = None
@@ -312,16 +318,32 @@ class Runner:
             self._records_seq = int(records.get("last_seq") or self._records_seq)
             calls = [StripeCall.from_record(r) for r in records.get("data", [])
                      if r.get("path", "").startswith("/v1/")]
-        refunded: frozenset[str] = frozenset()
-        if self.target.journey != "endpoint":
-            refunds = await self._control_get(transport, "/_chaos/objects/refund", {})
-            refunded = frozenset(str(r.get("payment_intent")) for r in
-                                 (refunds or {}).get("data", []) if r.get("payment_intent"))
-        return StripeView(sessions=None if sessions is None else list(sessions.get("data", [])),
-                          calls=calls, refunded=refunded)
+        if listed is None:
+            return StripeView(calls=calls)
+        sessions = list(listed.get("data", []))
+        answered = {b.session_id for b in the_plan.bindings} | {
+            a.session_id for a in the_plan.attempts}
+        created = {c.object_id for c in calls or () if c.method == "POST" and 200 <= c.status < 300
+                   and c.path.rstrip("/") == "/v1/checkout/sessions"}
+        missing = sorted(i for i in (answered | created) - {obj["id"] for obj in sessions} if i)
+        if missing:
+            more = await self._control_get(transport, "/_chaos/objects/checkout.session",
+                                           {"ids[]": missing})
+            # a session a late call of the example before created names its own event
+            sessions += [obj for obj in (more or {}).get("data", []) if obj["id"] in missing
+                         and (obj["id"] in answered
+                              or (obj.get("metadata") or {}).get(key, event_id) == event_id)]
+        intents = sorted({obj["payment_intent"] for obj in sessions if obj.get("payment_intent")})
+        charges: list[dict[str, Any]] = []
+        if intents:
+            found = await self._control_get(transport, "/_chaos/objects/charge",
+                                            {"payment_intents[]": intents})
+            charges = [c for c in (found or {}).get("data", []) if c.get("payment_intent")
+                       in intents]
+        return StripeView(sessions=sessions, calls=calls, charges=charges)
 
     async def _control_get(self, transport: LoopbackTransport, path: str,
-                           params: dict[str, str]) -> dict[str, Any] | None:
+                           params: dict[str, str | list[str]]) -> dict[str, Any] | None:
         request = httpx.Request("GET", self.stripe_url + path, params=params)
         try:
             with trio.fail_after(self.request_timeout):
@@ -461,10 +483,13 @@ class Runner:
                 answered.setdefault(attempt.session_id, attempt)
         owner_of = {b.session_id: i for i, b in enumerate(the_plan.bindings) if b.session_id}
         listed = {obj["id"]: obj for obj in stripe.sessions or []}
-        for binding in the_plan.bindings:
+        for binding in the_plan.bindings if stripe.sessions is None else ():
+            # a fake Stripe that cannot list its sessions: the completion's snapshot
             completed = binding.events.get("checkout.session.completed")
             if binding.session_id and binding.session_id not in listed and completed:
                 listed[binding.session_id] = completed["data"]["object"]
+        # the latest charge of each payment intent: refunds and disputes live there
+        charge_of = {c["payment_intent"]: c for c in stripe.charges or []}
         sessions = []
         for session_id, obj in listed.items():
             meta = obj.get("metadata") or {}
@@ -479,14 +504,17 @@ class Runner:
             else:
                 kind = None if meta.get("ticket_type_id") is None else str(meta["ticket_type_id"])
                 quantity = int(meta["quantity"]) if str(meta.get("quantity", "")).isdigit() else None
-            # only the buyer's own session was paid; the events tell refunds and disputes
+            # Stripe's charge tells refunds and disputes; a fake Stripe that cannot list
+            # charges leaves the events of the buyer's own session to tell them
             events = list(the_plan.bindings[owner].events) \
                 if owner is not None and owner_of.get(session_id) == owner else []
-            if obj.get("payment_intent") in stripe.refunded:
-                events.append("charge.refunded")
+            charge = charge_of.get(obj.get("payment_intent")) if stripe.charges is not None \
+                else None
             sessions.append(Session(
                 id=session_id, amount_total=int(obj.get("amount_total") or 0),
-                outcome=payment_outcome(obj, events), payment_intent=obj.get("payment_intent"),
+                outcome=payment_outcome(obj, events if stripe.charges is None else (),
+                                        charge=charge),
+                payment_intent=obj.get("payment_intent"),
                 buyer=owner, ticket_type=kind, quantity=quantity,
                 unit_price=prices.get(kind) if kind else None,
                 idempotency_key=first.idempotency_key if first else None,
@@ -503,6 +531,7 @@ class Runner:
             stripe_calls=tuple(stripe.calls or ()),
             queries=tuple((inv.name, inv.message, tuple(plain(row) for row in self.db.fetch_fitted(
                 inv.sql, ids.event, readonly=True))) for inv in self.target.invariants),
+            promises=self.target.promises,
         )
 
     def _rows(self, query: str, columns: tuple[str, ...], event: Any) -> list[dict[str, Any]]:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.promises import Promises
+
 #: The reference service's anon key unless ``CHAOS_ANON_KEY`` sets another
 #: (the seed's ``SUPABASE_ANON_KEY``: sent as ``apikey`` and as a Bearer token).
 DEFAULT_ANON_KEY = "anon_chaos_reference_key"
@@ -125,13 +127,16 @@ class Target:
         "values ($1, $2, $3, $4, $5)"
     )
     #: One row per checkout session of the example's event ($1) that has an order:
-    #: (checkout_session, payment_intent, orders, tickets), tickets = valid tickets.
+    #: (checkout_session, payment_intent, orders, tickets), tickets = valid tickets, and
+    #: optionally voided (issued, then voided: tells a voided set from a lost one).
     tickets_per_payment_sql: str = (
         "select o.stripe_session_id as checkout_session, "
         "max(o.payment_intent_id) as payment_intent, "
-        "count(*)::int as orders, coalesce(sum(t.valid), 0)::int as tickets "
-        "from orders o left join lateral (select count(*) as valid from tickets t "
-        "where t.order_id = o.id and t.status = 'valid') t on true "
+        "count(*)::int as orders, coalesce(sum(t.valid), 0)::int as tickets, "
+        "coalesce(sum(t.voided), 0)::int as voided "
+        "from orders o left join lateral (select count(*) filter (where t.status = 'valid') "
+        "as valid, count(*) filter (where t.status <> 'valid') as voided from tickets t "
+        "where t.order_id = o.id) t on true "
         "where o.event_id = $1 and o.stripe_session_id is not null "
         "group by o.stripe_session_id order by min(o.id)"
     )
@@ -178,6 +183,12 @@ class Target:
         """Is the webhook endpoint subscribed to ``event_type`` (as in Stripe's dashboard)?"""
         return not self.webhook_events or "*" in self.webhook_events or \
             event_type in self.webhook_events
+    #: What the target promises (``[promises]``): which built-in invariants it is held to.
+    promises: Promises = field(default_factory=Promises)
+    #: The Checkout Session metadata key whose value is the example's event id: how the
+    #: tool finds the sessions of an example at the fake Stripe (besides the sessions the
+    #: target's own recorded calls created).
+    session_metadata_key: str = "event_id"
 
     def checkout_headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         """The headers of a checkout request, as the seed's client sends them."""

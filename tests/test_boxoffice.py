@@ -38,11 +38,13 @@ LISTENING = "listening on "
 @contextlib.contextmanager
 def box_office(server_url: str, schema: str, stripe_api_base: str, workdir: Path,
                bugs: tuple[str, ...] = (), secret: str = "whsec_boxoffice_test",
-               timeout: float = 30.0) -> Iterator[str]:
+               timeout: float = 30.0, metadata_key: str = "event_id",
+               signatures: str = "verify") -> Iterator[str]:
     """``python -m tests.boxoffice`` in its own process; yields its URL once healthy."""
     out, err = workdir / f"boxoffice-{schema}.out", workdir / f"boxoffice-{schema}.log"
     env = {**os.environ, "BOX_OFFICE_KEY": KEY, "BOX_OFFICE_WEBHOOK_SECRET": secret,
-           "BOX_OFFICE_BUGS": ",".join(bugs), "PYTHONPATH": str(ROOT)}
+           "BOX_OFFICE_BUGS": ",".join(bugs), "PYTHONPATH": str(ROOT),
+           "BOX_OFFICE_METADATA_KEY": metadata_key, "BOX_OFFICE_SIGNATURES": signatures}
     with open(out, "wb") as out_f, open(err, "wb") as err_f:
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.boxoffice", "--port", "0", "--database-url", server_url,
@@ -142,8 +144,9 @@ def shop_for(server_url: str, schema: str, fake_stripe: Service, tmp_path: Path)
     """``shop_for(*bugs)``: the box office (with those bugs) on this test's fresh schema."""
     stack = contextlib.ExitStack()
 
-    def start(*bugs: str) -> Shop:
-        url = stack.enter_context(box_office(server_url, schema, fake_stripe.url, tmp_path, bugs))
+    def start(*bugs: str, signatures: str = "verify") -> Shop:
+        url = stack.enter_context(box_office(server_url, schema, fake_stripe.url, tmp_path, bugs,
+                                             signatures=signatures))
         db = Database(server_url, schema=schema)
         stack.callback(db.close)
         shop = Shop(url, fake_stripe, db)
@@ -330,7 +333,8 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path: Path):
 
 def run_against_box_office(server_url: str, schema: str, tmp_path: Path, monkeypatch,
                            bugs: tuple[str, ...] = (), config: Path = CONFIG,
-                           replay: bool = False
+                           replay: bool = False, overrides: tuple[str, ...] = (),
+                           metadata_key: str = "event_id", signatures: str = "verify"
                            ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Start the box office (its Stripe client aimed at a port the tool's fake Stripe
     will take), then ``python -m chaos --config tests/boxoffice/chaos.toml``; with
@@ -342,9 +346,10 @@ def run_against_box_office(server_url: str, schema: str, tmp_path: Path, monkeyp
     stripe_port = free_port()
     written = tmp_path / "report.json"
     with box_office(server_url, schema, f"http://127.0.0.1:{stripe_port}", tmp_path, bugs,
-                    secret=secret) as url:
+                    secret=secret, metadata_key=metadata_key, signatures=signatures) as url:
         options = ["--config", str(config), "--set", f"target.base_url={url}",
-                   "--set", f"stripe.port={stripe_port}", "--set", f"database.schema={schema}"]
+                   "--set", f"stripe.port={stripe_port}", "--set", f"database.schema={schema}",
+                   *(arg for item in overrides for arg in ("--set", item))]
         result = run_tool(*options, "--examples", "30", "--seed", "1", "--report", str(written),
                           cwd=tmp_path)
         assert written.exists(), f"no report (exit {result.returncode}): {result.stderr[-800:]}"
@@ -451,3 +456,168 @@ message = "a purchase is still open when the example ends"
     [failure] = report["failures"]
     assert "still open" in failure["violations"][0]["message"]
     assert failure["violations"][0]["rows"][0]["state"] == "open"
+
+
+# --------------------------------------------------------------------------------------
+# promises: other shapes of the same service, and two bugs that break one promise
+
+
+@pytest.mark.e2e
+def test_with_early_refund_dropped_a_refund_before_its_completion_is_lost(shop_for):
+    shop = shop_for("early-refund-dropped")
+    show, tier = shop.show()
+    events = shop.pay(shop.session(show, tier, seats=2))
+    intent = events["payment_intent.succeeded"]["data"]["object"]["id"]
+    refund = shop.control("/_chaos/refunds", {"payment_intent": intent})
+    [refunded] = [e for e in refund["events"] if e["type"] == "charge.refunded"]
+    assert shop.deliver(refunded).status_code == 200          # acknowledged, and dropped
+    assert shop.deliver(events["checkout.session.completed"]).status_code == 200
+    assert shop.admissions(tier) == 2
+
+
+@pytest.mark.e2e
+def test_with_one_seat_refund_a_refund_voids_one_seat_of_two(shop_for):
+    shop = shop_for("one-seat-refund")
+    show, tier = shop.show()
+    events = shop.pay(shop.session(show, tier, seats=2))
+    assert shop.deliver(events["checkout.session.completed"]).status_code == 200
+    intent = events["payment_intent.succeeded"]["data"]["object"]["id"]
+    refund = shop.control("/_chaos/refunds", {"payment_intent": intent})
+    [refunded] = [e for e in refund["events"] if e["type"] == "charge.refunded"]
+    assert shop.deliver(refunded).status_code == 200
+    assert shop.admissions(tier) == 1
+
+
+def skipped_invariants(report: dict[str, Any]) -> dict[str, str]:
+    return {p["invariant"]: p["why"] for p in report["promises"] if not p["checked"]}
+
+
+@pytest.mark.e2e
+def test_the_tool_passes_the_box_office_without_idempotency_key(server_url: str, schema: str,
+                                                                tmp_path: Path, monkeypatch):
+    """The checkout takes no key (idempotency_header = ""): the tool sends none, and
+    does not judge one-session-per-idempotency-key, though a double click makes two
+    sessions. It says so in the report."""
+    result, report = run_against_box_office(
+        server_url, schema, tmp_path, monkeypatch,
+        overrides=('target.checkout.idempotency_header=""',))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["failures"] == []
+    assert report["invariants"]["one-session-per-idempotency-key"] == "skipped"
+    assert skipped_invariants(report) == {
+        "one-session-per-idempotency-key": 'target.checkout.idempotency_header = ""'}
+    assert "NOT CHECKED  one-session-per-idempotency-key" in result.stdout
+    # the double click really made two purchases: the promise would have been broken
+    db = Database(server_url, schema=schema)
+    try:
+        [row] = db.fetch("select count(*)::int as n from purchases where idem_key is not null")
+        [sessions] = db.fetch("select count(*)::int as n from purchases "
+                              "where stripe_session is not null")
+    finally:
+        db.close()
+    assert row["n"] == 0 and sessions["n"] > report["examples"]
+
+
+@pytest.mark.e2e
+def test_the_tool_passes_the_box_office_paid_asynchronously_under_its_own_metadata_key(
+        server_url: str, schema: str, tmp_path: Path, monkeypatch):
+    """Sessions carry ``show_id``, not ``event_id``; delayed payments complete
+    ``unpaid`` and succeed later. The payment state is read from Stripe's session
+    and charge, not from the completion's snapshot: no false alarm."""
+    result, report = run_against_box_office(
+        server_url, schema, tmp_path, monkeypatch, metadata_key="show_id",
+        overrides=("target.stripe.session_metadata_key=show_id",
+                   'promises.confirms=["checkout.session.completed", '
+                   '"checkout.session.async_payment_succeeded"]'))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["failures"] == [] and skipped_invariants(report) == {}
+    db = Database(server_url, schema=schema)
+    try:
+        [succeeded] = db.fetch("select count(*)::int as n from stripe_events "
+                               "where type = 'checkout.session.async_payment_succeeded'")
+        [paid] = db.fetch("select count(*)::int as n from purchases p where p.state = 'paid' "
+                          "and exists (select 1 from admissions a where a.purchase_id = p.id)")
+    finally:
+        db.close()
+    assert succeeded["n"] > 0 and paid["n"] > 0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("bug", ["early-refund-dropped", "one-seat-refund"])
+def test_the_tool_catches_each_refund_bug_of_the_box_office(server_url: str, schema: str,
+                                                            tmp_path: Path, monkeypatch,
+                                                            bug: str):
+    """Two bugs, one promise (a refund voids every seat), two stories: a refund
+    delivered before its completion; a two-seat purchase completed, then refunded."""
+    result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch, (bug,))
+    assert result.returncode == 1, result.stdout + result.stderr
+    [failure] = [f for f in report["failures"] if f["invariant"] == "refund-voids-tickets"]
+    assert failure["status"] == "FAILED", failure
+    events = [step.get("event", "checkout.session.completed")
+              for wave in failure["schedule"]["waves"] for step in wave
+              if step.get("kind") == "deliver"]
+    before_refund = events[:events.index("charge.refunded")]
+    if bug == "early-refund-dropped":   # the refund before any completion (or none at all)
+        assert "checkout.session.completed" not in before_refund, failure["steps"]
+    else:                               # the refund after the completion, of several seats
+        assert "checkout.session.completed" in before_refund, failure["steps"]
+        assert max(b.get("quantity", 1) for b in failure["schedule"]["buyers"]) >= 2
+
+
+@pytest.mark.e2e
+def test_a_refetching_box_office_acts_on_stripes_objects_whatever_the_delivery_says(shop_for):
+    """``--signatures refetch`` (pretix's way): forged deliveries get 200; the session,
+    charge or payment intent is read from Stripe, and only its state counts."""
+    shop = shop_for(signatures="refetch")
+    show, tier = shop.show(capacity=4)
+    # a forged expiry of an open session: 200, and the seats stay held
+    open_session = shop.session(show, tier, seats=2)
+    expired = shop.control(f"/_chaos/checkout/sessions/{open_session}/expire")["events"][0]
+    early = shop.pay(shop.session(show, tier, seats=2), "async_pending")
+    forged_expiry = {**expired, "data": {"object": {**expired["data"]["object"],
+                                                    "id": early["checkout.session.completed"]
+                                                    ["data"]["object"]["id"]}}}
+    assert shop.deliver(forged_expiry, "missing").status_code == 200
+    assert shop.taken(tier) == 4
+    # the real expiry, even unsigned: Stripe says it expired, so the seats go back
+    assert shop.deliver(expired, "tampered").status_code == 200
+    assert shop.taken(tier) == 2
+    # a completion whose snapshot says unpaid admits once Stripe says paid
+    settled = shop.control(f"/_chaos/checkout/sessions/"
+                           f"{early['checkout.session.completed']['data']['object']['id']}/settle",
+                           {"outcome": "succeeded"})
+    assert shop.deliver(early["checkout.session.completed"], "wrong-secret").status_code == 200
+    assert shop.admissions(tier) == 2   # the snapshot said unpaid; Stripe says paid
+    # a forged refund of a charge Stripe has not refunded changes nothing
+    intent = settled["payment_intent"]["id"]
+    charge = settled["charge"]
+    forged_refund = {"id": "evt_forged", "type": "charge.refunded", "object": "event",
+                     "data": {"object": {**charge, "refunded": True,
+                                         "amount_refunded": charge["amount"]}}}
+    assert shop.deliver(forged_refund, "stale").status_code == 200
+    assert shop.admissions(tier) == 2
+    refund = shop.control("/_chaos/refunds", {"payment_intent": intent})
+    [refunded] = [e for e in refund["events"] if e["type"] == "charge.refunded"]
+    assert shop.deliver(forged_refund, "missing").status_code == 200   # now it is so at Stripe
+    assert shop.admissions(tier) == 0 and refunded["data"]["object"]["refunded"] is True
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("declared", ["refetch", "verify"])
+def test_the_signature_promise_decides_how_a_refetching_box_office_is_judged(
+        server_url: str, schema: str, tmp_path: Path, monkeypatch, declared: str):
+    """The box office re-fetches every object and answers 200 to forgeries. Declared as
+    such (``promises.signatures = "refetch"``) it passes; held to "verify", the forged
+    deliveries it acknowledged break forged-delivery-rejected, and nothing else."""
+    result, report = run_against_box_office(
+        server_url, schema, tmp_path, monkeypatch, signatures="refetch",
+        overrides=(f'promises.signatures="{declared}"',))
+    if declared == "refetch":
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert report["failures"] == []
+        assert "forged deliveries may be acknowledged" in result.stdout
+    else:
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert failed_invariants(report) == {"forged-delivery-rejected"}, report["failures"]
+        [failure] = report["failures"]
+        assert "it must be rejected with 4xx" in failure["violations"][0]["message"]

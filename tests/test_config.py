@@ -18,6 +18,8 @@ from chaos import cli
 from chaos.config import load
 from chaos.database import Database
 from chaos.errors import UsageError
+from chaos.invariants import INVARIANTS
+from chaos.promises import Promises, checked, judged
 from chaos.reference.schema import ddl
 from tests.helpers import run_tool
 
@@ -141,6 +143,14 @@ BAD = [
      "target.webhook.path uses {{show}}"),
     ("event-type", "[target.webhook]\nevents = ['Checkout Completed']\n",
      "target.webhook.events.0 'Checkout Completed' is not an event type"),
+    ("signatures", "[promises]\nsignatures = 'trust'\n",
+     "promises.signatures 'trust' is not one of verify, refetch"),
+    ("refunds", "[promises]\nrefunds = 'ignore'\n", "promises.refunds 'ignore' is not one of"),
+    ("confirms", "[promises]\nconfirms = ['charge.captured']\n",
+     "promises.confirms ['charge.captured'] must list the event types"),
+    ("confirms-empty", "[promises]\nconfirms = []\n", "promises.confirms [] must list"),
+    ("metadata-key", "[target.stripe]\nsession_metadata_key = ''\n",
+     "target.stripe.session_metadata_key is empty"),
 ]
 
 
@@ -370,6 +380,34 @@ def test_the_examples_load(tmp_path: Path):
     assert supabase.target.base_url == "http://127.0.0.1:54321"
     assert supabase.target.checkout_extra_headers == {"apikey": "anon_supa",
                                                        "authorization": "Bearer anon_supa"}
+    # the reference's config keeps every promise, so every built-in invariant is checked
+    assert checked(reference.target.promises) == set(INVARIANTS)
+
+
+def test_promises_are_declared_with_the_seeds_defaults(tmp_path: Path):
+    base = minimal()
+    default = load(write(tmp_path, base)).target
+    assert default.promises == Promises(idempotency_header="Idempotency-Key")
+    assert default.session_metadata_key == "event_id"
+    declared = load(write(tmp_path, _merge(base, """
+[target.checkout]
+idempotency_header = ""
+[target.stripe]
+session_metadata_key = "shop_key"
+[promises]
+signatures = "refetch"
+confirms = ["charge.succeeded", "charge.succeeded"]
+refunds = "flag"
+"""))).target
+    assert declared.promises == Promises(idempotency_header="", signatures="refetch",
+                                         confirms=("charge.succeeded",), refunds="flag")
+    assert declared.session_metadata_key == "shop_key"
+    assert checked(declared.promises) == set(INVARIANTS) - {"one-session-per-idempotency-key",
+                                                            "refund-voids-tickets"}
+    why = {j.invariant: j.why for j in judged(declared.promises) if not j.checked}
+    assert why == {"one-session-per-idempotency-key":
+                   'target.checkout.idempotency_header = ""',
+                   "refund-voids-tickets": 'promises.refunds = "flag"'}
 
 
 # -- preflight: the target, the database, the SQL rehearsed -----------------------------------

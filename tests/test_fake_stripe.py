@@ -318,6 +318,24 @@ def test_records_say_who_called_what_and_keep_secrets_out(fake: Fake):
         [session.id]
 
 
+def test_the_tester_reads_sessions_by_id_and_charges_by_payment_intent(fake: Fake):
+    """How the tool reads Stripe's own records after an example: sessions the target
+    created (whatever their metadata) by id, and their charges as they are now."""
+    sc = fake.client()
+    first, second, other = (sc.v1.checkout.sessions.create(params=session_params())
+                            for _ in range(3))
+    assert [s["id"] for s in fake.control.get("/_chaos/objects/checkout.session",
+                                              **{"ids[]": [first.id, second.id]})["data"]] == \
+        [first.id, second.id]
+    paid = fake.control.pay(first.id)["payment_intent"]["id"]
+    fake.control.pay(other.id)
+    fake.control.post("/_chaos/refunds", {"payment_intent": paid})
+    [charge] = fake.control.get("/_chaos/objects/charge", **{"payment_intents[]": [paid]})["data"]
+    assert (charge["payment_intent"], charge["refunded"]) == (paid, True)
+    answer = fake.control.http.get("/_chaos/objects/charge", params={"payment_intents": paid})
+    assert answer.status_code == 400 and "payment_intents[]" in answer.text
+
+
 # -- the form decoder ----------------------------------------------------------------------------
 
 

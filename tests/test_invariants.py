@@ -3,6 +3,7 @@ a clean run, and never assumes an ``info`` operation's fate."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from chaos.observation import (
     StripeCall,
     payment_outcome,
 )
+from chaos.promises import Promises, judged
 from chaos.thresholds import Thresholds, is_error
 
 PI, CS, TT = "pi_test_1", "cs_test_1", "ev-tt1"
@@ -55,8 +57,9 @@ def paid(outcome: PaymentOutcome = PaymentOutcome.PAID, **kw: Any) -> Session:
     return Session(**{**fields, **kw})
 
 
-def row(tickets: int, orders: int = 1, session: str | None = CS) -> dict[str, Any]:
-    return {"checkout_session": session, "payment_intent": PI, "orders": orders, "tickets": tickets}
+def row(tickets: int, orders: int = 1, session: str | None = CS, **extra: Any) -> dict[str, Any]:
+    return {"checkout_session": session, "payment_intent": PI, "orders": orders, "tickets": tickets,
+            **extra}
 
 
 def type_row(tickets: int, reserved: int | None = None, capacity: int = 10) -> dict[str, Any]:
@@ -255,12 +258,23 @@ def test_tickets_may_come_from_a_real_delivery_sent_alongside_the_forged_one():
 
 def test_a_forged_refund_must_not_void_tickets():
     obs = observe(deliver(OK), refund(REJECTED, signature="tampered"), sessions=REFUNDED_SESSION,
-                  rows=(row(0),))
+                  rows=(row(0, voided=2),))
     [v] = inv.forged_delivery_rejected(obs)
-    assert "0 of 2 tickets valid although only forged deliveries of its refund arrived" in v.message
+    assert "0 of 2 tickets valid (2 voided) although only forged deliveries of its refund " \
+        "arrived" in v.message
     assert inv.forged_delivery_rejected(
         observe(deliver(OK), refund(REJECTED, signature="tampered"), refund(NO_ANSWER),
-                sessions=REFUNDED_SESSION, rows=(row(0),))) == []
+                sessions=REFUNDED_SESSION, rows=(row(0, voided=2),))) == []
+
+
+def test_a_lost_payment_is_never_blamed_on_a_forged_refund():
+    """Under ``ack-before-commit`` the completion is acknowledged and its work lost; a
+    rejected forged refund of the same payment is no evidence of anything. Tickets
+    never issued (nothing voided) are a lost payment; issued and voided, a forgery."""
+    steps = (deliver(OK), refund(REJECTED, signature="stale"))
+    for rows in ((row(0, voided=0),), (row(0),), ()):
+        assert broken(observe(*steps, rows=rows)) == ["no-lost-payment"], rows
+    assert broken(observe(*steps, rows=(row(0, voided=2),))) == ["forged-delivery-rejected"]
 
 
 # charged-database-price ---------------------------------------------------------------
@@ -386,3 +400,81 @@ def test_a_fake_stripe_record_becomes_a_stripe_call():
               "idempotency_key": "k1", "object_id": CS, "params": {}}
     assert StripeCall.from_record(record) == StripeCall("POST", "/v1/checkout/sessions", 200, "k1", CS)
     assert StripeCall.from_record({**record, "status": None}).status == 0
+
+
+@pytest.mark.parametrize("session, charge, outcome", [
+    # a delayed payment that succeeded: the completion's snapshot said unpaid, the session is paid
+    ({"status": "complete", "payment_status": "paid"}, {"status": "succeeded"},
+     PaymentOutcome.PAID),
+    ({"status": "complete", "payment_status": "unpaid"}, {"status": "failed"},
+     PaymentOutcome.FAILED),
+    ({"status": "complete", "payment_status": "unpaid"}, {"status": "pending"},
+     PaymentOutcome.UNPAID),
+    ({"status": "complete", "payment_status": "paid"},
+     {"status": "succeeded", "refunded": True, "amount_refunded": 5000}, PaymentOutcome.REFUNDED),
+    # a partial refund leaves the payment paid
+    ({"status": "complete", "payment_status": "paid"},
+     {"status": "succeeded", "refunded": False, "amount_refunded": 100}, PaymentOutcome.PAID),
+    ({"status": "complete", "payment_status": "paid"}, {"status": "succeeded", "disputed": True},
+     PaymentOutcome.DISPUTED),
+])
+def test_with_the_charge_the_outcome_comes_from_stripes_records_not_events(session, charge,
+                                                                           outcome):
+    # the events say otherwise on purpose: the charge, as it is now, decides
+    assert payment_outcome(session, [REFUNDED, "checkout.session.async_payment_failed"],
+                           charge=charge) is outcome
+
+
+# promises ------------------------------------------------------------------------------
+
+def promising(obs: Observation, **promises: Any) -> Observation:
+    return dataclasses.replace(obs, promises=Promises(**promises))
+
+
+def test_a_checkout_without_idempotency_key_is_not_judged_by_one_session_per_key():
+    obs = observe(deliver(OK), checkouts=(attempt("k1", CS), attempt("k1", "cs_test_2")))
+    assert broken(obs) == ["one-session-per-idempotency-key"]
+    assert broken(promising(obs, idempotency_header="")) == []
+
+
+def test_a_refund_flagged_for_an_admin_is_not_judged_by_refund_voids_tickets():
+    obs = observe(deliver(OK), refund(OK), sessions=REFUNDED_SESSION, rows=(row(2),))
+    assert broken(obs) == ["refund-voids-tickets"]
+    assert broken(promising(obs, refunds="flag")) == []
+
+
+def test_a_refetching_webhook_may_acknowledge_a_forgery_that_changes_nothing():
+    # a forged completion answered 200: a refetching target read the session from
+    # Stripe, found it paid and issued the tickets Stripe's records justify
+    obs = observe(deliver(OK, signature="tampered"))
+    assert broken(obs) == ["forged-delivery-rejected", "forged-delivery-rejected"]
+    assert broken(promising(obs, signatures="refetch")) == []
+    # ... but tickets for a payment Stripe says is unpaid are still a forgery's effect
+    unpaid = observe(deliver(OK, signature="tampered"),
+                     sessions=(paid(PaymentOutcome.UNPAID),))
+    assert "forged-delivery-rejected" in broken(promising(unpaid, signatures="refetch"))
+    # ... and so is a forged refund that voided a payment Stripe says is still paid
+    voided = observe(deliver(OK), refund(OK, signature="wrong-secret"), rows=(row(0, voided=2),))
+    assert broken(promising(voided, signatures="refetch")) == ["forged-delivery-rejected"]
+    refunded_at_stripe = dataclasses.replace(voided, sessions=REFUNDED_SESSION)
+    assert broken(promising(refunded_at_stripe, signatures="refetch")) == []
+
+
+def test_what_confirms_a_payment_is_the_targets_promise():
+    """pretix confirms on charge.succeeded: an acknowledged charge.succeeded obliges
+    tickets there; under the default promise it obliges nothing."""
+    obs = observe(deliver(OK, event="charge.succeeded"), rows=(row(0),))
+    assert broken(obs) == []
+    assert broken(promising(obs, confirms=("charge.succeeded",))) == ["no-lost-payment"]
+    # and an acknowledged completion obliges nothing where completions do not confirm
+    lost = observe(deliver(OK), rows=(row(0),))
+    assert broken(lost) == ["no-lost-payment"]
+    assert broken(promising(lost, confirms=("charge.succeeded",))) == []
+
+
+def test_every_invariant_states_its_promise_and_the_declaration_behind_it():
+    judged_ = judged(Promises())
+    assert [j.invariant for j in judged_] == CONTRACT
+    assert all(j.checked and j.promise and j.why for j in judged_)
+    with pytest.raises(ValueError, match="signatures='trust'"):
+        Promises(signatures="trust")

@@ -163,6 +163,37 @@ def test_the_notes_are_in_the_summary_and_the_junit_thresholds_output():
     assert ET.fromstring(junit(DATA)).find(".//testsuite/system-out") is None
 
 
+def test_promises_checked_and_not_are_listed_with_why_in_summary_and_junit():
+    from chaos.promises import Promises
+    from chaos.report import Report
+
+    data = Report(target={"kind": "config", "name": "shop"}, seed=1, requested_concurrency=5,
+                  verdict="pass", extra_invariants=["one-admission-per-seat"],
+                  promises=Promises(idempotency_header="", signatures="refetch")).to_data()
+    assert data["invariants"]["one-session-per-idempotency-key"] == "skipped"
+    assert data["invariants"]["forged-delivery-rejected"] == "pass"
+    by_name = {p["invariant"]: p for p in data["promises"]}
+    assert by_name["one-session-per-idempotency-key"] == {
+        "invariant": "one-session-per-idempotency-key", "checked": False,
+        "promise": "no idempotency key is taken at checkout",
+        "why": 'target.checkout.idempotency_header = ""'}
+    assert by_name["forged-delivery-rejected"]["why"] == 'promises.signatures = "refetch"'
+    assert by_name["one-admission-per-seat"]["checked"] is True
+    text = summary(data)
+    assert "promises (9 of 10 checked)" in text
+    assert re.search(r"NOT CHECKED  one-session-per-idempotency-key +no idempotency key is "
+                     r'taken at checkout \(target.checkout.idempotency_header = ""\)', text)
+    assert re.search(r"checked +forged-delivery-rejected +forged deliveries may be acknowledged",
+                     text)
+    root = ET.fromstring(junit(data))
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    skipped = cases["one-session-per-idempotency-key"].find("skipped")
+    assert skipped.get("message") == ("not checked: the target does not promise it "
+                                      '(target.checkout.idempotency_header = "")')
+    assert cases["no-lost-payment"].find("skipped") is None
+    assert root.get("skipped") == "1"
+
+
 def test_junit_reports_a_run_that_could_not_finish_as_an_error():
     root = ET.fromstring(junit({"verdict": "error", "error": "the target answered none"}))
     [case] = root.iter("testcase")

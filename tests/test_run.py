@@ -107,3 +107,27 @@ def test_an_example_observes_stripes_sessions_the_rows_and_the_targets_peak(serv
     assert len({c.idempotency_key for c in creates}) == 8
     assert result.history.target_peak_in_flight == 8
     assert result.history.client_peak_in_flight == 8
+
+
+@pytest.mark.e2e
+def test_payment_refund_and_dispute_state_come_from_stripes_charges(server_url: str):
+    """After an example the tool reads each session and its charge at the fake Stripe:
+    a delayed payment that succeeded is paid (its completion's snapshot said unpaid), a
+    refund and a dispute are read on the charge."""
+    from chaos.observation import PaymentOutcome
+    from chaos.run import reference_run
+    from strategies import Buyer, Delivery, Scenario
+
+    outcomes = ("async-succeeded", "refunded", "disputed", "async-failed", "paid")
+    scenario = Scenario(buyers=tuple(Buyer(outcome=o) for o in outcomes),
+                        waves=((Delivery(0),),))
+    with reference_run(database_url=server_url, concurrency=8) as runner:
+        result = runner.run_example(scenario)
+    assert result.violations == []
+    by_buyer = {s.buyer: s.outcome for s in result.observation.sessions}
+    assert by_buyer == {0: PaymentOutcome.PAID, 1: PaymentOutcome.REFUNDED,
+                        2: PaymentOutcome.DISPUTED, 3: PaymentOutcome.FAILED,
+                        4: PaymentOutcome.PAID}
+    # the completion the buyer's delivery carried said unpaid; Stripe's session says paid
+    [delivery] = [op for op in result.history.ops if op.kind == "deliver"]
+    assert delivery.ref["payment_status"] == "unpaid"

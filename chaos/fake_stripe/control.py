@@ -214,7 +214,9 @@ def records(ctl: Control, call: ControlCall) -> Obj:
 
 
 def objects_of(ctl: Control, call: ControlCall) -> Obj:
-    """Every object of a kind, oldest first; ``?metadata[key]=value`` filters on metadata."""
+    """Every object of a kind, oldest first; ``?metadata[key]=value`` filters on metadata,
+    ``?ids[]=ID`` on ids and ``?payment_intents[]=pi_...`` on the object's payment
+    intent (the tester reads an example's sessions and charges as they are now)."""
     kind = call.path_params["kind"]
     if kind not in KINDS:
         raise StripeError(404, f"No such object kind: {kind!r}; use one of {', '.join(KINDS)}.",
@@ -224,6 +226,12 @@ def objects_of(ctl: Control, call: ControlCall) -> Obj:
         raise param_invalid("metadata", "filter with metadata[key]=value.")
     found = [obj for obj in ctl.state.all(kind)
              if all((obj.get("metadata") or {}).get(k) == v for k, v in wanted.items())]
+    for name, field_name in (("ids", "id"), ("payment_intents", "payment_intent")):
+        if name in call.query:
+            values = call.query[name]
+            if not isinstance(values, list):
+                raise param_invalid(name, f"filter with {name}[]=value (repeatable).")
+            found = [obj for obj in found if obj.get(field_name) in values]
     return list_object(found, url=f"/_chaos/objects/{kind}")
 
 

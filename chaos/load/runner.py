@@ -438,9 +438,12 @@ class LoadRun:
             await interval.done.wait()
             if not interval.buyers:
                 continue
-            stripe = await self.runner._read_stripe(self._control, str(interval.ids.event))
+            the_plan = Plan(phases=[], bindings=interval.bindings, attempts=interval.attempts,
+                            faults=[])
+            stripe = await self.runner._read_stripe(self._control, str(interval.ids.event),
+                                                    the_plan)
             found = await trio.to_thread.run_sync(
-                functools.partial(self._check, interval, stripe))
+                functools.partial(self._check, interval, stripe, the_plan))
             self.intervals_checked += 1
             self.buyers_checked += len(interval.buyers)
             broken: set[str] = set()
@@ -454,11 +457,9 @@ class LoadRun:
                 self.tallies[name].intervals += 1
             interval.history = History()  # bounded memory: the interval's ops are done with
 
-    def _check(self, interval: Interval, stripe: Any) -> list[invariants.Violation]:
+    def _check(self, interval: Interval, stripe: Any, the_plan: Plan) -> list[invariants.Violation]:
         scenario = Scenario(buyers=tuple(interval.buyers), waves=(),
                             ticket_types=self.options.mix.ticket_types())
-        the_plan = Plan(phases=[], bindings=interval.bindings, attempts=interval.attempts,
-                        faults=[])
         observation = self.runner._observe(scenario, interval.ids, the_plan, interval.history,
                                            stripe)
         return invariants.check(observation)

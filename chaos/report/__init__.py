@@ -29,8 +29,10 @@ count from 1, re-runs included), ``seconds`` since the run started,
 (``requests``, ``failed``, ``under_fault``, ``p95_ms``: every request to the target),
 ``concurrency`` (``requested``,
 ``peak_in_flight`` as the target saw it, ``client_peak_in_flight``,
-``start_skew_ms``), ``invariants`` (name: "pass" | "fail" | "flaky", or "unknown" when the run
-ended in error before checking everything), ``database`` (``server``,
+``start_skew_ms``), ``invariants`` (name: "pass" | "fail" | "flaky", "skipped" when the
+target does not make the promise it checks, or "unknown" when the run ended in error before
+checking everything), ``promises`` (one entry per invariant: ``invariant``, the
+``promise`` it checks, ``checked``, and ``why``: the declaration that decides it), ``database`` (``server``,
 ``schema`` the run wrote into, ``dropped_after_run``),
 ``evidence`` (name: violations with their rows), ``thresholds`` (name:
 ``verdict``, value, limit, ``requests`` judged and ``left_out_under_fault``: requests
@@ -51,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaos.invariants import INVARIANTS
 from chaos.log import redactor
+from chaos.promises import Promises, judged
 from chaos.report.corpus import CASE_FORMAT, Case, Expectation, load_case, save_case
 from chaos.report.junit import junit
 from chaos.report.outputs import write_outputs
@@ -96,6 +99,8 @@ class Report:
     max_examples: int | None = None
     #: What the run noticed beyond the verdicts (``chaos.retries``): each ``name``, ``message``.
     notes: list[dict[str, Any]] = field(default_factory=list)
+    #: What the target promises: which built-in invariants were checked.
+    promises: Promises = field(default_factory=Promises)
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -105,6 +110,10 @@ class Report:
         evidence: dict[str, list[dict[str, Any]]] = {}
         for f in self.findings:
             evidence.setdefault(f["invariant"], []).extend(f["violations"])
+        promises = [j.to_data() for j in judged(self.promises)] + [
+            {"invariant": name, "promise": "its query returns no rows", "checked": True,
+             "why": "the config's [[invariants]]"} for name in self.extra_invariants]
+        skipped = {p["invariant"] for p in promises if not p["checked"]}
         data = {
             "verdict": self.verdict,
             "examples": self.examples,
@@ -116,8 +125,9 @@ class Report:
             "first_failure": self.first_failure,
             "target": self.target,
             "invariants": {name: ("fail" if name in broken else "flaky" if name in flaky
-                                  else holds) for name in [*INVARIANTS,
-                                                           *self.extra_invariants]},
+                                  else "skipped" if name in skipped else holds)
+                           for name in [*INVARIANTS, *self.extra_invariants]},
+            "promises": promises,
             "evidence": evidence,
             "thresholds": self.thresholds,
             "notes": self.notes,

@@ -26,6 +26,8 @@ def junit(data: Mapping[str, Any]) -> str:
     for f in data.get("failures") or []:
         failures_by_invariant.setdefault(str(f.get("invariant")), []).append(f)
 
+    promises = {str(p["invariant"]): p for p in data.get("promises") or []
+                if isinstance(p, Mapping) and p.get("invariant")}
     root = ET.Element("testsuites", name=SUITE)
     seconds = f"{float(data.get('seconds') or 0):.3f}"
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -41,7 +43,8 @@ def junit(data: Mapping[str, Any]) -> str:
         suite = ET.SubElement(root, "testsuite", name=f"{SUITE}.{title}", time=seconds)
         _properties(suite, data)
         for check in checks:
-            kind = _case(suite, title, check, failures_by_invariant.get(check.name, []))
+            kind = _case(suite, title, check, failures_by_invariant.get(check.name, []),
+                         promises.get(check.name))
             totals["tests"] += 1
             if kind:
                 totals[kind] += 1
@@ -74,11 +77,21 @@ def _properties(suite: ET.Element, data: Mapping[str, Any]) -> None:
         ET.SubElement(props, "property", name=name, value="" if value is None else str(value))
 
 
-def _case(suite: ET.Element, title: str, check: Verdict,
-          failures: list[Mapping[str, Any]]) -> str | None:
-    """Add one test case; return "failures", "errors", "skipped" or None (passed)."""
+def _case(suite: ET.Element, title: str, check: Verdict, failures: list[Mapping[str, Any]],
+          promise: Mapping[str, Any] | None = None) -> str | None:
+    """Add one test case; return "failures", "errors", "skipped" or None (passed).
+    An invariant's case carries the promise it checks as a property."""
     case = ET.SubElement(suite, "testcase", classname=f"{SUITE}.{title}", name=check.name,
                          time="0")
+    if promise is not None:
+        props = ET.SubElement(case, "properties")
+        for key in ("promise", "why"):
+            ET.SubElement(props, "property", name=key, value=str(promise.get(key, "")))
+    if check.verdict == "skipped":  # the target does not make the promise it checks
+        why = promise.get("why", "") if promise is not None else ""
+        ET.SubElement(case, "skipped", message=f"not checked: the target does not promise it "
+                                               f"({why})")
+        return "skipped"
     text = "\n\n".join("\n".join(failure_lines(f)) for f in failures)
     scalars = check.scalars()
     if check.failed:

@@ -58,6 +58,7 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
     if notes:
         lines.append("  notes")
         lines.extend(f"    NOTE  {n.get('name', '?')}: {n.get('message', '')}" for n in notes)
+    lines.extend(promise_lines(data.get("promises")))
     for failure in data.get("failures") or []:
         lines.append("")
         lines.extend(failure_lines(failure))
@@ -105,6 +106,23 @@ def _concurrency(conc: Mapping[str, Any]) -> list[str]:
                      + (f"; start skew {skew:.1f} ms" if isinstance(skew, int | float) else ""))]
     lines.extend(_extra(k, v) for k, v in conc.items()
                  if k not in _KNOWN_CONCURRENCY and not isinstance(v, Mapping | list))
+    return lines
+
+
+def promise_lines(promises: Any) -> list[str]:
+    """What the target promises: each invariant checked or not, and the declaration
+    that decides it (only the promises not checked, and those a config changed from
+    the defaults, need a reader's eye; all are listed so none is assumed)."""
+    entries = [p for p in promises or [] if isinstance(p, Mapping) and p.get("invariant")]
+    if not entries:
+        return []
+    held = sum(1 for p in entries if p.get("checked"))
+    lines = [f"  promises ({held} of {len(entries)} checked)"]
+    width = max(len(str(p["invariant"])) for p in entries)
+    for p in entries:
+        mark = "checked    " if p.get("checked") else "NOT CHECKED"
+        lines.append(f"    {mark}  {str(p['invariant']):<{width}}  {p.get('promise', '')} "
+                     f"({p.get('why', '')})")
     return lines
 
 

@@ -71,6 +71,9 @@ PLAYBOOK: tuple[tuple[str, Scenario], ...] = (
                            for n in range(1, 6)))),
     ("an expired session's event",
      _one_buyer("expired", (Delivery(0, event="checkout.session.expired"),))),
+    ("a purchase of two tickets completed, then refunded",
+     Scenario(buyers=(Buyer(quantity=2, outcome="refunded"),),
+              waves=((Delivery(0),), (Delivery(0, event="charge.refunded"),)))),
 )
 
 

@@ -43,6 +43,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="where its Stripe client sends API calls (the fake Stripe)")
     parser.add_argument("--bug", action="append", default=[], choices=BUGS,
                         help="switch a bug on (repeatable)")
+    parser.add_argument("--metadata-key",
+                        default=os.environ.get("BOX_OFFICE_METADATA_KEY", "event_id"),
+                        help="the Checkout Session metadata key that carries the show id")
+    parser.add_argument("--signatures", choices=("verify", "refetch"),
+                        default=os.environ.get("BOX_OFFICE_SIGNATURES", "verify"),
+                        help="verify Stripe-Signature, or re-fetch every object from Stripe")
     args = parser.parse_args(argv)
     env_bugs = [b.strip() for b in os.environ.get("BOX_OFFICE_BUGS", "").split(",") if b.strip()]
     unknown = [b for b in env_bugs if b not in BUGS]
@@ -53,6 +59,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         fail("--database-url (or BOX_OFFICE_DATABASE_URL) must be a postgresql:// URL")
     if not args.schema.replace("_", "").isalnum():
         fail(f"--schema {args.schema!r} must be letters, digits and _")
+    if args.signatures not in ("verify", "refetch"):
+        fail(f"BOX_OFFICE_SIGNATURES {args.signatures!r} is not verify or refetch")
+    if not args.metadata_key.replace("_", "").isalnum():
+        fail(f"--metadata-key {args.metadata_key!r} must be letters, digits and _")
     if not 0 <= args.port <= 65535:
         fail(f"--port {args.port} is not a TCP port: use 0..65535")
     return args
@@ -100,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     found = secrets_from_env()
     office = BoxOffice(database_url=args.database_url, schema=args.schema,
                        stripe_api_base=args.stripe_api_base.rstrip("/"), bugs=args.bug,
+                       metadata_key=args.metadata_key, signatures=args.signatures,
                        api_key=found["api_key"], webhook_secret=found["webhook_secret"],
                        stripe_api_key=found["stripe_api_key"])
     try:

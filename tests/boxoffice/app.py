@@ -23,7 +23,23 @@ Bugs (``--bug`` or ``BOX_OFFICE_BUGS``): ``double-admit`` (no event dedup,
 and the fulfilment trusts it: a duplicate delivery admits twice; no unique
 seat constraint), ``oversell`` (no capacity check, no lock, no constraint),
 ``answer-500`` (every signed delivery does its work, commits, then answers 500, as
-the seed's ``stripe-webhook`` does: a ``.catch`` that throws after the last write).
+the seed's ``stripe-webhook`` does: a ``.catch`` that throws after the last write),
+and two that break the same promise (a refund voids every seat) through
+different stories: ``early-refund-dropped`` (a refund is matched only by the
+payment intent the completion stored, so one that arrives first is
+acknowledged and dropped) and ``one-seat-refund`` (a refund voids one
+admission, not the purchase's every seat).
+
+Shapes (``--metadata-key``, ``BOX_OFFICE_METADATA_KEY``): the Checkout
+Session metadata key that carries the show id (default ``event_id``); a box
+office that keys its sessions by its own name (``show_id``) is found by the
+tool through ``[target.stripe] session_metadata_key``. ``--signatures refetch``
+(``BOX_OFFICE_SIGNATURES``) is pretix's way: the signature is not checked, the
+event is only a trigger, and its object is retrieved from Stripe and acted on
+as Stripe has it now (no event-id dedup: every step is idempotent by state),
+so a forged delivery gets 200 and changes nothing. A checkout without an
+``Idempotency-Key`` header is a new purchase each time (``tests/boxoffice/
+no-key.toml`` drives it that way).
 """
 
 from __future__ import annotations
@@ -41,7 +57,7 @@ import asyncpg
 import stripe
 from aiohttp import web
 
-BUGS = ("double-admit", "oversell", "answer-500")
+BUGS = ("double-admit", "oversell", "answer-500", "early-refund-dropped", "one-seat-refund")
 TOLERANCE = 300
 MAX_SEATS = 20
 STRIPE_DEADLINE = 8.0
@@ -153,6 +169,11 @@ class BoxOffice:
     webhook_secret: str
     api_key: str
     bugs: frozenset[str] = frozenset()
+    #: The session metadata key that carries the show id.
+    metadata_key: str = "event_id"
+    #: "verify": Stripe-Signature checked; "refetch": the event is a trigger, its object
+    #: is retrieved from Stripe.
+    signatures: str = "verify"
     pool_size: int = 20
     _pool: asyncpg.Pool | None = None
     _stripe: stripe.StripeClient | None = None
@@ -324,7 +345,7 @@ class BoxOffice:
         p = await self.pool.fetchrow(
             "select p.*, t.name as tier_name from purchases p join tiers t on t.id = p.tier_id "
             "where p.id = $1", purchase)
-        metadata = {"purchase_id": str(purchase), "event_id": str(p["show_id"]),
+        metadata = {"purchase_id": str(purchase), self.metadata_key: str(p["show_id"]),
                     "ticket_type_id": str(p["tier_id"]), "quantity": str(p["seats"])}
         params = {
             "mode": "payment",
@@ -375,6 +396,8 @@ class BoxOffice:
 
     async def _hook(self, request: web.Request) -> web.Response:
         payload = await request.read()
+        if self.signatures == "refetch":
+            return await self._refetch_hook(payload)
         header = request.headers.get("Stripe-Signature")
         if not header:
             return problem(400, "no Stripe-Signature header")
@@ -398,6 +421,50 @@ class BoxOffice:
                     return web.json_response({"received": True, "duplicate": True})
             outcome = await handler(self, conn, obj)
         return web.json_response({"received": True, "outcome": outcome})
+
+    async def _refetch_hook(self, payload: bytes) -> web.Response:
+        """``--signatures refetch``: whatever the delivery says, act on Stripe's object."""
+        try:
+            event = json.loads(payload)
+            kind, obj = event["type"], event["data"]["object"]
+            if not isinstance(kind, str) or not isinstance(obj.get("id"), str):
+                raise TypeError(kind)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return problem(400, "the payload is not a Stripe event (id, type, data.object)")
+        handler = self.handlers.get(kind)
+        if handler is None:
+            return web.json_response({"received": True, "ignored": kind})
+        try:
+            current = await self._current(kind, obj["id"])
+        except (stripe.StripeError, TimeoutError) as exc:
+            return problem(502, f"Stripe failed ({type(exc).__name__}): redeliver")
+        if current is None:
+            return web.json_response({"received": True, "ignored": "not so at Stripe"})
+        async with self.pool.acquire() as conn, conn.transaction():
+            outcome = await handler(self, conn, current)
+        return web.json_response({"received": True, "outcome": outcome})
+
+    async def _current(self, kind: str, object_id: str) -> dict[str, Any] | None:
+        """The event's object as Stripe has it now, if it is in the state the event
+        claims; None otherwise (or when Stripe does not know it)."""
+        assert self._stripe is not None
+        v1 = self._stripe.v1
+        try:
+            async with asyncio.timeout(STRIPE_DEADLINE):
+                if kind == "charge.refunded":
+                    return (await v1.charges.retrieve_async(object_id)).to_dict()
+                session = (await v1.checkout.sessions.retrieve_async(object_id)).to_dict()
+                if kind == "checkout.session.expired":
+                    return session if session.get("status") == "expired" else None
+                if kind == "checkout.session.async_payment_failed":
+                    intent = session.get("payment_intent")
+                    if not isinstance(intent, str):
+                        return None
+                    status = (await v1.payment_intents.retrieve_async(intent)).status
+                    return session if status == "requires_payment_method" else None
+                return session  # completed / async succeeded: _completed reads payment_status
+        except stripe.InvalidRequestError:
+            return None
 
     async def _purchase(self, conn: asyncpg.Connection, obj: dict[str, Any], *,
                         session: str | None = None, intent: str | None = None) -> int | None:
@@ -475,13 +542,21 @@ class BoxOffice:
                 refunded, int) and refunded >= amount > 0)):
             return "partial refund: admissions kept"
         intent = obj.get("payment_intent")
-        purchase = await self._purchase(conn, obj, intent=intent if isinstance(intent, str) else None)
+        # early-refund-dropped: "the completion stored the payment intent; refunds name it"
+        found_by = {} if "early-refund-dropped" in self.bugs else obj
+        purchase = await self._purchase(conn, found_by,
+                                        intent=intent if isinstance(intent, str) else None)
         if purchase is None:
             return "unknown purchase"
         outcome = await self._leave(conn, purchase, "refunded",
                                     (*HOLDING, "failed", "expired", "payment_failed"))
-        await conn.execute("update admissions set status = 'void' where purchase_id = $1 "
-                           "and status = 'valid'", purchase)
+        if "one-seat-refund" in self.bugs:  # "a refund is one ticket": the first seat only
+            await conn.execute("update admissions set status = 'void' where id = (select min(id) "
+                               "from admissions where purchase_id = $1 and status = 'valid')",
+                               purchase)
+        else:
+            await conn.execute("update admissions set status = 'void' where purchase_id = $1 "
+                               "and status = 'valid'", purchase)
         return outcome
 
     handlers: ClassVar[dict[str, Callable[[BoxOffice, asyncpg.Connection, dict[str, Any]],
