@@ -17,7 +17,8 @@ A run goes through named phases (:class:`Phase`), in order:
 3. ``minimize``: failures are grouped into *distinct bugs*: the invariant
    plus the shape (``strategies.shape``: the multiset of buyers' outcomes,
    step kinds, event types, signatures, faults) of the smallest scenario that
-   breaks it. Failures are taken smallest first; each is minimized on the
+   breaks it. Failures are taken the playbook's first, then smallest first
+   (one per set of parts); each is minimized on the
    scenario itself (``strategies.simplifications``, applied greedily for at
    most ``shrink_seconds``); one that minimizes to a shape already found is
    the same bug again. After ``max_repeats`` such repeats of an invariant, its
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -312,8 +313,7 @@ class Search:
         """Minimize the failures, smallest first, into distinct bugs, and confirm each."""
         bugs: dict[tuple[str, Shape], Finding] = {}
         repeats: Counter[str] = Counter()
-        pending = sorted(self.failures.values(),
-                         key=lambda f: (_size(f.result.scenario), f.order))
+        pending = _worth_minimizing(self.failures.values())
         for n, failure in enumerate(pending):
             invariant, result = failure.invariant, failure.result
             seen = bugs.get((invariant, shape(result.scenario)))
@@ -481,6 +481,22 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
                   confirm_runs=confirm_runs, deadline=deadline,
                   shrink_seconds=30.0 if shrink_seconds is None else shrink_seconds,
                   playbook=playbook, known=known, max_repeats=max_repeats).run()
+
+
+def _worth_minimizing(failures: Iterable[_Failure]) -> list[_Failure]:
+    """The failures in the order they are minimized: the playbook's first (each is a
+    different classic story), then the drawn ones smallest first; of drawn failures
+    made of the same set of parts (``shape`` without counts), only the smallest."""
+    ordered = sorted(failures, key=lambda f: (f.phase is not Phase.PLAYBOOK,
+                                              _size(f.result.scenario), f.order))
+    kept: list[_Failure] = []
+    parts: set[tuple[str, frozenset[str]]] = set()
+    for failure in ordered:
+        key = (failure.invariant, frozenset(shape(failure.result.scenario)))
+        if failure.phase is Phase.PLAYBOOK or key not in parts:
+            kept.append(failure)
+            parts.add(key)
+    return kept
 
 
 def _without_lucky(findings: list[Finding]) -> list[Finding]:

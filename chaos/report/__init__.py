@@ -15,7 +15,9 @@ so the report can grow without breaking them.
 
 The JSON contract other tools and CI rely on: ``verdict`` ("pass" | "fail" |
 "error"), ``examples``, ``failures`` (each with ``invariant``, ``status``,
-``reproduced``, ``note``, ``requests``, ``schedule``, ``steps``,
+``reproduced``, ``note``, ``requests``, ``shape`` (what makes it a distinct
+bug: its scenario's parts, ``strategies.shape``), ``known`` (null, or the
+case that recorded it before), ``failing_examples``, ``schedule``, ``steps``,
 ``violations``, ``history``, ``waves``, ``case``, ``replay``), ``seconds``
 (the whole run, start-up included), ``first_failure`` (null, or the example
 that first broke an invariant: ``example`` (0 is the load wave; the search's
@@ -48,6 +50,7 @@ from chaos.report.progress import Progress
 from chaos.report.summary import summary
 from chaos.report.timeline import timeline
 from chaos.report.watch import Watch
+from strategies import describe_shape, shape
 
 if TYPE_CHECKING:  # the search pulls in Hypothesis and the runner; renderers need neither
     from chaos.history import History
@@ -130,6 +133,10 @@ def finding_data(finding: Finding, *, replay: str, phase: str = "search",
         "note": finding.note,
         "phase": phase,
         "requests": finding.scenario.requests,
+        # what makes it a distinct bug: the shape of its scenario (strategies.shape)
+        "shape": describe_shape(finding.shape or shape(finding.scenario)),
+        "known": finding.known,
+        "failing_examples": finding.failures,
         "schedule": finding.scenario.to_data(),
         "steps": finding.scenario.render(),
         "violations": [v.to_data() for v in finding.violations],
