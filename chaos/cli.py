@@ -132,6 +132,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="where to save each confirmed failure as a replayable case "
                           "(default chaos-failures, git-ignored: commit the cases you want "
                           "CI to replay into a folder of your own, e.g. tests/regressions)")
+    run.add_argument("--known", type=Path, action="append", default=[], metavar="CASE",
+                     help="a bug already known (a case file, or a folder of them; "
+                          "repeatable): reported as known, it does not crowd out the search "
+                          "for new ones (the corpus's cases of this target count too)")
     run.add_argument("--junit", type=Path, default=None, metavar="PATH",
                      help="also write JUnit XML: one test case per invariant and threshold")
     run.add_argument("--html", type=Path, default=None, metavar="PATH",
@@ -260,7 +264,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
     from chaos.run import OutOfTime, configured_run, reference_run
-    from chaos.search import PROFILES, Finding, search
+    from chaos.search import PROFILES, Finding, KnownBug, search
     from chaos.thresholds import Thresholds
     from strategies import busy_night, playbook, scenarios
 
@@ -290,6 +294,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                             if config is not None else [])
     if config is not None:
         report.promises = config.target.promises
+    known = [KnownBug(c.invariant, c.scenario, str(c.path)) for c in _known_cases(args, target)]
     started = time.monotonic()
     deadline = started + args.max_seconds
     timeouts = {"concurrency": args.concurrency, "request_timeout": args.request_timeout,
@@ -315,7 +320,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                             profile=args.profile, deadline=deadline,
                             shrink_seconds=args.shrink_seconds,
                             playbook=() if args.no_playbook else
-                            [scenario for _, scenario in playbook()])
+                            [scenario for _, scenario in playbook()], known=known)
             report.examples_by_phase = {"load": int(load is not None), **result.by_phase}
             report.examples = sum(report.examples_by_phase.values())
             report.max_examples = args.examples or PROFILES[args.profile].max_examples
@@ -361,6 +366,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_FAIL if report.verdict == "fail" else EXIT_PASS
 
 
+def _known_cases(args: argparse.Namespace, target: dict[str, Any]) -> list[Any]:
+    """``--known`` cases and the corpus's cases of ``target``; a bad ``--known`` is a
+    UsageError."""
+    from chaos.report.corpus import known_cases
+
+    missing = [str(path) for path in args.known if not path.exists()]
+    if missing:
+        raise UsageError(f"--known {missing[0]}: no such file or folder: pass a case file "
+                         "written by a chaos run")
+    try:
+        return known_cases(args.known, corpus=args.corpus, target=target)
+    except ValueError as exc:
+        raise UsageError(f"--known: {exc}: pass a case file written by a chaos run") from None
+
+
 def _first_failure(example: int, seconds: float, invariant: str, phase: str) -> dict[str, Any]:
     """The report's ``first_failure``: the example that first broke an invariant (0 is the
     load wave; the search's examples count from 1, re-runs included, as ``examples`` does),
@@ -398,9 +418,9 @@ def _record(finding: Any, phase: str, *, target: dict[str, Any], seed: int | Non
     A FLAKY one (it did not fail again) is reported but kept out of the corpus."""
     from chaos import report as reports
 
-    path: Path | None = None
+    path: Path | None = Path(finding.known) if getattr(finding, "known", None) else None
     new = False
-    if finding.status == "FAILED":
+    if finding.status == "FAILED" and path is None:
         path, new = reports.save_case(
             invariant=finding.invariant, target=target, seed=seed, scenario=finding.scenario,
             found={"status": finding.status,

@@ -1,52 +1,76 @@
-"""The search: Hypothesis generates scenarios, shrinks failures, and this
-module turns its outcome into findings a person can act on.
+"""The search: play the playbook, let Hypothesis draw scenarios for the whole
+budget, then turn every distinct failure into a finding a person can act on.
 
-Races do not reproduce every time, and Hypothesis needs a failure to happen
-again to shrink it. So once any failure has been seen, every later example
-is tried up to ``attempts`` times (amplification). At the end each shrunk
-failure is re-run ``confirm_runs`` times: FAILED with its reproduction rate
-(k of n), or FLAKY when it did not fail again. Hypothesis' own ``Flaky``
-errors are caught here and never reach the user.
+A run goes through named phases (:class:`Phase`), in order:
 
-Two things stop the search early, cleanly, even in the middle of
-generating or shrinking: the run's deadline (``--max-seconds``), and an
-error of the target or the infrastructure. Both are raised inside the
-property as a ``BaseException`` that Hypothesis does not treat as a test
-failure, so it stops at once instead of trying to shrink them. What was
-found until then is still reported: the smallest failing scenario seen for
-each invariant, marked as not fully shrunk.
+1. ``playbook``: the classic stories (``strategies.playbook()``), each once
+   (``attempts`` times when a wave fires two or more requests together).
+2. ``search``: Hypothesis draws ``examples`` scenarios. A failure does not
+   stop it: the property records the failure and returns, so the whole
+   budget (``--examples`` / ``--max-seconds``) is spent whatever was found
+   and one bug cannot hide another. Hypothesis' own shrinker never runs
+   (it shrinks only raised failures, and stops generating soon after the
+   first). Races do not reproduce every time: the first failure of each
+   invariant is re-run ``attempts - 1`` times; while one proved not
+   deterministic, later examples whose waves fire requests together are
+   tried up to ``attempts`` times (amplification).
+3. ``minimize``: failures are grouped into *distinct bugs*: the invariant
+   plus the shape (``strategies.shape``: the multiset of buyers' outcomes,
+   step kinds, event types, signatures, faults) of the smallest scenario that
+   breaks it. Failures are taken the playbook's first, then smallest first
+   (one per set of parts); each is minimized on the
+   scenario itself (``strategies.simplifications``, applied greedily for at
+   most ``shrink_seconds``); one that minimizes to a shape already found is
+   the same bug again. After ``max_repeats`` such repeats of an invariant, its
+   remaining failures are left alone: the time goes to other invariants.
+4. ``confirm``: each distinct bug is re-run ``confirm_runs`` times: FAILED
+   with its reproduction rate (k of n), or FLAKY when it did not fail again
+   (a FLAKY minimized scenario falls back to the failure it came from). A
+   FLAKY bug of an invariant that also has a FAILED one is left out: one
+   lucky failure is no evidence of a second bug.
+
+A bug already known (``known``: a case of the corpus, or ``--known CASE``) is
+the same invariant and shape as a recorded case: its failures are confirmed
+and reported as known, and do not count against the search for new ones.
+
+Two things stop the search early, cleanly, even in the middle of a phase:
+the run's deadline (``--max-seconds``), and an error of the target or the
+infrastructure. What was found until then is still reported: the smallest
+failing scenario seen per invariant not yet confirmed, marked as such.
 
 Settings profiles (``--profile``): ``default`` (100 examples), ``dev``
-(20 examples, Hypothesis' example database on, to replay the last failure
-first; Hypothesis ignores its database when a seed is given, so pass
-none), ``ci`` (derandomized unless a seed is given, no example database,
-no deadline) and ``thorough`` (2,000 examples).
+(20 examples, Hypothesis' example database on; Hypothesis ignores its
+database when a seed is given, so pass none), ``ci`` (derandomized unless a
+seed is given, no example database, no deadline) and ``thorough`` (2,000
+examples).
 """
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import hypothesis
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import HealthCheck, Verbosity, given, settings
+from hypothesis import Phase as HypothesisPhase
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
-from hypothesis.errors import Flaky
 
 import strategies
 from chaos.errors import ChaosError
-from chaos.invariants import INVARIANTS, Violation
+from chaos.invariants import Violation
 from chaos.run import ExampleResult, OutOfTime
-from strategies import Scenario, simplifications
+from strategies import Scenario, Shape, shape, simplifications
 
 _BASE = settings(
     deadline=None, database=None, verbosity=Verbosity.quiet,
-    suppress_health_check=list(HealthCheck), report_multiple_bugs=True,
-    phases=(Phase.explicit, Phase.generate, Phase.target, Phase.shrink), print_blob=False,
+    suppress_health_check=list(HealthCheck),
+    phases=(HypothesisPhase.explicit, HypothesisPhase.generate, HypothesisPhase.target),
+    print_blob=False,
 )
 
 #: Hypothesis settings per ``--profile`` name. Each example costs real HTTP
@@ -55,33 +79,86 @@ PROFILES: dict[str, settings] = {
     "default": settings(_BASE, max_examples=100),
     "dev": settings(_BASE, max_examples=20,
                     database=DirectoryBasedExampleDatabase(".hypothesis/chaos-examples"),
-                    phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target,
-                            Phase.shrink)),
+                    phases=(HypothesisPhase.explicit, HypothesisPhase.reuse,
+                            HypothesisPhase.generate, HypothesisPhase.target)),
     "ci": settings(_BASE, max_examples=100, derandomize=True),
     "thorough": settings(_BASE, max_examples=2000),
 }
 
+#: Share of the time left at the start of the search kept for minimizing and confirming
+#: (with a ``deadline``): the search phase ends early, once it has failures, to leave it.
+RESERVE = 0.25
+
+#: Repeats (failures that minimized to a bug already found) an invariant may cost
+#: before its remaining failures are left alone.
+MAX_REPEATS = 3
+
+
+class Phase(StrEnum):
+    """Where a search is; also which part of the run drew a failure."""
+
+    PLAYBOOK = "playbook"
+    SEARCH = "search"
+    MINIMIZE = "minimize"
+    CONFIRM = "confirm"
+    DONE = "done"
+
+
+class Status(StrEnum):
+    """A finding's verdict: it failed again when re-run, or it did not."""
+
+    FAILED = "FAILED"
+    FLAKY = "FLAKY"
+
+
+class StopReason(StrEnum):
+    """Why a search ended before its budget: the deadline, or an error."""
+
+    MAX_SECONDS = "max-seconds"
+    ERROR = "error"
+
 
 @dataclass
 class Finding:
-    """One distinct failure, shrunk: the invariant it broke and the evidence.
+    """One distinct bug, minimized: the invariant it broke, the scenario, the evidence.
 
     ``reproduced`` of ``attempts`` confirmation runs broke the invariant
     again. ``note`` says when the figures are partial (the search was cut
-    short, so the scenario may not be fully shrunk or confirmed).
+    short, so the scenario may not be minimized or confirmed). ``shape`` is
+    the scenario's (what makes the bug distinct); ``known`` names the case
+    that recorded it before, None for a new bug; ``phase`` is where its
+    first failure was drawn (``playbook`` or ``search``); ``failures`` counts
+    the failing examples that turned out to be this bug.
     """
 
     invariant: str
     scenario: Scenario
     violations: list[Violation]
-    status: str = "FAILED"          # FAILED or FLAKY
+    status: Status = Status.FAILED
     reproduced: int = 0
     attempts: int = 0
     note: str | None = None
+    shape: Shape = ()
+    known: str | None = None
+    phase: Phase = Phase.SEARCH
+    failures: int = 1
     #: The run the evidence comes from (its violations, history and observation): the
     #: last confirmation run that broke the invariant, else the run that found it. The
     #: reports draw rows, timeline and steps from this one run, so their ids match.
     result: ExampleResult | None = None
+
+
+@dataclass(frozen=True)
+class KnownBug:
+    """A bug recorded before: a case's invariant and scenario, and where it is (``case``)."""
+
+    invariant: str
+    scenario: Scenario
+    case: str
+
+    @property
+    def shape(self) -> Shape:
+        return shape(self.scenario)
 
 
 @dataclass(frozen=True)
@@ -93,8 +170,8 @@ class FirstFailure:
     example: int
     at: float
     invariant: str
-    #: "playbook" or "search": which part of the run drew it.
-    phase: str = "search"
+    #: which part of the run drew it: ``playbook`` or ``search``.
+    phase: str = Phase.SEARCH
 
 
 @dataclass
@@ -103,295 +180,346 @@ class SearchResult:
 
     examples: int
     findings: list[Finding] = field(default_factory=list)
-    #: None: it ran its course; "max-seconds": the deadline stopped it; "error": see ``error``.
-    stopped: str | None = None
+    #: None: it ran its course; else why it stopped early (``error``: see ``error``).
+    stopped: StopReason | None = None
     error: ChaosError | None = None
     #: The first failing example, None when every example passed.
     first_failure: FirstFailure | None = None
-    #: Examples run per part of the search: "playbook", "search" (Hypothesis' draws, their
-    #: retries and its shrinking), "minimize" (step by step, after it), "confirm".
+    #: Examples run per part of the search: "playbook", "search" (Hypothesis' draws and
+    #: their re-runs), "minimize" (step by step, after it), "confirm".
     by_phase: dict[str, int] = field(default_factory=dict)
 
 
-class _PhaseCount:
-    """``run_example``, counting the examples of each part of the search."""
+@dataclass
+class _Failure:
+    """A failing example of one invariant, waiting to be minimized."""
 
-    def __init__(self, run_example: Callable[[Scenario], ExampleResult]) -> None:
-        self.run_example = run_example
-        self.phase = "playbook"
-        self.counts: dict[str, int] = {}
-
-    def __call__(self, scenario: Scenario) -> ExampleResult:
-        self.counts[self.phase] = self.counts.get(self.phase, 0) + 1
-        return self.run_example(scenario)
+    invariant: str
+    result: ExampleResult
+    phase: Phase
+    order: int
 
 
-class _InvariantBroken(Exception):
-    """Raised inside the property; one subclass per invariant, so Hypothesis
-    shrinks each invariant's failure on its own."""
-
-    invariant = ""
-
-    def __init__(self, result: ExampleResult) -> None:
-        super().__init__(result.violations[0].message)
-        self.result = result
-
-
-_BROKEN: dict[str, type[_InvariantBroken]] = {
-    name: type(f"Broken_{name.replace('-', '_')}", (_InvariantBroken,), {"invariant": name})
-    for name in INVARIANTS
-}
-
-
-def _broken(name: str) -> type[_InvariantBroken]:
-    """The exception class of ``name``; a user's SQL invariant (a config's) gets its own."""
-    if name not in _BROKEN:
-        _BROKEN[name] = type(f"Broken_{re.sub(r'[^A-Za-z0-9_]', '_', name)}",
-                             (_InvariantBroken,), {"invariant": name})
-    return _BROKEN[name]
+class _DrawnEnough(BaseException):
+    """Ends Hypothesis' generation when the time kept for minimizing has come."""
 
 
 class _Stop(BaseException):
-    """Stops Hypothesis at once: the deadline passed, the shrink budget ran out
-    (``why`` says which; ``error`` None), or the target failed (``error``)."""
+    """Stops Hypothesis at once (it does not treat a BaseException as a failure):
+    the deadline passed (``error`` None) or the target failed (``error``)."""
 
-    def __init__(self, error: ChaosError | None = None, why: str = "max-seconds") -> None:
-        super().__init__(str(error) if error else why)
+    def __init__(self, error: ChaosError | None = None) -> None:
+        super().__init__(str(error) if error else StopReason.MAX_SECONDS)
         self.error = error
-        self.why = "error" if error else why
+        self.why = StopReason.ERROR if error else StopReason.MAX_SECONDS
 
 
 def _size(scenario: Scenario) -> tuple[int, int, int]:
     return (scenario.requests, len(scenario.buyers), len(scenario.waves))
 
 
+def _races(scenario: Scenario) -> bool:
+    return any(len(wave) > 1 for wave in scenario.waves)
+
+
 def steer(result: ExampleResult) -> None:
     """Tell Hypothesis what finds races: scores of the scenario itself, never of
     timing, so a seed replays the same generation."""
-    history = result.history
     own = getattr(strategies, "targets", None)
     if callable(own):
         for label, value in dict(own(result.scenario)).items():
             hypothesis.target(float(value), label=str(label))
     else:
-        hypothesis.target(float(history.largest_wave()), label="requests in the largest wave")
+        hypothesis.target(float(result.history.largest_wave()),
+                          label="requests in the largest wave")
+
+
+class Search:
+    """One search over ``strategy`` with ``run_example``: :meth:`run` walks the phases.
+
+    The state a person debugging it wants is on the object: ``phase``,
+    ``examples`` (every run, re-runs included), ``failures`` (the failing
+    examples waiting to be minimized, one per invariant and scenario) and
+    ``deterministic`` (per invariant: did its first failure break on every re-run).
+    """
+
+    def __init__(self, run_example: Callable[[Scenario], ExampleResult],
+                 strategy: st.SearchStrategy[Scenario], *, chosen: settings, seed: int | None,
+                 attempts: int, confirm_runs: int, deadline: float | None,
+                 shrink_seconds: float, playbook: Sequence[Scenario],
+                 known: Sequence[KnownBug], max_repeats: int) -> None:
+        self.run_example = run_example
+        self.strategy = strategy
+        self.chosen = chosen
+        self.seed = seed
+        self.attempts = attempts
+        self.confirm_runs = confirm_runs
+        self.deadline = deadline
+        self.shrink_seconds = shrink_seconds
+        self.playbook = tuple(playbook)
+        self.known = {(k.invariant, k.shape): k for k in known}
+        self.max_repeats = max_repeats
+        self.phase = Phase.PLAYBOOK
+        self.examples = 0
+        self.by_phase: Counter[str] = Counter()
+        self.first: FirstFailure | None = None
+        self.failures: dict[tuple[str, Scenario], _Failure] = {}
+        self.deterministic: dict[str, bool] = {}
+        self.outcome = SearchResult(examples=0)
+        #: when the search phase ends to leave time for minimizing (with a deadline)
+        self.draw_until: float | None = None
+        if deadline is not None:
+            now = time.monotonic()
+            self.draw_until = deadline - RESERVE * max(0.0, deadline - now)
+        #: set when the deadline stopped an example (the runner's OutOfTime)
+        self.time_up = False
+
+    # -- the phases ----------------------------------------------------------------------
+
+    def run(self) -> SearchResult:
+        """Play, search, minimize, confirm; what was found, even when cut short."""
+        try:
+            for scenario in self.playbook:
+                self._play(scenario)
+            self.phase = Phase.SEARCH
+            self._draw()
+        except _DrawnEnough:
+            self.outcome.stopped = StopReason.MAX_SECONDS
+        except _Stop as stop:
+            self.outcome.stopped, self.outcome.error = stop.why, stop.error
+        self.phase = Phase.MINIMIZE
+        self._triage()
+        self.phase = Phase.DONE
+        self.outcome.examples = self.examples
+        self.outcome.first_failure = self.first
+        self.outcome.by_phase = dict(self.by_phase)
+        return self.outcome
+
+    def _play(self, scenario: Scenario) -> None:
+        for _ in range(self.attempts if _races(scenario) else 1):
+            if self._record(self._run(scenario)):
+                return
+
+    def _draw(self) -> None:
+        @self.chosen
+        @given(self.strategy)
+        def prop(scenario: Scenario) -> None:
+            if self.failures and self.draw_until is not None \
+                    and time.monotonic() >= self.draw_until:
+                raise _DrawnEnough()
+            amplify = _races(scenario) and not all(self.deterministic.values())
+            for _ in range(self.attempts if amplify else 1):
+                result = self._run(scenario)
+                if self._record(result):
+                    break
+            steer(result)
+
+        if self.seed is not None:
+            prop = hypothesis_seed(self.seed)(prop)
+        prop()
+
+    def _triage(self) -> None:
+        """Minimize the failures, smallest first, into distinct bugs, and confirm each."""
+        bugs: dict[tuple[str, Shape], Finding] = {}
+        repeats: Counter[str] = Counter()
+        pending = _worth_minimizing(self.failures.values())
+        for n, failure in enumerate(pending):
+            invariant, result = failure.invariant, failure.result
+            seen = bugs.get((invariant, shape(result.scenario)))
+            if seen is not None:
+                seen.failures += 1
+                continue
+            if repeats[invariant] >= self.max_repeats:
+                continue
+            if self.outcome.error is not None or self._out_of_time():
+                self._cut_short(pending[n:], bugs)
+                return
+            try:
+                self.phase = Phase.MINIMIZE
+                finding = self._minimized_and_confirmed(failure)
+            except _Stop as stop:
+                self.outcome.stopped, self.outcome.error = stop.why, stop.error
+                self._cut_short(pending[n:], bugs)
+                return
+            key = (invariant, finding.shape)
+            if key in bugs:
+                repeats[invariant] += 1
+                bugs[key].failures += 1
+                continue
+            if finding.known is None:
+                repeats[invariant] = 0  # a new bug: its invariant may hide more
+            bugs[key] = finding
+        self.outcome.findings += _without_lucky(list(bugs.values()))
+
+    def _minimized_and_confirmed(self, failure: _Failure) -> Finding:
+        invariant, result = failure.invariant, failure.result
+        known = self.known.get((invariant, shape(result.scenario)))
+        smaller = result if known else self._minimize(invariant, result)
+        self.phase = Phase.CONFIRM
+        finding = self._confirm(invariant, smaller)
+        if finding.status is Status.FLAKY and smaller is not result and not self._out_of_time():
+            again = self._confirm(invariant, result)
+            finding = again if again.status is Status.FAILED else finding
+        finding.phase = failure.phase
+        known = self.known.get((invariant, finding.shape))
+        if known is not None:
+            finding.known = known.case
+        return finding
+
+    def _cut_short(self, pending: Sequence[_Failure], bugs: dict[tuple[str, Shape], Finding],
+                   ) -> None:
+        """Report what was confirmed, and the smallest failure of each invariant that
+        has no confirmed bug yet, as not confirmed."""
+        why = "the run ended with an error" if self.outcome.error \
+            else "the search reached --max-seconds"
+        found = _without_lucky(list(bugs.values()))
+        broken = {f.invariant for f in found}
+        for failure in pending:  # smallest first
+            if failure.invariant in broken:
+                continue
+            broken.add(failure.invariant)
+            found.append(_unconfirmed(failure.invariant, failure.result, why, failure.phase))
+        self.outcome.findings += found
+
+    # -- running examples ----------------------------------------------------------------
+
+    def _count(self) -> None:
+        """One more example, in the part of the run that ran it."""
+        self.examples += 1
+        self.by_phase[self.phase.value] += 1
+
+    def _out_of_time(self) -> bool:
+        return self.time_up or self.deadline is not None and time.monotonic() >= self.deadline
+
+    def _run(self, scenario: Scenario) -> ExampleResult:
+        """One example; the deadline or an error stops the search (:class:`_Stop`)."""
+        if self._out_of_time():
+            self.time_up = True
+            raise _Stop()
+        self._count()
+        try:
+            return self.run_example(scenario)
+        except OutOfTime:
+            self.time_up = True
+            raise _Stop() from None
+        except ChaosError as exc:
+            raise _Stop(exc) from None
+
+    def _record(self, result: ExampleResult) -> bool:
+        """Keep a failing example, once per invariant and scenario; True when it failed.
+        The first failure of each invariant is re-run to see whether it is a race."""
+        if not result.violations:
+            return False
+        if self.first is None:
+            self.first = FirstFailure(example=self.examples, at=time.monotonic(),
+                                      invariant=result.violations[0].invariant,
+                                      phase=self.phase)
+        for name in dict.fromkeys(v.invariant for v in result.violations):
+            key = (name, result.scenario)
+            if key not in self.failures:
+                self.failures[key] = _Failure(name, result, self.phase, len(self.failures))
+            if name not in self.deterministic:
+                self.deterministic[name] = True  # until a re-run says otherwise
+                self.deterministic[name] = all(
+                    _violations_of(name, self._run(result.scenario))
+                    for _ in range(self.attempts - 1))
+        return True
+
+    def _minimize(self, invariant: str, result: ExampleResult) -> ExampleResult:
+        until = time.monotonic() + self.shrink_seconds
+        if self.deadline is not None:
+            until = min(until, self.deadline)
+        tries = 1 if self.deterministic.get(invariant, True) else self.attempts
+
+        def rerun(scenario: Scenario) -> ExampleResult:
+            self._count()
+            try:
+                return self.run_example(scenario)
+            except OutOfTime:
+                self.time_up = True
+                raise
+            except ChaosError as exc:
+                raise _Stop(exc) from None
+
+        return _minimize(invariant, result, rerun, tries=tries, until=until)
+
+    def _confirm(self, invariant: str, result: ExampleResult) -> Finding:
+        """Re-run the scenario up to ``confirm_runs`` times to measure how often it fails."""
+        reproduced = done = 0
+        evidence = result   # the last run that broke it: the one the reports show
+        for _ in range(self.confirm_runs):
+            if self._out_of_time():
+                break
+            self._count()
+            try:
+                again = self.run_example(result.scenario)
+            except OutOfTime:
+                self.time_up = True
+                break
+            except ChaosError as exc:
+                raise _Stop(exc) from None
+            done += 1
+            if _violations_of(invariant, again):
+                reproduced += 1
+                evidence = again
+        if done == 0:
+            return _unconfirmed(invariant, result, "no time was left to re-run it "
+                                "(--max-seconds)", Phase.SEARCH)
+        note = None if done == self.confirm_runs else \
+            f"only {done} of {self.confirm_runs} confirmation runs fitted in --max-seconds"
+        return Finding(invariant=invariant, scenario=result.scenario,
+                       violations=_violations_of(invariant, evidence),
+                       status=Status.FAILED if reproduced else Status.FLAKY,
+                       reproduced=reproduced, attempts=done, note=note,
+                       shape=shape(result.scenario), result=evidence)
 
 
 def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.SearchStrategy[Scenario],
            *, examples: int | None = None, seed: int | None = None, attempts: int = 3,
            confirm_runs: int = 5, profile: str = "default",
            deadline: float | None = None, shrink_seconds: float | None = 20.0,
-           minimize_seconds: float = 30.0,
-           playbook: Sequence[Scenario] = ()) -> SearchResult:
-    """Search ``strategy``'s scenarios for invariant violations with ``run_example``.
+           playbook: Sequence[Scenario] = (), known: Sequence[KnownBug] = (),
+           max_repeats: int = MAX_REPEATS) -> SearchResult:
+    """Search ``strategy``'s scenarios for invariant violations with ``run_example``
+    (see the module docstring for the phases).
 
     ``examples`` overrides the profile's example count; ``deadline`` is a
-    ``time.monotonic()`` value after which nothing new starts. Once a first
-    failure is seen, shrinking gets ``shrink_seconds``: a race that flips
-    between failing and passing can otherwise keep the shrinker busy for
-    many minutes. Then the smallest failure seen per invariant is confirmed
-    and reported, noted as possibly not minimal.
-
-    Each failure Hypothesis hands back is then minimized on the scenario
-    itself (``strategies.simplifications``, applied greedily for at most
-    ``minimize_seconds``): Hypothesis shrinks the choices behind a scenario,
-    and can stall one step short of the smallest story.
-
-    ``playbook`` scenarios (``strategies.playbook()``) are played first, each
-    once (``attempts`` times when a wave fires two or more requests together:
-    a race), before Hypothesis draws its own. A failure there is reported like
-    a drawn one, unless the search found a smaller one for the same invariant;
-    when its shrink proves FLAKY, the playbook's other stories that broke the
-    same invariant are confirmed in turn.
+    ``time.monotonic()`` value after which nothing new starts;
+    ``shrink_seconds`` bounds the minimizing of each distinct bug (None: 30 s).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
     if attempts < 1 or confirm_runs < 1:
         raise ValueError(f"attempts={attempts} and confirm_runs={confirm_runs} must be >= 1")
     chosen = PROFILES[profile]
-    counter = run_example = _PhaseCount(run_example)
     if examples is not None:
         chosen = settings(chosen, max_examples=examples)
-    seen_failure = False
-    tries_after_failure = attempts  # 1 once the first failure proved deterministic
-    shrink_deadline: float | None = None
-    count = 0
-    first: FirstFailure | None = None
-    smallest: dict[str, ExampleResult] = {}
-
-    def out_of_time() -> bool:
-        return deadline is not None and time.monotonic() >= deadline
-
-    def run_amplified(scenario: Scenario) -> ExampleResult:
-        nonlocal count, first
-        tries = tries_after_failure if seen_failure else 1
-        result = None
-        for _ in range(tries):
-            count += 1
-            result = run_example(scenario)
-            if result.violations:
-                if first is None:
-                    first = FirstFailure(example=count, at=time.monotonic(),
-                                         invariant=result.violations[0].invariant)
-                break
-        assert result is not None
-        return result
-
-    def rerun(scenario: Scenario) -> ExampleResult:
-        nonlocal count
-        count += 1
-        return run_example(scenario)
-
-    @chosen
-    @given(strategy)
-    def prop(scenario: Scenario) -> None:
-        nonlocal seen_failure, shrink_deadline, tries_after_failure
-        if out_of_time():
-            raise _Stop()
-        if shrink_deadline is not None and time.monotonic() >= shrink_deadline:
-            raise _Stop(why="shrink-seconds")
-        try:
-            result = run_amplified(scenario)
-            if result.violations and not seen_failure:
-                # Amplify only what needs it: a failure that happens again on every re-run
-                # is deterministic, and its shrink candidates need one run each.
-                if all(_violations_of(result.violations[0].invariant, rerun(scenario))
-                       for _ in range(attempts - 1)):
-                    tries_after_failure = 1
-                if shrink_seconds is not None:
-                    shrink_deadline = time.monotonic() + shrink_seconds
-        except OutOfTime:
-            raise _Stop() from None
-        except ChaosError as exc:
-            raise _Stop(exc) from None
-        steer(result)
-        if result.violations:
-            seen_failure = True
-            for name in {v.invariant for v in result.violations}:
-                best = smallest.get(name)
-                if best is None or _size(scenario) < _size(best.scenario):
-                    smallest[name] = result
-            raise _broken(result.violations[0].invariant)(result)
-
-    if seed is not None:
-        prop = hypothesis_seed(seed)(prop)
-
-    def play(scenario: Scenario) -> None:
-        nonlocal count, first
-        races = any(len(wave) > 1 for wave in scenario.waves)
-        for _ in range(attempts if races else 1):
-            if out_of_time():
-                raise _Stop()
-            count += 1
-            try:
-                result = run_example(scenario)
-            except OutOfTime:
-                raise _Stop() from None
-            except ChaosError as exc:
-                raise _Stop(exc) from None
-            if result.violations:
-                if first is None:
-                    first = FirstFailure(example=count, at=time.monotonic(),
-                                         invariant=result.violations[0].invariant,
-                                         phase="playbook")
-                for name in {v.invariant for v in result.violations}:
-                    played.setdefault(name, []).append(result)
-                return
-
-    #: every playbook failure per invariant, in the order played
-    played: dict[str, list[ExampleResult]] = {}
-    broken: list[_InvariantBroken] = []
-    flaky: list[_InvariantBroken] = []
-    outcome = SearchResult(examples=0)
-    try:
-        for scenario in playbook:
-            play(scenario)
-        counter.phase = "search"
-        prop()
-    except _Stop as stop:
-        outcome.stopped = stop.why
-        outcome.error = stop.error
-    except (_InvariantBroken, Flaky, BaseExceptionGroup) as raised:
-        _classify(raised, broken, flaky, in_flaky=False)
-    # the smallest playbook failure of each invariant, the first played among equals
-    played_best = {name: min(results, key=lambda r: _size(r.scenario))
-                   for name, results in played.items()}
-
-    def minimized(invariant: str, result: ExampleResult) -> ExampleResult:
-        until = time.monotonic() + minimize_seconds
-        if deadline is not None:
-            until = min(until, deadline)
-        return _minimize(invariant, result, rerun, tries=tries_after_failure, until=until)
-
-    todo: list[tuple[str, ExampleResult, str | None]]
-    if outcome.stopped == "shrink-seconds":
-        # Hypothesis ran out of shrink time: carry on from the smallest failure seen
-        todo = [(name, result, f"Hypothesis' shrinking stopped after --shrink-seconds "
-                 f"{shrink_seconds:g}; minimized from the smallest failure seen")
-                for name, result in smallest.items()]
-        outcome.stopped = None
-    elif outcome.stopped:
-        why = ("the run ended with an error" if outcome.error
-               else "the search reached --max-seconds")
-        outcome.findings += [_unconfirmed(name, result, f"{why} while shrinking")
-                             for name, result in smallest.items()]
-        outcome.findings += [_unconfirmed(name, result, why)
-                             for name, result in played_best.items() if name not in smallest]
-        todo = [] if outcome.error else [(b.invariant, b.result, None) for b in [*broken, *flaky]]
-    else:
-        todo = [(b.invariant, b.result, None) for b in [*broken, *flaky]]
-        # Hypothesis reports one invariant per failing example: one that only ever broke
-        # alongside another would go unreported, so it is minimized on its own too
-        reported = {invariant for invariant, _, _ in todo}
-        todo += [(name, result, None) for name, result in smallest.items() if name not in reported]
-    todo = _with_played(todo, played_best, unconfirmed=bool(outcome.stopped))
-    for invariant, result, note in todo:
-        if outcome.error is not None:
-            outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))
-            continue
-        try:
-            counter.phase = "minimize"
-            smaller = minimized(invariant, result)
-            counter.phase = "confirm"
-            finding = _confirm(invariant, smaller, run_example, confirm_runs, out_of_time)
-            # a FLAKY shrink may have broken by chance (timing): confirm what was found,
-            # then the playbook's other stories that broke the invariant
-            fallbacks = [result] if smaller is not result else []
-            fallbacks += [r for r in played.get(invariant, []) if r is not result]
-            for found in fallbacks:
-                if finding.status != "FLAKY" or out_of_time():
-                    break
-                again = _confirm(invariant, found, run_example, confirm_runs, out_of_time)
-                finding = again if again.status == "FAILED" else finding
-        except ChaosError as error:
-            outcome.stopped, outcome.error = "error", error
-            outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))
-            continue
-        finding.note = "; ".join(filter(None, [note, finding.note])) or None
-        outcome.findings.append(finding)
-    outcome.examples = count
-    outcome.first_failure = first
-    outcome.by_phase = counter.counts
-    return outcome
+    return Search(run_example, strategy, chosen=chosen, seed=seed, attempts=attempts,
+                  confirm_runs=confirm_runs, deadline=deadline,
+                  shrink_seconds=30.0 if shrink_seconds is None else shrink_seconds,
+                  playbook=playbook, known=known, max_repeats=max_repeats).run()
 
 
-def _with_played(todo: list[tuple[str, ExampleResult, str | None]],
-                 played: dict[str, ExampleResult], *, unconfirmed: bool,
-                 ) -> list[tuple[str, ExampleResult, str | None]]:
-    """The search's failures, each replaced by the playbook's failure of the same
-    invariant when that one is as small (a known story reads best), plus the
-    playbook's failures of invariants the search did not break (those go
-    unconfirmed when the search was cut short)."""
-    played = dict(played)
-    merged = []
-    for invariant, result, note in todo:
-        mine = played.pop(invariant, None)
-        if mine is not None and _size(mine.scenario) <= _size(result.scenario):
-            result, note = mine, None
-        merged.append((invariant, result, note))
-    if not unconfirmed:
-        merged += [(invariant, result, None) for invariant, result in played.items()]
-    return merged
+def _worth_minimizing(failures: Iterable[_Failure]) -> list[_Failure]:
+    """The failures in the order they are minimized: the playbook's first (each is a
+    different classic story), then the drawn ones smallest first; of drawn failures
+    made of the same set of parts (``shape`` without counts), only the smallest."""
+    ordered = sorted(failures, key=lambda f: (f.phase is not Phase.PLAYBOOK,
+                                              _size(f.result.scenario), f.order))
+    kept: list[_Failure] = []
+    parts: set[tuple[str, frozenset[str]]] = set()
+    for failure in ordered:
+        key = (failure.invariant, frozenset(shape(failure.result.scenario)))
+        if failure.phase is Phase.PLAYBOOK or key not in parts:
+            kept.append(failure)
+            parts.add(key)
+    return kept
+
+
+def _without_lucky(findings: list[Finding]) -> list[Finding]:
+    """Leave out a FLAKY bug of an invariant that has a FAILED one."""
+    failed = {f.invariant for f in findings if f.status is Status.FAILED}
+    return [f for f in findings if f.status is Status.FAILED or f.invariant not in failed]
 
 
 def _minimize(invariant: str, result: ExampleResult,
@@ -427,51 +555,12 @@ def _minimize(invariant: str, result: ExampleResult,
     return current
 
 
-def _classify(exc: BaseException, broken: list[_InvariantBroken],
-              flaky: list[_InvariantBroken], *, in_flaky: bool) -> None:
-    """Sort what Hypothesis raised into shrunk failures and flaky ones."""
-    if isinstance(exc, _InvariantBroken):
-        (flaky if in_flaky else broken).append(exc)
-    elif isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            _classify(inner, broken, flaky, in_flaky=in_flaky or isinstance(exc, Flaky))
-    elif isinstance(exc, Flaky):
-        return  # Hypothesis' own bookkeeping (e.g. a strategy that drew differently): nothing to report
-    else:
-        raise exc
-
-
 def _violations_of(invariant: str, result: ExampleResult) -> list[Violation]:
     return [v for v in result.violations if v.invariant == invariant]
 
 
-def _unconfirmed(invariant: str, result: ExampleResult, why: str) -> Finding:
+def _unconfirmed(invariant: str, result: ExampleResult, why: str, phase: Phase) -> Finding:
     return Finding(invariant=invariant, scenario=result.scenario,
-                   violations=_violations_of(invariant, result), status="FAILED",
-                   reproduced=1, attempts=1, note=f"not confirmed: {why}", result=result)
-
-
-def _confirm(invariant: str, result: ExampleResult,
-             run_example: Callable[[Scenario], ExampleResult], runs: int,
-             out_of_time: Callable[[], bool]) -> Finding:
-    """Re-run the shrunk scenario up to ``runs`` times to measure how often it fails."""
-    reproduced = done = 0
-    evidence = result   # the last run that broke it: the one the reports show
-    for _ in range(runs):
-        if out_of_time():
-            break
-        try:
-            again = run_example(result.scenario)
-        except OutOfTime:
-            break
-        done += 1
-        if _violations_of(invariant, again):
-            reproduced += 1
-            evidence = again
-    if done == 0:
-        return _unconfirmed(invariant, result, "no time was left to re-run it (--max-seconds)")
-    note = None if done == runs else f"only {done} of {runs} confirmation runs fitted in --max-seconds"
-    return Finding(invariant=invariant, scenario=result.scenario,
-                   violations=_violations_of(invariant, evidence),
-                   status="FAILED" if reproduced else "FLAKY", reproduced=reproduced,
-                   attempts=done, note=note, result=evidence)
+                   violations=_violations_of(invariant, result), status=Status.FAILED,
+                   reproduced=1, attempts=1, note=f"not confirmed: {why}",
+                   shape=shape(result.scenario), phase=phase, result=result)

@@ -15,7 +15,8 @@ re-exported here. Strategies are pure: they draw data, they never do I/O
 - The playbook: :func:`playbook`, the classic failure stories as small
   scenarios, played before the search draws its own.
 - Minimizing: :func:`simplifications`, one-step simpler scenarios, applied
-  greedily after Hypothesis' shrinker to reach the smallest story.
+  greedily to reach the smallest story; :func:`shape`, what a story is made
+  of, which tells distinct bugs apart.
 """
 
 from strategies._internal.model import (
@@ -51,6 +52,7 @@ from strategies._internal.scenarios import (
     ticket_types,
 )
 from strategies._internal.schedules import schedules
+from strategies._internal.shape import Shape, describe_shape, shape
 from strategies._internal.simplify import simplifications
 from strategies._internal.steering import TARGETS, targets
 from strategies._internal.validation import PUBLIC_STRATEGIES as _PUBLIC_STRATEGIES
@@ -73,6 +75,7 @@ __all__ = [
     "Delivery",
     "Fault",
     "Scenario",
+    "Shape",
     "Step",
     "TicketType",
     "Wave",
@@ -80,10 +83,12 @@ __all__ = [
     "buyers",
     "checkouts",
     "deliveries",
+    "describe_shape",
     "faults",
     "playbook",
     "scenarios",
     "schedules",
+    "shape",
     "signatures",
     "simplifications",
     "story_events",

@@ -18,6 +18,8 @@ from chaos.search import PROFILES, search
 from strategies import Scenario, scenarios
 
 INVARIANT = "one-ticket-set-per-payment"
+TWO_COMPLETIONS = ("buyer paid", "deliver checkout.session.completed",
+                   "deliver checkout.session.completed")
 
 
 def result(scenario: Scenario, broke: bool) -> ExampleResult:
@@ -63,11 +65,14 @@ class Target:
 
 def test_a_failure_that_always_reproduces_is_failed_n_of_n_and_shrunk():
     outcome = search(Target(), scenarios(), examples=100, seed=1, confirm_runs=4)
-    [finding] = outcome.findings
-    assert (finding.invariant, finding.status, finding.reproduced, finding.attempts) == \
-        (INVARIANT, "FAILED", 4, 4)
-    assert finding.scenario.requests == 2 and len(finding.scenario.buyers) == 1
-    assert finding.violations[0].rows == [{"tickets": 2}]
+    # "two steps of one buyer in one wave" is told by more than one smallest story
+    assert outcome.findings
+    for finding in outcome.findings:
+        assert (finding.invariant, finding.status, finding.reproduced, finding.attempts) == \
+            (INVARIANT, "FAILED", 4, 4)
+        assert finding.scenario.requests == 2 and len(finding.scenario.buyers) == 1
+        assert finding.violations[0].rows == [{"tickets": 2}]
+    assert TWO_COMPLETIONS in {f.shape for f in outcome.findings}
     assert outcome.stopped is None and outcome.error is None
 
 
@@ -104,10 +109,11 @@ def test_a_failure_that_never_comes_back_is_flaky_and_no_raw_flaky_escapes():
 def test_an_intermittent_failure_is_failed_with_its_rate():
     outcome = search(Target(lambda call: call % 2 == 0), scenarios(), examples=100, seed=1,
                      attempts=4, confirm_runs=6)
-    [finding] = outcome.findings
-    assert finding.status == "FAILED"
-    assert 0 < finding.reproduced < finding.attempts == 6
-    assert finding.scenario.requests == 2
+    assert outcome.findings
+    for finding in outcome.findings:
+        assert finding.status == "FAILED"
+        assert 0 < finding.reproduced < finding.attempts == 6
+        assert finding.scenario.requests == 2
 
 
 def test_amplification_retries_each_example_once_a_failure_was_seen():
@@ -148,7 +154,7 @@ def test_a_target_error_stops_the_search_and_keeps_what_it_found():
     assert outcome.stopped == "error"
     assert isinstance(outcome.error, TargetError) and "refused all 2" in str(outcome.error)
     assert [f.note for f in outcome.findings] == \
-        ["not confirmed: the run ended with an error while shrinking"]
+        ["not confirmed: the run ended with an error"]
 
 
 def test_the_ci_profile_is_derandomized():
@@ -223,9 +229,10 @@ def test_the_playbook_is_played_first_and_its_failure_is_reported_and_confirmed(
 
     outcome = search(target, scenarios(), examples=20, seed=3, playbook=stories)
     # played first, in order; a story that fires two requests together is a race: 3 tries
-    # (the default attempts) unless it fails first
+    # (the default attempts) unless it fails first; the first failure of an invariant is
+    # re-run twice more (is it a race?)
     played = [s for s in stories for _ in range(
-        1 if refund_first(s) or all(len(w) == 1 for w in s.waves) else 3)]
+        3 if refund_first(s) or any(len(w) > 1 for w in s.waves) else 1)]
     assert seen[:len(played)] == played
     assert len(seen) >= len(played) + 20                 # then the search drew its own
     [finding] = [f for f in outcome.findings if f.invariant == "refund-voids-tickets"]
@@ -260,8 +267,7 @@ def test_an_invariant_that_only_breaks_alongside_another_is_reported_too():
         return ExampleResult(scenario, History(), Observation(history=History()), violations)
 
     outcome = search(target, scenarios(), examples=200, seed=1)
-    assert sorted(f.invariant for f in outcome.findings) == \
-        sorted([INVARIANT, "no-oversold-ticket-type"])
+    assert {f.invariant for f in outcome.findings} == {INVARIANT, "no-oversold-ticket-type"}
     assert all(f.status == "FAILED" and f.scenario.requests == 2 for f in outcome.findings)
 
 

@@ -20,6 +20,8 @@ the search, minimizing and confirming), ``examples_by_phase`` (``load``, ``playb
 scenarios Hypothesis could draw: ``--examples`` or the profile's), ``failures``
 (each with ``invariant``, ``status``,
 ``reproduced``, ``note``, ``requests``, ``schedule``, ``steps``,
+``shape`` (what makes it a distinct bug: its scenario's parts, ``strategies.shape``),
+``known`` (null, or the case that recorded it before), ``failing_examples``,
 ``violations``, ``history``, ``waves``, ``ids``, ``case``, ``replay``: the
 violations, history, waves and ids all of the one run the evidence came from), ``seconds``
 (the whole run, start-up included), ``first_failure`` (null, or the example
@@ -61,6 +63,7 @@ from chaos.report.progress import Progress
 from chaos.report.summary import summary
 from chaos.report.timeline import timeline
 from chaos.report.watch import Watch
+from strategies import describe_shape, shape
 
 if TYPE_CHECKING:  # the search pulls in Hypothesis and the runner; renderers need neither
     from chaos.history import History
@@ -186,6 +189,10 @@ def finding_data(finding: Finding, *, replay: str, phase: str = "search",
         "note": finding.note,
         "phase": phase,
         "requests": finding.scenario.requests,
+        # what makes it a distinct bug: the shape of its scenario (strategies.shape)
+        "shape": describe_shape(finding.shape or shape(finding.scenario)),
+        "known": finding.known,
+        "failing_examples": finding.failures,
         "schedule": finding.scenario.to_data(),
         "steps": finding.scenario.render(),
         "violations": [v.to_data() for v in finding.violations],

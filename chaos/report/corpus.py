@@ -205,3 +205,20 @@ def corpus_files(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         found.extend(sorted(path.glob("*.json")) if path.is_dir() else [path])
     return found
+
+
+def known_cases(named: Iterable[Path], *, corpus: Path, target: Mapping[str, Any]) -> list[Case]:
+    """The cases a run reports as known bugs: every case ``named`` (``--known``; files
+    or directories, any target) and the cases of ``corpus`` recorded against ``target``.
+
+    A named file that is not a case raises ValueError naming it; an unreadable file
+    in the corpus is skipped (the regression suite reports it)."""
+    cases = [load_case(path) for path in corpus_files(named)]
+    for path in corpus_files([corpus]) if corpus.is_dir() else []:
+        try:
+            case = load_case(path)
+        except ValueError:
+            continue
+        if case.target == dict(target):
+            cases.append(case)
+    return cases

@@ -137,8 +137,13 @@ def failure_lines(f: Mapping[str, Any]) -> list[str]:
     requests = f.get("requests")
     how = "shrunk to" if f.get("phase", "search") == "search" else f"{f.get('phase')} phase,"
     size = f" {how} {plural(requests, 'request')}" if isinstance(requests, int) else ""
-    lines = [f"{f.get('status', 'FAILED')} {f.get('invariant', '?')} "
+    known = " (known)" if f.get("known") else ""
+    lines = [f"{f.get('status', 'FAILED')}{known} {f.get('invariant', '?')} "
              f"(reproduced {f.get('reproduced', '?')}),{size}:"]
+    if f.get("known"):
+        lines.append(f"  known bug: recorded in {f['known']}")
+    if f.get("shape"):
+        lines.append(f"  story: {f['shape']}")
     if f.get("note"):
         lines.append(f"  ({f['note']})")
     lines.extend(f"  {step}" for step in _elide(list(f.get("steps") or [])))

@@ -22,6 +22,7 @@ from dataclasses import replace
 from strategies._internal.model import (
     DEFAULT_CAPACITY,
     DEFAULT_PRICE,
+    OUTCOMES,
     Buyer,
     Checkout,
     Delivery,
@@ -77,6 +78,18 @@ def _with_wave(scenario: Scenario, w: int, wave: tuple[Step, ...]) -> Scenario:
     return replace(scenario, waves=scenario.waves[:w] + (wave,) + scenario.waves[w + 1:])
 
 
+def _earlier_events(scenario: Scenario) -> Iterator[Scenario]:
+    """Every copy of one buyer's event delivered as an event its story emits earlier
+    (two copies of async_payment_succeeded become two of the completion)."""
+    delivered = dict.fromkeys((s.buyer, s.event) for _, s in scenario.deliveries())
+    for b, event in delivered:
+        story = scenario.buyers[b].events
+        for earlier in story[:story.index(event)] if event in story else ():
+            yield replace(scenario, waves=tuple(
+                tuple(replace(s, event=earlier) if isinstance(s, Delivery) and s.buyer == b
+                      and s.event == event else s for s in wave) for wave in scenario.waves))
+
+
 def _candidates(scenario: Scenario) -> Iterator[Scenario]:
     """Simpler neighbours of ``scenario``, biggest cut first (maybe invalid)."""
     if len(scenario.buyers) > 1:
@@ -100,13 +113,15 @@ def _candidates(scenario: Scenario) -> Iterator[Scenario]:
         simpler: list[Buyer] = []
         if buyer.quantity > 1:
             simpler += [replace(buyer, quantity=1), replace(buyer, quantity=buyer.quantity - 1)]
-        if buyer.outcome != "paid":
-            simpler.append(replace(buyer, outcome="paid"))
+        # every simpler outcome (OUTCOMES order): invalid ones, whose story lacks an event
+        # the schedule delivers, are dropped by the caller
+        simpler += [replace(buyer, outcome=o) for o in OUTCOMES[:OUTCOMES.index(buyer.outcome)]]
         if buyer.ticket_type != 0:
             simpler.append(replace(buyer, ticket_type=0))
         for plainer_buyer in simpler:
             yield replace(scenario, buyers=scenario.buyers[:b] + (plainer_buyer,)
                           + scenario.buyers[b + 1:])
+    yield from _earlier_events(scenario)
     for w, wave in enumerate(scenario.waves):
         for i, step in enumerate(wave):
             plainer: list[Step] = []
