@@ -33,6 +33,7 @@ from chaos.errors import (
     InfrastructureError,
     UsageError,
 )
+from chaos.shutdown import Interrupted, deferred, handled, received
 
 COMMANDS = ("run", "replay", "reference", "fake-stripe")
 
@@ -309,16 +310,36 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise result.error
             report.verdict = "fail" if any(f["status"] == "FAILED" for f in report.findings) \
                 or any(t["verdict"] == "fail" for t in report.thresholds.values()) else "pass"
+            if result.interrupt is not None:
+                raise result.interrupt
     except ChaosError as exc:
         report.error = str(exc)
         report.verdict = "error"
         raise
+    except KeyboardInterrupt:
+        if received() is None:      # Ctrl-C without the handlers (main() installs them)
+            raise
+        # a stop signal: the clean-up is done; reported below
+    except Exception as exc:        # a bug of the tool's own: the report says so too
+        report.error = f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
+        report.verdict = "error"
+        raise
     finally:
-        report.seconds = time.monotonic() - started
-        report.write(args.report)
-        _finish_run(report, args, watch, log)
+        with deferred():            # the report is written whole, whatever arrives meanwhile
+            interrupt = received()
+            if interrupt is not None:   # never "pass" after a signal: the run did not finish
+                report.stopped = interrupt.name
+                report.error = (f"interrupted by {interrupt.name}; the failures found until "
+                                "then are reported, those not confirmed say so")
+                report.verdict = "fail" if any(f["status"] == "FAILED"
+                                               for f in report.findings) else "error"
+            report.seconds = time.monotonic() - started
+            report.write(args.report)
+            _finish_run(report, args, watch, log)
     print(reports.summary(report.to_data(), files={
         "report": args.report, "junit": args.junit, "html": args.html, "log": args.log_json}))
+    if interrupt is not None:
+        raise interrupt
     return EXIT_FAIL if report.verdict == "fail" else EXIT_PASS
 
 
@@ -512,15 +533,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "run")
     try:
         args = _parser().parse_args(argv)
-        return args.func(args)
+        if args.func not in (cmd_run, cmd_replay):
+            return args.func(args)  # the services run under uvicorn, which handles signals
+        with handled():             # SIGINT, SIGTERM, SIGHUP: unwind, report, 130/143/129
+            return args.func(args)
     except ChaosError as exc:
         from chaos.log import redactor
 
         print(f"chaos: error: {redactor.text(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("chaos: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+        print(f"chaos: interrupted by {name}: stopped and removed what it "
+              "started; a run's report keeps the failures found so far", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, Interrupted) else 130
     except Exception as exc:  # a bug of the tool's own: one line here, the traceback in a file
         return _internal_error(exc)
 

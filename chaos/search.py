@@ -8,13 +8,15 @@ failure is re-run ``confirm_runs`` times: FAILED with its reproduction rate
 (k of n), or FLAKY when it did not fail again. Hypothesis' own ``Flaky``
 errors are caught here and never reach the user.
 
-Two things stop the search early, cleanly, even in the middle of
-generating or shrinking: the run's deadline (``--max-seconds``), and an
-error of the target or the infrastructure. Both are raised inside the
+Three things stop the search early, cleanly, even in the middle of
+generating or shrinking: the run's deadline (``--max-seconds``), an
+error of the target or the infrastructure, and a stop signal
+(:class:`chaos.shutdown.Interrupted`: Ctrl-C, SIGTERM, SIGHUP). Both are raised inside the
 property as a ``BaseException`` that Hypothesis does not treat as a test
 failure, so it stops at once instead of trying to shrink them. What was
 found until then is still reported: the smallest failing scenario seen for
-each invariant, marked as not fully shrunk.
+each invariant, marked as not fully shrunk (and, after a signal, not
+confirmed); the caller re-raises the signal once the report is written.
 
 Settings profiles (``--profile``): ``default`` (100 examples), ``dev``
 (20 examples, Hypothesis' example database on, to replay the last failure
@@ -41,6 +43,7 @@ import strategies
 from chaos.errors import ChaosError
 from chaos.invariants import INVARIANTS, Violation
 from chaos.run import ExampleResult, OutOfTime
+from chaos.shutdown import Interrupted, interrupt_in
 from strategies import Scenario, simplifications
 
 _BASE = settings(
@@ -99,9 +102,12 @@ class SearchResult:
 
     examples: int
     findings: list[Finding] = field(default_factory=list)
-    #: None: it ran its course; "max-seconds": the deadline stopped it; "error": see ``error``.
+    #: None: it ran its course; "max-seconds": the deadline stopped it; "error": see
+    #: ``error``; a signal's name ("SIGINT", "SIGTERM", "SIGHUP"): see ``interrupt``.
     stopped: str | None = None
     error: ChaosError | None = None
+    #: The stop signal that cut the search short; the caller re-raises it after reporting.
+    interrupt: Interrupted | None = None
     #: The first failing example, None when every example passed.
     first_failure: FirstFailure | None = None
 
@@ -289,8 +295,12 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     except _Stop as stop:
         outcome.stopped = stop.why
         outcome.error = stop.error
-    except (_InvariantBroken, Flaky, BaseExceptionGroup) as raised:
-        _classify(raised, broken, flaky, in_flaky=False)
+    except (_InvariantBroken, Flaky, BaseExceptionGroup, Interrupted) as raised:
+        interrupt = interrupt_in(raised)
+        if interrupt is not None:
+            outcome.stopped, outcome.interrupt = interrupt.name, interrupt
+        else:
+            _classify(raised, broken, flaky, in_flaky=False)
     # the smallest playbook failure of each invariant, the first played among equals
     played_best = {name: min(results, key=lambda r: _size(r.scenario))
                    for name, results in played.items()}
@@ -310,12 +320,14 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         outcome.stopped = None
     elif outcome.stopped:
         why = ("the run ended with an error" if outcome.error
+               else f"interrupted by {outcome.interrupt.name}" if outcome.interrupt
                else "the search reached --max-seconds")
         outcome.findings += [_unconfirmed(name, result, f"{why} while shrinking")
                              for name, result in smallest.items()]
         outcome.findings += [_unconfirmed(name, result, why)
                              for name, result in played_best.items() if name not in smallest]
-        todo = [] if outcome.error else [(b.invariant, b.result, None) for b in [*broken, *flaky]]
+        todo = [] if outcome.error or outcome.interrupt else \
+            [(b.invariant, b.result, None) for b in [*broken, *flaky]]
     else:
         todo = [(b.invariant, b.result, None) for b in [*broken, *flaky]]
         # Hypothesis reports one invariant per failing example: one that only ever broke
@@ -326,6 +338,10 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     for invariant, result, note in todo:
         if outcome.error is not None:
             outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))
+            continue
+        if outcome.interrupt is not None:
+            outcome.findings.append(_unconfirmed(
+                invariant, result, f"interrupted by {outcome.interrupt.name} before confirming"))
             continue
         try:
             smaller = minimized(invariant, result)
@@ -342,6 +358,11 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         except ChaosError as error:
             outcome.stopped, outcome.error = "error", error
             outcome.findings.append(_unconfirmed(invariant, result, "the run ended with an error"))
+            continue
+        except Interrupted as interrupt:
+            outcome.stopped, outcome.interrupt = interrupt.name, interrupt
+            outcome.findings.append(_unconfirmed(
+                invariant, result, f"interrupted by {interrupt.name} while confirming"))
             continue
         finding.note = "; ".join(filter(None, [note, finding.note])) or None
         outcome.findings.append(finding)
