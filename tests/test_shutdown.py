@@ -233,3 +233,42 @@ def test_nox_session_stops_cleanly(tmp_path: Path, sig: int, phase: str) -> None
     run = Stopped(tmp_path, argv=argv, reached=reached, sig=sig, group=True,
                   database_url=database_url, deadline=600)
     _check(run, sig, phase, database_url)
+
+
+@pytest.mark.e2e
+def test_database_stopped_mid_run_is_exit_3_in_one_line(tmp_path: Path) -> None:
+    """The embedded PostgreSQL shut down (fast shutdown, as ``pg_ctl stop`` does) while the
+    search runs: exit 3, one line that names the database, no traceback, nothing left."""
+    marker = f"chaos-shutdown-test-{uuid.uuid4().hex}"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    log = tmp_path / "log.jsonl"
+    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(temp)}
+    env.pop("DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "--seed", "1", "--examples", "400",
+         "--report", str(tmp_path / "r.json"), "--log-json", str(log),
+         "--corpus", str(tmp_path / "corpus")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        until = time.monotonic() + 120
+        while not _searching(_events(log)):
+            assert process.poll() is None and time.monotonic() < until, "never searched"
+            time.sleep(0.01)
+        [pid_file] = temp.glob("chaos-pg-*/data/postmaster.pid")
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)  # fast shutdown
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    assert process.returncode == 3, (process.returncode, err[-3000:])
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err[-3000:]
+    assert lines[0].startswith("chaos: error: ") and "database" in lines[0], lines[0]
+    assert "Traceback" not in out + err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["verdict"] == "error" and "database" in report["error"]
+    assert Stopped._poll(lambda: _marked(marker)) == []
+    assert sorted(p.name for p in temp.iterdir() if not p.name.startswith("runtime-")) == []
