@@ -227,6 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
     from chaos.run import OutOfTime, configured_run, reference_run
+    from chaos.safety import check_database_host
     from chaos.search import Finding, search
     from chaos.thresholds import Thresholds
     from strategies import busy_night, playbook, scenarios
@@ -245,6 +246,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bugs = parse_bugs(args.bug)
     if args.database_url and config is None:
         check_database_url(args.database_url)
+        check_database_host(args.database_url, what="--database-url / DATABASE_URL")
     # ci is derandomized (without --seed it draws the same scenarios every run); dev keeps
     # Hypothesis' example database, which Hypothesis does not use under a fixed seed
     seed = args.seed if args.seed is not None or args.profile in ("ci", "dev") \
@@ -454,6 +456,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError(f"{option} is for cases found through a config; these cases name "
                          f"the reference service: drop {option}")
 
+    if config is None and args.database_url:
+        from chaos.database import check_database_url
+        from chaos.safety import check_database_host
+
+        check_database_url(args.database_url)
+        check_database_host(args.database_url, what="--database-url / DATABASE_URL")
+
     def start(bugs: tuple[str, ...]) -> Any:
         if config is not None:
             return configured_run(config, concurrency=args.concurrency,
@@ -478,7 +487,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
     from chaos.database import check_database_url, redact_url
     from chaos.log import configure
     from chaos.reference import create_app, parse_bugs
-    from chaos.safety import check_stripe_key, check_url
+    from chaos.safety import check_database_host, check_stripe_key, check_url
     from chaos.serve import bind, serve
     from chaos.target import DEFAULT_ANON_KEY
 
@@ -487,6 +496,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
     if not args.database_url:
         raise UsageError("the reference service needs --database-url (or DATABASE_URL)")
     check_database_url(args.database_url)
+    check_database_host(args.database_url, what="--database-url / DATABASE_URL")
     secret = os.environ.get("CHAOS_WEBHOOK_SECRET", "")
     if not secret.startswith("whsec_"):
         raise UsageError("set CHAOS_WEBHOOK_SECRET to the webhook signing secret (whsec_...)")

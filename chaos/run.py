@@ -41,6 +41,7 @@ from chaos.observation import (
     payment_outcome,
 )
 from chaos.reference.bugs import parse_bugs
+from chaos.safety import check_database_host
 from chaos.services import running
 from chaos.shutdown import Teardown, cancelling, interrupt_in, received
 from chaos.target import Target
@@ -529,6 +530,8 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
     ``chaos_<run>`` that the tool drops afterwards; nothing else is touched.
     """
     bugs = parse_bugs(bugs)
+    if database_url:   # before anything connects: reference runs stay on loopback
+        check_database_host(database_url, what="--database-url / DATABASE_URL")
     ensure_descriptors(concurrency)
     webhook_secret = "whsec_" + secrets.token_hex(24)
     stripe_key = "sk_test_" + secrets.token_hex(12)
