@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -17,13 +18,45 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests", "e2e"]
 
 
+#: Seconds the tool gets to stop after a signal (its clean-up takes about 1 s; each step
+#: of it is bounded) before nox sends SIGTERM, then SIGKILL after ``TERMINATE_SECONDS``.
+SHUTDOWN_SECONDS = 60.0
+TERMINATE_SECONDS = 10.0
+
+
 def _tool(session: nox.Session, *args: str) -> None:
-    """Run ``python -m chaos`` and exit with its own code (0 pass, 1 fail, 2 usage, 3 error)."""
+    """Run ``python -m chaos`` and exit with its own code (0 pass, 1 fail, 2 usage, 3 error;
+    128 + the signal when stopped: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+
+    A signal is the tool's to handle: nox waits for it to stop its services and write
+    its report (nox's own default gives it 0.3 s). SIGTERM and SIGHUP, which would end
+    nox at once, are turned into nox's interrupt, and passed on to the tool when they
+    were sent to nox alone (a terminal and CI signal the whole job).
+    """
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        if received:
+            return                                 # the same stop, delivered twice
+        received.append(signum)
+        if os.getpgrp() == os.getpid():            # nox leads its job: signal the job
+            os.killpg(os.getpgrp(), signum)
+        raise KeyboardInterrupt
+
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, interrupt) for signum in stops}
     try:
-        session.run("python", "-m", "chaos", *args,
+        session.run("python", "-m", "chaos", *args, interrupt_timeout=SHUTDOWN_SECONDS,
+                    terminate_timeout=TERMINATE_SECONDS,
                     env={"CHAOS_INVOCATION": "nox -s chaos --"})   # the replay line it prints
     except CommandFailed as exc:
         sys.exit(exc.return_code or 1)
+    except KeyboardInterrupt:
+        session.log(f"stopped by {signal.Signals(received[0] if received else 2).name}")
+        sys.exit(128 + (received[0] if received else signal.SIGINT))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _install_once(session: nox.Session, *args: str) -> None:

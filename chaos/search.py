@@ -33,10 +33,12 @@ A bug already known (``known``: a case of the corpus, or ``--known CASE``) is
 the same invariant and shape as a recorded case: its failures are confirmed
 and reported as known, and do not count against the search for new ones.
 
-Two things stop the search early, cleanly, even in the middle of a phase:
-the run's deadline (``--max-seconds``), and an error of the target or the
-infrastructure. What was found until then is still reported: the smallest
-failing scenario seen per invariant not yet confirmed, marked as such.
+Three things stop the search early, cleanly, even in the middle of a phase:
+the run's deadline (``--max-seconds``), an error of the target or the
+infrastructure, and a stop signal (:class:`chaos.shutdown.Interrupted`:
+Ctrl-C, SIGTERM, SIGHUP). What was found until then is still reported: the
+smallest failing scenario seen per invariant not yet confirmed, marked as
+such; after a signal the caller re-raises it once the report is written.
 
 Settings profiles (``--profile``): ``default`` (100 examples), ``dev``
 (20 examples, Hypothesis' example database on; Hypothesis ignores its
@@ -64,6 +66,7 @@ import strategies
 from chaos.errors import ChaosError
 from chaos.invariants import Violation
 from chaos.run import ExampleResult, OutOfTime
+from chaos.shutdown import Interrupted, interrupt_in
 from strategies import Scenario, Shape, shape, simplifications
 
 _BASE = settings(
@@ -180,9 +183,12 @@ class SearchResult:
 
     examples: int
     findings: list[Finding] = field(default_factory=list)
-    #: None: it ran its course; else why it stopped early (``error``: see ``error``).
-    stopped: StopReason | None = None
+    #: None: it ran its course; else why it stopped early (``error``: see ``error``; a
+    #: signal's name, "SIGINT", "SIGTERM" or "SIGHUP": see ``interrupt``).
+    stopped: StopReason | str | None = None
     error: ChaosError | None = None
+    #: The stop signal that cut the search short; the caller re-raises it after reporting.
+    interrupt: Interrupted | None = None
     #: The first failing example, None when every example passed.
     first_failure: FirstFailure | None = None
     #: Examples run per part of the search: "playbook", "search" (Hypothesis' draws and
@@ -287,6 +293,8 @@ class Search:
             self.outcome.stopped = StopReason.MAX_SECONDS
         except _Stop as stop:
             self.outcome.stopped, self.outcome.error = stop.why, stop.error
+        except (Interrupted, BaseExceptionGroup) as raised:  # a stop signal, maybe in a group
+            self._interrupted(raised)
         self.phase = Phase.MINIMIZE
         self._triage()
         self.phase = Phase.DONE
@@ -331,7 +339,8 @@ class Search:
                 continue
             if repeats[invariant] >= self.max_repeats:
                 continue
-            if self.outcome.error is not None or self._out_of_time():
+            if self.outcome.error is not None or self.outcome.interrupt is not None \
+                    or self._out_of_time():
                 self._cut_short(pending[n:], bugs)
                 return
             try:
@@ -339,6 +348,10 @@ class Search:
                 finding = self._minimized_and_confirmed(failure)
             except _Stop as stop:
                 self.outcome.stopped, self.outcome.error = stop.why, stop.error
+                self._cut_short(pending[n:], bugs)
+                return
+            except (Interrupted, BaseExceptionGroup) as raised:
+                self._interrupted(raised)
                 self._cut_short(pending[n:], bugs)
                 return
             key = (invariant, finding.shape)
@@ -371,6 +384,7 @@ class Search:
         """Report what was confirmed, and the smallest failure of each invariant that
         has no confirmed bug yet, as not confirmed."""
         why = "the run ended with an error" if self.outcome.error \
+            else f"interrupted by {self.outcome.interrupt.name}" if self.outcome.interrupt \
             else "the search reached --max-seconds"
         found = _without_lucky(list(bugs.values()))
         broken = {f.invariant for f in found}
@@ -380,6 +394,14 @@ class Search:
             broken.add(failure.invariant)
             found.append(_unconfirmed(failure.invariant, failure.result, why, failure.phase))
         self.outcome.findings += found
+
+    def _interrupted(self, raised: BaseException) -> None:
+        """Keep the stop signal in ``raised`` for the caller (it re-raises it once the
+        report is written); anything else is not ours to swallow."""
+        interrupt = interrupt_in(raised)
+        if interrupt is None:
+            raise raised
+        self.outcome.stopped, self.outcome.interrupt = interrupt.name, interrupt
 
     # -- running examples ----------------------------------------------------------------
 

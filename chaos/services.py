@@ -5,6 +5,13 @@ Each runs in its own process, as in production: ``python -m chaos NAME
 ``listening on http://127.0.0.1:PORT``, so there is no race for a free port.
 Start-up is bounded; a child that dies early is reported with the last line
 it wrote.
+
+Each child leads its own process group, in a session of its own: a Ctrl-C at
+the terminal (or nox's) reaches the tool alone, and the tool stops its
+children in order (the reference service before the fake Stripe it calls),
+each group with SIGTERM, a bounded wait, then SIGKILL. A secret the child
+needs travels in its environment, never on its command line (``ps`` shows
+that to every user of the machine).
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from chaos.errors import EXIT_USAGE, InfrastructureError, UsageError
+from chaos.shutdown import deferred
 
 LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
 
@@ -53,18 +62,22 @@ def running(name: str, args: Sequence[str], *, workdir: Path, port: int = 0,
     """
     out = workdir / f"{name}.out"
     log = workdir / f"{name}.log"
-    with open(out, "wb") as out_f, open(log, "wb") as log_f:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chaos", name, "--port", str(port), *args],
-            stdout=out_f, stderr=log_f, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-        )
+    process: subprocess.Popen[bytes] | None = None
     try:
+        # deferred: a signal must not land between the start of the child and this
+        # frame knowing it (the child would be orphaned); it is raised right after
+        with deferred(), open(out, "wb") as out_f, open(log, "wb") as log_f:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "chaos", name, "--port", str(port), *args],
+                stdout=out_f, stderr=log_f, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, start_new_session=True,
+            )
         url = _wait_listening(name, process, out, log, startup_timeout)
         _wait_healthy(name, url + health_path, process, log, startup_timeout)
         yield Service(name=name, url=url, process=process, log=log)
     finally:
-        stop(process)
+        if process is not None:
+            stop(process)
 
 
 def _wait_listening(name: str, process: subprocess.Popen[bytes], out: Path, log: Path,
@@ -110,11 +123,17 @@ def _wait_healthy(name: str, url: str, process: subprocess.Popen[bytes], log: Pa
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout)
+    """Stop the child's process group: SIGTERM, ``timeout`` seconds to exit, then
+    SIGKILL. Whatever it started in its group goes with it."""
+    with deferred():
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if process.poll() is not None:
+                break
+            try:
+                os.killpg(process.pid, sig)   # the child leads its own group
+            except ProcessLookupError:
+                pass
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                continue

@@ -63,6 +63,7 @@ from chaos.report.progress import Progress
 from chaos.report.summary import summary
 from chaos.report.timeline import timeline
 from chaos.report.watch import Watch
+from chaos.shutdown import SIGNALS
 from strategies import describe_shape, shape
 
 if TYPE_CHECKING:  # the search pulls in Hypothesis and the runner; renderers need neither
@@ -109,7 +110,9 @@ class Report:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
         flaky = {f["invariant"] for f in self.findings} - broken
         # a run that ended in error never finished checking: what did not break is unknown
-        holds = "unknown" if self.verdict == "error" else "pass"
+        # (and one a signal cut short never finished searching either)
+        holds = "unknown" if self.verdict == "error" or self.stopped in SIGNALS.values() \
+            else "pass"
         evidence: dict[str, list[dict[str, Any]]] = {}
         for f in self.findings:
             evidence.setdefault(f["invariant"], []).extend(f["violations"])

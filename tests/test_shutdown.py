@@ -1,0 +1,274 @@
+"""Every way a run ends, ends the same way: nothing left running, nothing left on
+disk or on the server, the signal's exit code, one line saying why, and a report
+that keeps what was found so far.
+
+Scenario: a user (or CI) runs ``python -m chaos`` or ``nox -s chaos`` and stops
+it with Ctrl-C (SIGINT to the process group, as a terminal sends it), SIGTERM
+(CI cancellation, ``timeout``) or SIGHUP (a closed terminal), at the start,
+during the load wave, mid-search and mid-shrink. Each phase is reached by
+polling the run's JSON log, never by sleeping.
+
+What must hold: exit 128 + signal; the last line of stderr says so, no
+traceback; no process carrying this test's marker in its environment (the
+fake Stripe, the reference service, the embedded PostgreSQL); the run's
+temporary folder empty; its schema dropped; the report neither "pass" nor
+empty-handed when failures were seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaos.database import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: A run's log event -> whether the phase the test wants has been reached.
+Reached = Callable[[list[dict[str, Any]]], bool]
+
+
+def _started(events: list[dict[str, Any]]) -> bool:
+    return any(e.get("event") == "run.start" for e in events)
+
+
+def _load_wave(events: list[dict[str, Any]]) -> bool:
+    return any(e.get("event") == "target.ready" for e in events)
+
+
+def _searching(events: list[dict[str, Any]]) -> bool:
+    return sum(e.get("event") == "example" for e in events) >= 4
+
+
+def _shrinking(events: list[dict[str, Any]]) -> bool:
+    """Two examples after the search's first failing one (example 1 is the load wave)."""
+    examples = [e for e in events if e.get("event") == "example"]
+    failing = [i for i, e in enumerate(examples) if e.get("broken") and e.get("n", 0) > 1]
+    return bool(failing) and len(examples) >= failing[0] + 3
+
+
+PHASES: dict[str, tuple[Reached, tuple[str, ...]]] = {
+    "start": (_started, ()),
+    "load-wave": (_load_wave, ()),
+    "search": (_searching, ()),
+    "shrink": (_shrinking, ("--bug", "no-dedup", "--no-playbook")),
+}
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    events = []
+    for line in lines:
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            pass                    # the line being written
+    return events
+
+
+def _marked(marker: str) -> list[str]:
+    """Processes whose environment carries ``marker`` (whatever the tool started)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            if marker.encode() in environ:
+                found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                             .decode(errors="replace")[:120])
+        except OSError:
+            continue
+    return found
+
+
+class Stopped:
+    """A run started, stopped by a signal at a phase, and what it left."""
+
+    def __init__(self, tmp_path: Path, *, argv: list[str], reached: Reached, sig: int,
+                 group: bool, database_url: str | None, deadline: float = 120.0) -> None:
+        self.marker = f"chaos-shutdown-test-{uuid.uuid4().hex}"
+        self.temp = tmp_path / "tmp"
+        self.temp.mkdir()
+        self.report_path = tmp_path / "r.json"
+        log = tmp_path / "log.jsonl"
+        env = {**os.environ, "CHAOS_SHUTDOWN_MARK": self.marker, "TMPDIR": str(self.temp)}
+        env.pop("DATABASE_URL", None)
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        args = [*argv, "--report", str(self.report_path), "--log-json", str(log),
+                "--corpus", str(tmp_path / "corpus"), "--seed", "1", "--examples", "400"]
+        process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            until = time.monotonic() + deadline
+            while not reached(_events(log)):
+                if process.poll() is not None or time.monotonic() > until:
+                    out, err = process.communicate(timeout=30)
+                    pytest.fail(f"the phase was never reached (exit {process.returncode}): "
+                                f"{err[-2000:]}{out[-1000:]}")
+                time.sleep(0.01)
+            self.events_at_signal = _events(log)
+            if group:
+                os.killpg(process.pid, sig)   # as a terminal delivers Ctrl-C
+            else:
+                os.kill(process.pid, sig)
+            self.stdout, self.stderr = process.communicate(timeout=60)
+            self.code = process.returncode
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+        self.left_running = self._poll(lambda: _marked(self.marker))
+        self.left_on_disk = sorted(p.name for p in self.temp.iterdir()
+                                   if not p.name.startswith("runtime-"))  # the wheel's lock dir
+        self.report: dict[str, Any] = json.loads(self.report_path.read_text()) \
+            if self.report_path.exists() else {}
+
+    @staticmethod
+    def _poll(probe: Callable[[], list[str]], seconds: float = 10.0) -> list[str]:
+        """What ``probe`` still finds after up to ``seconds`` (the kernel reaps quickly)."""
+        until = time.monotonic() + seconds
+        found = probe()
+        while found and time.monotonic() < until:
+            time.sleep(0.05)
+            found = probe()
+        return found
+
+
+def _schema_exists(url: str, schema: str) -> bool:
+    db = Database(url)
+    try:
+        return bool(db.fetch("select 1 from information_schema.schemata where schema_name = $1",
+                             schema))
+    finally:
+        db.close()
+
+
+def _check(run: Stopped, sig: int, phase: str, database_url: str | None) -> None:
+    name = signal.Signals(sig).name
+    said = run.stdout + run.stderr      # nox passes the tool's stderr on through its stdout
+    assert run.code == 128 + sig, (run.code, said[-3000:])
+    lines = [ln for ln in said.splitlines() if ln.startswith("chaos: ")]
+    assert lines and lines[-1].startswith(f"chaos: interrupted by {name}"), said[-3000:]
+    assert "Traceback" not in said
+    assert run.left_running == [], run.left_running
+    assert run.left_on_disk == [], run.left_on_disk
+    report = run.report
+    assert report, "no report was written"
+    assert report["verdict"] != "pass"
+    assert report["stopped"] == name
+    assert name in report["error"]
+    schema = report.get("database", {}).get("schema")
+    if database_url and schema:
+        assert not _schema_exists(database_url, schema), f"schema {schema} left on the server"
+    searched = sum(e.get("event") == "example" and e.get("n", 0) > 1
+                   for e in run.events_at_signal)
+    assert report["examples"] >= searched  # what ran before the signal is counted
+    if phase in ("start", "load-wave"):
+        assert report["examples"] == 0
+    if phase == "shrink":
+        assert report["verdict"] == "fail"
+        assert report["failures"], "the failures seen before the signal were dropped"
+        invariants = {f["invariant"] for f in report["failures"]}
+        assert "one-ticket-set-per-payment" in invariants
+        for failure in report["failures"]:
+            if failure["phase"] == "search":
+                assert (failure["note"] or "").startswith("not confirmed: interrupted by "
+                                                          + name), failure["note"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("phase", list(PHASES))
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_python_m_chaos_stops_cleanly(tmp_path: Path, sig: int, phase: str) -> None:
+    """``python -m chaos`` stopped by each signal in each phase leaves nothing behind."""
+    database_url = os.environ.get("CHAOS_TEST_DATABASE_URL")
+    reached, extra = PHASES[phase]
+    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos", *extra], reached=reached,
+                  sig=sig, group=sig == signal.SIGINT, database_url=database_url)
+    _check(run, sig, phase, database_url)
+
+
+@pytest.mark.e2e
+def test_embedded_postgres_stopped_and_removed_on_sigterm(tmp_path: Path) -> None:
+    """Without a database URL the embedded PostgreSQL is stopped and its data folder
+    removed when SIGTERM lands mid-search."""
+    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos"], reached=_searching,
+                  sig=signal.SIGTERM, group=False, database_url=None)
+    _check(run, signal.SIGTERM, "search", None)
+
+
+def _nox() -> str:
+    nox = shutil.which("nox", path=str(Path(sys.executable).parent))
+    if nox is None:
+        pytest.skip("nox is not installed in this environment (pip install nox)")
+    return nox
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("sig", "phase"), [(signal.SIGINT, "shrink"),
+                                            (signal.SIGTERM, "search")],
+                         ids=["ctrl-c-mid-shrink", "sigterm-mid-search"])
+def test_nox_session_stops_cleanly(tmp_path: Path, sig: int, phase: str) -> None:
+    """``nox -s chaos``, stopped as a terminal (Ctrl-C to the whole job) or CI (SIGTERM to
+    the job) stops it: nox waits for the tool, which cleans up, and exits with its code."""
+    database_url = os.environ.get("CHAOS_TEST_DATABASE_URL")
+    reached, extra = PHASES[phase]
+    argv = [_nox(), "-f", str(ROOT / "noxfile.py"), "--envdir", str(ROOT / ".nox"),
+            "-s", "chaos", "--", *extra]
+    run = Stopped(tmp_path, argv=argv, reached=reached, sig=sig, group=True,
+                  database_url=database_url, deadline=600)
+    _check(run, sig, phase, database_url)
+
+
+@pytest.mark.e2e
+def test_database_stopped_mid_run_is_exit_3_in_one_line(tmp_path: Path) -> None:
+    """The embedded PostgreSQL shut down (fast shutdown, as ``pg_ctl stop`` does) while the
+    search runs: exit 3, one line that names the database, no traceback, nothing left."""
+    marker = f"chaos-shutdown-test-{uuid.uuid4().hex}"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    log = tmp_path / "log.jsonl"
+    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(temp)}
+    env.pop("DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "--seed", "1", "--examples", "400",
+         "--report", str(tmp_path / "r.json"), "--log-json", str(log),
+         "--corpus", str(tmp_path / "corpus")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        until = time.monotonic() + 120
+        while not _searching(_events(log)):
+            assert process.poll() is None and time.monotonic() < until, "never searched"
+            time.sleep(0.01)
+        [pid_file] = temp.glob("chaos-pg-*/data/postmaster.pid")
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)  # fast shutdown
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    assert process.returncode == 3, (process.returncode, err[-3000:])
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err[-3000:]
+    assert lines[0].startswith("chaos: error: ") and "database" in lines[0], lines[0]
+    assert "Traceback" not in out + err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["verdict"] == "error" and "database" in report["error"]
+    assert Stopped._poll(lambda: _marked(marker)) == []
+    assert sorted(p.name for p in temp.iterdir() if not p.name.startswith("runtime-")) == []
