@@ -99,7 +99,7 @@ def test_paying_emits_the_events_stripe_would_with_consistent_objects(fake: Fake
     assert (intent.status, intent.amount, intent.amount_received) == ("succeeded", 4500, 4500)
     assert (charge.status, charge.paid, charge.amount, charge.payment_intent) == \
         ("succeeded", True, 4500, intent.id)
-    assert events[0]["data"]["object"]["status"] == "processing"  # a snapshot, as sent
+    assert events[0]["data"]["object"]["status"] == "requires_payment_method"  # as it was
     assert events[2]["data"]["object"]["id"] == intent.id == events[0]["data"]["object"]["id"]
     assert events[1]["data"]["object"]["id"] == charge.id
     assert all(e["request"] == {"id": None, "idempotency_key": None} for e in events)
@@ -107,12 +107,14 @@ def test_paying_emits_the_events_stripe_would_with_consistent_objects(fake: Fake
 
 @pytest.mark.parametrize("outcome, types, session_state, intent_status, charge_status", [
     ("async_succeeded",
-     ["payment_intent.created", "checkout.session.completed", "charge.succeeded",
-      "payment_intent.succeeded", "checkout.session.async_payment_succeeded"],
+     ["payment_intent.created", "charge.pending", "payment_intent.processing",
+      "checkout.session.completed", "charge.succeeded", "payment_intent.succeeded",
+      "checkout.session.async_payment_succeeded"],
      ("complete", "paid"), "succeeded", "succeeded"),
     ("async_failed",
-     ["payment_intent.created", "checkout.session.completed", "charge.failed",
-      "payment_intent.payment_failed", "checkout.session.async_payment_failed"],
+     ["payment_intent.created", "charge.pending", "payment_intent.processing",
+      "checkout.session.completed", "charge.failed", "payment_intent.payment_failed",
+      "checkout.session.async_payment_failed"],
      ("complete", "unpaid"), "requires_payment_method", "failed"),
 ])
 def test_delayed_payments_complete_unpaid_then_settle(fake: Fake, outcome, types, session_state,
@@ -123,7 +125,7 @@ def test_delayed_payments_complete_unpaid_then_settle(fake: Fake, outcome, types
     assert [e["type"] for e in events] == types
     assert_events_agree(sc, events)
     # the completion event is a snapshot: unpaid when emitted, whatever came after
-    assert events[1]["data"]["object"]["payment_status"] == "unpaid"
+    assert events[3]["data"]["object"]["payment_status"] == "unpaid"
     now = sc.v1.checkout.sessions.retrieve(session.id, params={"expand": ["payment_intent"]})
     assert (now.status, now.payment_status) == session_state
     assert now.payment_intent.status == intent_status
@@ -133,8 +135,9 @@ def test_delayed_payments_complete_unpaid_then_settle(fake: Fake, outcome, types
 def test_a_pending_payment_settles_once(fake: Fake):
     session = fake.control.checkout()
     pending = fake.control.pay(session["id"], "async_pending")
-    assert [e["type"] for e in pending["events"]] == ["payment_intent.created",
-                                                      "checkout.session.completed"]
+    assert [e["type"] for e in pending["events"]] == [
+        "payment_intent.created", "charge.pending", "payment_intent.processing",
+        "checkout.session.completed"]
     assert pending["payment_intent"]["status"] == "processing"
     settled = fake.control.post(f"/_chaos/checkout/sessions/{session['id']}/settle",
                                 {"outcome": "succeeded"})

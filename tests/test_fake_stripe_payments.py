@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from chaos.fake_stripe.expandable import EXPANDABLE
 from tests import fake_stripe_helpers
@@ -333,3 +335,68 @@ def test_the_objects_carry_only_fields_stripe_python_knows():
         assert objs, kind
         unknown = set(objs[-1]) - set(_declared(cls)) - OLDER_API_FIELDS.get(kind, set())
         assert not unknown, (kind, sorted(unknown))
+
+
+# -- expand[] as a property: any path, any object ----------------------------------------------------
+
+def _paid_state() -> Any:
+    from chaos.fake_stripe.state import FakeStripe, LineSpec
+
+    state = FakeStripe(prefix="prop")
+    session = state.create_checkout_session(line_items=[LineSpec("GA", 2500, 2)])
+    state.pay(session["id"])
+    intent = state.get("checkout.session", session["id"])["payment_intent"]
+    state.refund(payment_intent=intent, amount=100)
+    state.dispute(payment_intent=intent)
+    return state
+
+
+_SEGMENTS = sorted(set().union(*EXPANDABLE.values()) | {"metadata", "id", "amount", "object"})
+
+
+@settings(max_examples=300, database=None, suppress_health_check=list(HealthCheck))
+@example(kind="charge", path=["refunds", "data", "charge"])
+@example(kind="charge", path=["refunds", "data", "metadata"])
+@example(kind="charge", path=["payment_intent", "latest_charge", "dispute"])
+@example(kind="checkout.session", path=["line_items", "data", "price", "product"])
+@example(kind="checkout.session", path=["line_items", "data", "price", "metadata"])
+@example(kind="event", path=["data", "object"])
+@example(kind="event", path=["data", "amount"])
+@given(kind=st.sampled_from(["charge", "payment_intent", "refund", "dispute", "checkout.session",
+                             "balance_transaction", "event"]),
+       path=st.lists(st.sampled_from(_SEGMENTS), min_size=1, max_size=4))
+def test_expansion_follows_the_table_and_never_touches_stored_objects(kind, path):
+    from chaos.fake_stripe.errors import StripeError
+    from chaos.fake_stripe.expansion import expand
+    from chaos.fake_stripe.objects import snapshot
+
+    state = _PAID_STATE
+    obj = state.all(kind)[-1]
+    before = snapshot(state.objects)
+    include = {("checkout.session", "line_items"): state.session_line_items}
+    try:
+        result = expand(obj, [".".join(path)], resolve=state.find, include=include)
+    except StripeError as exc:
+        assert (exc.status, exc.param) == (400, "expand[0]")
+        assert exc.message.startswith("This property cannot be expanded (")
+        refused = exc.message[len("This property cannot be expanded ("):].split(")")[0]
+        assert ".".join(path).startswith(refused)
+        # the refused segment was not expandable on what it was asked of
+        node: Any = obj
+        for segment in refused.split(".")[:-1]:
+            node = node[segment] if segment in node else include[(node["object"], segment)](node)
+            node = state.find(node) if isinstance(node, str) else node
+            node = node[0] if isinstance(node, list) else node
+        last, kind_there = refused.split(".")[-1], node.get("object") if isinstance(node, dict) \
+            else None
+        assert not isinstance(kind_there, str) or last not in EXPANDABLE.get(kind_there, {last}) \
+            or (isinstance(node.get(last), str) and state.find(node[last]) is None)
+    else:
+        head = path[0]
+        assert head in EXPANDABLE[kind]
+        if isinstance(obj.get(head), str):
+            assert isinstance(result[head], dict) and result[head]["id"] == obj[head]
+    assert state.objects == before  # expansions are fresh dicts
+
+
+_PAID_STATE = _paid_state()

@@ -212,10 +212,11 @@ def test_empty_choices_give_nothing_to_place():
               "charge.succeeded", "payment_intent.created")),
     ("async-succeeded", ("checkout.session.completed", "payment_intent.succeeded",
                          "checkout.session.async_payment_succeeded",
-                         "charge.succeeded", "payment_intent.created")),
+                         "charge.succeeded", "payment_intent.created", "charge.pending",
+                         "payment_intent.processing")),
     ("async-failed", ("checkout.session.completed", "checkout.session.async_payment_failed",
                       "charge.failed", "payment_intent.payment_failed",
-                      "payment_intent.created")),
+                      "payment_intent.created", "charge.pending", "payment_intent.processing")),
     ("expired", ("checkout.session.expired",)),
     ("refunded", ("checkout.session.completed", "payment_intent.succeeded", "charge.refunded",
                   "charge.succeeded", "refund.created", "payment_intent.created")),
@@ -314,7 +315,7 @@ def test_rendering_tells_the_whole_story():
         "buyer 2 checks out at step 1 (wave 1) for 1 ticket of type 1, pays asynchronously, "
         "and the payment fails (Stripe emits checkout.session.completed, "
         "checkout.session.async_payment_failed, charge.failed, payment_intent.payment_failed, "
-        "payment_intent.created)",
+        "payment_intent.created, charge.pending, payment_intent.processing)",
         "buyer 3 checks out for 3 tickets of type 2 and never pays, so the session expires "
         "(Stripe emits checkout.session.expired)",
         "wave 1 (3 requests, together):",

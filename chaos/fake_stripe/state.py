@@ -12,7 +12,8 @@ Transitions (each returns the events Stripe would emit, in the order it does):
     session open --pay(paid)-----------> complete/paid      payment_intent.created, charge.succeeded,
                                                             payment_intent.succeeded,
                                                             checkout.session.completed
-    session open --pay(async_pending)--> complete/unpaid    payment_intent.created,
+    session open --pay(async_pending)--> complete/unpaid    payment_intent.created, charge.pending,
+                                                            payment_intent.processing,
                                                             checkout.session.completed
     complete/unpaid --settle(succeeded)-> complete/paid     charge.succeeded, payment_intent.succeeded,
                                                             checkout.session.async_payment_succeeded
@@ -176,7 +177,7 @@ class FakeStripe:
         intent = self._add(objects.payment_intent(
             intent_id, amount=session["amount_total"],
             currency=session["currency"], created=created,
-            metadata=self.intent_metadata.get(session_id, {}), status="processing",
+            metadata=self.intent_metadata.get(session_id, {}), status="requires_payment_method",
             client_secret=self._client_secret(intent_id), receipt_email=session["customer_email"],
             payment_method=self.payment_method(objects.DEFAULT_CARD)))
         charge = self._add(objects.charge(
@@ -188,13 +189,16 @@ class FakeStripe:
         intent["latest_charge"] = charge["id"]
         session.update(status="complete", payment_intent=intent["id"])
         events = [self._emit("payment_intent.created", intent)]
+        intent["status"] = "processing"
         if outcome == "paid":
             self._succeed(intent, charge)
             session["payment_status"] = "paid"
             return events + [self._emit("charge.succeeded", charge),
                              self._emit("payment_intent.succeeded", intent),
                              self._emit("checkout.session.completed", session)]
-        events.append(self._emit("checkout.session.completed", session))
+        events += [self._emit("charge.pending", charge),
+                   self._emit("payment_intent.processing", intent),
+                   self._emit("checkout.session.completed", session)]
         if outcome != "async_pending":
             events += self.settle(session_id, outcome.removeprefix("async_"))
         return events

@@ -117,6 +117,8 @@ EVENT_TYPES = (
     "charge.failed",
     "payment_intent.payment_failed",
     "refund.created",
+    "charge.pending",
+    "payment_intent.processing",
 )
 
 #: What ``scenarios()`` and ``schedules()`` deliver unless ``event_types`` says
@@ -142,8 +144,10 @@ _STORY_EVENTS: dict[str, tuple[str, ...]] = {
 # all of it), after the events above so that their slots never move.
 for _outcome, _more in {
     "paid": ("charge.succeeded", "payment_intent.created"),
-    "async-succeeded": ("charge.succeeded", "payment_intent.created"),
-    "async-failed": ("charge.failed", "payment_intent.payment_failed", "payment_intent.created"),
+    "async-succeeded": ("charge.succeeded", "payment_intent.created", "charge.pending",
+                        "payment_intent.processing"),
+    "async-failed": ("charge.failed", "payment_intent.payment_failed", "payment_intent.created",
+                     "charge.pending", "payment_intent.processing"),
     "expired": (),
     "refunded": ("charge.succeeded", "refund.created", "payment_intent.created"),
     "disputed": ("charge.succeeded", "payment_intent.created"),
