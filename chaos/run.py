@@ -174,6 +174,9 @@ class Runner:
         self.database: dict[str, Any] = {}
         self._failing: list[Op] = []
         self._records_seq = 0
+        #: Payment intents refunded at the fake Stripe so far, and the last refund read.
+        self._refunded: set[str] = set()
+        self._last_refund = ""
 
     def run_example(self, scenario: Scenario) -> ExampleResult:
         """Install the scenario's fixture, fire it, observe, check: one example.
@@ -302,13 +305,14 @@ class Runner:
             self._records_seq = int(records.get("last_seq") or self._records_seq)
             calls = [StripeCall.from_record(r) for r in records.get("data", [])
                      if r.get("path", "").startswith("/v1/")]
-        refunded: frozenset[str] = frozenset()
-        if self.target.journey != "endpoint":
-            refunds = await self._control_get(transport, "/_chaos/objects/refund", {})
-            refunded = frozenset(str(r.get("payment_intent")) for r in
-                                 (refunds or {}).get("data", []) if r.get("payment_intent"))
+        if self.target.journey != "endpoint":  # refunds since the last example, by anyone
+            after = {"after": self._last_refund} if self._last_refund else {}
+            refunds = (await self._control_get(transport, "/_chaos/objects/refund", after)
+                       or {}).get("data", [])
+            self._refunded |= {str(r["payment_intent"]) for r in refunds if r.get("payment_intent")}
+            self._last_refund = refunds[-1]["id"] if refunds else self._last_refund
         return StripeView(sessions=None if sessions is None else list(sessions.get("data", [])),
-                          calls=calls, refunded=refunded)
+                          calls=calls, refunded=frozenset(self._refunded))
 
     async def _control_get(self, transport: LoopbackTransport, path: str,
                            params: dict[str, str]) -> dict[str, Any] | None:
