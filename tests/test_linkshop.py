@@ -192,6 +192,12 @@ def test_a_sold_out_purchase_is_refunded_at_stripe_not_oversold(shop_for):
     intent = second["data"]["object"]["payment_intent"]
     refunds = shop.http.get(shop.stripe.url + "/_chaos/objects/refund").json()["data"]
     assert [r["payment_intent"] for r in refunds] == [intent]
+    # a reader's cursor: nothing after the last one, and an unknown cursor is refused
+    after = shop.http.get(shop.stripe.url + "/_chaos/objects/refund",
+                          params={"after": refunds[-1]["id"]})
+    assert after.status_code == 200 and after.json()["data"] == []
+    unknown = shop.http.get(shop.stripe.url + "/_chaos/objects/refund", params={"after": "re_x"})
+    assert unknown.status_code == 400 and "after" in unknown.text
 
 
 def test_with_no_dedup_a_duplicate_delivery_fulfils_twice(shop_for):

@@ -71,7 +71,8 @@ state)::
                                                    (see chaos.fake_stripe.records)
     GET    /_chaos/objects/{kind}?metadata[k]=v    every object of a kind (checkout.session,
                                                    payment_intent, charge, refund, dispute,
-                                                   event, product, price, item), oldest first
+                                                   event, product, price, item), oldest first;
+                                                   &after=ID: those created after ID
     POST   /_chaos/catalogue, /_chaos/payment_links/{id}/checkout: see
                                                    chaos.fake_stripe.catalogue
     GET    /_chaos/health

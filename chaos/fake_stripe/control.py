@@ -215,8 +215,9 @@ def records(ctl: Control, call: ControlCall) -> Obj:
 
 def objects_of(ctl: Control, call: ControlCall) -> Obj:
     """Every object of a kind, oldest first; ``?metadata[key]=value`` filters on metadata,
-    ``?ids[]=ID`` on ids and ``?payment_intents[]=pi_...`` on the object's payment
-    intent (the tester reads an example's sessions and charges as they are now)."""
+    ``?ids[]=ID`` on ids, ``?payment_intents[]=pi_...`` on the object's payment intent
+    (the tester reads an example's sessions and charges as they are now), and
+    ``?after=ID`` keeps those created after the object ``ID`` (a reader's cursor)."""
     kind = call.path_params["kind"]
     if kind not in KINDS:
         raise StripeError(404, f"No such object kind: {kind!r}; use one of {', '.join(KINDS)}.",
@@ -224,7 +225,15 @@ def objects_of(ctl: Control, call: ControlCall) -> Obj:
     wanted = call.query.get("metadata") or {}
     if not isinstance(wanted, dict):
         raise param_invalid("metadata", "filter with metadata[key]=value.")
-    found = [obj for obj in ctl.state.all(kind)
+    candidates = ctl.state.all(kind)
+    after = call.query.get("after")
+    if after is not None:
+        ids = [obj["id"] for obj in candidates]
+        if after not in ids:
+            raise param_invalid("after", f"after must be the id of a {kind} this fake Stripe "
+                                f"holds, not {after!r}.")
+        candidates = candidates[ids.index(after) + 1:]
+    found = [obj for obj in candidates
              if all((obj.get("metadata") or {}).get(k) == v for k, v in wanted.items())]
     for name, field_name in (("ids", "id"), ("payment_intents", "payment_intent")):
         if name in call.query:
