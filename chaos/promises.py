@@ -78,7 +78,6 @@ class Judged:
 
 def judged(p: Promises) -> list[Judged]:
     """Every built-in invariant, in the catalogue's order, with its promise."""
-    confirms = " or ".join(e.rsplit(".", 1)[-1] for e in p.confirms)
     forged = ("forged, stale or unsigned deliveries are rejected with 4xx and change nothing"
               if p.signatures == "verify" else
               "forged deliveries may be acknowledged, but change nothing Stripe's own records "
@@ -93,8 +92,8 @@ def judged(p: Promises) -> list[Judged]:
                True, "every ticketing service"),
         Judged("no-oversold-ticket-type", "no ticket type sells past its capacity", True,
                "every ticketing service"),
-        Judged("no-lost-payment", f"an acknowledged confirmation ({confirms}) of a paid payment "
-               "issues its tickets", True, f"promises.confirms = {json.dumps(list(p.confirms))}"),
+        Judged("no-lost-payment", "an acknowledged confirmation of a paid payment issues its "
+               "tickets", True, f"promises.confirms = {json.dumps(list(p.confirms))}"),
         Judged("no-tickets-without-payment", "tickets only for payments Stripe says succeeded",
                True, "every ticketing service"),
         Judged("refund-voids-tickets", refund, p.refunds == "void",

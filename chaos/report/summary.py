@@ -48,17 +48,21 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
         lines.append(_figure("first failure", f"{which}{at} ({first.get('invariant', '?')})"))
     lines.extend(_http(data.get("http") or {}))
     lines.extend(_concurrency(data.get("concurrency") or {}))
+    promised = {str(p["invariant"]): p for p in data.get("promises") or []
+                if isinstance(p, Mapping) and p.get("invariant")}
     for title in ("invariants", "thresholds"):
         checks = verdicts(data.get(title))
         if checks:
-            lines.append(f"  {thresholds_heading(data) if title == 'thresholds' else title}")
+            held = promised if title == "invariants" else {}
+            heading = thresholds_heading(data) if title == "thresholds" else \
+                title + (" and the promise each checks" if held else "")
+            lines.append(f"  {heading}")
             widths = (max(4, *(len(c.verdict) for c in checks)), max(len(c.name) for c in checks))
-            lines.extend(_check(c, widths) for c in checks)
+            lines.extend(_check(c, widths) + _promise(held.get(c.name)) for c in checks)
     notes = [n for n in data.get("notes") or [] if isinstance(n, Mapping)]
     if notes:
         lines.append("  notes")
         lines.extend(f"    NOTE  {n.get('name', '?')}: {n.get('message', '')}" for n in notes)
-    lines.extend(promise_lines(data.get("promises")))
     for failure in data.get("failures") or []:
         lines.append("")
         lines.extend(failure_lines(failure))
@@ -109,21 +113,16 @@ def _concurrency(conc: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def promise_lines(promises: Any) -> list[str]:
-    """What the target promises: each invariant checked or not, and the declaration
-    that decides it (only the promises not checked, and those a config changed from
-    the defaults, need a reader's eye; all are listed so none is assumed)."""
-    entries = [p for p in promises or [] if isinstance(p, Mapping) and p.get("invariant")]
-    if not entries:
-        return []
-    held = sum(1 for p in entries if p.get("checked"))
-    lines = [f"  promises ({held} of {len(entries)} checked)"]
-    width = max(len(str(p["invariant"])) for p in entries)
-    for p in entries:
-        mark = "checked    " if p.get("checked") else "NOT CHECKED"
-        lines.append(f"    {mark}  {str(p['invariant']):<{width}}  {p.get('promise', '')} "
-                     f"({p.get('why', '')})")
-    return lines
+def _promise(promise: Mapping[str, Any] | None) -> str:
+    """The promise an invariant checks, after its verdict: why it was not checked, or
+    the declaration that shaped it (a config's ``[promises]`` or checkout header)."""
+    if promise is None:
+        return ""
+    why = str(promise.get("why", ""))
+    if not promise.get("checked"):
+        return f"  not promised: {why}"
+    declared = why.startswith(("promises.", "target."))
+    return f"  {promise.get('promise', '')}" + (f" ({why})" if declared else "")
 
 
 def _check(check: Verdict, widths: tuple[int, int]) -> str:
