@@ -169,7 +169,9 @@ def _checks(title: str, checks: list[Verdict]) -> str:
         f'<tr><td><span class="badge {_css_class(c.verdict)}">{escape(c.verdict.upper())}'
         f"</span></td><td class=\"mono\">{escape(c.name)}</td><td>{escape(c.scalars())}</td></tr>"
         for c in checks)
-    return f'<h3>{escape(title)}</h3><table class="checks">{rows}</table>'
+    title, _, note = title.partition(" (")   # "thresholds (judged on ...)": the note below
+    note_html = f'<p class="sub">{escape(note.removesuffix(")"))}</p>' if note else ""
+    return f'<h3>{escape(title)}</h3>{note_html}<table class="checks">{rows}</table>'
 
 
 def _failure(n: int, f: Mapping[str, Any]) -> str:
