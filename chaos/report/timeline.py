@@ -7,6 +7,11 @@ coloured by its answer (2xx, 4xx, 5xx, no answer, not delivered); the set-up
 calls (each buyer's checkout and payment) share a lane per kind; a dashed line
 marks each wave's start barrier. Under it: the broken invariant with the
 rows that break it, the numbered steps, and the replay command.
+
+Everything in a failure comes from one run (the one its evidence came from).
+Each schedule lane shows, under its step, the event and payment intent it
+delivered; an "ids in this run" key names each buyer's ticket type, session
+and payment intent; the rows' ids and step numbers link to those labels.
 """
 
 from __future__ import annotations
@@ -84,7 +89,8 @@ svg text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans
            fill: var(--ink); }
 svg .lab { font-size: 12.5px; } svg .setup { fill: var(--muted); }
 svg .ids { font: 10.5px ui-monospace, "DejaVu Sans Mono", Menlo, monospace; fill: var(--muted); }
-ul.ids { margin: 2px 0 6px; padding-left: 18px; color: var(--muted); }
+ul.ids { margin: 0 0 6px; padding-left: 18px; color: var(--muted); }
+p.ids-title { margin: 0; }
 ul.ids strong { color: var(--ink); font-weight: 600; }
 td a { color: inherit; text-decoration: underline dotted; }
 svg .tick { fill: var(--muted); font-size: 11px; }
@@ -163,7 +169,9 @@ def _checks(title: str, checks: list[Verdict]) -> str:
         f'<tr><td><span class="badge {_css_class(c.verdict)}">{escape(c.verdict.upper())}'
         f"</span></td><td class=\"mono\">{escape(c.name)}</td><td>{escape(c.scalars())}</td></tr>"
         for c in checks)
-    return f'<h3>{escape(title)}</h3><table class="checks">{rows}</table>'
+    title, _, note = title.partition(" (")   # "thresholds (judged on ...)": the note below
+    note_html = f'<p class="sub">{escape(note.removesuffix(")"))}</p>' if note else ""
+    return f'<h3>{escape(title)}</h3>{note_html}<table class="checks">{rows}</table>'
 
 
 def _failure(n: int, f: Mapping[str, Any]) -> str:
@@ -233,7 +241,7 @@ def _ids_key(ids: Any, prefix: str, anchors: dict[str, str]) -> str:
                 attr = f' id="{anchors[text]}"'
             parts.append(f'{label} <code{attr}>{escape(shown)}</code>')
         cells.append(f"<li><strong>{escape(who)}</strong>: {', '.join(parts)}</li>")
-    return f'<ul class="ids">{"".join(cells)}</ul>'
+    return f'<p class="sub ids-title">ids in this run</p><ul class="ids">{"".join(cells)}</ul>'
 
 
 def _rows(rows: Sequence[Mapping[str, Any]], anchors: Mapping[str, str] | None = None) -> str:
