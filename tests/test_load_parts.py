@@ -195,3 +195,20 @@ def test_a_refused_connection_is_never_sent():
 
         with pytest.raises(httpx.ConnectError):
             trio.run(main)
+
+
+def test_the_live_line_says_time_vus_rate_errors_p95_checks_and_what_broke():
+    from chaos.load.summary import progress_line
+
+    metrics = Metrics()
+    for _ in range(99):
+        metrics.add(op("deliver", 200, 0.020, copy=0))
+    metrics.add(op("deliver", 503, 0.020, copy=1))
+    line = progress_line(elapsed=10.0, total=60, vus=50, metrics=metrics,
+                         broken=["one-ticket-set-per-payment"])
+    assert "10.0 / 60 s" in line and "VUs 50" in line
+    assert "100 req (10/s)" in line
+    assert "errors 1.00%" in line
+    assert "p95 20.0 ms" in line
+    assert "checks 99.00%" in line
+    assert "broken: one-ticket-set-per-payment" in line
