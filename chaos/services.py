@@ -130,7 +130,10 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
             if process.poll() is not None:
                 break
             try:
-                os.killpg(process.pid, sig)   # the child leads its own group
+                if os.getpgid(process.pid) == process.pid:
+                    os.killpg(process.pid, sig)   # the child leads its own group
+                else:
+                    process.send_signal(sig)      # a child started in the caller's group
             except ProcessLookupError:
                 pass
             try:
