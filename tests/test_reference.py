@@ -178,7 +178,7 @@ def test_one_completion_fulfils_the_order_once(shop: Shop):
     assert shop.tickets(buyer) == 3
     assert shop.payments(event)[buyer.session_id] == {
         "checkout_session": buyer.session_id, "payment_intent": buyer.payment_intent,
-        "orders": 1, "tickets": 3}
+        "orders": 1, "tickets": 3, "voided": 0}
     order = shop.order(buyer)
     assert (order["status"], order["amount_paid_cents"]) == ("paid", 7500)
     assert shop.ticket_type(event)["reserved"] == 3
