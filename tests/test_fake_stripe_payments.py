@@ -142,11 +142,13 @@ def test_cancel_and_a_missing_payment_method_answer_as_stripe(fake: Fake):
         sc.v1.payment_intents.create(params={"amount": 500, "currency": "usd", "confirm": True})
     assert unconfirmable.value.param == "payment_method"
     assert len(fake.control.objects("payment_intent")) == before  # refused before creating
-    made = sc.v1.payment_intents.create(params={"amount": 500, "currency": "usd", "confirm": True,
-                                                "payment_method": "pm_card_mastercard"})
-    assert made.status == "succeeded"
-    assert sc.v1.charges.retrieve(made.latest_charge).payment_method_details.card.brand == \
-        "mastercard"
+    made = sc.v1.payment_intents.create(params={  # as pretix creates its PaymentIntents
+        "amount": 500, "currency": "usd", "confirm": True, "payment_method": "pm_card_mastercard",
+        "payment_method_types": ["card"], "confirmation_method": "manual",
+        "return_url": "http://127.0.0.1/sca", "expand": ["latest_charge"]})
+    assert (made.status, made.confirmation_method, made.latest_charge.status) == \
+        ("succeeded", "manual", "succeeded")
+    assert made.latest_charge.payment_method_details.card.brand == "mastercard"
 
 
 def test_the_control_side_confirms_as_the_buyer_and_reports_a_decline(fake: Fake):
