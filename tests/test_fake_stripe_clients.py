@@ -29,6 +29,7 @@ from tests.fake_stripe_helpers import KEY, Fake
 fake = fake_stripe_helpers.fake  # the fixtures, for this module
 stripe_server = fake_stripe_helpers.stripe_server
 stripe_node = test_fake_stripe_node.stripe_node
+pytestmark = pytest.mark.e2e  # each test runs a client in its own process
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW = Path(__file__).resolve().parent / "fake_stripe_client_flow.py"
@@ -95,7 +96,6 @@ def test_current_stripe_python_drives_a_refetching_shop(fake: Fake):
     assert out["forbidden"]["class"] == "InvalidRequestError"
 
 
-@pytest.mark.e2e
 def test_stripe_python_7_as_pretix_pins_it(fake: Fake, stripe7_python: Path):
     out = run_flow(stripe7_python, fake, "py-7")
     assert out["version"].startswith("7.")
@@ -147,7 +147,6 @@ const PRETIX = ['dispute', 'refunds', 'payment_intent', 'payment_intent.latest_c
 """
 
 
-@pytest.mark.e2e
 def test_stripe_node_drives_a_refetching_shop(fake: Fake, stripe_node: Path):
     (stripe_node / "refetch.js").write_text(NODE_FLOW)
     result = subprocess.run(["node", str(stripe_node / "refetch.js"), str(urlsplit(fake.url).port),

@@ -8,18 +8,11 @@ and stripe-node are in ``tests/test_fake_stripe_clients.py``.
 
 from __future__ import annotations
 
-import json
-import runpy
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import stripe
-from hypothesis import HealthCheck, example, given, settings
-from hypothesis import strategies as st
 
 from chaos.fake_stripe.expandable import EXPANDABLE
 from tests import fake_stripe_helpers
@@ -27,9 +20,9 @@ from tests.fake_stripe_helpers import KEY, Fake
 
 fake = fake_stripe_helpers.fake  # the fixtures, for this module
 stripe_server = fake_stripe_helpers.stripe_server
+pytestmark = pytest.mark.e2e  # every test talks to a fake Stripe server process
 
 PRETIX_CHARGE = ["dispute", "refunds", "payment_intent", "payment_intent.latest_charge"]
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def v1(fake: Fake, method: str, path: str, **params: Any) -> httpx.Response:
@@ -149,11 +142,13 @@ def test_cancel_and_a_missing_payment_method_answer_as_stripe(fake: Fake):
         sc.v1.payment_intents.create(params={"amount": 500, "currency": "usd", "confirm": True})
     assert unconfirmable.value.param == "payment_method"
     assert len(fake.control.objects("payment_intent")) == before  # refused before creating
-    made = sc.v1.payment_intents.create(params={"amount": 500, "currency": "usd", "confirm": True,
-                                                "payment_method": "pm_card_mastercard"})
-    assert made.status == "succeeded"
-    assert sc.v1.charges.retrieve(made.latest_charge).payment_method_details.card.brand == \
-        "mastercard"
+    made = sc.v1.payment_intents.create(params={  # as pretix creates its PaymentIntents
+        "amount": 500, "currency": "usd", "confirm": True, "payment_method": "pm_card_mastercard",
+        "payment_method_types": ["card"], "confirmation_method": "manual",
+        "return_url": "http://127.0.0.1/sca", "expand": ["latest_charge"]})
+    assert (made.status, made.confirmation_method, made.latest_charge.status) == \
+        ("succeeded", "manual", "succeeded")
+    assert made.latest_charge.payment_method_details.card.brand == "mastercard"
 
 
 def test_the_control_side_confirms_as_the_buyer_and_reports_a_decline(fake: Fake):
@@ -264,139 +259,3 @@ def test_every_id_the_fake_links_is_expandable_where_stripe_allows_it(fake: Fake
     assert {("charge", "dispute"), ("charge", "payment_intent"), ("charge", "balance_transaction"),
             ("payment_intent", "latest_charge"), ("refund", "charge"),
             ("checkout.session", "payment_intent"), ("balance_transaction", "source")} <= checked
-
-
-# -- where the table of expandable fields comes from -------------------------------------------------
-
-
-def test_the_table_generator_reads_x_expandable_fields_from_a_spec(tmp_path: Path):
-    spec = {"info": {"version": "2099-01-01"}, "components": {"schemas": {
-        "charge": {"x-expandableFields": ["payment_intent", "balance_transaction"]},
-        "payment_intent": {"x-expandableFields": ["latest_charge"]},
-        "unrelated": {"x-expandableFields": ["x"]}}}}
-    path = tmp_path / "spec.json"
-    path.write_text(json.dumps(spec))
-    out = subprocess.run([sys.executable, str(ROOT / "tools/stripe_expandable.py"), str(path)],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
-    generated = tmp_path / "expandable.py"
-    generated.write_text(out)
-    table = runpy.run_path(str(generated))["EXPANDABLE"]
-    assert table["charge"] == {"payment_intent", "balance_transaction", "dispute"}  # + not in spec
-    assert table["payment_intent"] == {"latest_charge"} and table["list"] == {"data"}
-    assert "unrelated" not in table and "2099-01-01" in out
-    usage = subprocess.run([sys.executable, str(ROOT / "tools/stripe_expandable.py")],
-                           capture_output=True, text=True, timeout=60)
-    assert usage.returncode == 2 and usage.stderr.startswith("Usage: ")
-
-
-# -- the shapes against stripe-python's resource classes (generated from Stripe's spec) ------------
-
-#: Fields the fake serves that the current API dropped but the versions its clients
-#: pin still have: a charge's ``dispute`` (pretix expands it), a PaymentIntent's
-#: ``invoice`` (removed in 2025).
-OLDER_API_FIELDS = {"charge": {"dispute"}, "payment_intent": {"invoice"}}
-
-RESOURCES = {"charge": stripe.Charge, "payment_intent": stripe.PaymentIntent,
-             "refund": stripe.Refund, "dispute": stripe.Dispute,
-             "balance_transaction": stripe.BalanceTransaction,
-             "checkout.session": stripe.checkout.Session, "event": stripe.Event,
-             "product": stripe.Product, "price": stripe.Price, "item": stripe.LineItem,
-             "payment_method": stripe.PaymentMethod}
-
-
-def _declared(cls: type) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
-        fields.update(getattr(klass, "__annotations__", {}))
-    return fields
-
-
-@pytest.mark.parametrize("kind", sorted(RESOURCES))
-def test_the_table_allows_every_expansion_stripe_python_declares(kind):
-    declared = _declared(RESOURCES[kind])
-    links = {name for name, hint in declared.items()
-             if "ExpandableField" in str(hint) or "ListObject" in str(hint)}
-    assert links <= EXPANDABLE[kind], sorted(links - EXPANDABLE[kind])
-
-
-def test_the_objects_carry_only_fields_stripe_python_knows():
-    from chaos.fake_stripe.state import FakeStripe, LineSpec
-
-    state = FakeStripe(prefix="shape")
-    session = state.create_checkout_session(line_items=[LineSpec("GA", 2500, 1)],
-                                            customer_email="a@b.test")
-    state.pay(session["id"])
-    intent = state.get("checkout.session", session["id"])["payment_intent"]
-    state.refund(payment_intent=intent, amount=100)
-    state.dispute(payment_intent=intent)
-    items = state.session_line_items(session)["data"]
-    for kind, cls in RESOURCES.items():
-        objs = items if kind == "item" else state.all(kind)
-        assert objs, kind
-        unknown = set(objs[-1]) - set(_declared(cls)) - OLDER_API_FIELDS.get(kind, set())
-        assert not unknown, (kind, sorted(unknown))
-
-
-# -- expand[] as a property: any path, any object ----------------------------------------------------
-
-def _paid_state() -> Any:
-    from chaos.fake_stripe.state import FakeStripe, LineSpec
-
-    state = FakeStripe(prefix="prop")
-    session = state.create_checkout_session(line_items=[LineSpec("GA", 2500, 2)])
-    state.pay(session["id"])
-    intent = state.get("checkout.session", session["id"])["payment_intent"]
-    state.refund(payment_intent=intent, amount=100)
-    state.dispute(payment_intent=intent)
-    return state
-
-
-_SEGMENTS = sorted(set().union(*EXPANDABLE.values()) | {"metadata", "id", "amount", "object"})
-
-
-@settings(max_examples=300, database=None, suppress_health_check=list(HealthCheck))
-@example(kind="charge", path=["refunds", "data", "charge"])
-@example(kind="charge", path=["refunds", "data", "metadata"])
-@example(kind="charge", path=["payment_intent", "latest_charge", "dispute"])
-@example(kind="checkout.session", path=["line_items", "data", "price", "product"])
-@example(kind="checkout.session", path=["line_items", "data", "price", "metadata"])
-@example(kind="event", path=["data", "object"])
-@example(kind="event", path=["data", "amount"])
-@given(kind=st.sampled_from(["charge", "payment_intent", "refund", "dispute", "checkout.session",
-                             "balance_transaction", "event"]),
-       path=st.lists(st.sampled_from(_SEGMENTS), min_size=1, max_size=4))
-def test_expansion_follows_the_table_and_never_touches_stored_objects(kind, path):
-    from chaos.fake_stripe.errors import StripeError
-    from chaos.fake_stripe.expansion import expand
-    from chaos.fake_stripe.objects import snapshot
-
-    state = _PAID_STATE
-    obj = state.all(kind)[-1]
-    before = snapshot(state.objects)
-    include = {("checkout.session", "line_items"): state.session_line_items}
-    try:
-        result = expand(obj, [".".join(path)], resolve=state.find, include=include)
-    except StripeError as exc:
-        assert (exc.status, exc.param) == (400, "expand[0]")
-        assert exc.message.startswith("This property cannot be expanded (")
-        refused = exc.message[len("This property cannot be expanded ("):].split(")")[0]
-        assert ".".join(path).startswith(refused)
-        # the refused segment was not expandable on what it was asked of
-        node: Any = obj
-        for segment in refused.split(".")[:-1]:
-            node = node[segment] if segment in node else include[(node["object"], segment)](node)
-            node = state.find(node) if isinstance(node, str) else node
-            node = node[0] if isinstance(node, list) else node
-        last, kind_there = refused.split(".")[-1], node.get("object") if isinstance(node, dict) \
-            else None
-        assert not isinstance(kind_there, str) or last not in EXPANDABLE.get(kind_there, {last}) \
-            or (isinstance(node.get(last), str) and state.find(node[last]) is None)
-    else:
-        head = path[0]
-        assert head in EXPANDABLE[kind]
-        if isinstance(obj.get(head), str):
-            assert isinstance(result[head], dict) and result[head]["id"] == obj[head]
-    assert state.objects == before  # expansions are fresh dicts
-
-
-_PAID_STATE = _paid_state()

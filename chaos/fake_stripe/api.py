@@ -321,10 +321,15 @@ def create_payment_intent(state: FakeStripe, call: ApiCall) -> Obj:
         raise param_invalid("payment_method", "You must provide a payment_method when "
                             "confirm=true (payment_method=pm_card_visa).")
     metadata = string_hash(params, "metadata")
+    confirmation = text(params, "confirmation_method") or "automatic"
+    if confirmation not in ("automatic", "manual"):
+        raise param_invalid("confirmation_method", f"Invalid confirmation_method "
+                            f"{confirmation!r}: use automatic or manual.")
     intent, _ = state.create_payment_intent(
         amount=amount, currency=currency, metadata=metadata,
         description=text(params, "description"), receipt_email=text(params, "receipt_email"),
-        payment_method=method, payment_method_types=tuple(types), request=call.request)
+        payment_method=method, payment_method_types=tuple(types),
+        confirmation_method=confirmation, request=call.request)
     if confirm:
         intent, _ = state.confirm_payment_intent(intent["id"], request=call.request)
     return expanded(state, intent, params)

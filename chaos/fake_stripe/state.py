@@ -260,6 +260,7 @@ class FakeStripe:
                               description: str | None = None, receipt_email: str | None = None,
                               payment_method: str | None = None,
                               payment_method_types: tuple[str, ...] = ("card",),
+                              confirmation_method: str = "automatic",
                               request: Request | None = None) -> tuple[Obj, list[Obj]]:
         """A new PaymentIntent: waiting for a payment method, or for confirmation if it has one."""
         if payment_method is not None:
@@ -270,7 +271,7 @@ class FakeStripe:
             metadata=metadata or {}, client_secret=self._client_secret(intent_id),
             status="requires_confirmation" if payment_method else "requires_payment_method",
             description=description, receipt_email=receipt_email, payment_method=payment_method,
-            payment_method_types=payment_method_types))
+            payment_method_types=payment_method_types, confirmation_method=confirmation_method))
         return intent, [self._emit("payment_intent.created", intent, request)]
 
     def update_payment_intent(self, intent_id: str, changes: Mapping[str, object]) -> Obj:
