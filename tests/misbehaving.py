@@ -2,6 +2,8 @@
 a broken target: ``python -m tests.misbehaving MODE [N]``.
 
 - ``hang``: reads every request and never answers;
+- ``hang-webhooks``: like ``crash`` (below) at its checkout door, but never
+  answers a request at any other path (a webhook door that hangs);
 - ``500``: answers 500 to everything;
 - ``crash``: answers 200 to the first N requests, then the process dies
   (``os._exit``) while holding the next one, as a crashed service does.
@@ -46,7 +48,8 @@ def main(mode: str, n: int, stripe_url: str | None = None) -> None:
             nonlocal answered
             length = int(self.headers.get("content-length") or 0)
             sent = self.rfile.read(length)
-            if mode == "hang":
+            checkout = self.path.endswith("create-checkout-session")
+            if mode == "hang" or (mode == "hang-webhooks" and not checkout):
                 threading.Event().wait()
             if mode == "crash":
                 with lock:
@@ -55,7 +58,7 @@ def main(mode: str, n: int, stripe_url: str | None = None) -> None:
                         os._exit(1)
             status = 500 if mode == "500" else 200
             body = b'{"error": "boom"}' if status == 500 else b'{"received": true}'
-            if status == 200 and stripe_url and self.path.endswith("create-checkout-session"):
+            if status == 200 and stripe_url and checkout:
                 body = open_session(stripe_url, json.loads(sent))
             self.send_response(status)
             self.send_header("content-type", "application/json")

@@ -25,7 +25,7 @@ from chaos.run import FAILING_STREAK, Runner
 from chaos.search import search
 from chaos.services import Service
 from chaos.target import Target
-from strategies import scenarios
+from strategies import busy_night, scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 60.0
@@ -102,6 +102,20 @@ def test_a_target_that_answers_500_to_everything_is_judged_not_written_off(table
     stats = runner.stats
     assert stats.requests > FAILING_STREAK and stats.unanswered == 0
     assert stats.failed == stats.requests
+
+
+@pytest.mark.e2e
+def test_a_webhook_door_that_stops_answering_ends_the_run_after_a_streak(tables, fake_stripe):
+    """The checkout door answers, the webhook door never does: after FAILING_STREAK
+    requests in a row without an answer, the run ends (exit 3) naming the streak."""
+    with misbehaving("hang-webhooks", 0, fake_stripe.url) as url:
+        runner = runner_for(url, tables, fake_stripe)
+        with pytest.raises(TargetError) as caught:
+            runner.run_example(busy_night(FAILING_STREAK + 5))
+    message = str(caught.value)
+    assert message.startswith(f"the target at {url} left the last {FAILING_STREAK + 5} "
+                              "requests in a row without an answer (no answer x ")
+    assert "\n" not in message
 
 
 def test_a_crash_mid_run_keeps_the_failures_seen_before_it(tables, fake_stripe):

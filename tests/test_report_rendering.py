@@ -151,7 +151,7 @@ def test_junit_has_a_case_per_invariant_and_per_threshold():
         ("7", "2", "0", "1")
 
 
-def test_the_notes_are_in_the_summary_and_the_junit_thresholds_output():
+def test_the_notes_are_in_the_summary_the_junit_and_the_timeline():
     note = {"name": "answered-5xx-after-commit", "message": "every signed delivery answered 5xx"}
     text = summary({**DATA, "notes": [note]})
     assert "  notes\n    NOTE  answered-5xx-after-commit: every signed delivery answered 5xx" in text
@@ -161,6 +161,10 @@ def test_the_notes_are_in_the_summary_and_the_junit_thresholds_output():
     assert suite.find("system-out").text == \
         "NOTE answered-5xx-after-commit: every signed delivery answered 5xx"
     assert ET.fromstring(junit(DATA)).find(".//testsuite/system-out") is None
+    page = timeline({**DATA, "notes": [{**note, "message": "5xx <b>after</b> commit"}]})
+    assert "<strong>note answered-5xx-after-commit:</strong> 5xx &lt;b&gt;after&lt;/b&gt; commit" \
+        in page
+    assert "answered-5xx-after-commit" not in timeline(DATA)
 
 
 def test_promises_checked_and_not_are_listed_with_why_in_summary_and_junit():

@@ -224,7 +224,8 @@ def test_the_seed_functions_as_they_are_are_judged_with_uuid_ids_and_replayed(
     names = {case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None}
     assert "one-ticket-set-per-payment" in names
     assert "NOTE answered-5xx-after-commit" in (tmp_path / "junit.xml").read_text()
-    assert ticket_types[0] in (tmp_path / "timeline.html").read_text()
+    page = (tmp_path / "timeline.html").read_text()
+    assert ticket_types[0] in page and "note answered-5xx-after-commit" in page
     log = (tmp_path / "log.jsonl").read_text().splitlines()
     assert log and all(json.loads(line) for line in log)
     # the example's cleanup removed every row the run created (a throwaway schema here)

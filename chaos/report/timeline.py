@@ -131,6 +131,10 @@ def timeline(data: Mapping[str, Any]) -> str:
     if data.get("error"):
         parts.append(f'<div class="broken"><strong>error:</strong> {escape(str(data["error"]))}'
                      "</div>")
+    for note in data.get("notes") or []:  # what the run noticed beyond the verdicts
+        if isinstance(note, Mapping):
+            parts.append(f'<div class="broken"><strong>note {escape(str(note.get("name", "")))}:'
+                         f'</strong> {escape(str(note.get("message", "")))}</div>')
     if not failures and verdict == "pass":
         parts.append(f"<p>No invariant broke in {escape(str(data.get('examples', 0)))} "
                      "examples.</p>")
