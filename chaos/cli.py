@@ -318,7 +318,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if load is not None and load.violations:
                 report.first_failure = _first_failure(0, time.monotonic() - started,
                                                       load.violations[0].invariant, "load")
-            result = search(runner.run_example, scenarios(), examples=args.examples, seed=seed,
+            result = search(runner.run_example, scenarios(swarm=True), examples=args.examples,
+                            seed=seed,
                             attempts=args.attempts, confirm_runs=args.confirm_runs,
                             profile=args.profile, deadline=deadline,
                             shrink_seconds=args.shrink_seconds,

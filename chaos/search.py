@@ -18,7 +18,8 @@ A run goes through named phases (:class:`Phase`), in order:
    plus the shape (``strategies.shape``: the multiset of buyers' outcomes,
    step kinds, event types, signatures, faults) of the smallest scenario that
    breaks it. Failures are taken the playbook's first, then smallest first
-   (one per set of parts); each is minimized on the
+   (one per set of parts), those that tell none of the stories found so far
+   before those that do; each is minimized on the
    scenario itself (``strategies.simplifications``, applied greedily for at
    most ``shrink_seconds``); one that minimizes to a shape already found is
    the same bug again. After ``max_repeats`` such repeats of an invariant, its
@@ -331,7 +332,13 @@ class Search:
         bugs: dict[tuple[str, Shape], Finding] = {}
         repeats: Counter[str] = Counter()
         pending = _worth_minimizing(self.failures.values())
-        for n, failure in enumerate(pending):
+        while pending:
+            # next: the first failure that tells none of its invariant's found stories
+            # (likely a new bug), else the first (likely a repeat)
+            n = next((i for i, f in enumerate(pending) if not any(
+                _contains(shape(f.result.scenario), told) for (name, told) in bugs
+                if name == f.invariant)), 0)
+            failure = pending.pop(n)
             invariant, result = failure.invariant, failure.result
             seen = bugs.get((invariant, shape(result.scenario)))
             if seen is not None:
@@ -341,18 +348,18 @@ class Search:
                 continue
             if self.outcome.error is not None or self.outcome.interrupt is not None \
                     or self._out_of_time():
-                self._cut_short(pending[n:], bugs)
+                self._cut_short([failure, *pending], bugs)
                 return
             try:
                 self.phase = Phase.MINIMIZE
                 finding = self._minimized_and_confirmed(failure)
             except _Stop as stop:
                 self.outcome.stopped, self.outcome.error = stop.why, stop.error
-                self._cut_short(pending[n:], bugs)
+                self._cut_short([failure, *pending], bugs)
                 return
             except (Interrupted, BaseExceptionGroup) as raised:
                 self._interrupted(raised)
-                self._cut_short(pending[n:], bugs)
+                self._cut_short([failure, *pending], bugs)
                 return
             key = (invariant, finding.shape)
             if key in bugs:
@@ -536,6 +543,11 @@ def _worth_minimizing(failures: Iterable[_Failure]) -> list[_Failure]:
             kept.append(failure)
             parts.add(key)
     return kept
+
+
+def _contains(story: Shape, part: Shape) -> bool:
+    """Does ``story`` have every atom of ``part``, as often?"""
+    return Counter(part) <= Counter(story)
 
 
 def _without_lucky(findings: list[Finding]) -> list[Finding]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -311,3 +312,74 @@ def test_a_playbook_failure_that_broke_by_chance_gives_way_to_another_story():
     [finding] = outcome.findings
     assert finding.status == "FAILED" and finding.reproduced == 5
     assert finding.scenario == steady
+
+
+# -- every distinct bug in one run -------------------------------------------
+
+def test_the_search_spends_its_whole_budget_whatever_it_found():
+    target = Target()                       # every duplicated scenario breaks
+    outcome = search(target, scenarios(), examples=300, seed=1, confirm_runs=1)
+    assert outcome.findings
+    # Hypothesis alone stops generating soon after its first failure (133 of 1,000)
+    assert len(set(target.seen)) > 250
+
+
+def refund_or_dispute(scenario: Scenario) -> bool:
+    """Two bugs behind one invariant: a refund delivered before its completion is
+    dropped, and a dispute after the completion leaves the tickets valid."""
+    for b in range(len(scenario.buyers)):
+        # a forged delivery is rejected, as by the reference service
+        events = [d.event for _, d in scenario.deliveries()
+                  if d.buyer == b and d.signature == "valid"]
+        if "charge.refunded" in events and "checkout.session.completed" not in events[
+                :events.index("charge.refunded")]:
+            return True                                      # order-dependent
+        if "charge.dispute.created" in events[1:] and events[0] == "checkout.session.completed":
+            return True                                      # a dispute voids nothing
+    return False
+
+
+def test_two_bugs_behind_one_invariant_are_both_reported():
+    def target(scenario: Scenario) -> ExampleResult:
+        broke = refund_or_dispute(scenario)
+        violations = [Violation("refund-voids-tickets", "still valid", [])] if broke else []
+        return ExampleResult(scenario, History(), Observation(history=History()), violations)
+
+    outcome = search(target, scenarios(swarm=True), examples=200, seed=3, confirm_runs=2)
+    shapes = {f.shape for f in outcome.findings if f.status == "FAILED"}
+    assert ("buyer refunded", "deliver charge.refunded") in shapes
+    assert ("buyer disputed", "deliver charge.dispute.created",
+            "deliver checkout.session.completed") in shapes
+    assert all(f.invariant == "refund-voids-tickets" for f in outcome.findings)
+
+
+def test_a_known_bug_is_reported_as_known_and_the_search_goes_on():
+    from chaos.search import KnownBug
+    from strategies import Buyer, Delivery
+
+    two_copies = Scenario(buyers=(Buyer(),), waves=((Delivery(0), Delivery(0, copy=1)),))
+    known = KnownBug(INVARIANT, two_copies, "tests/regressions/known.json")
+    outcome = search(Target(), scenarios(), examples=100, seed=1, confirm_runs=2,
+                     known=[known])
+    by_shape = {f.shape: f for f in outcome.findings}
+    assert by_shape[TWO_COMPLETIONS].known == "tests/regressions/known.json"
+    assert by_shape[TWO_COMPLETIONS].status == "FAILED"
+    new = [f for f in outcome.findings if f.known is None]
+    assert new and all(f.scenario.requests == 2 for f in new)   # other stories, still found
+
+
+def test_a_shape_ignores_order_timing_and_numbering_but_not_the_parts():
+    from strategies import Buyer, Checkout, Delivery, TicketType, shape
+
+    one = Scenario(buyers=(Buyer(), Buyer(outcome="refunded")),
+                   waves=((Delivery(1, event="charge.refunded"),), (Delivery(0),)))
+    same = Scenario(buyers=(Buyer(outcome="refunded"), Buyer()),
+                    waves=((Delivery(1, offset_ms=0), Delivery(0, event="charge.refunded",
+                                                               offset_ms=5)),))
+    assert shape(one) == shape(same)
+    assert shape(replace(one, ticket_types=(TicketType(capacity=1),))) != shape(one)
+    assert shape(Scenario(buyers=(Buyer(quantity=2),), waves=((Delivery(0),),))) != \
+        shape(Scenario(buyers=(Buyer(),), waves=((Delivery(0),),)))
+    assert shape(Scenario(buyers=(Buyer(),), waves=((Checkout(0, attempt=1, key="fresh",
+                                                              tamper="price"),),))) == \
+        ("buyer paid", "checkout again fresh-key price")

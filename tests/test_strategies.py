@@ -507,3 +507,14 @@ def test_strategies_are_pure_data():
                           text=True, timeout=60, env={**os.environ, "HYPOTHESIS_NO_PLUGINS": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(scenarios(swarm=True))
+def test_swarm_scenarios_are_valid(scenario: Scenario):
+    scenario.validate()
+
+
+def test_swarm_must_be_a_bool():
+    with pytest.raises(InvalidArgument, match="swarm"):
+        scenarios(swarm="yes").validate()  # type: ignore[arg-type]

@@ -7,7 +7,11 @@ unless ``--examples`` says otherwise): once plain, once feeding
 Print, per predicate, in how many seeds the predicate was reached within the
 budget and the median example number of the first hit.
 
-    python tools/measure_steering.py [--examples 100] [--seeds 20]
+    python tools/measure_steering.py [--examples 100] [--seeds 20] [--swarm]
+
+``--swarm`` draws as the search does (``scenarios(swarm=True)``); the first
+predicates are the stories of the four catalogue bugs the drawn search used to
+miss (oversell, order-dependent, unpaid-fulfilled, trust-client-price).
 
 Pure generation (no target service): it measures the strategies, not a run.
 """
@@ -26,11 +30,68 @@ from hypothesis.errors import InvalidArgument
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from strategies import Scenario, scenarios, targets  # noqa: E402
+from strategies import Delivery, Scenario, scenarios, targets  # noqa: E402
+
+
+def _valid_deliveries(s: Scenario, buyer: int) -> list[tuple[int, str]]:
+    return [(w, d.event) for w, d in s.deliveries() if d.buyer == buyer and d.signature == "valid"]
+
+
+def refund_before_completion(s: Scenario) -> bool:
+    """order-dependent's story: a refund delivered with no completion delivered before it."""
+    for b, buyer in enumerate(s.buyers):
+        sent = _valid_deliveries(s, b)
+        refunds = [w for w, e in sent if e == "charge.refunded"]
+        completions = [w for w, e in sent if e == "checkout.session.completed"]
+        if buyer.outcome == "refunded" and refunds and not any(
+                w < refunds[0] for w in completions):
+            return True
+    return False
+
+
+def unpaid_completion(s: Scenario) -> bool:
+    """unpaid-fulfilled's story: a failed delayed payment's completion, validly signed."""
+    return any(buyer.outcome == "async-failed" and any(
+        e == "checkout.session.completed" for _, e in _valid_deliveries(s, b))
+        for b, buyer in enumerate(s.buyers))
+
+
+def tampered_price(s: Scenario) -> bool:
+    """trust-client-price's story: a repeated checkout with a forged price and a fresh key."""
+    return any(c.tamper == "price" and c.key == "fresh" for _, c in s.checkouts())
+
+
+def multi_seat_refund(s: Scenario) -> bool:
+    """A completion, then the refund of a purchase of several seats."""
+    for b, buyer in enumerate(s.buyers):
+        sent = _valid_deliveries(s, b)
+        completions = [w for w, e in sent if e == "checkout.session.completed"]
+        if buyer.outcome == "refunded" and buyer.quantity > 1 and completions and any(
+                e == "charge.refunded" and w > completions[0] for w, e in sent):
+            return True
+    return False
+
+
+def both_payment_events_together(s: Scenario) -> bool:
+    """checkout.session.completed and payment_intent.succeeded of one payment in one wave."""
+    return any({(d.buyer, "checkout.session.completed"), (d.buyer, "payment_intent.succeeded")}
+               <= {(x.buyer, x.event) for x in wave if isinstance(x, Delivery)}
+               for wave in s.waves for d in wave if isinstance(d, Delivery))
+
+
+def dispute_delivered(s: Scenario) -> bool:
+    return any(d.event == "charge.dispute.created" for _, d in s.deliveries())
+
 
 PREDICATES: dict[str, Callable[[Scenario], bool]] = {
-    "2+ buyers race past a ticket type's capacity":
+    "oversell: 2+ buyers race past a capacity":
         lambda s: targets(s)["checkouts-racing-for-capacity"] >= 3,
+    "order-dependent: a refund before its completion": refund_before_completion,
+    "unpaid-fulfilled: a failed payment's completion": unpaid_completion,
+    "trust-client-price: a forged price, fresh key": tampered_price,
+    "completion, then refund of 2+ seats": multi_seat_refund,
+    "both payment events in one wave": both_payment_events_together,
+    "a dispute delivered": dispute_delivered,
     "3 copies of one event fired together":
         lambda s: targets(s)["copies-of-one-event-in-one-wave"] >= 3,
     "2+ redeliveries while a copy is in flight":
@@ -43,7 +104,7 @@ PREDICATES: dict[str, Callable[[Scenario], bool]] = {
 
 
 def first_hit(predicate: Callable[[Scenario], bool], *, steered: bool, examples: int,
-              run_seed: int) -> int | None:
+              run_seed: int, swarm: bool = False) -> int | None:
     """The 1-based example number where ``predicate`` first held, or None."""
     seen = 0
     hit: int | None = None
@@ -51,7 +112,7 @@ def first_hit(predicate: Callable[[Scenario], bool], *, steered: bool, examples:
     @seed(run_seed)
     @settings(max_examples=examples, database=None, deadline=None,
               phases=(Phase.generate, Phase.target), suppress_health_check=list(HealthCheck))
-    @given(scenarios())
+    @given(scenarios(swarm=swarm))
     def search(scenario: Scenario) -> None:
         nonlocal seen, hit
         seen += 1
@@ -69,16 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--swarm", action="store_true",
+                        help="draw with scenarios(swarm=True), as the search does")
     args = parser.parse_args(argv)
     if args.examples < 1 or args.seeds < 1:
         raise InvalidArgument("--examples and --seeds must be >= 1")
     started = time.perf_counter()
-    print(f"budget {args.examples} examples, seeds 0..{args.seeds - 1}")
+    print(f"budget {args.examples} examples, seeds 0..{args.seeds - 1}"
+          + (", swarm" if args.swarm else ""))
     print(f"{'predicate':46s} {'plain: found, median':>22s} {'steered: found, median':>24s}")
     for name, predicate in PREDICATES.items():
         cells = []
         for steered in (False, True):
-            hits = [first_hit(predicate, steered=steered, examples=args.examples, run_seed=s)
+            hits = [first_hit(predicate, steered=steered, examples=args.examples, run_seed=s,
+                              swarm=args.swarm)
                     for s in range(args.seeds)]
             found = [h for h in hits if h is not None]
             median = f"{statistics.median(found):.0f}" if found else "-"

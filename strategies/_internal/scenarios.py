@@ -41,6 +41,7 @@ from strategies._internal.schedules import (
     deliverable,
     placements,
 )
+from strategies._internal.swarm import Swarm, swarms
 from strategies._internal.validation import (
     check_bool,
     check_bounded_int,
@@ -156,29 +157,44 @@ def checkouts(buyers: Sequence[Buyer], *, kinds: Collection[str] = CHECKOUTS,
 @st.composite
 def _scenario(draw: st.DrawFn, bounds: Bounds, max_buyers: int, max_quantity: int,
               max_ticket_types: int, tight_capacity: bool, outcomes: tuple[str, ...],
-              faults: st.SearchStrategy[list[Fault]]) -> Scenario:
+              faults: st.SearchStrategy[list[Fault]], swarm: bool) -> Scenario:
+    kinds = draw(swarms(outcomes, bounds.checkouts, bounds.signatures)) if swarm else None
     ticket_type = choices.ticket_type(tight_capacity, choices.MAX_TIGHT_CAPACITY)
     types = tuple(draw(st.lists(ticket_type, min_size=1, max_size=max_ticket_types)))
-    stories = draw(st.lists(_story(bounds, max_quantity, len(types), outcomes), min_size=1,
-                            max_size=max_buyers))
+    if kinds is not None:
+        types = tuple(kinds.ticket_type(tt) for tt in types)
+    drawn_outcomes = outcomes if kinds is None else kinds.story_outcomes(outcomes)
+    stories = draw(st.lists(_story(bounds, max_quantity, len(types), drawn_outcomes, kinds),
+                            min_size=1, max_size=max_buyers))
+    armed = tuple(draw(faults)) if kinds is None or kinds.faults else ()
     return Scenario(buyers=tuple(buyer for buyer, _ in stories),
                     waves=assemble([steps for _, steps in stories], bounds),
-                    ticket_types=types, faults=tuple(draw(faults)))
+                    ticket_types=types, faults=armed)
 
 
 @st.composite
 def _story_of(draw: st.DrawFn, bounds: Bounds, max_quantity: int, ticket_type_count: int,
-              outcomes: tuple[str, ...]) -> tuple[Buyer, list[Placement]]:
+              outcomes: tuple[str, ...], kinds: Swarm | None) -> tuple[Buyer, list[Placement]]:
     buyer = draw(choices.buyer(max_quantity, ticket_type_count, outcomes))
-    checkouts, deliveries = draw(placements(deliverable(buyer, bounds), bounds))
-    return buyer, checkouts + deliveries
+    if kinds is not None:
+        buyer = kinds.buyer(buyer)
+    events = deliverable(buyer, bounds)
+    checkouts, deliveries = draw(placements(events, bounds))
+    if kinds is not None:
+        deliveries = kinds.deliveries(buyer, deliveries, events, bounds.max_waves)
+    steps = checkouts + deliveries
+    if kinds is not None:
+        folded = ((kinds.step(step, bounds.signatures[0]), wave) for step, wave in steps)
+        steps = kinds.ordered(buyer, [(step, wave) for step, wave in folded if step is not None])
+    return buyer, steps
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def _story(bounds: Bounds, max_quantity: int, ticket_type_count: int,
-           outcomes: tuple[str, ...]) -> st.SearchStrategy[tuple[Buyer, list[Placement]]]:
+           outcomes: tuple[str, ...], kinds: Swarm | None,
+           ) -> st.SearchStrategy[tuple[Buyer, list[Placement]]]:
     """A buyer together with its own schedule steps: deleting it deletes them."""
-    return _story_of(bounds, max_quantity, ticket_type_count, outcomes)
+    return _story_of(bounds, max_quantity, ticket_type_count, outcomes, kinds)
 
 
 @public_strategy
@@ -189,11 +205,18 @@ def scenarios(*, max_buyers: int = 4, max_quantity: int = 4, max_ticket_types: i
               event_types: Collection[str] = DEFAULT_EVENT_TYPES,
               signatures: Collection[str] = SIGNATURES, checkouts: Collection[str] = CHECKOUTS,
               max_offset_ms: int = 100, max_faults: int = 2,
-              fault_kinds: Collection[str] = FAULT_KINDS) -> st.SearchStrategy[Scenario]:
+              fault_kinds: Collection[str] = FAULT_KINDS,
+              swarm: bool = False) -> st.SearchStrategy[Scenario]:
     """Whole scenarios: an event with 1..``max_ticket_types`` ticket types,
     1..``max_buyers`` buyers' stories (outcomes from ``outcomes``), a schedule
     (see :func:`schedules` for its bounds) and, in half the examples, 1..
     ``max_faults`` faults of ``fault_kinds`` armed on the fake Stripe.
+
+    With ``swarm``, each scenario first switches a random subset of story
+    kinds on (outcomes, checkout kinds, signature variants, multi-seat
+    buyers, tight capacity, faults; see :mod:`strategies._internal.swarm`),
+    so rare combinations (a refund of a multi-seat purchase, buyers racing
+    for the last tickets) become common; the search draws this way.
 
     Every bound is checked here, when the strategy is built. Shrinks toward
     one ticket type with plenty of tickets, one buyer paying at once for one
@@ -214,6 +237,7 @@ def scenarios(*, max_buyers: int = 4, max_quantity: int = 4, max_ticket_types: i
         fault_lists = st.one_of(fault_lists, st.lists(
             faults(kinds=allowed_faults), min_size=1, max_size=max_faults,
             unique_by=lambda f: (f.endpoint, f.nth)))
+    check_bool("swarm", swarm)
     return _scenario(bounds, max_buyers, max_quantity, max_ticket_types, tight_capacity,
-                     allowed_outcomes, fault_lists)
+                     allowed_outcomes, fault_lists, swarm)
 

@@ -1,0 +1,73 @@
+"""Every distinct bug in one run: with four catalogue bugs switched on, one run
+of the tool reports each as its own FAILED bug, saved on its own; a bug given
+with ``--known`` is reported as known while the search still finds the rest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_tool
+
+#: bug -> the invariant that must catch it and atoms of its smallest story
+FOUR = {
+    "no-dedup": ("one-ticket-set-per-payment", "2x deliver checkout.session.completed"),
+    "oversell": ("no-oversold-ticket-type", "2x checkout"),
+    "order-dependent": ("refund-voids-tickets", "deliver charge.refunded"),
+    "unpaid-fulfilled": ("no-tickets-without-payment", "buyer async-failed"),
+}
+
+
+def bugs_args() -> list[str]:
+    return [arg for bug in FOUR for arg in ("--bug", bug)]
+
+
+@pytest.mark.e2e
+def test_four_bugs_are_four_failed_bugs_in_one_run(tmp_path: Path, server_url: str):
+    result = run_tool(*bugs_args(), "--seed", "1", "--database-url", server_url,
+                      "--report", "report.json", "--corpus", "corpus", cwd=tmp_path, timeout=600)
+    assert result.returncode == 1, result.stderr
+    failures = json.loads((tmp_path / "report.json").read_text())["failures"]
+    for bug, (invariant, story) in FOUR.items():
+        mine = [f for f in failures if f["invariant"] == invariant and story in f["shape"]
+                and f["status"] == "FAILED"]
+        assert mine, f"{bug}: no FAILED {invariant} with {story!r} in {failures}"
+        assert mine[0]["case"] and Path(tmp_path, mine[0]["case"]).exists()
+        assert int(mine[0]["reproduced"].split("/")[0]) > 0
+        assert f"FAILED {invariant}" in result.stdout
+    assert len({f["case"] for f in failures}) == len(failures)   # each saved on its own
+
+
+@pytest.mark.e2e
+def test_a_known_bug_is_reported_as_known_and_the_others_are_still_found(
+        tmp_path: Path, server_url: str):
+    first = run_tool("--bug", "no-dedup", "--seed", "1", "--examples", "20", "--no-playbook",
+                     "--database-url", server_url, "--report", "first.json",
+                     "--corpus", "first", cwd=tmp_path, timeout=600)
+    assert first.returncode == 1, first.stderr
+    [case] = [f["case"] for f in json.loads((tmp_path / "first.json").read_text())["failures"]
+              if f["invariant"] == "one-ticket-set-per-payment"
+              and f["shape"] == "buyer paid, 2x deliver checkout.session.completed"]
+    again = run_tool("--bug", "no-dedup", "--bug", "unpaid-fulfilled", "--seed", "1",
+                     "--known", case, "--database-url", server_url, "--report", "again.json",
+                     "--corpus", "again", cwd=tmp_path, timeout=600)
+    assert again.returncode == 1, again.stderr
+    failures = json.loads((tmp_path / "again.json").read_text())["failures"]
+    known = [f for f in failures if f["known"]]
+    assert [f["known"] for f in known] == [case]
+    assert known[0]["case"] == case                        # not saved a second time
+    assert "FAILED (known) one-ticket-set-per-payment" in again.stdout
+    assert any(f["invariant"] == "no-tickets-without-payment" and not f["known"]
+               for f in failures)
+
+
+@pytest.mark.e2e
+def test_a_known_case_that_is_not_a_case_is_a_usage_error(tmp_path: Path):
+    (tmp_path / "notes.json").write_text("{}")
+    for known, says in (("notes.json", "not a chaos case file"), ("nowhere.json", "no such file")):
+        result = run_tool("--known", known, "--examples", "1", cwd=tmp_path)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0] and "Traceback" not in result.stderr
