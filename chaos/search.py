@@ -38,6 +38,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
+from hypothesis.internal.conjecture import engine as hypothesis_engine
 
 import strategies
 from chaos.errors import ChaosError
@@ -63,6 +64,13 @@ PROFILES: dict[str, settings] = {
     "ci": settings(_BASE, max_examples=100, derandomize=True),
     "thorough": settings(_BASE, max_examples=2000),
 }
+
+
+#: Examples Hypothesis keeps in its cache of results (its default: 10,000). Each
+#: holds its whole choice sequence and spans (about 30 kB of ours), so the default
+#: made the tool grow by 35 kB per example up to 10,000; the cache only spares
+#: re-running a repeated choice sequence, which the shrinker's recent ones cover.
+RESULT_CACHE = 256
 
 
 @dataclass
@@ -288,6 +296,8 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     broken: list[_InvariantBroken] = []
     flaky: list[_InvariantBroken] = []
     outcome = SearchResult(examples=0)
+    cache_size = hypothesis_engine.CACHE_SIZE   # read when Hypothesis' engine starts
+    hypothesis_engine.CACHE_SIZE = RESULT_CACHE
     try:
         for scenario in playbook:
             play(scenario)
@@ -301,6 +311,8 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
             outcome.stopped, outcome.interrupt = interrupt.name, interrupt
         else:
             _classify(raised, broken, flaky, in_flaky=False)
+    finally:
+        hypothesis_engine.CACHE_SIZE = cache_size
     # the smallest playbook failure of each invariant, the first played among equals
     played_best = {name: min(results, key=lambda r: _size(r.scenario))
                    for name, results in played.items()}
