@@ -201,3 +201,16 @@ def steering(session: nox.Session) -> None:
     """
     session.install(".")
     session.run("python", "tools/measure_steering.py", *session.posargs)
+
+
+@nox.session(default=False)
+def soak(session: nox.Session) -> None:
+    """Memory over a long run: 10,000 examples, the tool's RSS printed as it goes.
+
+    Against the correct reference service (every example passes, so the search runs
+    its course); goal: RSS at the end within 20 MB of RSS after the first 500
+    examples. Writes ``soak.json``. Examples: ``nox -s soak``;
+    ``nox -s soak -- --examples 2000 --every 10 --database-url postgresql://127.0.0.1:5432/test``.
+    """
+    session.install(".")
+    session.run("python", "benchmarks/soak.py", *session.posargs)

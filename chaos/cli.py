@@ -29,6 +29,7 @@ from chaos.errors import (
     EXIT_FAIL,
     EXIT_INFRASTRUCTURE,
     EXIT_PASS,
+    EXIT_USAGE,
     ChaosError,
     UsageError,
 )
@@ -618,10 +619,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = args.func(args)
             return code
     except ChaosError as exc:
-        from chaos.log import redactor
-
-        print(f"{PROG}: error: {redactor.text(str(exc))}", file=sys.stderr)
+        print(f"{PROG}: error: {_redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:  # the tool's dependencies are not installed here
+        print(f"{PROG}: error: the module {exc.name!r} is missing from this Python "
+              f"({sys.executable}): install the tool with its dependencies "
+              "(pip install payment-chaos, or pip install -e . in its checkout), or run "
+              "nox -s chaos", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt as exc:
         name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
         print(f"{PROG}: interrupted by {name}: stopped and removed what it "
@@ -631,16 +636,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _internal_error(exc)
 
 
+def _redact(text: str) -> str:
+    """``text`` through the log's redactor; without it (a broken install: structlog
+    missing), URL passwords are still hidden, and the error handlers do not crash."""
+    try:
+        from chaos.log import redactor
+    except ImportError:
+        import re
+
+        return re.sub(r"(://[^:/@\s]*:)[^@\s/]+@", r"\1[redacted]@", text)
+    return redactor.text(text)
+
+
 def _internal_error(exc: BaseException) -> int:
     import tempfile
     import traceback
 
-    from chaos.log import redactor
-
     with tempfile.NamedTemporaryFile("w", prefix="chaos-crash-", suffix=".txt",
                                      delete=False) as crash:
-        crash.write(redactor.text("".join(traceback.format_exception(exc))))
-    print(f"{PROG}: internal error: {type(exc).__name__}: {redactor.text(str(exc))[:200]} "
+        crash.write(_redact("".join(traceback.format_exception(exc))))
+    print(f"{PROG}: internal error: {type(exc).__name__}: {_redact(str(exc))[:200]} "
           f"(a bug in payment-chaos; the traceback is in {crash.name}, please report it)",
           file=sys.stderr)
     return EXIT_INFRASTRUCTURE

@@ -29,8 +29,9 @@ from chaos.config import Config
 from chaos.database import Database, embedded_server, redact_url, throwaway_schema
 from chaos.errors import InfrastructureError, TargetError, UsageError
 from chaos.executor import Executor, ensure_descriptors
-from chaos.history import History, Op, Outcome, percentile
+from chaos.history import History, Op, Outcome
 from chaos.journeys import list_catalogue
+from chaos.latency import Durations
 from chaos.log import redactor
 from chaos.observation import (
     PAYMENT_COLUMNS,
@@ -78,54 +79,57 @@ class ExampleResult:
 class HttpStats:
     """Requests at the target over the whole run (set-up calls excluded), and
     the concurrency achieved: in flight as the client and the target saw it,
-    and the start skew of every schedule wave."""
+    and the start skew of every schedule wave. Durations are histograms
+    (:class:`chaos.latency.Durations`): memory stays flat however long the run."""
 
     requests: int = 0
     failed: int = 0
     unanswered: int = 0
-    latencies: list[float] = field(default_factory=list)
+    latencies: Durations = field(default_factory=Durations)
     #: The thresholds judge normal traffic: requests of examples with Stripe faults
     #: armed are left out (a 5xx is how a target asks Stripe to retry).
     under_fault: int = 0
     judged_errors: int = 0
-    judged_latencies: list[float] = field(default_factory=list)
+    judged_latencies: Durations = field(default_factory=Durations)
     client_peak_in_flight: int = 0
     target_peak_in_flight: int | None = None
-    skews: list[float] = field(default_factory=list)
+    skews: Durations = field(default_factory=Durations)
 
     def add(self, history: History) -> None:
         for op in history.at_target():
             self.requests += 1
             self.failed += is_error(op)
             self.unanswered += op.status is None
-            self.latencies.append(op.latency)
+            self.latencies.add(op.latency)
             if op.ref.get("under_fault"):
                 self.under_fault += 1
             else:
                 self.judged_errors += is_error(op)
-                self.judged_latencies.append(op.latency)
+                self.judged_latencies.add(op.latency)
         self.client_peak_in_flight = max(self.client_peak_in_flight,
                                          history.client_peak_in_flight)
         if history.target_peak_in_flight is not None:
             self.target_peak_in_flight = max(self.target_peak_in_flight or 0,
                                              history.target_peak_in_flight)
-        self.skews.extend(w.skew for w in history.schedule_waves() if w.preconnected > 1)
+        for wave in history.schedule_waves():
+            if wave.preconnected > 1:
+                self.skews.add(wave.skew)
 
     @property
     def start_skew(self) -> float:
-        return max(self.skews, default=0.0)
+        return self.skews.max()
 
     def to_data(self) -> dict[str, float | int]:
-        ms = [x * 1000 for x in self.latencies]
+        latencies = self.latencies
         return {
             "requests": self.requests,
             "failed": self.failed,
             "unanswered": self.unanswered,
             "error_rate": round(self.failed / self.requests, 4) if self.requests else 0.0,
-            "avg_ms": round(sum(ms) / len(ms), 2) if ms else 0.0,
-            "p50_ms": round(percentile(ms, 50), 2),
-            "p95_ms": round(percentile(ms, 95), 2),
-            "max_ms": round(max(ms), 2) if ms else 0.0,
+            "avg_ms": round(latencies.mean() * 1000, 2),
+            "p50_ms": round(latencies.percentile(50) * 1000, 2),
+            "p95_ms": round(latencies.percentile(95) * 1000, 2),
+            "max_ms": round(latencies.max() * 1000, 2),
             "under_fault": self.under_fault,
             "failed_under_fault": self.failed - self.judged_errors,
         }
@@ -136,13 +140,13 @@ class HttpStats:
             "peak_in_flight": self.target_peak_in_flight,
             "client_peak_in_flight": self.client_peak_in_flight,
             "start_skew_ms": round(self.start_skew * 1000, 3),
-            "start_skew_p50_ms": round(percentile(self.skews, 50) * 1000, 3),
+            "start_skew_p50_ms": round(self.skews.percentile(50) * 1000, 3),
             "waves_measured": len(self.skews),
         }
 
     def thresholds(self, limits: Thresholds) -> dict[str, dict[str, Any]]:
         return limits.check(requests=self.requests - self.under_fault, errors=self.judged_errors,
-                            latencies=self.judged_latencies, under_fault=self.under_fault)
+                            p95=self.judged_latencies.percentile(95), under_fault=self.under_fault)
 
 
 #: Requests at the target left without an answer in a row (refused, reset, timed out)

@@ -62,6 +62,7 @@ from hypothesis import Phase as HypothesisPhase
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.internal.conjecture import engine as hypothesis_engine
 
 import strategies
 from chaos.errors import ChaosError
@@ -120,6 +121,13 @@ class StopReason(StrEnum):
 
     MAX_SECONDS = "max-seconds"
     ERROR = "error"
+
+
+#: Examples Hypothesis keeps in its cache of results (its default: 10,000). Each
+#: holds its whole choice sequence and spans (about 30 kB of ours), so the default
+#: made the tool grow by 35 kB per example up to 10,000; the cache only spares
+#: re-running a repeated choice sequence, which the shrinker's recent ones cover.
+RESULT_CACHE = 256
 
 
 @dataclass
@@ -289,7 +297,12 @@ class Search:
             for scenario in self.playbook:
                 self._play(scenario)
             self.phase = Phase.SEARCH
-            self._draw()
+            cache_size = hypothesis_engine.CACHE_SIZE   # read when Hypothesis' engine starts
+            hypothesis_engine.CACHE_SIZE = RESULT_CACHE
+            try:
+                self._draw()
+            finally:
+                hypothesis_engine.CACHE_SIZE = cache_size
         except _DrawnEnough:
             self.outcome.stopped = StopReason.MAX_SECONDS
         except _Stop as stop:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +130,8 @@ def save_case(*, invariant: str, target: Mapping[str, Any], seed: int | None,
         except ValueError:
             pass  # unreadable: replace it with a good one
     directory.mkdir(parents=True, exist_ok=True)
-    data = case_data(invariant=invariant, target=target, seed=seed, scenario=scenario,
-                     found=found)
+    data = case_data(invariant=invariant, target=_config_relative_to(directory, target),
+                     seed=seed, scenario=scenario, found=found)
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return path, True
 
@@ -143,6 +144,29 @@ class ReportNotCase(ValueError):
         super().__init__(f"{path} is a chaos run's report, not a case")
         self.path = path
         self.cases = cases
+
+
+def _config_relative_to(directory: Path, target: Mapping[str, Any]) -> dict[str, Any]:
+    """``target`` with its config path (a config run's) written relative to the case's
+    directory, so the case replays from any working directory (and the corpus moves
+    with the repository)."""
+    stored = dict(target)
+    config = stored.get("config")
+    if isinstance(config, str) and config and not os.path.isabs(config):
+        stored["config"] = os.path.relpath(Path(config).resolve(), directory.resolve())
+    return stored
+
+
+def _config_resolved(path: Path, target: dict[str, Any]) -> dict[str, Any]:
+    """``target`` with a relative config path resolved against the case file's directory;
+    a case written before paths were stored that way keeps its path (relative to the
+    directory it was recorded in) when nothing is found next to the case."""
+    config = target.get("config")
+    if isinstance(config, str) and config and not os.path.isabs(config):
+        beside = path.parent / config
+        if beside.exists():
+            return {**target, "config": str(beside)}
+    return target
 
 
 def load_case(path: Path) -> Case:
@@ -172,6 +196,7 @@ def load_case(path: Path) -> Case:
     else:
         expect = tuple(expectations(invariant, target))
     seed, found = data.get("seed"), data.get("found")
+    target = _config_resolved(path, target)
     return Case(path=path, invariant=invariant, target=target,
                 seed=seed if isinstance(seed, int) else None, scenario=scenario, expect=expect,
                 found=found if isinstance(found, dict) else {})

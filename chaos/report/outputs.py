@@ -21,8 +21,9 @@ def check_writable(path: Path | None, option: str) -> None:
     if path.is_dir():
         raise UsageError(f"{option} {path} is a directory: give a file path")
     parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    if not parent.exists():      # a typo is likelier than a wish for a new tree of folders
+        raise UsageError(f"{option} {path}: the directory {parent} does not exist: create "
+                         "it first, or choose another path")
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise UsageError(f"{option} {path}: {parent} is not a writable directory: "
                          "choose another path")
