@@ -52,6 +52,7 @@ def test_the_correct_service_passes_50_users_with_percentiles_checks_and_thresho
     assert data["checked"]["intervals"] >= 3   # during the run, and at the end
     assert data["checked"]["buyers"] == data["journeys"] > 50
     assert data["histograms"]["series"]
+    assert 0 < data["client_cpu"]["per_1000_requests"] < 10   # seconds per 1,000 requests
     for words in ("endpoint", "p95", "webhook", "checks", "invariants", "thresholds",
                   "PASS  http-p95 < 5s", "verdict: PASS"):
         assert words in out

@@ -165,6 +165,9 @@ def cmd_load(args: argparse.Namespace) -> int:
                      "client_peak_in_flight": result.client_peak_in_flight,
                      "target_peak_in_flight": result.target_peak_in_flight,
                      "connections": result.connections},
+        client_cpu={"seconds": round(result.cpu_seconds, 3),
+                    "per_1000_requests": round(result.cpu_seconds * 1000 / max(
+                        1, result.metrics.select(door=None).requests), 3)},
         wall_seconds=round(time.monotonic() - started, 3))
     write(args.summary, json.dumps(data, indent=2) + "\n", "--summary")
     log.info("load.end", verdict=data["verdict"], requests=data["http"]["all"]["requests"],

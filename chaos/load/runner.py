@@ -142,6 +142,9 @@ class LoadResult:
     target_peak_in_flight: int | None
     peak_vus: int
     connections: int
+    #: CPU seconds this process (and, merged, every worker) spent on the load itself:
+    #: firing, recording, checking; start-up excluded.
+    cpu_seconds: float = 0.0
 
     def to_data(self) -> dict[str, Any]:
         """A plain form another process can send back (``from_data``)."""
@@ -162,7 +165,7 @@ class LoadResult:
         self.metrics.merge(other.metrics)
         self.seconds = max(self.seconds, other.seconds)
         for name in ("journeys", "dropped", "intervals_checked", "buyers_checked",
-                     "client_peak_in_flight", "peak_vus", "connections"):
+                     "client_peak_in_flight", "peak_vus", "connections", "cpu_seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name, tally in other.invariants.items():
             mine = self.invariants.setdefault(name, InvariantTally())
@@ -469,8 +472,11 @@ def run_load(runner: Runner, options: LoadOptions,
              on_tick: Callable[[LoadRun], None] | None = None) -> LoadResult:
     """Run the load against ``runner``'s target; raises ChaosError when it cannot."""
     load = LoadRun(runner, options, on_tick)
+    cpu = time.process_time()
     try:
-        return trio.run(load.run)
+        result = trio.run(load.run)
+        result.cpu_seconds = time.process_time() - cpu
+        return result
     except* ChaosError as group:
         raise _first(group) from None
 

@@ -11,7 +11,8 @@ passes, fails, ratio); ``thresholds`` (each with its text, value, limit and
 verdict); ``invariants`` (each: verdict, violations, intervals broken, the
 first violation with its rows); ``checked`` (intervals and buyers checked);
 ``concurrency`` (peak VUs, in flight as the client and the target saw it,
-connections opened, workers); ``histograms`` (HDR histograms, base64, per
+connections opened, workers); ``client_cpu`` (CPU seconds the load itself
+cost, every worker's, and per 1,000 requests); ``histograms`` (HDR histograms, base64, per
 series: merge them across runs or shards).
 """
 
@@ -94,6 +95,10 @@ def render(data: dict[str, Any], *, summary_path: str | None = None) -> str:
     lines.append(f"  VUs .............. {c['peak_vus']} at peak over {c['workers']} worker(s); "
                  f"in flight {c['client_peak_in_flight']} as the client saw it, {target_saw} as "
                  f"the target saw it; {c['connections']} connections opened")
+    cpu = data.get("client_cpu")
+    if cpu:
+        lines.append(f"  client CPU ....... {cpu['seconds']:.2f} s, {cpu['per_1000_requests']:.3f} s "
+                     "per 1,000 requests (firing, recording and checking)")
     lines.append("  checks")
     for check in data["checks"]:
         mark = "✓" if check["fails"] == 0 else "✗"
