@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shlex
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -33,7 +31,7 @@ from chaos.errors import (
     ChaosError,
     UsageError,
 )
-from chaos.shutdown import Interrupted, deferred, handled, received
+from chaos.shutdown import Interrupted, handled, received
 
 COMMANDS = ("run", "replay", "load", "reference", "fake-stripe")
 
@@ -256,227 +254,43 @@ def _load_config(args: argparse.Namespace, path: str | None = None) -> Any:
     return load(path or args.config, args.overrides)
 
 
-def _replay_command(path: Path) -> str:
-    return f"{invocation()} replay {shlex.quote(str(path))}"
-
-
 def cmd_run(args: argparse.Namespace) -> int:
+    """``run``: the options as :class:`chaos.lifecycle.RunOptions`, the run, its summary."""
     from chaos import report as reports
-    from chaos.database import check_database_url
-    from chaos.log import configure, get_logger
-    from chaos.reference.bugs import parse_bugs
-    from chaos.run import OutOfTime, configured_run, reference_run
-    from chaos.safety import check_database_host
-    from chaos.search import PROFILES, Finding, KnownBug, search
-    from chaos.thresholds import Thresholds
-    from strategies import busy_night, playbook, scenarios
+    from chaos.lifecycle import RunOptions, run
+    from chaos.log import get_logger
 
-    _check_outputs(args)
-    configure(verbose=args.verbose, json_path=args.log_json)
-    log = get_logger(command="run")
-    log.info("run.start", bugs=args.bug, examples=args.examples, seed=args.seed,
-             concurrency=args.concurrency)
-    watch = reports.Watch(reports.Progress(), log)
     config = None
     if args.config is not None:
         config = _load_config(args)
     elif args.overrides:
         raise UsageError("--set overrides keys of a config: give the config with --config PATH")
-    bugs = parse_bugs(args.bug)
-    if args.database_url and config is None:
-        check_database_url(args.database_url)
-        check_database_host(args.database_url, what="--database-url / DATABASE_URL")
-    # ci is derandomized (without --seed it draws the same scenarios every run); dev keeps
-    # Hypothesis' example database, which Hypothesis does not use under a fixed seed
-    seed = args.seed if args.seed is not None or args.profile in ("ci", "dev") \
-        else secrets.randbelow(2**32)
-    target = {"kind": "reference", "bugs": sorted(bugs)} if config is None \
-        else config.report_target()
-    report = reports.Report(target=target, seed=seed, requested_concurrency=args.concurrency,
-                            profile=args.profile,
-                            extra_invariants=[i.name for i in config.target.invariants]
-                            if config is not None else [])
-    if config is not None:
-        report.promises = config.target.promises
-    known = [KnownBug(c.invariant, c.scenario, str(c.path)) for c in _known_cases(args, target)]
-    started = time.monotonic()
-    deadline = started + args.max_seconds
-    timeouts = {"concurrency": args.concurrency, "request_timeout": args.request_timeout,
-                "example_timeout": args.example_timeout}
-    start = watch.runs(configured_run)(config, **timeouts) if config is not None else \
-        watch.runs(reference_run)(bugs=bugs, database_url=args.database_url,
-                                  reference_port=args.reference_port,
-                                  stripe_port=args.stripe_port, **timeouts)
-    try:
-        with start as runner:
-            runner.deadline = deadline
-            report.database = runner.database
-            load = None
-            try:
-                load = runner.run_example(busy_night(args.concurrency))
-            except OutOfTime:
-                pass
-            if load is not None and load.violations:
-                report.first_failure = _first_failure(0, time.monotonic() - started,
-                                                      load.violations[0].invariant, "load")
-            result = search(runner.run_example, scenarios(swarm=True), examples=args.examples,
-                            seed=seed,
-                            attempts=args.attempts, confirm_runs=args.confirm_runs,
-                            profile=args.profile, deadline=deadline,
-                            shrink_seconds=args.shrink_seconds,
-                            playbook=() if args.no_playbook else
-                            [scenario for _, scenario in playbook()], known=known)
-            report.examples_by_phase = {"load": int(load is not None), **result.by_phase}
-            report.examples = sum(report.examples_by_phase.values())
-            report.max_examples = args.examples or PROFILES[args.profile].max_examples
-            first = result.first_failure
-            if report.first_failure is None and first is not None:
-                report.first_failure = _first_failure(first.example, first.at - started,
-                                                      first.invariant, first.phase)
-            report.stopped = result.stopped if load is not None else "max-seconds"
-            if load is None and not result.examples:
-                raise UsageError(f"--max-seconds {args.max_seconds:g} ran out before the first "
-                                 f"example (start-up took {time.monotonic() - started:.1f} s): "
-                                 "raise it")
-            findings = [(f, "search") for f in result.findings]
-            if load is not None and load.violations and not any(
-                    f.invariant == load.violations[0].invariant for f, _ in findings):
-                v = load.violations[0]
-                findings.append((Finding(invariant=v.invariant, scenario=load.scenario,
-                                         violations=[x for x in load.violations
-                                                     if x.invariant == v.invariant],
-                                         reproduced=1, attempts=1, result=load), "load"))
-            for finding, phase in findings:
-                report.findings.append(_record(finding, phase, target=target, seed=seed,
-                                               corpus=args.corpus, watch=watch, log=log))
-            report.http = runner.stats.to_data()
-            report.concurrency = runner.stats.concurrency_data()
-            report.notes = [note for note in [runner.retried.note()] if note]
-            report.thresholds = runner.stats.thresholds(
-                Thresholds(max_error_rate=args.max_error_rate, max_p95=args.max_p95))
-            if result.error is not None:
-                raise result.error
-            report.verdict = "fail" if any(f["status"] == "FAILED" for f in report.findings) \
-                or any(t["verdict"] == "fail" for t in report.thresholds.values()) else "pass"
-            if result.interrupt is not None:
-                raise result.interrupt
-    except ChaosError as exc:
-        report.error = str(exc)
-        report.verdict = "error"
-        raise
-    except KeyboardInterrupt:
-        if received() is None:      # Ctrl-C without the handlers (main() installs them)
-            raise
-        # a stop signal: the clean-up is done; reported below
-    except Exception as exc:        # a bug of the tool's own: the report says so too
-        report.error = f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
-        report.verdict = "error"
-        raise
-    finally:
-        with deferred():            # the report is written whole, whatever arrives meanwhile
-            interrupt = received()
-            if interrupt is not None:   # never "pass" after a signal: the run did not finish
-                report.stopped = interrupt.name
-                report.error = (f"interrupted by {interrupt.name}; the failures found until "
-                                "then are reported, those not confirmed say so")
-                report.verdict = "fail" if any(f["status"] == "FAILED"
-                                               for f in report.findings) else "error"
-            report.seconds = time.monotonic() - started
-            report.write(args.report)
-            _finish_run(report, args, watch, log)
+    options = RunOptions(
+        examples=args.examples, profile=args.profile, attempts=args.attempts,
+        confirm_runs=args.confirm_runs, max_seconds=args.max_seconds,
+        shrink_seconds=args.shrink_seconds, playbook=not args.no_playbook,
+        max_error_rate=args.max_error_rate, max_p95=args.max_p95,
+        concurrency=args.concurrency, seed=args.seed, report=args.report, corpus=args.corpus,
+        known=tuple(args.known), junit=args.junit, html=args.html, bugs=tuple(args.bug),
+        database_url=args.database_url, request_timeout=args.request_timeout,
+        example_timeout=args.example_timeout, reference_port=args.reference_port,
+        stripe_port=args.stripe_port, log_json=args.log_json, verbose=args.verbose,
+        invocation=invocation())
+    report = run(options, config=config,
+                 events=reports.Watch(reports.Progress(), get_logger(command="run")))
     print(reports.summary(report.to_data(), files={
         "report": args.report, "junit": args.junit, "html": args.html, "log": args.log_json}))
-    if interrupt is not None:
+    interrupt = received()
+    if interrupt is not None:   # the run stopped early and said so; now exit as the signal asks
         raise interrupt
     return EXIT_FAIL if report.verdict == "fail" else EXIT_PASS
 
 
-def _known_cases(args: argparse.Namespace, target: dict[str, Any]) -> list[Any]:
-    """``--known`` cases and the corpus's cases of ``target``; a bad ``--known`` is a
-    UsageError."""
-    from chaos.report.corpus import known_cases
-
-    missing = [str(path) for path in args.known if not path.exists()]
-    if missing:
-        raise UsageError(f"--known {missing[0]}: no such file or folder: pass a case file "
-                         "written by a chaos run")
-    try:
-        return known_cases(args.known, corpus=args.corpus, target=target)
-    except ValueError as exc:
-        raise UsageError(f"--known: {exc}: pass a case file written by a chaos run") from None
-
-
-def _first_failure(example: int, seconds: float, invariant: str, phase: str) -> dict[str, Any]:
-    """The report's ``first_failure``: the example that first broke an invariant (0 is the
-    load wave; the search's examples count from 1, re-runs included, as ``examples`` does),
-    seconds since the run started (start-up included), the invariant, the phase."""
-    return {"example": example, "seconds": round(seconds, 2), "invariant": invariant,
-            "phase": phase}
-
-
-def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse unwritable output paths and malformed target secrets before anything starts."""
-    from chaos.report.outputs import check_writable
-
-    for path, option in ((args.report, "--report"), (args.junit, "--junit"),
-                         (args.html, "--html"), (args.log_json, "--log-json")):
-        check_writable(path, option)
-    _check_target_secrets()
-
-
 def _check_target_secrets() -> None:
-    """``CHAOS_WEBHOOK_SECRET`` / ``CHAOS_STRIPE_API_KEY`` (and ``CHAOS_ANON_KEY``), when set,
-    are what the reference service is started with (else fresh random ones): refuse
-    malformed or live ones."""
-    from chaos.safety import check_stripe_key
+    """The target's secrets from the environment, checked (load and replay use it too)."""
+    from chaos.lifecycle import check_target_secrets
 
-    secret = os.environ.get("CHAOS_WEBHOOK_SECRET")
-    if secret and not secret.startswith("whsec_"):
-        raise UsageError("CHAOS_WEBHOOK_SECRET must be a webhook signing secret (whsec_...)")
-    if os.environ.get("CHAOS_STRIPE_API_KEY"):
-        check_stripe_key(os.environ["CHAOS_STRIPE_API_KEY"], what="CHAOS_STRIPE_API_KEY")
-
-
-def _record(finding: Any, phase: str, *, target: dict[str, Any], seed: int | None, corpus: Path,
-            watch: Any, log: Any) -> dict[str, Any]:
-    """Save a confirmed finding in the corpus; return it as the report carries it.
-    A FLAKY one (it did not fail again) is reported but kept out of the corpus."""
-    from chaos import report as reports
-
-    path: Path | None = Path(finding.known) if getattr(finding, "known", None) else None
-    new = False
-    if finding.status == "FAILED" and path is None:
-        path, new = reports.save_case(
-            invariant=finding.invariant, target=target, seed=seed, scenario=finding.scenario,
-            found={"status": finding.status,
-                   "reproduced": f"{finding.reproduced}/{finding.attempts}", "phase": phase,
-                   "violations": [v.to_data() for v in finding.violations]},
-            directory=corpus)
-    replay = _replay_command(path) if path else (
-        f"not saved to the corpus: it did not fail again in {finding.attempts} confirm runs")
-    log.info("finding", invariant=finding.invariant, status=finding.status,
-             reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
-             requests=finding.scenario.requests, case=str(path) if path else None, new_case=new)
-    # the rows, timeline and steps of one run: the one the finding's evidence came from
-    history = finding.result.history if finding.result is not None \
-        else watch.history(finding.scenario, finding.invariant)
-    return reports.finding_data(finding, replay=replay, phase=phase, case=path, history=history)
-
-
-def _finish_run(report: Any, args: argparse.Namespace, watch: Any, log: Any) -> None:
-    """Clear the progress line; write JUnit and HTML next to the JSON report; close the log."""
-    from chaos.log import close
-    from chaos.report.outputs import write_outputs
-
-    watch.progress.close()
-    data = report.to_data()
-    try:
-        write_outputs(data, junit_path=args.junit, html_path=args.html)
-    finally:
-        log.info("run.end", verdict=data["verdict"], target=data["target"], seed=data["seed"],
-                 examples=data["examples"], seconds=data["seconds"],
-                 failures=len(data["failures"]), error=data.get("error"))
-        close()
+    check_target_secrets()
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

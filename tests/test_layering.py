@@ -21,7 +21,7 @@ IO_LIBRARIES = {"trio", "httpx", "asyncpg", "stripe", "starlette", "uvicorn", "e
                 "subprocess", "socket"}
 CHECKER = {"chaos.history", "chaos.observation", "chaos.invariants", "chaos.thresholds",
            "chaos.errors", "chaos.target", "chaos.promises"}
-PIPELINE = {"chaos.client", "chaos.executor", "chaos.run", "chaos.search", "chaos.report",
+PIPELINE = {"chaos.client", "chaos.executor", "chaos.run", "chaos.search", "chaos.lifecycle", "chaos.report",
             "chaos.cli", "chaos.config"}
 
 

@@ -1,0 +1,306 @@
+"""A run, from start to verdict: the one home of ``payment-chaos run``, callable as a library.
+
+    report = run(RunOptions(examples=50, bugs=("no-dedup",)))
+
+:func:`run` is one function over named steps, in the order a run takes them:
+
+1. **check**: output paths writable, the target's secrets well formed, the
+   bugs known, the database URL a loopback PostgreSQL one; nothing starts
+   before these hold (a :class:`~chaos.errors.UsageError` otherwise).
+2. **start**: the target's world (``chaos.run.reference_run`` or
+   ``configured_run``): PostgreSQL, the fake Stripe, the reference service.
+3. **load wave**: ``--concurrency`` paid buyers delivered in one wave.
+4. **search** (``chaos.search``): the playbook, Hypothesis' draws, minimizing,
+   confirming; its findings, and the load wave's if it broke an invariant the
+   search did not.
+5. **record**: each FAILED finding saved as a case in the corpus.
+6. **judge**: HTTP figures, thresholds, notes, the verdict.
+7. **finish**, whatever happened: the report (JSON, JUnit, HTML) written whole
+   even when a stop signal arrives meanwhile (:func:`chaos.shutdown.deferred`),
+   the log closed; everything started is stopped by the ``with`` blocks.
+
+Errors are raised as :class:`~chaos.errors.ChaosError` subclasses once the
+report saying so is written. A stop signal (under
+:func:`chaos.shutdown.handled`) ends the run early but still returns its
+report (``stopped`` names the signal); the caller re-raises
+``chaos.shutdown.received()`` once it has shown it, as the command line does.
+Progress and logging go through ``events`` (:class:`chaos.events.RunEvents`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaos import report as reports
+from chaos.config import Config
+from chaos.database import check_database_url
+from chaos.errors import ChaosError, UsageError
+from chaos.log import close, configure, get_logger
+from chaos.reference.bugs import parse_bugs
+from chaos.report.corpus import known_cases
+from chaos.report.outputs import check_writable, write_outputs
+from chaos.run import ExampleResult, OutOfTime, configured_run, reference_run
+from chaos.safety import check_database_host, check_stripe_key
+from chaos.search import PROFILES, Finding, KnownBug, SearchResult, search
+from chaos.shutdown import deferred, received
+from chaos.thresholds import Thresholds
+from strategies import busy_night, playbook, scenarios
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run does: the command line's ``run`` options, as data (defaults alike)."""
+
+    #: Scenarios Hypothesis may draw (None: the profile's count).
+    examples: int | None = None
+    profile: str = "default"
+    #: Tries per example once a failure was seen (races).
+    attempts: int = 3
+    confirm_runs: int = 5
+    max_seconds: float = 3600.0
+    shrink_seconds: float = 20.0
+    #: Play the classic failure stories before the search draws its own.
+    playbook: bool = True
+    max_error_rate: float = 0.01
+    max_p95: float = 5.0
+    concurrency: int = 50
+    #: Hypothesis seed (None: a fresh one, except for the ``ci`` and ``dev`` profiles).
+    seed: int | None = None
+    report: Path = Path("chaos-report.json")
+    corpus: Path = Path("chaos-failures")
+    #: Cases (files or folders) of bugs already known.
+    known: tuple[Path, ...] = ()
+    junit: Path | None = None
+    html: Path | None = None
+    #: Bugs of the reference service to switch on (none with a config).
+    bugs: tuple[str, ...] = ()
+    #: PostgreSQL for the reference service (None: an embedded throwaway server).
+    database_url: str | None = None
+    request_timeout: float = 10.0
+    example_timeout: float = 60.0
+    reference_port: int = 0
+    stripe_port: int = 0
+    log_json: Path | None = None
+    verbose: bool = False
+    #: How the user runs the tool, for the replay commands the report prints.
+    invocation: str = "python -m chaos"
+
+
+def run(options: RunOptions, *, config: Config | None = None,
+        events: reports.Watch | None = None) -> reports.Report:
+    """Run the load wave and the search against the reference service (or ``config``'s
+    target); return the report, also written to ``options.report`` (see the module
+    docstring for the steps, errors and signals)."""
+    _check(options)
+    configure(verbose=options.verbose, json_path=options.log_json)
+    log = get_logger(command="run")
+    log.info("run.start", bugs=list(options.bugs), examples=options.examples, seed=options.seed,
+             concurrency=options.concurrency)
+    watch = events if events is not None else reports.Watch(reports.Progress(enabled=False), log)
+    bugs = parse_bugs(options.bugs)
+    if options.database_url and config is None:
+        check_database_url(options.database_url)
+        check_database_host(options.database_url, what="--database-url / DATABASE_URL")
+    # ci is derandomized (without --seed it draws the same scenarios every run); dev keeps
+    # Hypothesis' example database, which Hypothesis does not use under a fixed seed
+    seed = options.seed if options.seed is not None or options.profile in ("ci", "dev") \
+        else secrets.randbelow(2**32)
+    target = {"kind": "reference", "bugs": sorted(bugs)} if config is None \
+        else config.report_target()
+    report = reports.Report(target=target, seed=seed, requested_concurrency=options.concurrency,
+                            profile=options.profile,
+                            extra_invariants=[i.name for i in config.target.invariants]
+                            if config is not None else [])
+    if config is not None:
+        report.promises = config.target.promises
+    known = [KnownBug(c.invariant, c.scenario, str(c.path))
+             for c in _known_cases(options, target)]
+    started = time.monotonic()
+    deadline = started + options.max_seconds
+    timeouts = {"concurrency": options.concurrency, "request_timeout": options.request_timeout,
+                "example_timeout": options.example_timeout}
+    start = watch.runs(configured_run)(config, **timeouts) if config is not None else \
+        watch.runs(reference_run)(bugs=bugs, database_url=options.database_url,
+                                  reference_port=options.reference_port,
+                                  stripe_port=options.stripe_port, **timeouts)
+    try:
+        with start as runner:
+            runner.deadline = deadline
+            report.database = runner.database
+            load = _load_wave(runner.run_example, options.concurrency)
+            if load is not None and load.violations:
+                report.first_failure = _first_failure(0, time.monotonic() - started,
+                                                      load.violations[0].invariant, "load")
+            result = search(runner.run_example, scenarios(swarm=True), examples=options.examples,
+                            seed=seed, attempts=options.attempts,
+                            confirm_runs=options.confirm_runs, profile=options.profile,
+                            deadline=deadline, shrink_seconds=options.shrink_seconds,
+                            playbook=[scenario for _, scenario in playbook()]
+                            if options.playbook else (), known=known)
+            _count(report, options, load, result, started)
+            for finding, phase in _findings(load, result):
+                report.findings.append(_record(finding, phase, target=target, seed=seed,
+                                               options=options, watch=watch, log=log))
+            report.http = runner.stats.to_data()
+            report.concurrency = runner.stats.concurrency_data()
+            report.notes = [note for note in [runner.retried.note()] if note]
+            report.thresholds = runner.stats.thresholds(
+                Thresholds(max_error_rate=options.max_error_rate, max_p95=options.max_p95))
+            if result.error is not None:
+                raise result.error
+            report.verdict = "fail" if any(f["status"] == "FAILED" for f in report.findings) \
+                or any(t["verdict"] == "fail" for t in report.thresholds.values()) else "pass"
+            if result.interrupt is not None:
+                raise result.interrupt
+    except ChaosError as exc:
+        report.error = str(exc)
+        report.verdict = "error"
+        raise
+    except KeyboardInterrupt:
+        if received() is None:      # Ctrl-C without the handlers (main() installs them)
+            raise
+        # a stop signal: the clean-up is done; reported below
+    except Exception as exc:        # a bug of the tool's own: the report says so too
+        report.error = f"internal error: {type(exc).__name__}: {str(exc)[:200]}"
+        report.verdict = "error"
+        raise
+    finally:
+        with deferred():            # the report is written whole, whatever arrives meanwhile
+            interrupt = received()
+            if interrupt is not None:   # never "pass" after a signal: the run did not finish
+                report.stopped = interrupt.name
+                report.error = (f"interrupted by {interrupt.name}; the failures found until "
+                                "then are reported, those not confirmed say so")
+                report.verdict = "fail" if any(f["status"] == "FAILED"
+                                               for f in report.findings) else "error"
+            report.seconds = time.monotonic() - started
+            report.write(options.report)
+            _finish(report, options, watch, log)
+    return report
+
+
+# -- the steps -------------------------------------------------------------------------------
+
+def _check(options: RunOptions) -> None:
+    """Refuse unwritable output paths and malformed target secrets before anything starts."""
+    for path, option in ((options.report, "--report"), (options.junit, "--junit"),
+                         (options.html, "--html"), (options.log_json, "--log-json")):
+        check_writable(path, option)
+    check_target_secrets()
+
+
+def check_target_secrets() -> None:
+    """``CHAOS_WEBHOOK_SECRET`` / ``CHAOS_STRIPE_API_KEY`` (and ``CHAOS_ANON_KEY``), when set,
+    are what the reference service is started with (else fresh random ones): refuse
+    malformed or live ones."""
+    secret = os.environ.get("CHAOS_WEBHOOK_SECRET")
+    if secret and not secret.startswith("whsec_"):
+        raise UsageError("CHAOS_WEBHOOK_SECRET must be a webhook signing secret (whsec_...)")
+    if os.environ.get("CHAOS_STRIPE_API_KEY"):
+        check_stripe_key(os.environ["CHAOS_STRIPE_API_KEY"], what="CHAOS_STRIPE_API_KEY")
+
+
+def _known_cases(options: RunOptions, target: dict[str, Any]) -> list[Any]:
+    """``--known`` cases and the corpus's cases of ``target``; a bad ``--known`` is a
+    UsageError."""
+    missing = [str(path) for path in options.known if not path.exists()]
+    if missing:
+        raise UsageError(f"--known {missing[0]}: no such file or folder: pass a case file "
+                         "written by a chaos run")
+    try:
+        return known_cases(options.known, corpus=options.corpus, target=target)
+    except ValueError as exc:
+        raise UsageError(f"--known: {exc}: pass a case file written by a chaos run") from None
+
+
+def _load_wave(run_example: Any, concurrency: int) -> ExampleResult | None:
+    """The example every run starts with; None when the deadline came first."""
+    try:
+        result: ExampleResult = run_example(busy_night(concurrency))
+    except OutOfTime:
+        return None
+    return result
+
+
+def _count(report: reports.Report, options: RunOptions, load: ExampleResult | None,
+           result: SearchResult, started: float) -> None:
+    """The report's example counts, first failure and stop reason; a deadline that left no
+    time for a single example is a UsageError."""
+    report.examples_by_phase = {"load": int(load is not None), **result.by_phase}
+    report.examples = sum(report.examples_by_phase.values())
+    report.max_examples = options.examples or PROFILES[options.profile].max_examples
+    first = result.first_failure
+    if report.first_failure is None and first is not None:
+        report.first_failure = _first_failure(first.example, first.at - started,
+                                              first.invariant, first.phase)
+    report.stopped = result.stopped if load is not None else "max-seconds"
+    if load is None and not result.examples:
+        raise UsageError(f"--max-seconds {options.max_seconds:g} ran out before the first "
+                         f"example (start-up took {time.monotonic() - started:.1f} s): "
+                         "raise it")
+
+
+def _first_failure(example: int, seconds: float, invariant: str, phase: str) -> dict[str, Any]:
+    """The report's ``first_failure``: the example that first broke an invariant (0 is the
+    load wave; the search's examples count from 1, re-runs included, as ``examples`` does),
+    seconds since the run started (start-up included), the invariant, the phase."""
+    return {"example": example, "seconds": round(seconds, 2), "invariant": invariant,
+            "phase": phase}
+
+
+def _findings(load: ExampleResult | None, result: SearchResult) -> list[tuple[Finding, str]]:
+    """The search's findings, then the load wave's when it broke an invariant the search
+    did not (the load wave is not re-run: reproduced 1 of 1)."""
+    findings = [(f, "search") for f in result.findings]
+    if load is not None and load.violations and not any(
+            f.invariant == load.violations[0].invariant for f, _ in findings):
+        v = load.violations[0]
+        findings.append((Finding(invariant=v.invariant, scenario=load.scenario,
+                                 violations=[x for x in load.violations
+                                             if x.invariant == v.invariant],
+                                 reproduced=1, attempts=1, result=load), "load"))
+    return findings
+
+
+def _record(finding: Finding, phase: str, *, target: dict[str, Any], seed: int | None,
+            options: RunOptions, watch: reports.Watch, log: Any) -> dict[str, Any]:
+    """Save a confirmed finding in the corpus; return it as the report carries it.
+    A FLAKY one (it did not fail again) is reported but kept out of the corpus."""
+    path: Path | None = Path(finding.known) if finding.known else None
+    new = False
+    if finding.status == "FAILED" and path is None:
+        path, new = reports.save_case(
+            invariant=finding.invariant, target=target, seed=seed, scenario=finding.scenario,
+            found={"status": finding.status,
+                   "reproduced": f"{finding.reproduced}/{finding.attempts}", "phase": phase,
+                   "violations": [v.to_data() for v in finding.violations]},
+            directory=options.corpus)
+    replay = f"{options.invocation} replay {shlex.quote(str(path))}" if path else (
+        f"not saved to the corpus: it did not fail again in {finding.attempts} confirm runs")
+    log.info("finding", invariant=finding.invariant, status=finding.status,
+             reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
+             requests=finding.scenario.requests, case=str(path) if path else None, new_case=new)
+    # the rows, timeline and steps of one run: the one the finding's evidence came from
+    history = finding.result.history if finding.result is not None \
+        else watch.history(finding.scenario, finding.invariant)
+    return reports.finding_data(finding, replay=replay, phase=phase, case=path, history=history)
+
+
+def _finish(report: reports.Report, options: RunOptions, watch: reports.Watch,
+            log: Any) -> None:
+    """Clear the progress line; write JUnit and HTML next to the JSON report; close the log."""
+    watch.progress.close()
+    data = report.to_data()
+    try:
+        write_outputs(data, junit_path=options.junit, html_path=options.html)
+    finally:
+        log.info("run.end", verdict=data["verdict"], target=data["target"], seed=data["seed"],
+                 examples=data["examples"], seconds=data["seconds"],
+                 failures=len(data["failures"]), error=data.get("error"))
+        close()
