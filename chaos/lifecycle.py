@@ -41,11 +41,13 @@ from chaos import report as reports
 from chaos.config import Config
 from chaos.database import check_database_url
 from chaos.errors import ChaosError, UsageError
+from chaos.events import LOAD, RunEvents, Silent
+from chaos.example import ExampleResult, OutOfTime
 from chaos.log import close, configure, get_logger
 from chaos.reference.bugs import parse_bugs
 from chaos.report.corpus import known_cases
 from chaos.report.outputs import check_writable, write_outputs
-from chaos.run import ExampleResult, OutOfTime, configured_run, reference_run
+from chaos.run import Runner, configured_run, reference_run
 from chaos.safety import check_database_host, check_stripe_key
 from chaos.search import PROFILES, Finding, KnownBug, SearchResult, search
 from chaos.shutdown import deferred, received
@@ -93,7 +95,7 @@ class RunOptions:
 
 
 def run(options: RunOptions, *, config: Config | None = None,
-        events: reports.Watch | None = None) -> reports.Report:
+        events: RunEvents | None = None) -> reports.Report:
     """Run the load wave and the search against the reference service (or ``config``'s
     target); return the report, also written to ``options.report`` (see the module
     docstring for the steps, errors and signals)."""
@@ -102,7 +104,7 @@ def run(options: RunOptions, *, config: Config | None = None,
     log = get_logger(command="run")
     log.info("run.start", bugs=list(options.bugs), examples=options.examples, seed=options.seed,
              concurrency=options.concurrency)
-    watch = events if events is not None else reports.Watch(reports.Progress(enabled=False), log)
+    watch: RunEvents = events if events is not None else Silent()
     bugs = parse_bugs(options.bugs)
     if options.database_url and config is None:
         check_database_url(options.database_url)
@@ -123,17 +125,19 @@ def run(options: RunOptions, *, config: Config | None = None,
              for c in _known_cases(options, target)]
     started = time.monotonic()
     deadline = started + options.max_seconds
-    timeouts = {"concurrency": options.concurrency, "request_timeout": options.request_timeout,
-                "example_timeout": options.example_timeout}
-    start = watch.runs(configured_run)(config, **timeouts) if config is not None else \
-        watch.runs(reference_run)(bugs=bugs, database_url=options.database_url,
-                                  reference_port=options.reference_port,
-                                  stripe_port=options.stripe_port, **timeouts)
+    start = configured_run(config, concurrency=options.concurrency,
+                           request_timeout=options.request_timeout,
+                           example_timeout=options.example_timeout) if config is not None else \
+        reference_run(bugs=bugs, database_url=options.database_url,
+                      reference_port=options.reference_port, stripe_port=options.stripe_port,
+                      concurrency=options.concurrency, request_timeout=options.request_timeout,
+                      example_timeout=options.example_timeout)
     try:
         with start as runner:
             runner.deadline = deadline
             report.database = runner.database
-            load = _load_wave(runner.run_example, options.concurrency)
+            watch.target_ready(runner.target, runner.stripe_url)
+            load = _load_wave(runner, options.concurrency, watch)
             if load is not None and load.violations:
                 report.first_failure = _first_failure(0, time.monotonic() - started,
                                                       load.violations[0].invariant, "load")
@@ -142,11 +146,11 @@ def run(options: RunOptions, *, config: Config | None = None,
                             confirm_runs=options.confirm_runs, profile=options.profile,
                             deadline=deadline, shrink_seconds=options.shrink_seconds,
                             playbook=[scenario for _, scenario in playbook()]
-                            if options.playbook else (), known=known)
+                            if options.playbook else (), known=known, events=watch)
             _count(report, options, load, result, started)
             for finding, phase in _findings(load, result):
                 report.findings.append(_record(finding, phase, target=target, seed=seed,
-                                               options=options, watch=watch, log=log))
+                                               options=options, watch=watch))
             report.http = runner.stats.to_data()
             report.concurrency = runner.stats.concurrency_data()
             report.notes = [note for note in [runner.retried.note()] if note]
@@ -219,12 +223,14 @@ def _known_cases(options: RunOptions, target: dict[str, Any]) -> list[Any]:
         raise UsageError(f"--known: {exc}: pass a case file written by a chaos run") from None
 
 
-def _load_wave(run_example: Any, concurrency: int) -> ExampleResult | None:
+def _load_wave(runner: Runner, concurrency: int, events: RunEvents) -> ExampleResult | None:
     """The example every run starts with; None when the deadline came first."""
+    events.phase_started(LOAD)
     try:
-        result: ExampleResult = run_example(busy_night(concurrency))
+        result = runner.run_example(busy_night(concurrency))
     except OutOfTime:
         return None
+    events.example_done(result, LOAD)
     return result
 
 
@@ -269,7 +275,7 @@ def _findings(load: ExampleResult | None, result: SearchResult) -> list[tuple[Fi
 
 
 def _record(finding: Finding, phase: str, *, target: dict[str, Any], seed: int | None,
-            options: RunOptions, watch: reports.Watch, log: Any) -> dict[str, Any]:
+            options: RunOptions, watch: RunEvents) -> dict[str, Any]:
     """Save a confirmed finding in the corpus; return it as the report carries it.
     A FLAKY one (it did not fail again) is reported but kept out of the corpus."""
     path: Path | None = Path(finding.known) if finding.known else None
@@ -281,21 +287,24 @@ def _record(finding: Finding, phase: str, *, target: dict[str, Any], seed: int |
                    "reproduced": f"{finding.reproduced}/{finding.attempts}", "phase": phase,
                    "violations": [v.to_data() for v in finding.violations]},
             directory=options.corpus)
-    replay = f"{options.invocation} replay {shlex.quote(str(path))}" if path else (
+    replay = replay_command(options.invocation, path) if path else (
         f"not saved to the corpus: it did not fail again in {finding.attempts} confirm runs")
-    log.info("finding", invariant=finding.invariant, status=finding.status,
-             reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
-             requests=finding.scenario.requests, case=str(path) if path else None, new_case=new)
+    watch.finding(finding, phase=phase, case=path, new_case=new)
     # the rows, timeline and steps of one run: the one the finding's evidence came from
-    history = finding.result.history if finding.result is not None \
-        else watch.history(finding.scenario, finding.invariant)
+    history = finding.result.history if finding.result is not None else None
     return reports.finding_data(finding, replay=replay, phase=phase, case=path, history=history)
 
 
-def _finish(report: reports.Report, options: RunOptions, watch: reports.Watch,
+def replay_command(invocation: str, case: Path) -> str:
+    """The line that replays ``case``, the way the user runs the tool (``invocation``)."""
+    return f"{invocation} replay {shlex.quote(str(case))}"
+
+
+def _finish(report: reports.Report, options: RunOptions, watch: RunEvents,
             log: Any) -> None:
-    """Clear the progress line; write JUnit and HTML next to the JSON report; close the log."""
-    watch.progress.close()
+    """Tell the watchers (a progress line is cleared); write JUnit and HTML next to the
+    JSON report; close the log."""
+    watch.run_ended()
     data = report.to_data()
     try:
         write_outputs(data, junit_path=options.junit, html_path=options.html)

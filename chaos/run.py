@@ -13,7 +13,6 @@ import os
 import secrets
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,24 +23,21 @@ import httpx
 import trio
 
 from chaos import invariants
-from chaos.client import Attempt, FixtureIds, Plan, checkout_values, plan, ticket_type_id
+from chaos.client import FixtureIds, Plan, checkout_values, plan, ticket_type_id
 from chaos.config import Config
 from chaos.database import Database, embedded_server, redact_url, throwaway_schema
 from chaos.errors import InfrastructureError, TargetError, UsageError
+from chaos.example import ExampleResult as ExampleResult  # re-exported: named here before
+from chaos.example import OutOfTime as OutOfTime
 from chaos.executor import Executor, ensure_descriptors
-from chaos.history import History, Op, Outcome
+from chaos.health import FAILING_STREAK as FAILING_STREAK  # re-exported: named here before
+from chaos.health import FailingStreak, setup_failure, target_down
+from chaos.history import History, Outcome
 from chaos.journeys import list_catalogue
 from chaos.latency import Durations
 from chaos.log import redactor
-from chaos.observation import (
-    PAYMENT_COLUMNS,
-    TICKET_TYPE_COLUMNS,
-    Checkout,
-    Observation,
-    Session,
-    StripeCall,
-    payment_outcome,
-)
+from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS, Observation, StripeCall
+from chaos.observe import StripeView, TargetRows, observe
 from chaos.reference.bugs import parse_bugs
 from chaos.retries import RetriedDeliveries
 from chaos.safety import check_database_host
@@ -51,28 +47,6 @@ from chaos.target import Target
 from chaos.thresholds import Thresholds, is_error
 from chaos.transport import LoopbackTransport
 from strategies import Scenario
-
-
-@dataclass(frozen=True)
-class StripeView:
-    """What the fake Stripe holds after an example (None: it could not tell)."""
-
-    sessions: list[dict[str, Any]] | None = None
-    calls: list[StripeCall] | None = None
-    #: The charges of the sessions' payment intents, as they are now.
-    charges: list[dict[str, Any]] | None = None
-
-
-class OutOfTime(Exception):
-    """The run's whole-run deadline (``--max-seconds``) passed before or during an example."""
-
-
-@dataclass(frozen=True)
-class ExampleResult:
-    scenario: Scenario
-    history: History
-    observation: Observation
-    violations: list[invariants.Violation]
 
 
 @dataclass
@@ -149,11 +123,6 @@ class HttpStats:
                             p95=self.judged_latencies.percentile(95), under_fault=self.under_fault)
 
 
-#: Requests at the target left without an answer in a row (refused, reset, timed out)
-#: that end the run. An answer, 5xx included, is judged instead: the database decides.
-FAILING_STREAK = 20
-
-
 class Runner:
     """Runs examples against one target; counts them and the HTTP they cost.
 
@@ -183,7 +152,7 @@ class Runner:
         self._faults_armed = False
         #: Where the target's rows live, for the report (set by whoever started the target).
         self.database: dict[str, Any] = {}
-        self._failing: list[Op] = []
+        self._streak = FailingStreak()
         self._records_seq = 0
 
     def run_example(self, scenario: Scenario) -> ExampleResult:
@@ -380,165 +349,38 @@ class Runner:
         return data if isinstance(data, dict) else None
 
     def _check_setup(self, history: History) -> None:
-        """End the run when the fake Stripe failed a set-up call, or when the target's
-        checkout door refuses what no retry would change.
-
-        A checkout that fails under load (5xx, no answer) is a finding: the buyer's
-        story stops there, thresholds count it, and _check_target ends the run if the
-        target stops answering at all. But 400/401/403/404 to an honest checkout, any other 4xx
-        where no refusal was expected (not sold out, no contested key, not tampered),
-        or an answer the tool cannot read, mean the door and the tool disagree on the
-        contract: every further example would test nothing.
-        """
-        for op in history.ops:
-            if op.door == "stripe" and op.kind == "checkout" and op.outcome is not Outcome.OK:
-                raise InfrastructureError(
-                    f"buyer {op.ref.get('buyer', 0) + 1}'s checkout at the fake Stripe failed "
-                    f"on the {self.target.journey} journey ({op.method} {op.path}: "
-                    f"{op.status or op.error} {op.body[:160]}): check target.checkout.session "
-                    "and the fixtures' ids")
-            if op.door == "stripe" and op.outcome is not Outcome.OK:
-                raise InfrastructureError(
-                    f"the fake Stripe API failed a set-up call ({op.method} {op.path}: "
-                    f"{op.status or op.error}): see its log"
-                )
-            if op.kind != "checkout" or op.outcome is Outcome.OK or op.ref.get("tampered"):
-                continue
-            malformed = (op.error or "").startswith("malformed answer")
-            status = op.status or 0
-            refused = status in (400, 401, 403, 404) or (
-                400 <= status < 500 and status != 409 and not op.ref.get("expect"))
-            if malformed or refused:
-                answer = op.error if malformed else f"HTTP {op.status} {op.body[:160]}".strip()
-                raise TargetError(
-                    f"buyer {op.ref.get('buyer', 0) + 1}'s checkout at the target failed "
-                    f"({op.method} {op.path}: {answer}): check its checkout door, the headers "
-                    f"and payload it expects ({{{self._answer_fields()}}} answers), and its log"
-                )
+        """End the run when the fake Stripe failed a set-up call or the target's checkout
+        endpoint refuses what no retry would change (:func:`chaos.health.setup_failure`)."""
+        error = setup_failure(history, journey=self.target.journey,
+                              answer_fields=self._answer_fields())
+        if error is not None:
+            raise error
 
     def _answer_fields(self) -> str:
         """The answer fields the tool reads: ``url, sessionId`` for the reference service."""
         return ", ".join(p for p in (self.target.url_path, self.target.session_id_path) if p)
 
     def _check_target(self, history: History) -> None:
-        """End the run when the target is down or hangs: no answer at all, in this
-        example or ``FAILING_STREAK`` requests in a row. Any answer, 5xx included,
-        clears the streak: a target that answers is judged, not written off."""
-        at_target = sorted(history.at_target(), key=lambda op: op.start)
-        if not at_target:
-            return
-        url = self.target.base_url
-        if not any(op.sent for op in at_target):
-            raise TargetError(
-                f"the target at {url} refused all {len(at_target)} connections "
-                f"({at_target[0].error}): is it running? It may have crashed"
-            )
-        if all(op.status is None for op in at_target):
-            timeouts = sum(op.sent and (op.error or "").startswith("no answer") for op in at_target)
-            if timeouts == len(at_target):
-                raise TargetError(
-                    f"the target at {url} accepted connections but answered none of "
-                    f"{len(at_target)} requests within {self.request_timeout:g} s: it hangs "
-                    "(raise --request-timeout if it is only slow)"
-                )
-            refused = sum(not op.sent for op in at_target)
-            dropped = len(at_target) - timeouts - refused
-            parts = [f"{dropped} dropped without an answer" if dropped else "",
-                     f"{timeouts} unanswered within {self.request_timeout:g} s" if timeouts else "",
-                     f"{refused} refused" if refused else ""]
-            raise TargetError(
-                f"the target at {url} answered none of {len(at_target)} requests "
-                f"({', '.join(p for p in parts if p)}): it crashed or hangs; see its log"
-            )
-        for op in at_target:
-            if op.status is not None:
-                self._failing.clear()
-            else:
-                self._failing.append(op)
-        if len(self._failing) >= FAILING_STREAK:
-            kinds = Counter("not delivered" if not op.sent else "no answer" for op in self._failing)
-            what = ", ".join(f"{k} x {n}" for k, n in kinds.most_common())
-            raise TargetError(
-                f"the target at {url} left the last {len(self._failing)} requests in a row "
-                f"without an answer ({what}): it crashed or hangs; see its log"
-            )
+        """End the run when the target is down or hangs (:func:`chaos.health.target_down`):
+        no answer at all, in this example or ``FAILING_STREAK`` requests in a row."""
+        error = target_down(history, url=self.target.base_url,
+                            request_timeout=self.request_timeout, streak=self._streak)
+        if error is not None:
+            raise error
 
     def _observe(self, scenario: Scenario, ids: FixtureIds, the_plan: Plan, history: History,
                  stripe: StripeView) -> Observation:
-        """What the checker needs: Stripe's sessions, the attempts, the target's rows.
-
-        Sessions come from the fake Stripe (every session of the event, the
-        target's own included), plus any a buyer was bound to that it did not
-        list; each is attributed to its buyer by id, else by its metadata.
-        """
-        # ticket type ids as text throughout: the metadata Stripe keeps is text
-        kinds = [str(k) for k in ids.ticket_types]
-        prices = {kinds[i]: tt.price for i, tt in enumerate(scenario.ticket_types)}
-        op_of = {op.ref.get("attempt_id"): op.index for op in history.ops if op.kind == "checkout"}
-        checkouts = []
-        answered: dict[str, Attempt] = {}  # session id -> the first attempt answered with it
-        for attempt in the_plan.attempts:
-            buyer = scenario.buyers[attempt.buyer]
-            tt_id = kinds[buyer.ticket_type]
-            checkouts.append(Checkout(
-                buyer=attempt.buyer, ticket_type=tt_id, quantity=buyer.quantity,
-                unit_price=prices[tt_id], idempotency_key=attempt.idempotency_key,
-                sent_unit_price=attempt.unit_price, sent_total=attempt.total,
-                op=op_of.get(attempt.id), session=attempt.session_id))
-            if attempt.session_id:
-                answered.setdefault(attempt.session_id, attempt)
-        owner_of = {b.session_id: i for i, b in enumerate(the_plan.bindings) if b.session_id}
-        listed = {obj["id"]: obj for obj in stripe.sessions or []}
-        for binding in the_plan.bindings if stripe.sessions is None else ():
-            # a fake Stripe that cannot list its sessions: the completion's snapshot
-            completed = binding.events.get("checkout.session.completed")
-            if binding.session_id and binding.session_id not in listed and completed:
-                listed[binding.session_id] = completed["data"]["object"]
-        # the latest charge of each payment intent: refunds and disputes live there
-        charge_of = {c["payment_intent"]: c for c in stripe.charges or []}
-        sessions = []
-        for session_id, obj in listed.items():
-            meta = obj.get("metadata") or {}
-            first = answered.get(session_id)
-            owner = owner_of.get(session_id, first.buyer if first else None)
-            kind: str | None
-            quantity: int | None
-            if owner is not None:
-                buyer = scenario.buyers[owner]
-                kind = kinds[buyer.ticket_type]
-                quantity = buyer.quantity
-            else:
-                kind = None if meta.get("ticket_type_id") is None else str(meta["ticket_type_id"])
-                quantity = int(meta["quantity"]) if str(meta.get("quantity", "")).isdigit() else None
-            # Stripe's charge tells refunds and disputes; a fake Stripe that cannot list
-            # charges leaves the events of the buyer's own session to tell them
-            events = list(the_plan.bindings[owner].events) \
-                if owner is not None and owner_of.get(session_id) == owner else []
-            charge = charge_of.get(obj.get("payment_intent")) if stripe.charges is not None \
-                else None
-            sessions.append(Session(
-                id=session_id, amount_total=int(obj.get("amount_total") or 0),
-                outcome=payment_outcome(obj, events if stripe.charges is None else (),
-                                        charge=charge),
-                payment_intent=obj.get("payment_intent"),
-                buyer=owner, ticket_type=kind, quantity=quantity,
-                unit_price=prices.get(kind) if kind else None,
-                idempotency_key=first.idempotency_key if first else None,
-            ))
-        return Observation(
-            history=history, sessions=tuple(sessions), checkouts=tuple(checkouts),
+        """What the checker needs: the target's rows read here, the rest mapped by
+        :func:`chaos.observe.observe` (pure)."""
+        rows = TargetRows(
             tickets_per_payment=tuple(self._rows("tickets_per_payment_sql", PAYMENT_COLUMNS,
                                                  ids.event)),
-            tickets_per_ticket_type=tuple(
-                {**row, "ticket_type": None if row["ticket_type"] is None
-                 else str(row["ticket_type"])}
-                for row in self._rows("tickets_per_ticket_type_sql", TICKET_TYPE_COLUMNS,
-                                      ids.event)),
-            stripe_calls=tuple(stripe.calls or ()),
+            tickets_per_ticket_type=tuple(self._rows("tickets_per_ticket_type_sql",
+                                                     TICKET_TYPE_COLUMNS, ids.event)),
             queries=tuple((inv.name, inv.message, tuple(plain(row) for row in self.db.fetch_fitted(
-                inv.sql, ids.event, readonly=True))) for inv in self.target.invariants),
-            promises=self.target.promises,
-        )
+                inv.sql, ids.event, readonly=True))) for inv in self.target.invariants))
+        return observe(scenario, ids.ticket_types, the_plan, history, stripe, rows,
+                       promises=self.target.promises)
 
     def _rows(self, query: str, columns: tuple[str, ...], event: Any) -> list[dict[str, Any]]:
         rows = [plain(row) for row in

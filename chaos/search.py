@@ -66,8 +66,9 @@ from hypothesis.internal.conjecture import engine as hypothesis_engine
 
 import strategies
 from chaos.errors import ChaosError
+from chaos.events import SearchEvents, Silent
+from chaos.example import ExampleResult, OutOfTime
 from chaos.invariants import Violation
-from chaos.run import ExampleResult, OutOfTime
 from chaos.shutdown import Interrupted, interrupt_in
 from strategies import Scenario, Shape, shape, simplifications
 
@@ -262,8 +263,11 @@ class Search:
                  strategy: st.SearchStrategy[Scenario], *, chosen: settings, seed: int | None,
                  attempts: int, confirm_runs: int, deadline: float | None,
                  shrink_seconds: float, playbook: Sequence[Scenario],
-                 known: Sequence[KnownBug], max_repeats: int) -> None:
+                 known: Sequence[KnownBug], max_repeats: int,
+                 events: SearchEvents | None = None) -> None:
         self.run_example = run_example
+        self.events: SearchEvents = events if events is not None else Silent()
+        self._announced: Phase | None = None
         self.strategy = strategy
         self.chosen = chosen
         self.seed = seed
@@ -425,10 +429,18 @@ class Search:
 
     # -- running examples ----------------------------------------------------------------
 
-    def _count(self) -> None:
-        """One more example, in the part of the run that ran it."""
+    def _example(self, scenario: Scenario) -> ExampleResult:
+        """One more example, counted in the part of the run that runs it (also when it
+        raises), and told to ``events``: its phase when it is the phase's first, its
+        result when it ends."""
         self.examples += 1
         self.by_phase[self.phase.value] += 1
+        if self.phase is not self._announced:
+            self._announced = self.phase
+            self.events.phase_started(self.phase.value)
+        result = self.run_example(scenario)
+        self.events.example_done(result, self.phase.value)
+        return result
 
     def _out_of_time(self) -> bool:
         return self.time_up or self.deadline is not None and time.monotonic() >= self.deadline
@@ -438,9 +450,8 @@ class Search:
         if self._out_of_time():
             self.time_up = True
             raise _Stop()
-        self._count()
         try:
-            return self.run_example(scenario)
+            return self._example(scenario)
         except OutOfTime:
             self.time_up = True
             raise _Stop() from None
@@ -474,9 +485,8 @@ class Search:
         tries = 1 if self.deterministic.get(invariant, True) else self.attempts
 
         def rerun(scenario: Scenario) -> ExampleResult:
-            self._count()
             try:
-                return self.run_example(scenario)
+                return self._example(scenario)
             except OutOfTime:
                 self.time_up = True
                 raise
@@ -492,9 +502,8 @@ class Search:
         for _ in range(self.confirm_runs):
             if self._out_of_time():
                 break
-            self._count()
             try:
-                again = self.run_example(result.scenario)
+                again = self._example(result.scenario)
             except OutOfTime:
                 self.time_up = True
                 break
@@ -521,13 +530,14 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
            confirm_runs: int = 5, profile: str = "default",
            deadline: float | None = None, shrink_seconds: float | None = 20.0,
            playbook: Sequence[Scenario] = (), known: Sequence[KnownBug] = (),
-           max_repeats: int = MAX_REPEATS) -> SearchResult:
+           max_repeats: int = MAX_REPEATS, events: SearchEvents | None = None) -> SearchResult:
     """Search ``strategy``'s scenarios for invariant violations with ``run_example``
     (see the module docstring for the phases).
 
     ``examples`` overrides the profile's example count; ``deadline`` is a
     ``time.monotonic()`` value after which nothing new starts;
-    ``shrink_seconds`` bounds the minimizing of each distinct bug (None: 30 s).
+    ``shrink_seconds`` bounds the minimizing of each distinct bug (None: 30 s);
+    ``events`` hears of each phase and example (:class:`chaos.events.SearchEvents`).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
@@ -539,7 +549,8 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     return Search(run_example, strategy, chosen=chosen, seed=seed, attempts=attempts,
                   confirm_runs=confirm_runs, deadline=deadline,
                   shrink_seconds=30.0 if shrink_seconds is None else shrink_seconds,
-                  playbook=playbook, known=known, max_repeats=max_repeats).run()
+                  playbook=playbook, known=known, max_repeats=max_repeats,
+                  events=events).run()
 
 
 def _worth_minimizing(failures: Iterable[_Failure]) -> list[_Failure]:

