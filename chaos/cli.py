@@ -265,6 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chaos.database import check_database_url
     from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
+    from chaos.client import drawn_event_types
     from chaos.run import OutOfTime, configured_run, reference_run
     from chaos.safety import check_database_host
     from chaos.search import PROFILES, Finding, KnownBug, search
@@ -319,8 +320,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             if load is not None and load.violations:
                 report.first_failure = _first_failure(0, time.monotonic() - started,
                                                       load.violations[0].invariant, "load")
-            result = search(runner.run_example, scenarios(swarm=True), examples=args.examples,
-                            seed=seed,
+            drawn = scenarios(swarm=True, event_types=drawn_event_types(
+                config.target if config is not None else None))
+            result = search(runner.run_example, drawn, examples=args.examples, seed=seed,
                             attempts=args.attempts, confirm_runs=args.confirm_runs,
                             profile=args.profile, deadline=deadline,
                             shrink_seconds=args.shrink_seconds,
