@@ -262,10 +262,10 @@ def _replay_command(path: Path) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from chaos import report as reports
+    from chaos.client import drawn_event_types
     from chaos.database import check_database_url
     from chaos.log import configure, get_logger
     from chaos.reference.bugs import parse_bugs
-    from chaos.client import drawn_event_types
     from chaos.run import OutOfTime, configured_run, reference_run
     from chaos.safety import check_database_host
     from chaos.search import PROFILES, Finding, KnownBug, search
