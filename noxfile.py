@@ -14,7 +14,7 @@ from nox.command import CommandFailed
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["tests"]
+nox.options.sessions = ["lint", "tests", "e2e"]
 
 
 #: Seconds the tool gets to stop after a signal (its clean-up takes about 1 s; each step
@@ -45,8 +45,9 @@ def _tool(session: nox.Session, *args: str) -> None:
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {signum: signal.signal(signum, interrupt) for signum in stops}
     try:
-        session.run("python", "-m", "chaos", *args, interrupt_timeout=SHUTDOWN_SECONDS,
-                    terminate_timeout=TERMINATE_SECONDS)
+        session.run("python", "-m", "chaos", *args,
+                    env={"CHAOS_INVOCATION": "nox -s chaos --"},   # the replay line it prints
+                    interrupt_timeout=SHUTDOWN_SECONDS, terminate_timeout=TERMINATE_SECONDS)
     except CommandFailed as exc:
         sys.exit(exc.return_code or 1)
     except KeyboardInterrupt:
@@ -71,9 +72,18 @@ def chaos(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite, against real PostgreSQL (embedded unless CHAOS_TEST_DATABASE_URL is set)."""
-    session.install(".[test]")
-    session.run("pytest", *session.posargs)
+    """The fast tests (unit and in-process; under 3 minutes), against real PostgreSQL
+    (embedded unless CHAOS_TEST_DATABASE_URL is set). ``nox -s e2e`` runs the rest."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "not e2e", *session.posargs)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """The end-to-end tests (marked ``e2e``): whole chaos runs and replays in processes,
+    the example shops, stripe-node from npm."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "e2e", *session.posargs)
 
 
 #: What ``nox -s timeline`` runs when given no arguments: a real failure to draw.
@@ -116,12 +126,13 @@ def timeline(session: nox.Session) -> None:
     session.log(f"screenshot: {png} (from {html})")
 
 
-@nox.session(default=False)
+@nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy over the code."""
-    session.install(".[lint]")
-    session.run("ruff", "check", "chaos", "strategies", "tests", "noxfile.py")
-    session.run("mypy", "--ignore-missing-imports", "chaos", "strategies")
+    """ruff over everything, ``mypy --strict`` over the tool (chaos/, strategies/)."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", "chaos", "strategies", "tests", "benchmarks", "tools",
+                "noxfile.py")
+    session.run("mypy", "--strict", "chaos", "strategies")
 
 
 @nox.session(default=False)

@@ -15,13 +15,12 @@ config; 3 the target or the infrastructure failed. Errors are one line.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import secrets
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,7 +30,6 @@ from chaos.errors import (
     EXIT_PASS,
     EXIT_USAGE,
     ChaosError,
-    InfrastructureError,
     UsageError,
 )
 from chaos.shutdown import Interrupted, deferred, handled, received
@@ -39,14 +37,28 @@ from chaos.shutdown import Interrupted, deferred, handled, received
 COMMANDS = ("run", "replay", "reference", "fake-stripe")
 
 
+#: The tool's one name: in help, in every message, in the commands it prints.
+PROG = "payment-chaos"
+
+
+def invocation() -> str:
+    """How the user ran the tool, so the commands it prints (replay, help) work where
+    they ran it: what the launcher said (``nox -s chaos --`` sets ``CHAOS_INVOCATION``),
+    the console script by its name, else ``python -m chaos``."""
+    told = os.environ.get("CHAOS_INVOCATION", "").strip()
+    if told:
+        return told
+    return PROG if Path(sys.argv[0]).name == PROG else "python -m chaos"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         command = self.prog.split()[-1]
-        where = "python -m chaos --help" if command == "chaos" else f"python -m chaos {command} --help"
+        where = f"{invocation()} --help" if command == PROG else f"{invocation()} {command} --help"
         raise UsageError(f"{message} (see: {where})")
 
 
-def _int_in(low: int, high: int):
+def _int_in(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -79,7 +91,7 @@ def _fraction(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    top = _Parser(prog="chaos", description="Property-based chaos and idempotency tester "
+    top = _Parser(prog=PROG, description="Property-based chaos and idempotency tester "
                   "for Stripe payment flows.")
     sub = top.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -116,9 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--report", type=Path, default=Path("chaos-report.json"),
                      help="where to write the JSON report (default chaos-report.json)")
     run.add_argument("--corpus", "--failures-dir", dest="corpus", type=Path,
-                     default=Path("tests/regressions"), metavar="DIR",
+                     default=Path("chaos-failures"), metavar="DIR",
                      help="where to save each confirmed failure as a replayable case "
-                          "(default tests/regressions)")
+                          "(default chaos-failures, git-ignored: commit the cases you want "
+                          "CI to replay into a folder of your own, e.g. tests/regressions)")
     run.add_argument("--junit", type=Path, default=None, metavar="PATH",
                      help="also write JUnit XML: one test case per invariant and threshold")
     run.add_argument("--html", type=Path, default=None, metavar="PATH",
@@ -219,7 +232,7 @@ def _load_config(args: argparse.Namespace, path: str | None = None) -> Any:
 
 
 def _replay_command(path: Path) -> str:
-    return f"nox -s chaos -- replay {shlex.quote(str(path))}"
+    return f"{invocation()} replay {shlex.quote(str(path))}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -485,7 +498,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    from chaos.database import check_database_url, redact_url
+    from chaos.database import Database, check_database_url
     from chaos.log import configure
     from chaos.reference import create_app, parse_bugs
     from chaos.safety import check_database_host, check_stripe_key, check_url
@@ -505,27 +518,12 @@ def cmd_reference(args: argparse.Namespace) -> int:
                                what="CHAOS_STRIPE_API_KEY")
     anon_key = os.environ.get("CHAOS_ANON_KEY") or DEFAULT_ANON_KEY
     check_url(args.stripe_api_base, what="--stripe-api-base")
-    _check_database(args.database_url, redact_url)
+    Database(args.database_url, pool_size=1).close()   # reachable, or one line naming it
     sock = bind(args.port)
     serve(create_app(database_url=args.database_url, schema=args.schema,
                      webhook_secret=secret, bugs=bugs, stripe_api_base=args.stripe_api_base,
                      stripe_api_key=api_key, anon_key=anon_key), sock)
     return EXIT_PASS
-
-
-def _check_database(url: str, redact) -> None:
-    import asyncpg
-
-    async def probe() -> None:
-        conn = await asyncpg.connect(url, timeout=10)
-        await conn.close()
-
-    try:
-        asyncio.run(asyncio.wait_for(probe(), 15))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        raise InfrastructureError(f"cannot connect to the database at {redact(url)} "
-                                  f"({str(exc).strip() or type(exc).__name__}): check "
-                                  "--database-url") from None
 
 
 def cmd_fake_stripe(args: argparse.Namespace) -> int:
@@ -545,21 +543,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.func not in (cmd_run, cmd_replay):
-            return args.func(args)  # the services run under uvicorn, which handles signals
+            code: int = args.func(args)  # the services run under uvicorn: it handles signals
+            return code
         with handled():             # SIGINT, SIGTERM, SIGHUP: unwind, report, 130/143/129
-            return args.func(args)
+            code = args.func(args)
+            return code
     except ChaosError as exc:
-        print(f"chaos: error: {_redact(str(exc))}", file=sys.stderr)
+        print(f"{PROG}: error: {_redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except ModuleNotFoundError as exc:  # the tool's dependencies are not installed here
-        print(f"chaos: error: the module {exc.name!r} is missing from this Python "
+        print(f"{PROG}: error: the module {exc.name!r} is missing from this Python "
               f"({sys.executable}): install the tool with its dependencies "
               "(pip install payment-chaos, or pip install -e . in its checkout), or run "
               "nox -s chaos", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
-        print(f"chaos: interrupted by {name}: stopped and removed what it "
+        print(f"{PROG}: interrupted by {name}: stopped and removed what it "
               "started; a run's report keeps the failures found so far", file=sys.stderr)
         return exc.exit_code if isinstance(exc, Interrupted) else 130
     except Exception as exc:  # a bug of the tool's own: one line here, the traceback in a file
@@ -585,7 +585,7 @@ def _internal_error(exc: BaseException) -> int:
     with tempfile.NamedTemporaryFile("w", prefix="chaos-crash-", suffix=".txt",
                                      delete=False) as crash:
         crash.write(_redact("".join(traceback.format_exception(exc))))
-    print(f"chaos: internal error: {type(exc).__name__}: {_redact(str(exc))[:200]} "
+    print(f"{PROG}: internal error: {type(exc).__name__}: {_redact(str(exc))[:200]} "
           f"(a bug in payment-chaos; the traceback is in {crash.name}, please report it)",
           file=sys.stderr)
     return EXIT_INFRASTRUCTURE

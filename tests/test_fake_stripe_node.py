@@ -19,6 +19,8 @@ import pytest
 from tests import fake_stripe_helpers
 from tests.fake_stripe_helpers import KEY, Fake
 
+pytestmark = pytest.mark.e2e   # installs stripe-node from npm
+
 fake = fake_stripe_helpers.fake  # the fixtures, for this module
 stripe_server = fake_stripe_helpers.stripe_server
 

@@ -117,6 +117,6 @@ def test_the_cli_reports_verdict_error_and_exits_3(tables, fake_stripe, tmp_path
     err = capsys.readouterr().err
     assert code == 3
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith(f"chaos: error: the target at {url} failed the last ")
+    assert err.startswith(f"payment-chaos: error: the target at {url} failed the last ")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["verdict"] == "error" and "HTTP 500" in report["error"]

@@ -33,7 +33,7 @@ def test_empty_is_zero_and_out_of_range_is_clamped() -> None:
 
 def test_merge_adds_every_duration() -> None:
     a, b = Durations(), Durations()
-    for i in range(100):
+    for _ in range(100):
         a.add(0.010)
         b.add(0.200)
     a.merge(b)

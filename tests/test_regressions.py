@@ -15,6 +15,8 @@ import pytest
 
 from tests.helpers import run_tool
 
+pytestmark = pytest.mark.e2e   # whole chaos runs, in processes
+
 CORPUS = Path(__file__).parent / "regressions"
 CASES = sorted(CORPUS.glob("*.json"))
 

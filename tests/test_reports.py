@@ -26,6 +26,8 @@ import pytest
 from chaos.report.corpus import load_case
 from tests.helpers import run_tool
 
+pytestmark = pytest.mark.e2e   # whole chaos runs, in processes
+
 WEBHOOK_SECRET = "whsec_" + "reportsTestSecret0123456789abcdef"
 API_KEY = "sk_test_" + "reportsTestKey0123456789"
 ANON_KEY = "anon_" + "reportsTestAnonKey0123456789"
@@ -124,7 +126,7 @@ def test_the_summary_shows_figures_verdicts_steps_rows_rate_and_replay(bug_run: 
                   f"FAILED {INVARIANT} (reproduced ", "shrunk to 2 requests:",
                   "1. deliver buyer 1's checkout.session.completed (1st copy)",
                   "2. deliver buyer 1's checkout.session.completed (2nd copy)",
-                  "replay: nox -s chaos -- replay out/corpus/", "verdict: FAIL",
+                  "replay: python -m chaos replay out/corpus/", "verdict: FAIL",
                   "report: out/report.json", "junit: out/junit.xml", "html: out/timeline.html"):
         assert words in summary, words
     failure = the_failure(report)
@@ -181,7 +183,7 @@ def test_junit_has_one_case_per_invariant_and_the_failure_evidence(bug_run: Run,
     failure = failed[INVARIANT]
     assert failure.get("message") == the_failure(report)["violations"][0]["message"]
     assert "2. deliver buyer 1's checkout.session.completed (2nd copy)" in failure.text
-    assert "replay: nox -s chaos -- replay" in failure.text
+    assert "replay: python -m chaos replay" in failure.text
     assert root.get("tests") == str(len(cases)) and root.get("failures") == str(len(failed))
 
 

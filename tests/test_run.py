@@ -8,8 +8,12 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from chaos.invariants import INVARIANTS
 from tests.helpers import run_tool
+
+pytestmark = pytest.mark.e2e   # whole chaos runs, in processes
 
 
 def test_max_seconds_stops_a_long_search_cleanly_and_reports_it(tmp_path: Path, server_url: str):

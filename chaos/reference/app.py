@@ -18,7 +18,7 @@ constraint violation a 500, each one line, never a traceback.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -44,7 +44,8 @@ class InFlight:
         self.peak = 0
         self.total = 0
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/_chaos/"):
             await self.app(scope, receive, send)
             return
@@ -93,7 +94,7 @@ def create_app(*, database_url: str, schema: str, webhook_secret: str,
                       schema=schema, database_url=database_url, pool_size=pool_size)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.start(ddl(bugs))
         try:
             yield

@@ -119,7 +119,7 @@ class Service:
     async def stop(self) -> None:
         if self._http is not None:
             with contextlib.suppress(Exception):
-                await self._http.close_async()
+                await self._http.close_async()  # type: ignore[no-untyped-call]
         if self._pool is not None:
             await self._pool.close()
 

@@ -114,7 +114,8 @@ class Report:
             data["stopped"] = self.stopped
         if self.error:
             data["error"] = self.error
-        return redactor.value(data)
+        redacted: dict[str, Any] = redactor.value(data)
+        return redacted
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

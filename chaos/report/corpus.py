@@ -95,7 +95,7 @@ def expectations(invariant: str, target: Mapping[str, Any]) -> list[Expectation]
 def case_data(*, invariant: str, target: Mapping[str, Any], seed: int | None,
               scenario: Scenario, found: Mapping[str, Any]) -> dict[str, Any]:
     """A case as JSON-ready data, fields in reading order."""
-    return redactor.value({
+    case: dict[str, Any] = redactor.value({
         "format": CASE_FORMAT,
         "invariant": invariant,
         "target": dict(target),
@@ -105,6 +105,7 @@ def case_data(*, invariant: str, target: Mapping[str, Any], seed: int | None,
         "steps": scenario.render(),
         "scenario": scenario.to_data(),
     })
+    return case
 
 
 def case_name(invariant: str, target: Mapping[str, Any], scenario: Scenario) -> str:

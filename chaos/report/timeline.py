@@ -12,7 +12,7 @@ rows that break it, the numbered steps, and the replay command.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -211,7 +211,7 @@ def _legend() -> str:
     return f'<div class="legend">{items}<span class="barrier-key">wave start barrier</span></div>'
 
 
-def _describer(schedule: Any):
+def _describer(schedule: Any) -> Callable[[Mapping[str, Any]], str]:
     """A function op -> lane label, from the schedule when it parses, else from the op."""
     steps: list[str] = []
     if isinstance(schedule, Mapping):
@@ -246,7 +246,7 @@ def _status_text(op: Mapping[str, Any], ms: float) -> str:
 def _nice_step(span_ms: float) -> float:
     raw = span_ms / 8 if span_ms > 0 else 1.0
     magnitude = 10 ** math.floor(math.log10(raw))
-    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return float(next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw))
 
 
 def _barriers(waves: Any) -> dict[int, float]:
@@ -259,7 +259,8 @@ def _barriers(waves: Any) -> dict[int, float]:
     return found
 
 
-def _svg(history: list[Mapping[str, Any]], describe, barriers: Mapping[int, float]) -> str:
+def _svg(history: list[Mapping[str, Any]], describe: Callable[[Mapping[str, Any]], str],
+         barriers: Mapping[int, float]) -> str:
     def t(op: Mapping[str, Any], key: str) -> float:
         value = op.get(key)
         return float(value) if isinstance(value, int | float) else 0.0
