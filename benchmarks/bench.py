@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py [--requests 3000] [--rounds 3] [--vus 50] [--ceiling-vus 200]
                                [--database-url URL] [--out DIR] [--no-chaos-run] [--no-profile]
-                               [--load-seconds 15] [--load-workers 1,2]
+                               [--load-seconds 20] [--load-workers 1,2]
 
 The endpoint: the reference service's webhook door, redelivering valid, freshly
 signed duplicates of completions it already fulfilled (the signature check, one
@@ -296,13 +296,13 @@ def tool_round(s: Stack, requests: int, vus: int) -> dict[str, Any]:
 
 #: The load mode's mix for the bench: journeys whose traffic is almost all validly signed
 #: redeliveries of fulfilled completions (as k6 sends), no races, forgeries or sell-outs.
-LOAD_MIX = "duplicates=10,races=0,reorder=0,forged=0,refunds=0,sellout=0"
+LOAD_MIX = "duplicates=25,races=0,reorder=0,forged=0,refunds=0,sellout=0"
 
 
 def load_round(s: Stack, seconds: float, vus: int, workers: int) -> dict[str, Any]:
     """The load mode (``payment-chaos load``'s engine, in this process and ``workers - 1``
     spawned ones): ``vus`` VUs for ``seconds``, each playing journeys (checkout, payment,
-    then each event delivered 1 + 10 times over its kept-alive connection), invariants
+    then each event delivered 1 + 25 times over its kept-alive connection), invariants
     checked every 5 s. req/s counts the webhook endpoint's requests; client CPU per 1,000
     counts every request it sent (checkout and the fake Stripe's too), and includes its
     invariant checks and its workers' CPU."""
@@ -641,8 +641,8 @@ def bench(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("."), help="where to write bench.json")
     parser.add_argument("--no-chaos-run", action="store_true", help="skip the default chaos run")
     parser.add_argument("--no-profile", action="store_true", help="never run py-spy")
-    parser.add_argument("--load-seconds", type=float, default=15.0,
-                        help="seconds of each load-mode round (15)")
+    parser.add_argument("--load-seconds", type=float, default=20.0,
+                        help="seconds of each load-mode round (20)")
     parser.add_argument("--load-workers", default="1,2",
                         help="load-mode rounds with these --workers (1,2; empty: none)")
     args = parser.parse_args(argv)

@@ -82,7 +82,10 @@ def run_outcome(name: str, seed: int, code: int | None, report: Mapping[str, Any
     if not confirmed:
         row.update(result="missed")
         return row
-    chosen = next((f for f in confirmed if f.get("invariant") == bug.caught_by), confirmed[0])
+    # a run may report several distinct bugs: judge by the smallest of the expected invariant
+    expected = [f for f in confirmed if f.get("invariant") == bug.caught_by]
+    chosen = min(expected, key=lambda f: f.get("requests") if isinstance(f.get("requests"), int)
+                 else 10**9) if expected else confirmed[0]
     requests = chosen.get("requests")
     done, runs = _rate(chosen.get("reproduced"))
     row.update(

@@ -36,7 +36,7 @@ import httpx
 from chaos.executor import Call
 from chaos.signing import sign
 from chaos.target import DEFAULT_SESSION, Target, dig, render_body
-from strategies import Checkout, Delivery, Fault, Scenario
+from strategies import DEFAULT_EVENT_TYPES, EVENT_TYPES, Checkout, Delivery, Fault, Scenario
 
 
 @dataclass
@@ -198,6 +198,16 @@ def _demand_exceeds_capacity(scenario: Scenario) -> set[int]:
             buyer = scenario.buyers[step.buyer]
             asked[buyer.ticket_type] = asked.get(buyer.ticket_type, 0) + buyer.quantity
     return {t for t, n in asked.items() if n > scenario.ticket_types[t].capacity}
+
+
+def drawn_event_types(target: Target | None) -> tuple[str, ...]:
+    """The event types a run's schedule delivers: the default ones, or, when the webhook
+    endpoint declares its subscription (``[target.webhook] events``), every type a story
+    emits that it is subscribed to (a shop that confirms on ``charge.succeeded`` gets
+    that event delivered, duplicated and reordered like any other)."""
+    if target is None or not target.webhook_events:
+        return DEFAULT_EVENT_TYPES
+    return tuple(t for t in EVENT_TYPES if target.subscribed(t)) or DEFAULT_EVENT_TYPES
 
 
 def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import report as reports
+from chaos.client import drawn_event_types
 from chaos.config import Config
 from chaos.database import check_database_url
 from chaos.errors import ChaosError, UsageError
@@ -141,7 +142,9 @@ def run(options: RunOptions, *, config: Config | None = None,
             if load is not None and load.violations:
                 report.first_failure = _first_failure(0, time.monotonic() - started,
                                                       load.violations[0].invariant, "load")
-            result = search(runner.run_example, scenarios(swarm=True), examples=options.examples,
+            drawn = scenarios(swarm=True, event_types=drawn_event_types(
+                config.target if config is not None else None))
+            result = search(runner.run_example, drawn, examples=options.examples,
                             seed=seed, attempts=options.attempts,
                             confirm_runs=options.confirm_runs, profile=options.profile,
                             deadline=deadline, shrink_seconds=options.shrink_seconds,

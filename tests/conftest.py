@@ -8,6 +8,7 @@ The server is embedded (started here, removed afterwards) unless
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,11 +28,15 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 
 @pytest.fixture(scope="session", autouse=True)
-def system_temp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def system_temp() -> Iterator[Path]:
     """The temp folder of the tool and of every process the tests start, for the
     whole session; anything left in it at the end fails the session: a run must
-    remove what it made (PostgreSQL data folders, run folders, crash files)."""
-    folder = tmp_path_factory.mktemp("system-temp")
+    remove what it made (PostgreSQL data folders, run folders, crash files).
+
+    It is a folder of its own in the system temp folder, not under pytest's
+    ``tmp_path`` root: a second pytest session starting meanwhile prunes old roots,
+    and would take running servers' data folders with them."""
+    folder = Path(tempfile.mkdtemp(prefix="chaos-tests-"))
     saved = os.environ.get("TMPDIR"), tempfile.tempdir
     os.environ["TMPDIR"], tempfile.tempdir = str(folder), str(folder)
     try:
@@ -46,6 +51,7 @@ def system_temp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # (platformdirs' runtime folder, ``runtime-<uid>``, falls back into the temp
     # folder when XDG_RUNTIME_DIR is unset): shared, reused, not a run's leftover
     left = sorted(p.name for p in folder.iterdir() if p.name != f"runtime-{os.getuid()}")
+    shutil.rmtree(folder, ignore_errors=True)
     assert not left, f"left behind in the temp folder: {left}"
 
 

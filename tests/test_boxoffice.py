@@ -429,6 +429,7 @@ def test_a_box_office_that_answers_500_after_committing_is_judged(server_url: st
     assert "NOTE  answered-5xx-after-commit: every signed delivery answered 5xx" in result.stdout
 
 
+@pytest.mark.e2e
 def test_the_tool_catches_oversell_in_the_box_office(server_url: str, schema: str,
                                                      tmp_path: Path, monkeypatch):
     result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch,

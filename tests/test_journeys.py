@@ -122,3 +122,27 @@ def test_a_payment_link_the_buyer_fixture_names_is_the_one_bought_through():
                     event_id=EVENT, ids=ids)
     request = the_plan.phases[0].calls[0].build()
     assert str(request.url) == f"{STRIPE}/_chaos/payment_links/plink_shop_own/checkout"
+
+
+def test_a_subscription_decides_which_events_the_schedule_draws():
+    from chaos.client import drawn_event_types
+    from strategies import DEFAULT_EVENT_TYPES, scenarios
+
+    assert drawn_event_types(None) == DEFAULT_EVENT_TYPES
+    assert drawn_event_types(Target(base_url="", webhook_secret="")) == DEFAULT_EVENT_TYPES
+    confirms_on_charge = Target(base_url="", webhook_secret="",
+                                webhook_events=("charge.succeeded", "charge.refunded"))
+    assert set(drawn_event_types(confirms_on_charge)) == {"charge.succeeded", "charge.refunded"}
+    # and the search can draw them: a strategy over them builds and yields those types only
+    from hypothesis import given, settings
+
+    seen: set[str] = set()
+
+    @settings(max_examples=60, database=None)
+    @given(scenarios(event_types=drawn_event_types(confirms_on_charge)))
+    def draw(scenario):
+        seen.update(step.event for _, step in scenario.deliveries())
+
+    draw()
+    assert seen and seen <= {"charge.succeeded", "charge.refunded"}
+    assert "charge.succeeded" in seen

@@ -104,6 +104,26 @@ def test_bad_input_is_one_line_exit_2_and_nothing_started(tmp_path: Path, args, 
     assert not (tmp_path / "chaos-load.json").exists()
 
 
+def test_an_arrival_rate_starts_journeys_on_time_and_counts_the_dropped(tmp_path: Path,
+                                                                      server_url: str):
+    code, out, data = load(tmp_path, "--rate", "5", "--duration", "4s", "--vus", "3",
+                           "--database-url", server_url)
+    assert code == 0, out
+    assert data["profile"]["rate"] == 5
+    assert data["journeys"] + data["dropped_journeys"] == 20   # 5 a second for 4 s
+    assert data["journeys"] >= 10
+    assert data["concurrency"]["peak_vus"] <= 3
+    assert "journeys/s" in out
+
+
+def test_help_names_the_shapes_the_mix_and_the_default_thresholds(tmp_path: Path):
+    result = run_tool("load", "--help", cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for words in ("--stages", "--rate", "--mix", "--workers", "http-error-rate < 1%",
+                  "http-p95 < 5s"):
+        assert words in result.stdout
+
+
 def test_an_unreachable_database_is_exit_3_with_an_error_summary(tmp_path: Path):
     code, out, data = load(tmp_path, "--duration", "2s", "--database-url",
                            "postgresql://nobody:secret-pw@127.0.0.1:1/x")

@@ -212,3 +212,27 @@ def test_the_live_line_says_time_vus_rate_errors_p95_checks_and_what_broke():
     assert "p95 20.0 ms" in line
     assert "checks 99.00%" in line
     assert "broken: one-ticket-set-per-payment" in line
+
+
+def test_worker_results_cross_a_pipe_and_add_up():
+    from chaos.load.runner import InvariantTally, LoadResult
+
+    def result(requests: int, violations: int) -> LoadResult:
+        metrics = Metrics()
+        for i in range(requests):
+            metrics.add(op("deliver", 200, 0.001 * (i + 1), copy=0))
+        first = {"message": "two ticket sets"} if violations else None
+        return LoadResult(metrics=metrics, seconds=10.0, journeys=requests, dropped=1,
+                          intervals_checked=2, buyers_checked=requests,
+                          invariants={"one-ticket-set-per-payment":
+                                      InvariantTally(violations, int(bool(violations)), first)},
+                          client_peak_in_flight=25, target_peak_in_flight=None, peak_vus=25,
+                          connections=50, cpu_seconds=1.5)
+
+    merged = LoadResult.from_data(result(10, 0).to_data())
+    merged.merge(LoadResult.from_data(result(30, 4).to_data()))
+    assert merged.metrics.select().requests == 40
+    assert merged.metrics.select().figures(10)["max_ms"] == pytest.approx(30, rel=0.001)
+    assert (merged.journeys, merged.dropped, merged.peak_vus, merged.cpu_seconds) == (40, 2, 50, 3.0)
+    tally = merged.invariants["one-ticket-set-per-payment"]
+    assert (tally.violations, tally.intervals, tally.first) == (4, 1, {"message": "two ticket sets"})

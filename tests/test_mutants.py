@@ -108,3 +108,12 @@ def test_options_it_sets_itself_are_refused_and_the_rest_pass_through():
         with pytest.raises(SystemExit) as exit_:
             mutants.parse(bad)
         assert exit_.value.code == 2
+
+
+def test_of_several_bugs_of_the_expected_invariant_the_smallest_is_judged():
+    inv = CATALOGUE["no-dedup"].caught_by
+    row = mutants.run_outcome("no-dedup", 1, 1, report(
+        failure("no-oversold-ticket-type", 2), failure(inv, 3), failure(inv, 2, "3/5")),
+        wall=10.0)
+    assert (row["invariant"], row["requests"], row["reproduced"]) == (inv, 2, "3/5")
+    assert row["minimal"]

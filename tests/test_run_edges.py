@@ -70,6 +70,6 @@ def test_without_the_tools_dependencies_it_is_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-S", "-m", "chaos", "--examples", "3"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith("chaos: error: the module ") and "is missing" in done.stderr
+    assert done.stderr.startswith("payment-chaos: error: the module ") and "is missing" in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []

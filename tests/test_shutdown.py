@@ -161,8 +161,8 @@ def _check(run: Stopped, sig: int, phase: str, database_url: str | None) -> None
     name = signal.Signals(sig).name
     said = run.stdout + run.stderr      # nox passes the tool's stderr on through its stdout
     assert run.code == 128 + sig, (run.code, said[-3000:])
-    lines = [ln for ln in said.splitlines() if ln.startswith("chaos: ")]
-    assert lines and lines[-1].startswith(f"chaos: interrupted by {name}"), said[-3000:]
+    lines = [ln for ln in said.splitlines() if ln.startswith("payment-chaos: ")]
+    assert lines and lines[-1].startswith(f"payment-chaos: interrupted by {name}"), said[-3000:]
     assert "Traceback" not in said
     assert run.left_running == [], run.left_running
     assert run.left_on_disk == [], run.left_on_disk
@@ -266,7 +266,7 @@ def test_database_stopped_mid_run_is_exit_3_in_one_line(tmp_path: Path) -> None:
     assert process.returncode == 3, (process.returncode, err[-3000:])
     lines = err.strip().splitlines()
     assert len(lines) == 1, err[-3000:]
-    assert lines[0].startswith("chaos: error: ") and "database" in lines[0], lines[0]
+    assert lines[0].startswith("payment-chaos: error: ") and "database" in lines[0], lines[0]
     assert "Traceback" not in out + err
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["verdict"] == "error" and "database" in report["error"]

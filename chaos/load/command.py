@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", action="append", default=[], metavar="EXPR",
                         help="a limit, e.g. 'http-p95{endpoint=webhook} < 500ms' (repeatable; "
                              f"metrics: {', '.join(METRICS)}); defaults: "
-                             f"{'; '.join(DEFAULTS)}")
+                             f"{'; '.join(DEFAULTS).replace('%', '%%')}")
     parser.add_argument("--no-default-thresholds", action="store_true",
                         help="judge only the --threshold limits given")
     parser.add_argument("--check-every", type=_duration, default=5.0, metavar="DURATION",

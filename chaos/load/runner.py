@@ -277,23 +277,26 @@ class LoadRun:
         assert profile.rate is not None
         send, receive = trio.open_memory_channel[None](0)
         mine, workers = self.options.share
-        for i in range(mine, profile.max_vus, workers):
-            nursery.start_soon(self._rate_vu, i, receive.clone())
+        for i in range(mine, profile.max_vus, workers):   # each waiting before the clock starts
+            await nursery.start(self._rate_vu, i, receive.clone())
         period = workers / profile.rate
-        due = trio.current_time()
-        while self.elapsed() < profile.seconds:
+        begin = trio.current_time()
+        for arrival in itertools.count(1):
+            if self.elapsed() >= profile.seconds:
+                break
             try:
                 send.send_nowait(None)
             except trio.WouldBlock:
                 self.dropped += 1
-            due += period
             self._tick()
-            await trio.sleep_until(due)
+            await trio.sleep_until(begin + arrival * period)
         await send.aclose()
 
-    async def _rate_vu(self, index: int, receive: trio.MemoryReceiveChannel[None]) -> None:
+    async def _rate_vu(self, index: int, receive: trio.MemoryReceiveChannel[None], *,
+                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         rng = random.Random(f"{self.options.seed}-{index}")
         doors = {"target": KeepAlive(), "stripe": KeepAlive()}
+        task_status.started()
         try:
             async for _ in receive:
                 self._vus(+1)

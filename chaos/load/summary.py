@@ -93,7 +93,8 @@ def render(data: dict[str, Any], *, summary_path: str | None = None) -> str:
                  f"({data['dropped_journeys']} dropped)")
     target_saw = "?" if c["target_peak_in_flight"] is None else c["target_peak_in_flight"]
     lines.append(f"  VUs .............. {c['peak_vus']} at peak over {c['workers']} worker(s); "
-                 f"in flight {c['client_peak_in_flight']} as the client saw it, {target_saw} as "
+                 f"in flight {c['client_peak_in_flight']} as the client saw it"
+                 f"{' (the sum of the workers’ peaks)' if c['workers'] > 1 else ''}, {target_saw} as "
                  f"the target saw it; {c['connections']} connections opened")
     cpu = data.get("client_cpu")
     if cpu:

@@ -185,7 +185,8 @@ def _story_of(draw: st.DrawFn, bounds: Bounds, max_quantity: int, ticket_type_co
     steps = checkouts + deliveries
     if kinds is not None:
         folded = ((kinds.step(step, bounds.signatures[0]), wave) for step, wave in steps)
-        steps = kinds.ordered(buyer, [(step, wave) for step, wave in folded if step is not None])
+        steps = kinds.rushed(kinds.ordered(
+            buyer, [(step, wave) for step, wave in folded if step is not None]))
     return buyer, steps
 
 

@@ -61,6 +61,9 @@ class Swarm:
     #: completion, then the refund of a multi-seat purchase; reversed when out of order
     #: is on), instead of the drawn copies and waves
     whole_stories: bool = False
+    #: on: every buyer's own checkout fires in the first wave, together (a rush for
+    #: the tickets: with tight capacity on, buyers race for the last ones)
+    rush: bool = False
 
     def story_outcomes(self, allowed: tuple[str, ...]) -> tuple[str, ...]:
         """The outcomes buyers are drawn from: the simplest allowed one half the
@@ -109,6 +112,12 @@ class Swarm:
         return [(Delivery(buyer=0, event=event), min(wave, max_waves - 1))
                 for wave, event in enumerate(events)]
 
+    def rushed(self, steps: list[tuple[Step, int]]) -> list[tuple[Step, int]]:
+        """``steps`` with, in a rush (and one step drawn at least, so that none drawn
+        is still none), the buyer's own checkout first, in the first wave (a
+        schedule keeps a buyer's first own checkout only)."""
+        return [(Checkout(buyer=0), 0), *steps] if self.rush and steps else steps
+
     def ordered(self, buyer: Buyer, steps: list[tuple[Step, int]]) -> list[tuple[Step, int]]:
         """``steps`` (a buyer's, with drawn wave numbers), its deliveries' waves
         reassigned in the order its story emits their events unless out of order is on:
@@ -155,9 +164,10 @@ def swarms(outcomes: tuple[str, ...], checkouts: tuple[str, ...],
            signatures: tuple[str, ...]) -> st.SearchStrategy[Swarm]:
     """Which story kinds are on: each of ``outcomes`` and ``signatures`` but the
     first (simplest, always on), each of ``checkouts``, multi-seat buyers, tight
-    capacity, faults, events out of order and whole stories, each on half the
-    time. Shrinks toward all off."""
+    capacity, faults, events out of order, whole stories and a rush for the
+    tickets, each on half the time. Shrinks toward all off."""
     return st.builds(Swarm, outcomes=_subset(outcomes[1:]), checkouts=_subset(checkouts),
                      signatures=_subset(signatures[1:]), multi_seat=st.booleans(),
                      tight_capacity=st.booleans(), faults=st.booleans(),
-                     out_of_order=st.booleans(), whole_stories=st.booleans())
+                     out_of_order=st.booleans(), whole_stories=st.booleans(),
+                     rush=st.booleans())
