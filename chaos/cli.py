@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -236,29 +235,20 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_config(args: argparse.Namespace, path: str | None = None) -> Any:
-    """The config ``--config`` (or ``path``) names, with ``--set``; refuses the
-    options that only make sense for the reference service."""
-    from chaos.config import load
+    """The config ``--config`` (or ``path``) names, with ``--set``; refuses the options
+    that only make sense for the reference service."""
+    from chaos.lifecycle import load_config
 
-    if getattr(args, "bug", None):
-        raise UsageError("--bug switches on bugs of the reference service; with --config "
-                         "the target is your own service: drop --bug")
-    for option in ("reference_port", "stripe_port"):
-        if getattr(args, option, 0):
-            raise UsageError(f"--{option.replace('_', '-')} is for the reference run; with "
-                             "--config set the fake Stripe's port with --set stripe.port=N")
-    given = getattr(args, "database_url", None)
-    if given and given != os.environ.get("DATABASE_URL"):  # typed, not the environment's
-        raise UsageError("--database-url is for the reference run; with --config the "
-                         "database is your service's: --set database.url=URL")
-    return load(path or args.config, args.overrides)
+    return load_config(path or args.config, args.overrides, bugs=getattr(args, "bug", None) or (),
+                       reference_port=getattr(args, "reference_port", 0),
+                       stripe_port=getattr(args, "stripe_port", 0),
+                       database_url=getattr(args, "database_url", None))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``run``: the options as :class:`chaos.lifecycle.RunOptions`, the run, its summary."""
     from chaos import report as reports
     from chaos.lifecycle import RunOptions, run
-    from chaos.log import get_logger
 
     config = None
     if args.config is not None:
@@ -276,8 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         example_timeout=args.example_timeout, reference_port=args.reference_port,
         stripe_port=args.stripe_port, log_json=args.log_json, verbose=args.verbose,
         invocation=invocation())
-    report = run(options, config=config,
-                 events=reports.Watch(reports.Progress(), get_logger(command="run")))
+    report = run(options, config=config, events=reports.Watch(reports.Progress()))
     print(reports.summary(report.to_data(), files={
         "report": args.report, "junit": args.junit, "html": args.html, "log": args.log_json}))
     interrupt = received()
@@ -294,91 +283,17 @@ def _check_target_secrets() -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from chaos.log import close, configure, get_logger
-    from chaos.replay import checks_of, render, run_checks
-    from chaos.report.corpus import ReportNotCase, corpus_files, load_case
-    from chaos.report.outputs import check_writable
-    from chaos.run import configured_run, reference_run
+    """``replay``: the options as :class:`chaos.lifecycle.ReplayOptions`, the replay, its text."""
+    from chaos.lifecycle import ReplayOptions, replay
 
-    check_writable(args.log_json, "--log-json")
-    _check_target_secrets()
-    configure(json_path=args.log_json)
-    paths = corpus_files(args.files)
-    if not paths:
-        raise UsageError(f"no case files (*.json) in {', '.join(map(str, args.files))}: "
-                         "pass files written by a chaos run")
-    cases = []
-    for path in paths:
-        try:
-            cases.append(load_case(path))
-        except ReportNotCase as report:
-            raise UsageError(_offer_cases(report)) from None
-        except ValueError as exc:
-            raise UsageError(f"{exc}: pass a file written by a chaos run") from None
-    kinds = {str(case.target.get("kind")) for case in cases}
-    for case in cases:
-        if case.target.get("kind") not in ("reference", "config"):
-            raise UsageError(f"{case.path}: target kind {case.target.get('kind')!r} cannot be "
-                             "replayed")
-    config = None
-    if "config" in kinds:
-        if len(kinds) > 1:
-            raise UsageError("these cases name both the reference service and a config: "
-                             "replay them separately")
-        named = {str(case.target.get("config")) for case in cases}
-        if args.config is None and len(named) > 1:
-            raise UsageError(f"these cases name different configs ({', '.join(sorted(named))}): "
-                             "replay them separately, or pick one with --config PATH")
-        config = _load_config(args, args.config or named.pop())
-    elif args.config is not None or args.overrides:
-        option = "--config" if args.config is not None else "--set"
-        raise UsageError(f"{option} is for cases found through a config; these cases name "
-                         f"the reference service: drop {option}")
-
-    if config is None and args.database_url:
-        from chaos.database import check_database_url
-        from chaos.safety import check_database_host
-
-        check_database_url(args.database_url)
-        check_database_host(args.database_url, what="--database-url / DATABASE_URL")
-
-    def start(bugs: tuple[str, ...]) -> Any:
-        if config is not None:
-            return configured_run(config, concurrency=args.concurrency,
-                                  request_timeout=args.request_timeout,
-                                  example_timeout=args.example_timeout)
-        return reference_run(bugs=list(bugs), database_url=args.database_url,
-                             concurrency=args.concurrency, request_timeout=args.request_timeout,
-                             example_timeout=args.example_timeout,
-                             reference_port=args.reference_port, stripe_port=args.stripe_port)
-
-    checks = checks_of(cases, expect=args.expect)
-    try:
-        run_checks(checks, runs=args.runs, start=start, log=get_logger(command="replay"))
-    finally:
-        close()
-    text, failed = render(checks)
-    print(text)
-    return EXIT_FAIL if failed else EXIT_PASS
-
-
-def _offer_cases(report: Any) -> str:
-    """The error for a report given to replay: the command that replays the cases it saved
-    (those still on disk, where the run wrote them or next to the report)."""
-    found = []
-    for case in report.cases:
-        for where in (Path(case), report.path.parent / case):
-            if where.is_file():
-                found.append(str(where))
-                break
-    if found:
-        return (f"{report}: replay the {'case' if len(found) == 1 else f'{len(found)} cases'} "
-                f"it saved: {invocation()} replay {' '.join(map(shlex.quote, found))}")
-    if report.cases:
-        return (f"{report}; its cases ({', '.join(report.cases)}) are not on disk here: "
-                "pass the case files (the run's --corpus folder, default chaos-failures/)")
-    return (f"{report}, and it saved no case (no confirmed failure): pass a case file from a "
-            "run's --corpus folder (default chaos-failures/)")
+    replayed = replay(ReplayOptions(
+        files=tuple(args.files), expect=args.expect, runs=args.runs, log_json=args.log_json,
+        database_url=args.database_url, request_timeout=args.request_timeout,
+        example_timeout=args.example_timeout, concurrency=args.concurrency,
+        reference_port=args.reference_port, stripe_port=args.stripe_port, config=args.config,
+        overrides=tuple(args.overrides), invocation=invocation()))
+    print(replayed.text)
+    return EXIT_FAIL if replayed.failed else EXIT_PASS
 
 
 def cmd_reference(args: argparse.Namespace) -> int:

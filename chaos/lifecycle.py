@@ -29,24 +29,27 @@ Progress and logging go through ``events`` (:class:`chaos.events.RunEvents`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chaos import report as reports
 from chaos.client import drawn_event_types
-from chaos.config import Config
+from chaos.config import Config, load
 from chaos.database import check_database_url
 from chaos.errors import ChaosError, UsageError
 from chaos.events import LOAD, RunEvents, Silent
 from chaos.example import ExampleResult, OutOfTime
 from chaos.log import close, configure, get_logger
 from chaos.reference.bugs import parse_bugs
-from chaos.report.corpus import known_cases
+from chaos.replay import checks_of, render, run_checks
+from chaos.report.corpus import Case, ReportNotCase, corpus_files, known_cases, load_case
 from chaos.report.outputs import check_writable, write_outputs
 from chaos.run import Runner, configured_run, reference_run
 from chaos.safety import check_database_host, check_stripe_key
@@ -316,3 +319,144 @@ def _finish(report: reports.Report, options: RunOptions, watch: RunEvents,
                  examples=data["examples"], seconds=data["seconds"],
                  failures=len(data["failures"]), error=data.get("error"))
         close()
+
+
+# -- config and replay -------------------------------------------------------------------------
+
+def load_config(path: str, overrides: Sequence[str] = (), *, bugs: Sequence[str] = (),
+                reference_port: int = 0, stripe_port: int = 0,
+                database_url: str | None = None) -> Config:
+    """The config at ``path`` with ``overrides`` (``--set KEY=VALUE``); refuses the options
+    that only make sense for the reference service (a UsageError naming the fix)."""
+    if bugs:
+        raise UsageError("--bug switches on bugs of the reference service; with --config "
+                         "the target is your own service: drop --bug")
+    for option, port in (("--reference-port", reference_port), ("--stripe-port", stripe_port)):
+        if port:
+            raise UsageError(f"{option} is for the reference run; with --config set the fake "
+                             "Stripe's port with --set stripe.port=N")
+    if database_url and database_url != os.environ.get("DATABASE_URL"):  # typed, not the env's
+        raise UsageError("--database-url is for the reference run; with --config the "
+                         "database is your service's: --set database.url=URL")
+    return load(path, overrides)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What a replay does: the command line's ``replay`` options, as data."""
+
+    #: Case files, or folders of them.
+    files: tuple[Path, ...]
+    #: Check each case's expectations (the regression suite) instead of re-running it
+    #: against the target it names.
+    expect: bool = False
+    runs: int = 3
+    log_json: Path | None = None
+    database_url: str | None = None
+    request_timeout: float = 10.0
+    example_timeout: float = 60.0
+    concurrency: int = 50
+    reference_port: int = 0
+    stripe_port: int = 0
+    #: The config to replay config cases with (None: the one each case names).
+    config: str | None = None
+    overrides: tuple[str, ...] = ()
+    invocation: str = "python -m chaos"
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A replay's outcome: the text that tells it, and how many checks failed."""
+
+    text: str
+    failed: int
+
+
+def replay(options: ReplayOptions) -> Replayed:
+    """Re-run saved cases (or check their expectations); a case that cannot be replayed,
+    or options that do not fit the cases, are a UsageError before anything starts."""
+    check_writable(options.log_json, "--log-json")
+    check_target_secrets()
+    configure(json_path=options.log_json)
+    cases = _cases(options)
+    kinds = {str(case.target.get("kind")) for case in cases}
+    for case in cases:
+        if case.target.get("kind") not in ("reference", "config"):
+            raise UsageError(f"{case.path}: target kind {case.target.get('kind')!r} cannot be "
+                             "replayed")
+    config = None
+    if "config" in kinds:
+        if len(kinds) > 1:
+            raise UsageError("these cases name both the reference service and a config: "
+                             "replay them separately")
+        named = {str(case.target.get("config")) for case in cases}
+        if options.config is None and len(named) > 1:
+            raise UsageError(f"these cases name different configs ({', '.join(sorted(named))}): "
+                             "replay them separately, or pick one with --config PATH")
+        config = load_config(options.config or named.pop(), options.overrides,
+                             reference_port=options.reference_port,
+                             stripe_port=options.stripe_port, database_url=options.database_url)
+    elif options.config is not None or options.overrides:
+        option = "--config" if options.config is not None else "--set"
+        raise UsageError(f"{option} is for cases found through a config; these cases name "
+                         f"the reference service: drop {option}")
+    if config is None and options.database_url:
+        check_database_url(options.database_url)
+        check_database_host(options.database_url, what="--database-url / DATABASE_URL")
+
+    def start(bugs: tuple[str, ...]) -> contextlib.AbstractContextManager[Runner]:
+        if config is not None:
+            return configured_run(config, concurrency=options.concurrency,
+                                  request_timeout=options.request_timeout,
+                                  example_timeout=options.example_timeout)
+        return reference_run(bugs=list(bugs), database_url=options.database_url,
+                             concurrency=options.concurrency,
+                             request_timeout=options.request_timeout,
+                             example_timeout=options.example_timeout,
+                             reference_port=options.reference_port,
+                             stripe_port=options.stripe_port)
+
+    checks = checks_of(cases, expect=options.expect)
+    try:
+        run_checks(checks, runs=options.runs, start=start, log=get_logger(command="replay"))
+    finally:
+        close()
+    text, failed = render(checks)
+    return Replayed(text, failed)
+
+
+def _cases(options: ReplayOptions) -> list[Case]:
+    """The cases ``options.files`` name; a file that is not one is a UsageError (a run's
+    report: the command that replays the cases it saved)."""
+    paths = corpus_files(options.files)
+    if not paths:
+        raise UsageError(f"no case files (*.json) in {', '.join(map(str, options.files))}: "
+                         "pass files written by a chaos run")
+    cases = []
+    for path in paths:
+        try:
+            cases.append(load_case(path))
+        except ReportNotCase as report:
+            raise UsageError(_offer_cases(report, options.invocation)) from None
+        except ValueError as exc:
+            raise UsageError(f"{exc}: pass a file written by a chaos run") from None
+    return cases
+
+
+def _offer_cases(report: ReportNotCase, invocation: str) -> str:
+    """The error for a report given to replay: the command that replays the cases it saved
+    (those still on disk, where the run wrote them or next to the report)."""
+    found = []
+    for case in report.cases:
+        for where in (Path(case), report.path.parent / case):
+            if where.is_file():
+                found.append(str(where))
+                break
+    if found:
+        return (f"{report}: replay the {'case' if len(found) == 1 else f'{len(found)} cases'} "
+                f"it saved: {invocation} replay {' '.join(map(shlex.quote, found))}")
+    if report.cases:
+        return (f"{report}; its cases ({', '.join(report.cases)}) are not on disk here: "
+                "pass the case files (the run's --corpus folder, default chaos-failures/)")
+    return (f"{report}, and it saved no case (no confirmed failure): pass a case file from a "
+            "run's --corpus folder (default chaos-failures/)")

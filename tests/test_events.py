@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import gc
 import io
+import json
 import weakref
 from collections import Counter
 from pathlib import Path
 
 from chaos.events import LOAD, Silent
+from chaos.example import ExampleResult
 from chaos.report import Progress, Watch
-from chaos.run import ExampleResult
 from chaos.search import Finding, search
 from strategies import playbook, scenarios
 from tests.test_search import Target, result
@@ -111,3 +112,22 @@ def test_the_watch_labels_the_load_wave_and_logs_the_target_and_each_finding():
         "new_case": True})]
     watch.run_ended()
     assert out.getvalue().endswith("\r\x1b[2K")   # the line cleared before the summary
+
+
+def test_a_watch_made_before_the_log_is_set_up_writes_to_the_log_the_run_sets_up(tmp_path: Path):
+    """The command line makes its Watch before the run configures logging (the run checks
+    the log's path first): the Watch's lines must still reach the JSON log."""
+    from chaos.log import close, configure
+    from chaos.target import Target
+
+    watch = Watch(Progress(io.StringIO(), enabled=False))
+    path = tmp_path / "log.jsonl"
+    configure(json_path=path)
+    try:
+        watch.target_ready(Target(base_url="http://127.0.0.1:1", webhook_secret="whsec_x",
+                                  anon_key="anon_x"), "http://127.0.0.1:2")
+    finally:
+        close()
+    [line] = [json.loads(text) for text in path.read_text().splitlines()]
+    assert (line["event"], line["command"], line["stripe_url"]) == \
+        ("target.ready", "run", "http://127.0.0.1:2")

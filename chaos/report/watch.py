@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chaos.log import LOGGER_NAME
+from chaos.log import LOGGER_NAME, get_logger
 from chaos.report.progress import Progress
 
 if TYPE_CHECKING:  # annotations only: reports import no runner
@@ -29,9 +29,18 @@ PHASE_LABELS = {"load": "load wave"}
 class Watch:
     """Feeds the progress line and the log from the run's events; remembers nothing."""
 
-    def __init__(self, progress: Progress, log: Any) -> None:
+    def __init__(self, progress: Progress, log: Any | None = None) -> None:
         self.progress = progress
-        self.log = log
+        self._log = log
+
+    @property
+    def log(self) -> Any:
+        """The logger given, else the run's (``command=run``), looked up when first used:
+        the run sets logging up (``chaos.log.configure``) after this Watch is made, and a
+        structlog logger bound before that would write past the configured outputs."""
+        if self._log is None:
+            self._log = get_logger(command="run")
+        return self._log
 
     def target_ready(self, target: Target, stripe_url: str) -> None:
         self.log.info("target.ready", stripe_url=stripe_url, target=_described(target))
