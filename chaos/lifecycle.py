@@ -19,12 +19,17 @@
    even when a stop signal arrives meanwhile (:func:`chaos.shutdown.deferred`),
    the log closed; everything started is stopped by the ``with`` blocks.
 
-Errors are raised as :class:`~chaos.errors.ChaosError` subclasses once the
-report saying so is written. A stop signal (under
+Errors are raised as :class:`~chaos.errors.ChaosError` subclasses: those of
+step 1 before anything is written, later ones once the report saying so is
+written (from the ``run.start`` log line on, a report is always written). A
+stop signal (under
 :func:`chaos.shutdown.handled`) ends the run early but still returns its
 report (``stopped`` names the signal); the caller re-raises
 ``chaos.shutdown.received()`` once it has shown it, as the command line does.
 Progress and logging go through ``events`` (:class:`chaos.events.RunEvents`).
+
+:func:`replay` (``ReplayOptions`` -> ``Replayed``) is the same for
+``payment-chaos replay``: saved cases re-run, or their expectations checked.
 """
 
 from __future__ import annotations
@@ -106,8 +111,6 @@ def run(options: RunOptions, *, config: Config | None = None,
     _check(options)
     configure(verbose=options.verbose, json_path=options.log_json)
     log = get_logger(command="run")
-    log.info("run.start", bugs=list(options.bugs), examples=options.examples, seed=options.seed,
-             concurrency=options.concurrency)
     watch: RunEvents = events if events is not None else Silent()
     bugs = parse_bugs(options.bugs)
     if options.database_url and config is None:
@@ -136,7 +139,9 @@ def run(options: RunOptions, *, config: Config | None = None,
                       reference_port=options.reference_port, stripe_port=options.stripe_port,
                       concurrency=options.concurrency, request_timeout=options.request_timeout,
                       example_timeout=options.example_timeout)
-    try:
+    try:   # from the first line of the log on, whatever happens, the report is written
+        log.info("run.start", bugs=list(options.bugs), examples=options.examples,
+                 seed=options.seed, concurrency=options.concurrency)
         with start as runner:
             runner.deadline = deadline
             report.database = runner.database
