@@ -2,7 +2,9 @@
 
 An example: install its fixture (database), fire its set-up and waves
 (trio), read what the target stored (database), check the invariants.
-The trio world and the asyncio world never run at the same time.
+The trio world and the asyncio world never run at the same time. What is
+decided from what was read is pure and lives elsewhere: whether the target is
+fit to be judged (``chaos.health``), the observation (``chaos.observe``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Invariants are checked per *check interval*: every ``check_every`` seconds
 fixture event (its own ticket types: a plentiful one and a tight one) for
 the journeys that start from then on. Once every journey of a closed
 interval has ended, its buyers are observed exactly as an example is
-(``Runner._observe``: Stripe's sessions, the attempts, the target's rows) and
+(``Runner._observe``: the target's rows, then ``chaos.observe.observe``) and
 checked with every invariant, in a worker thread (the database's asyncio
 loop lives on a thread of its own; trio never shares a loop with it). The
 ops of an interval are dropped once it is checked, so memory is bounded by
