@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from chaos.errors import (
     EXIT_FAIL,
@@ -31,6 +31,9 @@ from chaos.errors import (
     UsageError,
 )
 from chaos.shutdown import Interrupted, handled, received
+
+if TYPE_CHECKING:  # imported when a command runs: the help and errors stay light
+    from chaos.config import Config
 
 COMMANDS = ("run", "replay", "load", "reference", "fake-stripe")
 
@@ -234,7 +237,7 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
                              "--set target.base_url=http://127.0.0.1:9000")
 
 
-def _load_config(args: argparse.Namespace, path: str | None = None) -> Any:
+def _load_config(args: argparse.Namespace, path: str | None = None) -> Config:
     """The config ``--config`` (or ``path``) names, with ``--set``; refuses the options
     that only make sense for the reference service."""
     from chaos.lifecycle import load_config
