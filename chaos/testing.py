@@ -31,7 +31,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,6 @@ class ControlError(Exception):
         self.status = status
 
 
-@dataclass
 class FakeStripeSession:
     """A running fake Stripe, as a test uses it.
 
@@ -89,14 +88,24 @@ class FakeStripeSession:
     ``StripeClient(base_addresses={"api": api_base})``); ``api_key``: a
     ``sk_test_`` key it accepts; ``webhook_secret``: the ``whsec_`` secret
     :meth:`deliver` signs with (give the service under test the same one).
+    Its repr names the server only (pytest and Hypothesis print it on failure).
     """
 
-    api_base: str
-    api_key: str = field(repr=False)
-    webhook_secret: str = field(repr=False)
-    _http: httpx.Client = field(repr=False)
-    _first_event: str | None = field(default=None, repr=False)
-    _calls_since: int = field(default=0, repr=False)
+    def __init__(self, *, api_base: str, api_key: str, webhook_secret: str, http: httpx.Client,
+                 first_event: str | None = None, calls_since: int = 0) -> None:
+        self.api_base = api_base
+        self.api_key = api_key
+        self.webhook_secret = webhook_secret
+        self._http = http
+        self._first_event = first_event
+        self._calls_since = calls_since
+
+    def __repr__(self) -> str:
+        return f"FakeStripeSession(api_base={self.api_base!r})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Hypothesis' and IPython's pretty printer: the repr, never the secrets."""
+        printer.text(repr(self))
 
     # -- stripe-python -------------------------------------------------------------------------
 
@@ -253,8 +262,8 @@ class FakeStripeSession:
         events = self._get("/_chaos/objects/event", {})["data"]
         view = FakeStripeSession(
             api_base=self.api_base, api_key=self.api_key, webhook_secret=self.webhook_secret,
-            _http=self._http, _first_event=events[-1]["id"] if events else None,
-            _calls_since=int(self._get("/_chaos/records", {"since": str(10**12)})["last_seq"]))
+            http=self._http, first_event=events[-1]["id"] if events else None,
+            calls_since=int(self._get("/_chaos/records", {"since": str(10**12)})["last_seq"]))
         view.clear_faults()
         try:
             yield view
@@ -332,4 +341,4 @@ def session_for(service: Service) -> Iterator[FakeStripeSession]:
     with httpx.Client(base_url=service.url, timeout=REQUEST_TIMEOUT, trust_env=False) as http:
         yield FakeStripeSession(api_base=service.url,
                                 api_key=f"sk_test_chaos_{secrets.token_hex(12)}",
-                                webhook_secret=f"whsec_chaos_{secrets.token_hex(16)}", _http=http)
+                                webhook_secret=f"whsec_chaos_{secrets.token_hex(16)}", http=http)
