@@ -237,9 +237,8 @@ def corpus(tmp_path: Path, *, broken: bool) -> Path:
     return folder
 
 
-def test_each_case_is_a_test_and_a_replay_that_misses_fails_with_its_text(tmp_path, server_url,
-                                                                          monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", server_url)
+def test_each_case_is_a_test_and_a_replay_that_misses_fails_with_its_text(tmp_path, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)    # the default: embedded PostgreSQL
     folder = corpus(tmp_path, broken=True)
     (tmp_path / "test_nothing.py").write_text("")
     result = pytest_in(tmp_path, "--chaos-replay", str(folder), "--chaos-replay-runs", "1",
