@@ -141,10 +141,15 @@ class CaseReplay(pytest.Item):
         return self.path, None, f"chaos replay {self.path.name}"
 
 
+#: Seconds a stopped replay gets to stop its services and drop its schema (SIGTERM makes
+#: it unwind; its clean-up takes about 1 s) before SIGKILL.
+_STOP_SECONDS = 60.0
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     from chaos.services import stop
 
-    stop(process)
+    stop(process, timeout=_STOP_SECONDS)
     process.communicate()
 
 

@@ -216,6 +216,16 @@ def test_the_fixture_is_there_in_a_users_tests_and_each_test_starts_clean(tmp_pa
     assert "2 passed" in result.stdout
 
 
+def test_importing_the_plugin_imports_nothing_of_the_tool():
+    """pytest loads the plugin in every run of every project that installed the tool."""
+    probe = ("import sys, chaos.pytest_plugin; print(sorted(m for m in sys.modules "
+             "if m.split('.')[0] in {'chaos', 'strategies', 'stripe', 'httpx', 'trio', 'asyncpg', "
+             "'hypothesis', 'starlette', 'uvicorn'}))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.strip() == "['chaos', 'chaos.pytest_plugin']"
+
+
 def test_without_the_fixture_nothing_starts(tmp_path):
     (tmp_path / "test_plain.py").write_text("def test_plain():\n    assert True\n")
     result = pytest_in(tmp_path, "test_plain.py")
@@ -273,3 +283,15 @@ def test_a_bad_replay_option_is_one_line_naming_the_fix(tmp_path, args, said):
     result = pytest_in(tmp_path, *args)
     assert result.returncode == 4, result.stdout + result.stderr
     assert said in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_replay_that_runs_too_long_is_stopped_and_cleans_up(tmp_path, server_url, monkeypatch):
+    """Stopped with SIGTERM, the replay stops its services and removes its run folder
+    (the session's temp folder must be empty at the end: tests/conftest.py)."""
+    monkeypatch.setenv("DATABASE_URL", server_url)
+    folder = corpus(tmp_path, broken=False)
+    result = pytest_in(tmp_path, "--chaos-replay", str(folder), "--chaos-replay-runs", "1000",
+                       "--chaos-replay-timeout", "4")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"the replay of {CASE.name} did not end within 4 s (raise --chaos-replay-timeout" \
+        in result.stdout
