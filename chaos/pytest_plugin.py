@@ -119,7 +119,8 @@ class CaseReplay(pytest.Item):
             raise
         code = process.returncode
         text = out.decode(errors="replace").strip()
-        said = _last_line(err.decode(errors="replace")) or text or "no output"
+        said = (_last_line(err.decode(errors="replace")) or text or "no output") \
+            .removeprefix("payment-chaos: error: ")
         if code == _EXIT_PASS:
             return
         if code == _EXIT_FAIL:

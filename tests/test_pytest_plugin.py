@@ -266,7 +266,7 @@ def test_k_selects_cases_by_file_name(tmp_path, server_url, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", server_url)
     folder = corpus(tmp_path, broken=True)
     result = pytest_in(tmp_path, "--chaos-replay", str(folder), "--chaos-replay-runs", "1",
-                       "-k", "not wrongly", "--collect-only")
+                       "-k", "one-ticket-set and not wrongly", "--collect-only")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1/2 tests collected (1 deselected)" in result.stdout
     assert f"{CASE.name}::{CASE.stem}" in result.stdout
@@ -295,3 +295,14 @@ def test_a_replay_that_runs_too_long_is_stopped_and_cleans_up(tmp_path, server_u
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"the replay of {CASE.name} did not end within 4 s (raise --chaos-replay-timeout" \
         in result.stdout
+
+
+def test_a_file_that_is_no_case_fails_its_own_test_with_one_line(tmp_path):
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    (folder / "notes.json").write_text('{"todo": "look at this"}')
+    result = pytest_in(tmp_path, "--chaos-replay", str(folder), "-k", "notes")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the case cannot be replayed: /" in result.stdout     # the path, no "error:" again
+    assert "notes.json is not a chaos case file" in result.stdout
+    assert "Traceback" not in result.stdout
