@@ -9,6 +9,7 @@ the plugin is judged by running pytest on a user's test file in a child process.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -251,15 +252,14 @@ def test_each_case_is_a_test_and_a_replay_that_misses_fails_with_its_text(tmp_pa
     monkeypatch.delenv("DATABASE_URL", raising=False)    # the default: embedded PostgreSQL
     folder = corpus(tmp_path, broken=True)
     (tmp_path / "test_nothing.py").write_text("")
-    result = pytest_in(tmp_path, "--chaos-replay", str(folder), "--chaos-replay-runs", "1",
-                       "-rA", "test_nothing.py")
-    out = result.stdout
+    result = pytest_in(tmp_path, "--chaos-replay", str(folder), "-rA", "test_nothing.py")
+    out = result.stdout                  # the default 3 runs: a race lost under load is retried
     assert result.returncode == 1, out + result.stderr
     assert "1 failed, 1 passed" in out
     assert f"PASSED cases/{CASE.name}::{CASE.stem}" in out
     assert "FAILED cases/no-dedup-wrongly-expected.json::no-dedup-wrongly-expected" in out
-    assert "MISSED with no-dedup: an invariant broke in 1 of 1 runs" in out
-    assert "bought 1 ticket but has 2" in out and "Traceback" not in out
+    assert re.search(r"MISSED with no-dedup: an invariant broke in [123] of 3 runs", out), out
+    assert "bought 1 ticket but has 2" in out and "Traceback" not in out, out
 
 
 def test_k_selects_cases_by_file_name(tmp_path, server_url, monkeypatch):
