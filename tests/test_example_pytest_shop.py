@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,11 +37,14 @@ CAUGHT_BY = {
 
 
 def run_example(tmp_path: Path, server_url: str, **env: str) -> tuple[int, dict[str, str], str]:
-    """The example's pytest run: exit code, each test's outcome, the output."""
+    """The example's pytest run, in a copy of it (Hypothesis and Python write their caches
+    into the folder they run in): exit code, each test's outcome, the output."""
+    project = tmp_path / EXAMPLE.name
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".hypothesis", "__pycache__"))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={tmp_path / 'bt'}",
          "-rA", "-q"],
-        cwd=EXAMPLE, capture_output=True, text=True, timeout=540,
+        cwd=project, capture_output=True, text=True, timeout=540,
         env={**os.environ, "DATABASE_URL": server_url, **env})
     outcomes = {m.group(2): m.group(1) for m in re.finditer(
         r"^(PASSED|FAILED|ERROR) (\S+)", result.stdout, re.MULTILINE)}
