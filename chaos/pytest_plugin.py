@@ -1,0 +1,179 @@
+"""payment-chaos in pytest: the ``fake_stripe`` fixture and ``--chaos-replay DIR``.
+
+Registered through the ``pytest11`` entry point, so installing payment-chaos
+makes it available in every pytest run; it is off unless used. Importing this
+module imports pytest and the standard library only: the fake Stripe starts
+the first time a test asks for ``fake_stripe``, and case files are read only
+under ``--chaos-replay``.
+
+- ``fake_stripe`` (:class:`chaos.testing.FakeStripeSession`): a running fake
+  Stripe on loopback, shared by the whole test session (one process, started
+  as a chaos run starts it) and seen by each test through a view of its own:
+  its events and calls begin with the test, its faults are cleared after it.
+  ``fake_stripe_server`` is the session-wide object, for session fixtures
+  that start the service under test once.
+- ``--chaos-replay DIR`` (repeatable): every case (``*.json``) in DIR is
+  collected as a test of its own, named after its file, so CI shows one test
+  per case and ``-k`` selects them. Each replays its case as
+  ``python -m chaos replay --expect CASE`` does (in a child process of its
+  own: the services it starts and the embedded PostgreSQL end with it) and
+  fails with the replay's text. ``--chaos-replay-runs N`` (default 3) runs
+  each case's scenario N times; ``--chaos-replay-timeout S`` (default 300)
+  bounds one case. The database is the replay's: embedded, or
+  ``DATABASE_URL`` from the environment (never on a command line).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from chaos.testing import FakeStripeSession
+
+#: ``python -m chaos replay`` exit codes (chaos.errors), kept here so the plugin
+#: imports nothing of the tool until a case runs.
+_EXIT_PASS, _EXIT_FAIL, _EXIT_USAGE, _EXIT_INFRA = 0, 1, 2, 3
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("payment-chaos", "payment-chaos: replay saved cases")
+    group.addoption("--chaos-replay", action="append", default=[], metavar="DIR", type=Path,
+                    help="collect every case (*.json) in DIR as a test of its own that "
+                         "replays it (python -m chaos replay --expect CASE); repeatable")
+    group.addoption("--chaos-replay-runs", type=int, default=3, metavar="N",
+                    help="runs of each case's scenario (default 3)")
+    group.addoption("--chaos-replay-timeout", type=float, default=300.0, metavar="S",
+                    help="seconds one case's replay may take (default 300)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    folders: list[Path] = config.getoption("chaos_replay") or []
+    for folder in folders:
+        if not folder.is_dir():
+            raise pytest.UsageError(f"--chaos-replay {folder}: no such folder; pass the folder "
+                                    "a chaos run saved its cases to (default chaos-failures/)")
+        if not any(folder.glob("*.json")):
+            raise pytest.UsageError(f"--chaos-replay {folder}: no case files (*.json) in it; "
+                                    "pass a folder of cases a chaos run saved")
+    runs = config.getoption("chaos_replay_runs")
+    if folders and not 1 <= runs <= 1000:
+        raise pytest.UsageError(f"--chaos-replay-runs {runs}: use 1..1000")
+    timeout = config.getoption("chaos_replay_timeout")
+    if folders and not timeout > 0:
+        raise pytest.UsageError(f"--chaos-replay-timeout {timeout:g}: use a number of seconds "
+                                "above 0")
+
+
+@pytest.hookimpl(tryfirst=True)   # before -k and -m deselect: the cases are selectable
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    for folder in config.getoption("chaos_replay") or []:
+        for path in sorted(Path(folder).glob("*.json")):
+            case = CaseFile.from_parent(session, path=path.resolve())
+            found = list(case.collect())
+            # reported as collected, so pytest's count ("collected N items") includes them
+            result: list[pytest.Item | pytest.Collector] = [*found]
+            session.ihook.pytest_collectreport(report=pytest.CollectReport(
+                case.nodeid, "passed", None, result))
+            items.extend(found)
+
+
+class CaseFile(pytest.File):
+    """One saved case: a single test, named after the file (its stem)."""
+
+    def collect(self) -> Iterable[pytest.Item]:
+        return [CaseReplay.from_parent(self, name=self.path.stem)]
+
+
+class ReplayFailed(Exception):
+    """The replay's verdict was not a pass; the message is its text."""
+
+
+class CaseReplay(pytest.Item):
+    """Replays its case as ``python -m chaos replay --expect CASE`` and passes on exit 0."""
+
+    def runtest(self) -> None:
+        runs = self.config.getoption("chaos_replay_runs")
+        timeout = self.config.getoption("chaos_replay_timeout")
+        command = [sys.executable, "-m", "chaos", "replay", "--expect", str(self.path),
+                   "--runs", str(runs)]
+        env = {**os.environ, "CHAOS_INVOCATION": f"{Path(sys.executable).name} -m chaos"}
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            raise ReplayFailed(f"the replay of {self.path.name} did not end within {timeout:g} s "
+                               "(raise --chaos-replay-timeout, or lower --chaos-replay-runs)") \
+                from None
+        except BaseException:      # Ctrl-C: the replay and its services go with the test run
+            _stop(process)
+            raise
+        code = process.returncode
+        text = out.decode(errors="replace").strip()
+        said = (_last_line(err.decode(errors="replace")) or text or "no output") \
+            .removeprefix("payment-chaos: error: ")
+        if code == _EXIT_PASS:
+            return
+        if code == _EXIT_FAIL:
+            raise ReplayFailed(text or said)
+        if code == _EXIT_USAGE:
+            raise ReplayFailed(f"the case cannot be replayed: {said}")
+        if code == _EXIT_INFRA:
+            raise ReplayFailed(f"the replay could not run (the database, the fake Stripe or the "
+                               f"target failed): {said}")
+        raise ReplayFailed(f"the replay ended with exit code {code}: {said}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, ReplayFailed):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"chaos replay {self.path.name}"
+
+
+#: Seconds a stopped replay gets to stop its services and drop its schema (SIGTERM makes
+#: it unwind; its clean-up takes about 1 s) before SIGKILL.
+_STOP_SECONDS = 60.0
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    from chaos.services import stop
+
+    stop(process, timeout=_STOP_SECONDS)
+    process.communicate()
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture(scope="session")
+def fake_stripe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeStripeSession]:
+    """The fake Stripe of the whole test session (started on first use, stopped at the
+    end): for session fixtures that configure a service once. Tests use ``fake_stripe``."""
+    from chaos.testing import fake_stripe_running
+
+    with fake_stripe_running(tmp_path_factory.mktemp("fake-stripe")) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_stripe(fake_stripe_server: FakeStripeSession) -> Iterator[FakeStripeSession]:
+    """A running fake Stripe on loopback, as this test sees it: ``api_base``, ``api_key``
+    (``sk_test_``), ``webhook_secret`` (``whsec_``); ``pay``, ``refund``, ``dispute``,
+    ``fail``, ``expire``; ``events()``, ``calls()`` since the test began; ``arm`` faults
+    (cleared after the test); ``deliver`` events to a webhook URL, signed."""
+    with fake_stripe_server.scoped() as view:
+        yield view
