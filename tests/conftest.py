@@ -28,7 +28,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 
 @pytest.fixture(scope="session", autouse=True)
-def system_temp() -> Iterator[Path]:
+def system_temp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The temp folder of the tool and of every process the tests start, for the
     whole session; anything left in it at the end fails the session: a run must
     remove what it made (PostgreSQL data folders, run folders, crash files).
@@ -36,6 +36,7 @@ def system_temp() -> Iterator[Path]:
     It is a folder of its own in the system temp folder, not under pytest's
     ``tmp_path`` root: a second pytest session starting meanwhile prunes old roots,
     and would take running servers' data folders with them."""
+    tmp_path_factory.getbasetemp()   # pytest's own root stays where it was
     folder = Path(tempfile.mkdtemp(prefix="chaos-tests-"))
     saved = os.environ.get("TMPDIR"), tempfile.tempdir
     os.environ["TMPDIR"], tempfile.tempdir = str(folder), str(folder)

@@ -46,6 +46,7 @@ class Outputs:
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory: pytest.TempPathFactory, server_url: str) -> Outputs:
     cwd = tmp_path_factory.mktemp("story")
+    (cwd / "out").mkdir()   # outputs go into a folder that exists (the tool creates none)
     result = run_tool("--bug", "no-dedup", "--bug", "order-dependent", "--seed", "1",
                       "--examples", "5", "--concurrency", "20", "--database-url", server_url,
                       "--report", "out/report.json", "--junit", "out/junit.xml",

@@ -89,6 +89,7 @@ def run_on_terminal(*args: str, cwd: Path, env: dict[str, str], timeout: float =
 def bug_run(tmp_path_factory: pytest.TempPathFactory, server_url: str) -> Run:
     """One real run with ``no-dedup`` switched on, every output requested, stdout on a terminal."""
     cwd = tmp_path_factory.mktemp("bug-run")
+    (cwd / "out").mkdir()   # outputs go into a folder that exists (the tool creates none)
     return run_on_terminal(
         "--bug", "no-dedup", "--seed", "1", "--examples", "10", "--concurrency", "20",
         "--database-url", server_url, "--verbose",
