@@ -112,8 +112,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="deadline for the whole run; it stops cleanly and reports what it "
                           "found (default 3600)")
     run.add_argument("--shrink-seconds", type=_seconds, default=20.0,
-                     help="time Hypothesis may shrink after the first failure; then the smallest "
-                          "failure seen is minimized step by step and reported (default 20)")
+                     help="time to minimize each distinct bug step by step before it is "
+                          "confirmed and reported (default 20)")
     run.add_argument("--no-playbook", action="store_true",
                      help="skip the playbook (the classic failure stories, played before the "
                           "search draws its own scenarios): measure the search alone")

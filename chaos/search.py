@@ -22,8 +22,10 @@ A run goes through named phases (:class:`Phase`), in order:
    before those that do; each is minimized on the
    scenario itself (``strategies.simplifications``, applied greedily for at
    most ``shrink_seconds``); one that minimizes to a shape already found is
-   the same bug again. After ``max_repeats`` such repeats of an invariant, its
-   remaining failures are left alone: the time goes to other invariants.
+   the same bug again. After ``max_repeats`` such repeats of an invariant in
+   a row, or twice that many minimizations of it in all, its remaining
+   failures are left alone: the time goes to other invariants, and a run
+   stays bounded however many failures it saw.
 4. ``confirm``: each distinct bug is re-run ``confirm_runs`` times: FAILED
    with its reproduction rate (k of n), or FLAKY when it did not fail again
    (a FLAKY minimized scenario falls back to the failure it came from). A
@@ -348,6 +350,7 @@ class Search:
         """Minimize the failures, smallest first, into distinct bugs, and confirm each."""
         bugs: dict[tuple[str, Shape], Finding] = {}
         repeats: Counter[str] = Counter()
+        minimized: Counter[str] = Counter()
         pending = _worth_minimizing(self.failures.values())
         while pending:
             # next: the first failure that tells none of its invariant's found stories
@@ -361,8 +364,10 @@ class Search:
             if seen is not None:
                 seen.failures += 1
                 continue
-            if repeats[invariant] >= self.max_repeats:
+            if repeats[invariant] >= self.max_repeats \
+                    or minimized[invariant] >= self.max_repeats * 2:
                 continue
+            minimized[invariant] += 1
             if self.outcome.error is not None or self.outcome.interrupt is not None \
                     or self._out_of_time():
                 self._cut_short([failure, *pending], bugs)

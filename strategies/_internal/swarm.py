@@ -76,9 +76,12 @@ class Swarm:
         return buyer if self.multi_seat or buyer.quantity == 1 else replace(buyer, quantity=1)
 
     def ticket_type(self, ticket_type: TicketType) -> TicketType:
-        if self.tight_capacity or ticket_type.capacity >= DEFAULT_CAPACITY:
+        """With tight capacity on, every ticket type is tight (its drawn tight
+        capacity, else 1); off, none is."""
+        tight = ticket_type.capacity < DEFAULT_CAPACITY
+        if self.tight_capacity == tight:
             return ticket_type
-        return replace(ticket_type, capacity=DEFAULT_CAPACITY)
+        return replace(ticket_type, capacity=1 if self.tight_capacity else DEFAULT_CAPACITY)
 
     def step(self, step: Step, simplest_signature: str) -> Step | None:
         """``step`` folded onto what is on; None when it is a checkout and no
