@@ -25,6 +25,7 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 #: The signals that stop a run cleanly, and their names for messages and reports.
 SIGNALS: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM",
@@ -133,9 +134,9 @@ class Teardown(contextlib.ExitStack):
     """An ``ExitStack`` whose unwinding is :func:`deferred`: what it started is stopped
     even when a signal arrives in the middle of stopping it."""
 
-    def __exit__(self, *exc_info: object) -> bool:
+    def __exit__(self, *exc_info: Any) -> bool:
         with deferred():
-            return super().__exit__(*exc_info)  # type: ignore[arg-type]
+            return bool(super().__exit__(*exc_info))
 
 
 def interrupt_in(exc: BaseException | None) -> Interrupted | None:
