@@ -204,12 +204,13 @@ def test_python_m_chaos_stops_cleanly(tmp_path: Path, sig: int, phase: str) -> N
 
 
 @pytest.mark.e2e
-def test_embedded_postgres_stopped_and_removed_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("phase", ["start", "search"])
+def test_embedded_postgres_stopped_and_removed_on_sigterm(tmp_path: Path, phase: str) -> None:
     """Without a database URL the embedded PostgreSQL is stopped and its data folder
-    removed when SIGTERM lands mid-search."""
-    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos"], reached=_searching,
+    removed when SIGTERM lands while it starts, or mid-search."""
+    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos"], reached=PHASES[phase][0],
                   sig=signal.SIGTERM, group=False, database_url=None)
-    _check(run, signal.SIGTERM, "search", None)
+    _check(run, signal.SIGTERM, phase, None)
 
 
 def _nox() -> str:
