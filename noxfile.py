@@ -124,7 +124,7 @@ def timeline(session: nox.Session) -> None:
     session.run("python", "-m", "chaos", *(session.posargs or TIMELINE_RUN),
                 "--html", str(html), "--report", str(out / "chaos-report.json"),
                 "--junit", str(out / "junit.xml"), "--corpus", str(out / "corpus"),
-                success_codes=[0, 1])
+                success_codes=[0, 1], interrupt_timeout=SHUTDOWN_SECONDS)
     browser = shutil.which("chromium")
     if browser is None:
         if os.geteuid() != 0:
@@ -174,7 +174,8 @@ def mutants(session: nox.Session) -> None:
     ``nox -s mutants -- --bugs correct,oversell --seeds 5 --out build/``.
     """
     session.install(".")
-    session.run("python", "benchmarks/mutants.py", *session.posargs)
+    session.run("python", "benchmarks/mutants.py", *session.posargs,
+                interrupt_timeout=SHUTDOWN_SECONDS)  # its chaos runs stop cleanly
 
 
 @nox.session(default=False)
@@ -213,4 +214,5 @@ def soak(session: nox.Session) -> None:
     ``nox -s soak -- --examples 2000 --every 10 --database-url postgresql://127.0.0.1:5432/test``.
     """
     session.install(".")
-    session.run("python", "benchmarks/soak.py", *session.posargs)
+    session.run("python", "benchmarks/soak.py", *session.posargs,
+                interrupt_timeout=SHUTDOWN_SECONDS)  # its chaos runs stop cleanly

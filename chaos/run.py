@@ -405,7 +405,8 @@ def _stoppable(execute: Any, *args: Any) -> Any:
 
     def cancel() -> None:
         if token:
-            token[0].run_sync_soon(scope.cancel)  # safe from a signal handler
+            with contextlib.suppress(trio.RunFinishedError):  # it just returned: nothing to stop
+                token[0].run_sync_soon(scope.cancel)  # safe from a signal handler
 
     async def run() -> Any:
         token.append(trio.lowlevel.current_trio_token())

@@ -25,6 +25,9 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: The signals that stop a run cleanly, and their names for messages and reports.
 SIGNALS: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM",
@@ -130,12 +133,18 @@ def cancelling(cancel: Callable[[], None]) -> Iterator[None]:
 
 
 class Teardown(contextlib.ExitStack):
-    """An ``ExitStack`` whose unwinding is :func:`deferred`: what it started is stopped
-    even when a signal arrives in the middle of stopping it."""
+    """An ``ExitStack`` whose entering and unwinding are :func:`deferred`: a signal
+    that arrives while a part starts is raised once the stack knows how to stop it
+    (never between the two), and what was started is stopped even when a signal
+    arrives in the middle of stopping it. Start-up steps are bounded, so the delay is."""
 
-    def __exit__(self, *exc_info: object) -> bool:
+    def enter_context(self, cm: contextlib.AbstractContextManager[T]) -> T:
         with deferred():
-            return bool(super().__exit__(*exc_info))  # type: ignore[arg-type]
+            return super().enter_context(cm)
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        with deferred():
+            return bool(super().__exit__(*exc_info))
 
 
 def interrupt_in(exc: BaseException | None) -> Interrupted | None:

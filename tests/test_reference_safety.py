@@ -42,6 +42,7 @@ def test_database_allowed_by_name_is_accepted() -> None:
     assert check_database_host(OFF_LOOPBACK, what="x", allow_hosts=["10.20.30.40"])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("command", [["run"], ["replay", "tests/regressions"]])
 def test_run_and_replay_refuse_a_database_off_loopback(command: list[str], tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ def test_run_and_replay_refuse_a_database_off_loopback(command: list[str], tmp_p
     assert list(tmp_path.iterdir()) == []       # nothing started, nothing written
 
 
+@pytest.mark.e2e
 def test_reference_refuses_a_database_off_loopback(tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": OFF_LOOPBACK, "CHAOS_WEBHOOK_SECRET": "whsec_test"}
     import subprocess

@@ -18,6 +18,7 @@ from tests.helpers import run_tool
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("option", ["--report", "--junit", "--html", "--log-json"])
 def test_output_in_a_missing_directory_is_a_usage_error(option: str, tmp_path: Path) -> None:
     wanted = tmp_path / "no" / "such" / "dir" / "out.file"
@@ -64,6 +65,7 @@ def test_an_old_case_keeps_a_path_relative_to_where_it_was_recorded(
     assert load_case(path).target["config"] == "shop/chaos.toml"
 
 
+@pytest.mark.e2e
 def test_without_the_tools_dependencies_it_is_one_line(tmp_path: Path) -> None:
     """``python -S`` leaves site-packages out: structlog, trio, ... are missing."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

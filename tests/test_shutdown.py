@@ -204,12 +204,13 @@ def test_python_m_chaos_stops_cleanly(tmp_path: Path, sig: int, phase: str) -> N
 
 
 @pytest.mark.e2e
-def test_embedded_postgres_stopped_and_removed_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("phase", ["start", "search"])
+def test_embedded_postgres_stopped_and_removed_on_sigterm(tmp_path: Path, phase: str) -> None:
     """Without a database URL the embedded PostgreSQL is stopped and its data folder
-    removed when SIGTERM lands mid-search."""
-    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos"], reached=_searching,
+    removed when SIGTERM lands while it starts, or mid-search."""
+    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos"], reached=PHASES[phase][0],
                   sig=signal.SIGTERM, group=False, database_url=None)
-    _check(run, signal.SIGTERM, "search", None)
+    _check(run, signal.SIGTERM, phase, None)
 
 
 def _nox() -> str:
@@ -270,5 +271,56 @@ def test_database_stopped_mid_run_is_exit_3_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in out + err
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["verdict"] == "error" and "database" in report["error"]
+    assert Stopped._poll(lambda: _marked(marker)) == []
+    assert sorted(p.name for p in temp.iterdir() if not p.name.startswith("runtime-")) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("service", "said"), [
+    ("fake-stripe", "the fake Stripe API did not answer"),
+    ("reference", "the target at http://127.0.0.1:"),
+])
+def test_a_service_killed_mid_run_is_exit_3_in_one_line(tmp_path: Path, service: str,
+                                                        said: str) -> None:
+    """The fake Stripe or the target (the reference service) dies mid-search (SIGKILL):
+    exit 3, one line naming it, the report says so, the other parts are stopped."""
+    marker = f"chaos-shutdown-test-{uuid.uuid4().hex}"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    log = tmp_path / "log.jsonl"
+    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(temp)}
+    env.pop("DATABASE_URL", None)                # the embedded server: no other run's load
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "--seed", "1", "--examples", "400",
+         "--report", str(tmp_path / "r.json"), "--log-json", str(log),
+         "--corpus", str(tmp_path / "corpus")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        until = time.monotonic() + 120
+        while not _searching(_events(log)):
+            assert process.poll() is None and time.monotonic() < until, "never searched"
+            time.sleep(0.01)
+        killed = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if marker.encode() in Path(f"/proc/{pid}/environ").read_bytes() and \
+                        f"chaos\0{service}\0".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(pid)
+            except OSError:
+                continue
+        assert len(killed) == 1, killed
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    assert process.returncode == 3, (process.returncode, err[-3000:])
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("payment-chaos: error: "), err[-3000:]
+    assert said in lines[0] and "Traceback" not in out + err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["verdict"] == "error" and said in report["error"]
     assert Stopped._poll(lambda: _marked(marker)) == []
     assert sorted(p.name for p in temp.iterdir() if not p.name.startswith("runtime-")) == []
