@@ -25,7 +25,10 @@ A run goes through named phases (:class:`Phase`), in order:
    the same bug again. After ``max_repeats`` such repeats of an invariant in
    a row, or twice that many minimizations of it in all, its remaining
    failures are left alone: the time goes to other invariants, and a run
-   stays bounded however many failures it saw.
+   stays bounded however many failures it saw. Once the phase has spent
+   ``triage_seconds`` in all, only invariants with no bug found yet are
+   minimized: every broken invariant is still reported, and a run with many
+   failing stories does not spend minutes telling the same bug again.
 4. ``confirm``: each distinct bug is re-run ``confirm_runs`` times: FAILED
    with its reproduction rate (k of n), or FLAKY when it did not fail again
    (a FLAKY minimized scenario falls back to the failure it came from). A
@@ -100,6 +103,11 @@ RESERVE = 0.25
 #: Repeats (failures that minimized to a bug already found) an invariant may cost
 #: before its remaining failures are left alone.
 MAX_REPEATS = 3
+
+#: Seconds the minimize phase may spend on invariants that already have a bug (a
+#: further story of an invariant is most often the same bug told again); failures
+#: of invariants with no bug yet are minimized whatever the time.
+TRIAGE_SECONDS = 60.0
 
 
 class Phase(StrEnum):
@@ -266,6 +274,7 @@ class Search:
                  attempts: int, confirm_runs: int, deadline: float | None,
                  shrink_seconds: float, playbook: Sequence[Scenario],
                  known: Sequence[KnownBug], max_repeats: int,
+                 triage_seconds: float = TRIAGE_SECONDS,
                  events: SearchEvents | None = None) -> None:
         self.run_example = run_example
         self.events: SearchEvents = events if events is not None else Silent()
@@ -280,6 +289,7 @@ class Search:
         self.playbook = tuple(playbook)
         self.known = {(k.invariant, k.shape): k for k in known}
         self.max_repeats = max_repeats
+        self.triage_seconds = triage_seconds
         self.phase = Phase.PLAYBOOK
         self.examples = 0
         self.by_phase: Counter[str] = Counter()
@@ -352,6 +362,7 @@ class Search:
         repeats: Counter[str] = Counter()
         minimized: Counter[str] = Counter()
         pending = _worth_minimizing(self.failures.values())
+        spent_by = time.monotonic() + self.triage_seconds
         while pending:
             # next: the first failure that tells none of its invariant's found stories
             # (likely a new bug), else the first (likely a repeat)
@@ -367,6 +378,8 @@ class Search:
             if repeats[invariant] >= self.max_repeats \
                     or minimized[invariant] >= self.max_repeats * 2:
                 continue
+            if time.monotonic() >= spent_by and any(name == invariant for name, _ in bugs):
+                continue   # the phase's time is spent: new invariants only
             minimized[invariant] += 1
             if self.outcome.error is not None or self.outcome.interrupt is not None \
                     or self._out_of_time():
@@ -535,7 +548,8 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
            confirm_runs: int = 5, profile: str = "default",
            deadline: float | None = None, shrink_seconds: float | None = 20.0,
            playbook: Sequence[Scenario] = (), known: Sequence[KnownBug] = (),
-           max_repeats: int = MAX_REPEATS, events: SearchEvents | None = None) -> SearchResult:
+           max_repeats: int = MAX_REPEATS, events: SearchEvents | None = None,
+           triage_seconds: float = TRIAGE_SECONDS) -> SearchResult:
     """Search ``strategy``'s scenarios for invariant violations with ``run_example``
     (see the module docstring for the phases).
 
@@ -555,6 +569,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
                   confirm_runs=confirm_runs, deadline=deadline,
                   shrink_seconds=30.0 if shrink_seconds is None else shrink_seconds,
                   playbook=playbook, known=known, max_repeats=max_repeats,
+                  triage_seconds=triage_seconds,
                   events=events).run()
 
 
