@@ -37,14 +37,27 @@ def test_the_paid_session_gets_the_chosen_payment_intent_and_its_charge_names_it
     assert (got.status, got.dispute, got.refunds.total_count) == ("succeeded", None, 0)
 
 
+def test_two_open_sessions_may_name_one_id_but_only_one_is_paid_with_it(fake: Fake):
+    first = fake.control.checkout(1000, payment_intent_id="pi_shared_by_two")
+    second = fake.control.checkout(1000, payment_intent_id="pi_shared_by_two")
+    assert fake.control.pay(second["id"])["payment_intent"]["id"] == "pi_shared_by_two"
+    refused = fake.control.http.post(f"/_chaos/checkout/sessions/{first['id']}/pay", json={})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "resource_already_exists"
+
+
+def test_a_session_naming_a_paid_intent_opens_but_cannot_be_paid(fake: Fake):
+    fake.control.pay(fake.control.checkout(1000, payment_intent_id="pi_paid_already")["id"])
+    again = fake.control.checkout(1000, payment_intent_id="pi_paid_already")  # a retry
+    refused = fake.control.http.post(f"/_chaos/checkout/sessions/{again['id']}/pay", json={})
+    assert (refused.status_code, refused.json()["error"]["param"]) == (400, "payment_intent_id")
+
+
 @pytest.mark.parametrize(("chosen", "code"), [
-    ("pi_taken_once", "resource_already_exists"),   # a second session may not reserve it
     ("ch_not_an_intent", "parameter_invalid"),
     ("pi_with space", "parameter_invalid"),
 ])
-def test_a_chosen_id_that_is_taken_or_malformed_is_refused(fake: Fake, chosen: str, code: str):
-    if code == "resource_already_exists":
-        fake.control.checkout(1000, payment_intent_id=chosen)
+def test_a_malformed_chosen_id_is_refused(fake: Fake, chosen: str, code: str):
     refused = fake.control.http.post("/_chaos/checkout/sessions",
                                      json={"amount_total": 1000, "payment_intent_id": chosen})
     assert refused.status_code == 400

@@ -140,7 +140,7 @@ class FakeStripe:
         """A new open session with its line items (and their products and prices);
         ``intent_id``, when given, is the id its PaymentIntent gets once it is paid."""
         if intent_id is not None:
-            self._reserve_intent_id(intent_id)
+            self._reserve_intent_id(intent_id, paying=False)
         created = self._stamp()
         items = []
         for spec in line_items:
@@ -168,14 +168,16 @@ class FakeStripe:
             self.intent_ids[session["id"]] = intent_id
         return self._add(session)
 
-    def _reserve_intent_id(self, intent_id: str) -> None:
-        """Refuse a chosen PaymentIntent id that is malformed or already taken."""
+    def _reserve_intent_id(self, intent_id: str, *, paying: bool = True) -> None:
+        """Refuse a chosen PaymentIntent id that is malformed, or taken when paying.
+        Sessions may share one (a buyer who opens the shop's payment page twice for
+        one order); the first of them paid gets it, paying another is refused."""
         if not re.fullmatch(r"pi_[A-Za-z0-9_]{1,200}", intent_id):
             raise param_invalid("payment_intent_id", f"payment_intent_id {intent_id!r} must "
                                 "start with pi_ and hold only letters, digits and _.")
-        if intent_id in self.objects or intent_id in self.intent_ids.values():
-            raise StripeError(400, f"A PaymentIntent with id {intent_id} already exists or is "
-                              "reserved: choose an id of its own for each session.",
+        if paying and intent_id in self.objects:
+            raise StripeError(400, f"A PaymentIntent with id {intent_id} already exists: "
+                              "choose an id of its own for each payment.",
                               code="resource_already_exists", param="payment_intent_id")
 
     def session_line_items(self, session: Obj) -> Obj:
@@ -192,8 +194,11 @@ class FakeStripe:
             raise StripeError(400, f"Checkout Session {session_id} is {session['status']}, not "
                               "open: only an open session can be paid.",
                               code="checkout_session_not_open", param="id")
+        intent_id = self.intent_ids.get(session_id)
+        if intent_id is not None:
+            self._reserve_intent_id(intent_id)
         created = self._stamp()
-        intent_id = self.intent_ids.get(session_id) or self.new_id("payment_intent")
+        intent_id = intent_id or self.new_id("payment_intent")
         intent = self._add(objects.payment_intent(
             intent_id, amount=session["amount_total"],
             currency=session["currency"], created=created,
