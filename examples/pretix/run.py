@@ -9,13 +9,15 @@ pretix under gunicorn on loopback (``shop.py serve``), then ``python -m chaos``
 with the config and any further arguments (default ``--examples 100``); the
 tool starts its fake Stripe on the port pretix's Stripe client was pointed at.
 Afterwards pretix is stopped and its database dropped; the exit code is the
-tool's (0 pass, 1 invariant failure, 2 usage, 3 infrastructure).
+tool's (0 pass, 1 invariant failure, 2 usage, 3 infrastructure); the
+timings also go to ``pretix-timings.json`` beside the tool's report.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -161,6 +163,9 @@ def run(python: Path, server: str, out: Path, tool_args: list[str],
         drop.wait()
     print("pretix timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()),
           flush=True)
+    (out / "pretix-timings.json").write_text(json.dumps(
+        {"seconds": {k: round(v, 1) for k, v in times.items()}, "pretix": PRETIX,
+         "exit_code": tool.returncode}, indent=2) + "\n")
     return tool.returncode
 
 

@@ -64,9 +64,15 @@ def _admin_connection(database_url: str):  # type: ignore[no-untyped-def]
     import psycopg2
 
     url = urlsplit(database_url)
-    conn = psycopg2.connect(host=url.hostname or "127.0.0.1", port=url.port or 5432,
-                            user=url.username or os.environ.get("USER", "postgres"),
-                            password=url.password or None, dbname="postgres")
+    try:
+        conn = psycopg2.connect(host=url.hostname or "127.0.0.1", port=url.port or 5432,
+                                user=url.username or os.environ.get("USER", "postgres"),
+                                password=url.password or None, dbname="postgres",
+                                connect_timeout=10)
+    except psycopg2.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SystemExit(f"PostgreSQL at {url.hostname}:{url.port or 5432} refused pretix's "
+                         f"set-up ({first}): check --database-url") from None
     conn.autocommit = True
     return conn
 
