@@ -31,7 +31,7 @@ from typing import IO
 import httpx
 
 from chaos.database import check_database_url, embedded_server, redact_url
-from chaos.errors import ChaosError
+from chaos.errors import ChaosError, InfrastructureError
 from chaos.services import stop
 
 HERE = Path(__file__).resolve().parent
@@ -91,13 +91,14 @@ def wait_for_pretix(url: str, process: subprocess.Popen[bytes], log: Path) -> No
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"pretix stopped while starting (exit {process.returncode}): "
-                             f"see {log}")
+            raise InfrastructureError(f"pretix stopped while starting (exit "
+                                      f"{process.returncode}): see {log}")
         with contextlib.suppress(httpx.HTTPError):
             httpx.get(url, timeout=2, trust_env=False)
             return
         time.sleep(0.2)
-    raise SystemExit(f"pretix did not answer at {url} within {START_SECONDS:g} s: see {log}")
+    raise InfrastructureError(f"pretix did not answer at {url} within {START_SECONDS:g} s: "
+                              f"see {log}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +159,7 @@ def run(python: Path, server: str, out: Path, tool_args: list[str],
             times["chaos run"] = time.monotonic() - began
         finally:
             stop(server_process, timeout=10.0)
+        shop(python, "summary", database, *common).wait()
     finally:
         drop = shop(python, "drop", database, *common)
         drop.wait()

@@ -13,6 +13,7 @@ does, in order:
   ``jsonb_populate_record``, so the fixtures never list pretix's many columns).
 - ``serve``: pretix's WSGI application under gunicorn on loopback (one
   process, ``THREADS`` threads: concurrent webhooks meet in the database).
+- ``summary``: one line of what pretix did with the tool's orders.
 - ``drop``: drop the database again.
 
 pretix itself is unchanged: ``pretix_chaos_settings`` points its Stripe client
@@ -59,15 +60,16 @@ def configure(database_url: str, data_dir: Path, stripe_api_base: str, site_url:
     sys.path.insert(0, str(HERE))
 
 
-def _admin_connection(database_url: str):  # type: ignore[no-untyped-def]
-    """A connection to the server's ``postgres`` database, to create or drop ours."""
+def _admin_connection(database_url: str, dbname: str = "postgres"):  # type: ignore[no-untyped-def]
+    """A connection to the server's ``postgres`` database (to create or drop ours), or
+    to ``dbname``."""
     import psycopg2
 
     url = urlsplit(database_url)
     try:
         conn = psycopg2.connect(host=url.hostname or "127.0.0.1", port=url.port or 5432,
                                 user=url.username or os.environ.get("USER", "postgres"),
-                                password=url.password or None, dbname="postgres",
+                                password=url.password or None, dbname=dbname,
                                 connect_timeout=10)
     except psycopg2.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -95,6 +97,28 @@ def drop_database(database_url: str) -> None:
     with conn.cursor() as cur:
         cur.execute(f'drop database if exists "{name}" with (force)')
     conn.close()
+
+
+#: What pretix did during the run, counted over the tool's orders (not the templates).
+SUMMARY = """
+select (select count(*) from pretixbase_order where comment like 'chaos-%'),
+       (select count(*) from pretixbase_order where comment like 'chaos-%' and status = 'p'),
+       (select count(*) from pretixbase_orderpayment p join pretixbase_order o on o.id = p.order_id
+         where o.comment like 'chaos-%' and p.state = 'confirmed'),
+       (select count(*) from pretixbase_orderrefund r join pretixbase_order o on o.id = r.order_id
+         where o.comment like 'chaos-%' and r.source = 'external')
+"""
+
+
+def summary(database_url: str) -> str:
+    """One line: the tool's orders in pretix, paid, confirmed payments, external refunds."""
+    conn = _admin_connection(database_url, dbname=urlsplit(database_url).path.strip("/"))
+    with conn.cursor() as cur:
+        cur.execute(SUMMARY)
+        orders, paid, confirmed, refunds = cur.fetchone()
+    conn.close()
+    return (f"pretix rows: {orders} orders ({paid} paid), {confirmed} confirmed Stripe "
+            f"payments, {refunds} external refunds flagged for an admin")
 
 
 def create_shop(secret_key: str, publishable_key: str) -> None:
@@ -141,7 +165,7 @@ def create_shop(secret_key: str, publishable_key: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shop.py", description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("setup", "serve", "drop"))
+    parser.add_argument("step", choices=("setup", "serve", "summary", "drop"))
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--data-dir", type=Path, default=Path("build/pretix-data"))
     parser.add_argument("--stripe-api-base", default="http://127.0.0.1:12117")
@@ -151,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     configure(args.database_url, args.data_dir.resolve(), args.stripe_api_base, site)
     if args.step == "drop":
         drop_database(args.database_url)
+        return 0
+    if args.step == "summary":
+        print(summary(args.database_url), flush=True)
         return 0
     from django.core.management import call_command
 
