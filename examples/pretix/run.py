@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -70,9 +71,8 @@ def database_server(url: str | None) -> Iterator[str]:
 
 
 def with_database(server_url: str, name: str) -> str:
-    """``server_url`` naming database ``name`` instead."""
-    base, _, _ = server_url.rpartition("/")
-    return f"{base}/{name}"
+    """``server_url`` naming database ``name`` instead (a socket URL keeps its ``?host=``)."""
+    return urlsplit(server_url)._replace(path=f"/{name}").geturl()
 
 
 def shop(python: Path, step: str, database_url: str, *extra: str,
@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     python = pretix_venv(args.venv)
     times["pretix venv"] = time.monotonic() - started
+    print(f"pretix venv: {times['pretix venv']:.1f} s ({args.venv})", flush=True)
     try:
         with database_server(args.database_url) as server:
             return run(python, server, args.out, tool_args, times)

@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 HERE = Path(__file__).resolve().parent
 ORGANIZER, EVENT = "chaos", "tickets"
@@ -38,16 +38,35 @@ THREADS = 12
 TEMPLATE = "chaos-template"
 
 
+#: Only databases with this prefix are made and dropped: nothing else is touched.
+PREFIX = "pretix_chaos_"
+
+
+def host_of(database_url: str) -> str:
+    """The server's host, or its socket folder (``?host=/tmp/...``, the embedded server's)."""
+    url = urlsplit(database_url)
+    return url.hostname or parse_qs(url.query).get("host", ["127.0.0.1"])[0]
+
+
+def database_name(database_url: str) -> str:
+    name = urlsplit(database_url).path.strip("/")
+    if not name.startswith(PREFIX):
+        raise SystemExit(f"the database {name!r} is not pretix's ({PREFIX}...): name one of "
+                         "its own in --database-url")
+    return name
+
+
 def configure(database_url: str, data_dir: Path, stripe_api_base: str, site_url: str) -> None:
     """pretix's configuration, as environment variables pretix reads (and Django's settings)."""
     url = urlsplit(database_url)
     if url.scheme not in ("postgresql", "postgres") or not url.path.strip("/"):
         raise SystemExit(f"--database-url {database_url!r} must be postgresql://HOST:PORT/NAME")
+    database_name(database_url)
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.update({
         "PRETIX_CONFIG_FILE": str(HERE / "pretix.cfg"),
         "PRETIX_DATABASE_NAME": url.path.strip("/"),
-        "PRETIX_DATABASE_HOST": url.hostname or "127.0.0.1",
+        "PRETIX_DATABASE_HOST": host_of(database_url),
         "PRETIX_DATABASE_PORT": str(url.port or 5432),
         "PRETIX_DATABASE_USER": url.username or os.environ.get("USER", "postgres"),
         "PRETIX_DATABASE_PASSWORD": url.password or "",
@@ -67,20 +86,20 @@ def _admin_connection(database_url: str, dbname: str = "postgres"):  # type: ign
 
     url = urlsplit(database_url)
     try:
-        conn = psycopg2.connect(host=url.hostname or "127.0.0.1", port=url.port or 5432,
+        conn = psycopg2.connect(host=host_of(database_url), port=url.port or 5432,
                                 user=url.username or os.environ.get("USER", "postgres"),
                                 password=url.password or None, dbname=dbname,
                                 connect_timeout=10)
     except psycopg2.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SystemExit(f"PostgreSQL at {url.hostname}:{url.port or 5432} refused pretix's "
+        raise SystemExit(f"PostgreSQL at {host_of(database_url)}:{url.port or 5432} refused pretix's "
                          f"set-up ({first}): check --database-url") from None
     conn.autocommit = True
     return conn
 
 
 def create_database(database_url: str) -> None:
-    name = urlsplit(database_url).path.strip("/")
+    name = database_name(database_url)
     conn = _admin_connection(database_url)
     with conn.cursor() as cur:
         cur.execute("select 1 from pg_database where datname = %s", (name,))
@@ -92,7 +111,7 @@ def create_database(database_url: str) -> None:
 
 
 def drop_database(database_url: str) -> None:
-    name = urlsplit(database_url).path.strip("/")
+    name = database_name(database_url)
     conn = _admin_connection(database_url)
     with conn.cursor() as cur:
         cur.execute(f'drop database if exists "{name}" with (force)')
