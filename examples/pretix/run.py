@@ -115,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
 
+    if args.database_url:
+        try:
+            check_database_url(args.database_url)   # before pip: a typo costs no install
+        except ChaosError as exc:
+            print(f"nox -s pretix: {exc}", file=sys.stderr)
+            return exc.exit_code
     started = time.monotonic()
     python = pretix_venv(args.venv)
     times["pretix venv"] = time.monotonic() - started
@@ -136,12 +142,12 @@ def run(python: Path, server: str, out: Path, tool_args: list[str],
     common = ("--data-dir", str(out / "data"), "--port", str(pretix_port),
               "--stripe-api-base", stripe_base)
     began = time.monotonic()
-    setup = shop(python, "setup", database, *common)
+    setup = shop(python, "setup", database, *common)  # drops what it made if it fails
+    if setup.wait() != 0:
+        print(f"nox -s pretix: pretix's set-up failed (exit {setup.returncode}) on "
+              f"{redact_url(database)}: see the line above", file=sys.stderr)
+        return 3
     try:
-        if setup.wait() != 0:
-            print(f"nox -s pretix: pretix's set-up failed (exit {setup.returncode}) on "
-                  f"{redact_url(database)}: see its output above", file=sys.stderr)
-            return 3
         times["pretix set-up (database, migrations, shop)"] = time.monotonic() - began
         began = time.monotonic()
         with open(log, "wb") as log_f:

@@ -203,13 +203,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.step == "setup":
         started = time.monotonic()
         create_database(args.database_url)
-        import django
+        try:
+            import django
 
-        django.setup()
-        call_command("migrate", interactive=False, verbosity=0)
-        migrated = time.monotonic()
-        create_shop(os.environ.get("PRETIX_CHAOS_STRIPE_SECRET_KEY", "sk_test_pretix_chaos"),
-                    os.environ.get("PRETIX_CHAOS_STRIPE_PUBLISHABLE_KEY", "pk_test_pretix_chaos"))
+            django.setup()
+            call_command("migrate", interactive=False, verbosity=0)
+            migrated = time.monotonic()
+            create_shop(os.environ.get("PRETIX_CHAOS_STRIPE_SECRET_KEY", "sk_test_pretix_chaos"),
+                        os.environ.get("PRETIX_CHAOS_STRIPE_PUBLISHABLE_KEY",
+                                       "pk_test_pretix_chaos"))
+        except BaseException:
+            from django.db import connections
+
+            connections.close_all()
+            drop_database(args.database_url)   # nothing half-made is left behind
+            raise
         print(f"pretix set-up: migrations {migrated - started:.1f} s, shop "
               f"{time.monotonic() - migrated:.1f} s", flush=True)
         return 0
