@@ -53,9 +53,11 @@ def pretix_venv(venv: Path) -> Path:
     """pretix's own venv, made once; its python."""
     python = venv / "bin" / "python"
     if not (venv / "bin" / "gunicorn").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", PRETIX, "gunicorn"],
-                       check=True)
+        for step in ([sys.executable, "-m", "venv", str(venv)],
+                     [str(python), "-m", "pip", "install", "-q", PRETIX, "gunicorn"]):
+            if subprocess.run(step).returncode != 0:
+                raise InfrastructureError(f"{' '.join(step[-4:])} failed: see its output "
+                                          f"above (PyPI reachable? remove {venv} to retry)")
     return python
 
 
@@ -122,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nox -s pretix: {exc}", file=sys.stderr)
             return exc.exit_code
     started = time.monotonic()
-    python = pretix_venv(args.venv)
-    times["pretix venv"] = time.monotonic() - started
-    print(f"pretix venv: {times['pretix venv']:.1f} s ({args.venv})", flush=True)
     try:
+        python = pretix_venv(args.venv)
+        times["pretix venv"] = time.monotonic() - started
+        print(f"pretix venv: {times['pretix venv']:.1f} s ({args.venv})", flush=True)
         with database_server(args.database_url) as server:
             return run(python, server, args.out, tool_args, times)
     except ChaosError as exc:
