@@ -8,7 +8,8 @@ does, in order:
   ``chaos``, the event ``chaos/tickets`` with the Stripe plugin switched on
   (card payments, ``sk_test_`` secret and ``pk_test_`` publishable keys, test
   endpoint) and the templates the tool's fixtures copy per example: a product,
-  a quota, and a pending order with one position and a created Stripe payment
+  a quota of 0, and an order (canceled, so it holds no quota) with one
+  position and a created Stripe payment
   (``examples/pretix/chaos.toml`` copies their rows with
   ``jsonb_populate_record``, so the fixtures never list pretix's many columns).
 - ``serve``: pretix's WSGI application under gunicorn on loopback (one
@@ -36,8 +37,6 @@ ORGANIZER, EVENT = "chaos", "tickets"
 THREADS = 12
 #: What the template rows are called: the fixtures find them by it.
 TEMPLATE = "chaos-template"
-
-
 #: Only databases with this prefix are made and dropped: nothing else is touched.
 PREFIX = "pretix_chaos_"
 
