@@ -6,8 +6,10 @@ once: ``pip install pretix==PRETIX gunicorn``), a database of its own on the
 PostgreSQL server (``--database-url``, else ``$DATABASE_URL``, else the tool's
 embedded server) with pretix's migrations and the shop (``shop.py setup``),
 pretix under gunicorn on loopback (``shop.py serve``), then ``python -m chaos``
-with the config and any further arguments (default ``--examples 100``); the
-tool starts its fake Stripe on the port pretix's Stripe client was pointed at.
+with the config and any further arguments (default ``--examples 100``; a
+failure's case goes to ``build/pretix/failures``, and ``replay CASE`` replays it
+against a fresh pretix); the tool starts its fake Stripe on the port pretix's
+Stripe client was pointed at.
 Afterwards pretix is stopped and its database dropped; the exit code is the
 tool's (0 pass, 1 invariant failure, 2 usage, 3 infrastructure); the
 timings also go to ``pretix-timings.json`` beside the tool's report.
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "pretix",
                         help="pretix's data folder and log, the tool's report")
     args, tool_args = parser.parse_known_args(argv)
-    if not any(a == "--examples" or a.startswith("--examples=") for a in tool_args):
+    if tool_args[:1] != ["replay"] and not any(
+            a == "--examples" or a.startswith("--examples=") for a in tool_args):
         tool_args = ["--examples", "100", *tool_args]
     args.out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
@@ -159,10 +162,15 @@ def run(python: Path, server: str, out: Path, tool_args: list[str],
             wait_for_pretix(base + "/chaos/tickets/stripe/webhook/", server_process, log)
             times["pretix start"] = time.monotonic() - began
             began = time.monotonic()
+            target = ["--config", str(HERE / "chaos.toml"), "--set",
+                      f'target.base_url="{base}"', "--set", f"stripe.port={stripe_port}"]
+            if tool_args[:1] == ["replay"]:   # the line a failure prints: replay its case
+                command = ["replay", *tool_args[1:], *target]
+            else:
+                command = [*target, "--report", str(out / "chaos-report.json"),
+                           "--corpus", str(out / "failures"), *tool_args]
             tool = subprocess.run(
-                [sys.executable, "-m", "chaos", "--config", str(HERE / "chaos.toml"),
-                 "--set", f'target.base_url="{base}"', "--set", f"stripe.port={stripe_port}",
-                 "--report", str(out / "chaos-report.json"), *tool_args],
+                [sys.executable, "-m", "chaos", *command],
                 cwd=ROOT, env={**os.environ, "PRETIX_CHAOS_DATABASE_URL": database,
                                "CHAOS_INVOCATION": "nox -s pretix --"})
             times["chaos run"] = time.monotonic() - began
