@@ -144,6 +144,21 @@ def timeline(session: nox.Session) -> None:
     session.log(f"screenshot: {png} (from {html})")
 
 
+@nox.session(default=False)
+def pretix(session: nox.Session) -> None:
+    """Real pretix (PyPI) as the target, driven through ``examples/pretix/chaos.toml`` alone.
+
+    Installs pretix into its own venv (``build/pretix-venv``, once), gives it a database of
+    its own (``--database-url`` or ``$DATABASE_URL``, else the tool's embedded server), runs
+    its migrations, sets up a shop with Stripe, serves it on loopback and runs the tool
+    (``--examples 100`` unless given); prints how long each step took, then stops pretix and
+    drops its database. Example: ``nox -s pretix -- --database-url
+    postgresql://127.0.0.1:5432/test --seed 1``; other arguments go to the tool.
+    """
+    _install_once(session, "-e", ".")
+    session.run("python", "examples/pretix/run.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff over everything, ``mypy --strict`` over the tool (chaos/, strategies/)."""

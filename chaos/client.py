@@ -113,6 +113,12 @@ class Listing:
                 "payment_link_url": self.payment_link_url or ""}
 
 
+#: A ``fixtures.buyer`` column that, when true, says the shop's own checkout turned the
+#: buyer away before Stripe (sold out, as pretix's checkout checks its quota): on the Stripe
+#: journeys that buyer opens no session and pays nothing.
+TURNED_AWAY = "turned_away"
+
+
 def product_id(event_id: str, index: int) -> str:
     """The Stripe product id the tool gives ticket type ``index`` of ``event_id``, chosen
     before anything is bought so the fixture can store it (as a shop's admin does)."""
@@ -273,7 +279,8 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         a purchase through the ticket type's Payment Link. Nothing the target could
         refuse or price: a tampered cart or a retry under the same key is not sent (a
         browser has no such door); a retry under a fresh key opens a second session."""
-        skip = step.tamper != "none" or (step.attempt > 0 and step.key == "same")
+        skip = step.tamper != "none" or (step.attempt > 0 and step.key == "same") \
+            or bool(values.get(TURNED_AWAY))  # the shop refused before Stripe: sold out
         ref.pop("expect", None)
         if target.journey == "payment-link":
             where = f"/_chaos/payment_links/{values['payment_link_id']}/checkout"

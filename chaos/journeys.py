@@ -17,7 +17,9 @@ The ids go to ``fixtures.ticket_type`` ($6 product, $7 price, $8 link id,
 $9 link URL) and ``fixtures.buyer``, and are template names
 (``{{product_id}}``, ``{{price_id}}``, ``{{payment_link_id}}``,
 ``{{payment_link_url}}``). The buyer's side of the journey is in
-:func:`chaos.client.plan`.
+:func:`chaos.client.plan`. A buyer whose ``fixtures.buyer`` row says
+``turned_away`` (the shop's own checkout refused before Stripe, sold out)
+opens no session.
 """
 
 from __future__ import annotations

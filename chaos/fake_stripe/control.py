@@ -59,9 +59,12 @@ def _strings(body: Mapping[str, Any], name: str) -> dict[str, str]:
 
 def create_session(ctl: Control, call: ControlCall) -> Obj:
     """``{"amount_total", "currency"?, "metadata"?, "customer_email"?, "client_reference_id"?,
-    "line_items"?, "payment_intent_metadata"?}``: one line item of ``amount_total`` unless
-    ``line_items`` (``[{"name", "unit_amount", "quantity"}]``, or ``[{"price", "quantity"}]``
-    for a Price of the catalogue) are given."""
+    "line_items"?, "payment_intent_metadata"?, "payment_intent_id"?}``: one line item of
+    ``amount_total`` unless ``line_items`` (``[{"name", "unit_amount", "quantity"}]``, or
+    ``[{"price", "quantity"}]`` for a Price of the catalogue) are given.
+    ``payment_intent_id`` (``pi_...``, unique) is the id the session's PaymentIntent
+    gets once paid: chosen in advance, so rows a shop writes before the buyer pays
+    can name it (pretix stores the PaymentIntent it created before the redirect)."""
     body = call.body
     currency = _field(body, "currency", str, default="usd")
     raw_items = _field(body, "line_items", list)
@@ -91,6 +94,7 @@ def create_session(ctl: Control, call: ControlCall) -> Obj:
         customer_email=_field(body, "customer_email", str),
         client_reference_id=_field(body, "client_reference_id", str),
         intent_metadata=_strings(body, "payment_intent_metadata"),
+        intent_id=_field(body, "payment_intent_id", str),
     )
 
 

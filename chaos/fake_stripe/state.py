@@ -38,6 +38,7 @@ was emitted; retrieving the object gives its current state, as on Stripe.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ class FakeStripe:
         #: ``payment_intent_data[metadata]`` of each session: the metadata its
         #: payment intent gets (Stripe does not copy the session's own metadata).
         self.intent_metadata: dict[str, dict[str, str]] = {}
+        #: The PaymentIntent id each session's payment will get, where the tester chose
+        #: it in advance (a shop that stores the id before the buyer pays, as pretix does).
+        self.intent_ids: dict[str, str] = {}
         #: The test card behind each PaymentMethod made (what a charge on it does).
         self.cards: dict[str, objects.Card] = {}
         self._ids = itertools.count(1)
@@ -131,8 +135,12 @@ class FakeStripe:
                                 client_reference_id: str | None = None,
                                 success_url: str | None = None, cancel_url: str | None = None,
                                 expires_at: int | None = None,
-                                intent_metadata: Mapping[str, str] | None = None) -> Obj:
-        """A new open session with its line items (and their products and prices)."""
+                                intent_metadata: Mapping[str, str] | None = None,
+                                intent_id: str | None = None) -> Obj:
+        """A new open session with its line items (and their products and prices);
+        ``intent_id``, when given, is the id its PaymentIntent gets once it is paid."""
+        if intent_id is not None:
+            self._reserve_intent_id(intent_id, paying=False)
         created = self._stamp()
         items = []
         for spec in line_items:
@@ -156,7 +164,21 @@ class FakeStripe:
         )
         self.line_items[session["id"]] = items
         self.intent_metadata[session["id"]] = dict(intent_metadata or {})
+        if intent_id is not None:
+            self.intent_ids[session["id"]] = intent_id
         return self._add(session)
+
+    def _reserve_intent_id(self, intent_id: str, *, paying: bool = True) -> None:
+        """Refuse a chosen PaymentIntent id that is malformed, or taken when paying.
+        Sessions may share one (a buyer who opens the shop's payment page twice for
+        one order); the first of them paid gets it, paying another is refused."""
+        if not re.fullmatch(r"pi_[A-Za-z0-9_]{1,200}", intent_id):
+            raise param_invalid("payment_intent_id", f"payment_intent_id {intent_id!r} must "
+                                "start with pi_ and hold only letters, digits and _.")
+        if paying and intent_id in self.objects:
+            raise StripeError(400, f"A PaymentIntent with id {intent_id} already exists: "
+                              "choose an id of its own for each payment.",
+                              code="resource_already_exists", param="payment_intent_id")
 
     def session_line_items(self, session: Obj) -> Obj:
         return objects.list_object(self.line_items.get(session["id"], []),
@@ -172,8 +194,11 @@ class FakeStripe:
             raise StripeError(400, f"Checkout Session {session_id} is {session['status']}, not "
                               "open: only an open session can be paid.",
                               code="checkout_session_not_open", param="id")
+        intent_id = self.intent_ids.get(session_id)
+        if intent_id is not None:
+            self._reserve_intent_id(intent_id)
         created = self._stamp()
-        intent_id = self.new_id("payment_intent")
+        intent_id = intent_id or self.new_id("payment_intent")
         intent = self._add(objects.payment_intent(
             intent_id, amount=session["amount_total"],
             currency=session["currency"], created=created,
