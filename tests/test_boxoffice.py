@@ -656,5 +656,7 @@ def test_the_signature_promise_decides_how_a_refetching_box_office_is_judged(
     else:
         assert result.returncode == 1, result.stdout + result.stderr
         assert failed_invariants(report) == {"forged-delivery-rejected"}, report["failures"]
-        [failure] = report["failures"]
-        assert "it must be rejected with 4xx" in failure["violations"][0]["message"]
+        # one bug per forged signature the search tried (each is a story of its own)
+        assert report["failures"] and all(
+            "it must be rejected with 4xx" in failure["violations"][0]["message"]
+            for failure in report["failures"])
