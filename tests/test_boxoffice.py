@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,46 +25,26 @@ import httpx
 import pytest
 
 from chaos.database import Database
-from chaos.services import Service, stop
+from chaos.services import Service
 from chaos.signing import sign
-from tests.helpers import run_tool
+from tests.helpers import example_shop, run_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "tests" / "boxoffice" / "chaos.toml"
 KEY = "box-office-test-key"
-LISTENING = "listening on "
 
 
-@contextlib.contextmanager
 def box_office(server_url: str, schema: str, stripe_api_base: str, workdir: Path,
                bugs: tuple[str, ...] = (), secret: str = "whsec_boxoffice_test",
                timeout: float = 30.0, metadata_key: str = "event_id",
-               signatures: str = "verify") -> Iterator[str]:
+               signatures: str = "verify") -> contextlib.AbstractContextManager[str]:
     """``python -m tests.boxoffice`` in its own process; yields its URL once healthy."""
-    out, err = workdir / f"boxoffice-{schema}.out", workdir / f"boxoffice-{schema}.log"
-    env = {**os.environ, "BOX_OFFICE_KEY": KEY, "BOX_OFFICE_WEBHOOK_SECRET": secret,
-           "BOX_OFFICE_BUGS": ",".join(bugs), "PYTHONPATH": str(ROOT),
-           "BOX_OFFICE_METADATA_KEY": metadata_key, "BOX_OFFICE_SIGNATURES": signatures}
-    with open(out, "wb") as out_f, open(err, "wb") as err_f:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.boxoffice", "--port", "0", "--database-url", server_url,
-             "--schema", schema, "--stripe-api-base", stripe_api_base],
-            stdout=out_f, stderr=err_f, stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + timeout
-        url = None
-        while url is None:
-            said = out.read_text()
-            if LISTENING in said:
-                url = said.split(LISTENING, 1)[1].split()[0]
-            elif process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the box office did not start: {err.read_text()[-500:]}")
-            else:
-                time.sleep(0.05)
-        assert httpx.get(url + "/healthz", timeout=5, trust_env=False).status_code == 200
-        yield url
-    finally:
-        stop(process)
+    return example_shop("tests.boxoffice", server_url=server_url, schema=schema,
+                        stripe_api_base=stripe_api_base, workdir=workdir, timeout=timeout,
+                        env={"BOX_OFFICE_KEY": KEY, "BOX_OFFICE_WEBHOOK_SECRET": secret,
+                             "BOX_OFFICE_BUGS": ",".join(bugs),
+                             "BOX_OFFICE_METADATA_KEY": metadata_key,
+                             "BOX_OFFICE_SIGNATURES": signatures})
 
 
 def free_port() -> int:

@@ -18,7 +18,6 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,46 +26,24 @@ import httpx
 import pytest
 
 from chaos.database import Database
-from chaos.services import Service, stop
+from chaos.services import Service
 from chaos.signing import sign
-from tests.helpers import run_tool
+from tests.helpers import example_shop, run_tool
 from tests.test_boxoffice import free_port
 
 pytestmark = pytest.mark.e2e  # every test starts the shop (and most the fake Stripe)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "tests" / "linkshop" / "chaos.toml"
-LISTENING = "listening on "
 
 
-@contextlib.contextmanager
 def link_shop(server_url: str, schema: str, stripe_api_base: str, workdir: Path,
               bugs: tuple[str, ...] = (), secret: str = "whsec_linkshop_test",
-              timeout: float = 30.0) -> Iterator[str]:
+              timeout: float = 30.0) -> contextlib.AbstractContextManager[str]:
     """``python -m tests.linkshop`` in its own process; yields its URL once healthy."""
-    out, err = workdir / f"linkshop-{schema}.out", workdir / f"linkshop-{schema}.log"
-    env = {**os.environ, "LINKSHOP_WEBHOOK_SECRET": secret, "LINKSHOP_BUGS": ",".join(bugs),
-           "PYTHONPATH": str(ROOT)}
-    with open(out, "wb") as out_f, open(err, "wb") as err_f:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.linkshop", "--port", "0", "--database-url", server_url,
-             "--schema", schema, "--stripe-api-base", stripe_api_base],
-            stdout=out_f, stderr=err_f, stdin=subprocess.DEVNULL, cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + timeout
-        url = None
-        while url is None:
-            said = out.read_text()
-            if LISTENING in said:
-                url = said.split(LISTENING, 1)[1].split()[0]
-            elif process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the link shop did not start: {err.read_text()[-500:]}")
-            else:
-                time.sleep(0.05)
-        assert httpx.get(url + "/healthz", timeout=5, trust_env=False).status_code == 200
-        yield url
-    finally:
-        stop(process)
+    return example_shop("tests.linkshop", server_url=server_url, schema=schema,
+                        stripe_api_base=stripe_api_base, workdir=workdir, timeout=timeout,
+                        env={"LINKSHOP_WEBHOOK_SECRET": secret, "LINKSHOP_BUGS": ",".join(bugs)})
 
 
 # --------------------------------------------------------------------------------------
