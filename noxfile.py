@@ -162,7 +162,7 @@ def pretix(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff over everything, ``mypy --strict`` over the tool (chaos/, strategies/)."""
-    session.install("-e", ".[lint]")
+    session.install("-e", ".[lint,test]")   # mypy reads the pytest plugin against pytest
     session.run("ruff", "check", "chaos", "strategies", "tests", "benchmarks", "tools",
                 "noxfile.py")
     session.run("mypy", "--strict", "chaos", "strategies")
