@@ -139,7 +139,7 @@ def test_the_cli_reports_verdict_error_and_exits_3(tables, fake_stripe, tmp_path
         def broken_target_run(**kwargs):
             yield runner_for(url, tables, fake_stripe)
 
-        monkeypatch.setattr("chaos.run.reference_run", broken_target_run)
+        monkeypatch.setattr("chaos.lifecycle.reference_run", broken_target_run)
         code = cli.main(["--concurrency", "10", "--examples", "200",
                          "--report", str(tmp_path / "report.json"),
                          "--failures-dir", str(tmp_path / "cases")])
