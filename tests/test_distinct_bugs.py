@@ -43,7 +43,8 @@ def test_four_bugs_are_four_failed_bugs_in_one_run(tmp_path: Path, server_url: s
 @pytest.mark.e2e
 def test_a_known_bug_is_reported_as_known_and_the_others_are_still_found(
         tmp_path: Path, server_url: str):
-    first = run_tool("--bug", "no-dedup", "--seed", "1", "--examples", "20", "--no-playbook",
+    # the playbook's first story is two copies of one completion: a one-ticket-set bug
+    first = run_tool("--bug", "no-dedup", "--seed", "1", "--examples", "20",
                      "--database-url", server_url, "--report", "first.json",
                      "--corpus", "first", cwd=tmp_path, timeout=600)
     assert first.returncode == 1, first.stderr
@@ -54,6 +55,7 @@ def test_a_known_bug_is_reported_as_known_and_the_others_are_still_found(
     assert saved, first.stdout
     case = saved[0][1]
     again = run_tool("--bug", "no-dedup", "--bug", "unpaid-fulfilled", "--seed", "1",
+                     "--examples", "10",     # the playbook tells both stories
                      "--known", case, "--database-url", server_url, "--report", "again.json",
                      "--corpus", "again", cwd=tmp_path, timeout=600)
     assert again.returncode == 1, again.stderr
