@@ -24,47 +24,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.history import Op
-from chaos.invariants import ACCEPTED_SIGNATURES, ASYNC_SUCCEEDED, COMPLETED
-from chaos.observation import Observation, Session
+
+# what a delivery is for and what it confirms are the invariants' own readings, so the
+# note and the verdicts never disagree about them
+from chaos.invariants import _accepted, _fulfils, _is_for, _rows_for, _tickets
+from chaos.observation import Observation
 
 #: Stripe's documented retry window for a delivery that was not acknowledged.
 RETRY_WINDOW = "up to three days"
 
 
-def _signed(op: Op) -> bool:
-    """Signed as Stripe signs (a forged delivery's 4xx is right, and not counted here)."""
-    return str(op.ref.get("signature", "valid")) in ACCEPTED_SIGNATURES
-
-
-def _fulfils(op: Op) -> bool:
-    event = op.ref.get("event")
-    return event == ASYNC_SUCCEEDED or (event == COMPLETED
-                                        and op.ref.get("payment_status", "paid") == "paid")
-
-
-def _is_for(op: Op, session: Session) -> bool:
-    if op.ref.get("session") is not None:
-        return bool(op.ref.get("session") == session.id)
-    return session.payment_intent is not None and op.ref.get("payment_intent") == session.payment_intent
-
-
-def _tickets_for(obs: Observation, session: Session) -> int:
-    return sum(int(row.get("tickets") or 0) for row in obs.tickets_per_payment
-               if row.get("checkout_session") == session.id
-               or (row.get("checkout_session") is None and session.payment_intent is not None
-                   and row.get("payment_intent") == session.payment_intent))
-
-
 def committed_then_failed(obs: Observation) -> list[Op]:
     """The deliveries of this example that answered 5xx although their work committed."""
+    fulfils = _fulfils(obs)
     deliveries = [op for op in obs.history.at_target()
-                  if op.kind == "deliver" and _signed(op) and _fulfils(op) and op.sent]
+                  if op.kind == "deliver" and _accepted(op) and fulfils(op) and op.sent]
     found: list[Op] = []
     for session in obs.sessions:
         mine = [op for op in deliveries if _is_for(op, session)]
         if not mine or not all(op.status is not None and op.status >= 500 for op in mine):
             continue
-        if _tickets_for(obs, session) > 0:
+        if _tickets(_rows_for(obs, session)) > 0:
             found.extend(mine)
     return found
 
@@ -82,7 +62,7 @@ class RetriedDeliveries:
 
     def add(self, obs: Observation) -> None:
         """Count one example's deliveries (none of an example with Stripe faults armed)."""
-        ops = [op for op in obs.history.at_target() if op.kind == "deliver" and _signed(op)]
+        ops = [op for op in obs.history.at_target() if op.kind == "deliver" and _accepted(op)]
         if any(op.ref.get("under_fault") for op in ops):
             return
         for op in ops:
