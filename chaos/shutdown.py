@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import tempfile
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, TypeVar
@@ -84,6 +85,10 @@ def handled() -> Iterator[None]:
     _state.received = None
     _state.deferring = 0
     _state.pending = False
+    # Python finds its temporary folder on first use by creating and removing a probe
+    # file there; a signal between the two would leave the probe behind. Find it now,
+    # before a signal can interrupt anything.
+    tempfile.gettempdir()
     previous: dict[int, object] = {}
     try:
         for signum in SIGNALS:

@@ -327,3 +327,20 @@ def test_a_service_killed_mid_run_is_exit_3_in_one_line(tmp_path: Path, service:
     assert report["verdict"] == "error" and said in report["error"]
     assert Stopped._poll(lambda: _marked(marker)) == []
     assert sorted(p.name for p in temp.iterdir() if not p.name.startswith("runtime-")) == []
+
+
+def test_the_temporary_folder_is_found_before_a_signal_can_strike(tmp_path: Path) -> None:
+    """Python finds its temporary folder on first use by creating and removing a probe
+    file in it; a signal between the two left the probe behind (CI, SIGHUP at start).
+    Once signals are handled the folder is already known: no probe can be interrupted."""
+    code = ("import tempfile\n"
+            "from chaos.shutdown import handled\n"
+            "assert tempfile.tempdir is None, tempfile.tempdir\n"
+            "with handled():\n"
+            "    print(tempfile.tempdir)\n")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []
