@@ -108,6 +108,9 @@ class Config:
     def name(self) -> str:
         return self.target.name or self.target.base_url
 
+    def __repr__(self) -> str:   # never the database URL (a password) or the API key
+        return f"Config(path={self.path!r}, target={self.target!r})"
+
     def report_target(self) -> dict[str, Any]:
         """The report's ``target``: what a replay needs to find this config again."""
         return {"kind": "config", "name": self.name, "config": self.path}

@@ -60,6 +60,7 @@ from chaos.run import Runner, configured_run, reference_run
 from chaos.safety import check_database_host, check_stripe_key
 from chaos.search import PROFILES, Finding, KnownBug, SearchResult, search
 from chaos.shutdown import deferred, received
+from chaos.target import PythonInvariant
 from chaos.thresholds import Thresholds
 from strategies import busy_night, playbook, scenarios
 
@@ -131,6 +132,8 @@ def run(options: RunOptions, *, config: Config | None = None,
                             if config is not None else [])
     if config is not None:
         report.promises = config.target.promises
+        report.python_invariants = [i.name for i in config.target.invariants
+                                    if isinstance(i, PythonInvariant)]
     known = [KnownBug(c.invariant, c.scenario, str(c.path))
              for c in _known_cases(options, target)]
     started = time.monotonic()

@@ -384,6 +384,8 @@ def search(config: Config | str | Path, *, stripe: FakeStripeSession | str | Non
     from chaos import report as reports
     from chaos.lifecycle import RunOptions, run
 
+    __tracebackhide__ = True   # pytest: the failure is the summary, not this function
+
     unknown = sorted((set(options) - set(RunOptions.__dataclass_fields__))
                      | ({"stripe_url"} & set(options)))
     if unknown:
@@ -429,6 +431,7 @@ class ChaosTarget:
     def check(self, scenario: Scenario) -> ExampleResult:
         """:meth:`execute`, then an AssertionError naming each broken invariant and the
         scenario in words, when any broke."""
+        __tracebackhide__ = True
         result = self.execute(scenario)
         if result.violations:
             lines = [f"{v.invariant}: {v.message}" for v in result.violations]

@@ -225,3 +225,22 @@ def test_a_target_described_in_python_is_checked_as_a_config_file_is(
     fields = {"base_url": "http://127.0.0.1:8000", "webhook_secret": SECRET, **target}
     with pytest.raises(UsageError, match=error):
         target_config(Target(**fields), **{"database_url": DB, **options})
+
+
+def test_a_config_s_repr_shows_no_secret():
+    config = target_config(Target(base_url="http://127.0.0.1:8000", webhook_secret=SECRET),
+                           database_url="postgresql://chaos:hunter22@127.0.0.1/shop",
+                           stripe_api_key="sk_test_secretkey")
+    for secret in ("hunter22", "sk_test_secretkey", SECRET):
+        assert secret not in repr(config)
+
+
+def test_the_report_says_which_user_invariants_are_python():
+    from chaos.report import Report
+
+    report = Report(target={"kind": "config"}, seed=1, requested_concurrency=1,
+                    extra_invariants=["sql-one", "mine"], python_invariants=["mine"])
+    promises = {p["invariant"]: p for p in report.to_data()["promises"]}
+    assert promises["mine"]["promise"] == "its function returns no rows"
+    assert promises["sql-one"]["promise"] == "its query returns no rows"
+    assert report.to_data()["invariants"]["mine"] == "pass"

@@ -97,6 +97,8 @@ class Report:
     first_failure: dict[str, Any] | None = None
     #: The user's own invariants (a config's ``[[invariants]]``), after the built-in ones.
     extra_invariants: list[str] = field(default_factory=list)
+    #: Those of them written in Python (``chaos.target.PythonInvariant``).
+    python_invariants: list[str] = field(default_factory=list)
     #: ``examples`` per part of the run: "load", "playbook", "search", "minimize", "confirm".
     examples_by_phase: dict[str, int] = field(default_factory=dict)
     #: The scenarios Hypothesis may draw (``--examples`` or the profile's count).
@@ -117,8 +119,12 @@ class Report:
         for f in self.findings:
             evidence.setdefault(f["invariant"], []).extend(f["violations"])
         promises = [j.to_data() for j in judged(self.promises)] + [
-            {"invariant": name, "promise": "its query returns no rows", "checked": True,
-             "why": "the config's [[invariants]]"} for name in self.extra_invariants]
+            {"invariant": name, "checked": True,
+             **({"promise": "its function returns no rows",
+                 "why": "the target's Python invariants"} if name in self.python_invariants
+                else {"promise": "its query returns no rows",
+                      "why": "the config's [[invariants]]"})}
+            for name in self.extra_invariants]
         skipped = {p["invariant"] for p in promises if not p["checked"]}
         data = {
             "verdict": self.verdict,
