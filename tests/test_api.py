@@ -239,7 +239,8 @@ def test_the_report_says_which_user_invariants_are_python():
     from chaos.report import Report
 
     report = Report(target={"kind": "config"}, seed=1, requested_concurrency=1,
-                    extra_invariants=["sql-one", "mine"], python_invariants=["mine"])
+                    extra_invariants=["sql-one", "mine"], python_invariants=["mine"],
+                    verdict="pass")
     promises = {p["invariant"]: p for p in report.to_data()["promises"]}
     assert promises["mine"]["promise"] == "its function returns no rows"
     assert promises["sql-one"]["promise"] == "its query returns no rows"
