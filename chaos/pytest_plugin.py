@@ -206,6 +206,7 @@ def chaos_config(pytestconfig: pytest.Config) -> Config:
     PATH`` (or the ``chaos_config`` ini key) names. Override this fixture to build it in
     Python, or with the URL of a service a fixture started."""
     from chaos.config import load
+    from chaos.errors import ChaosError
 
     path = pytestconfig.getoption("chaos_config") or pytestconfig.getini("chaos_config")
     if not path:
@@ -215,7 +216,10 @@ def chaos_config(pytestconfig: pytest.Config) -> Config:
     where = Path(path)
     if not where.is_absolute() and not pytestconfig.getoption("chaos_config"):
         where = pytestconfig.rootpath / where
-    return load(where)
+    try:
+        return load(where)
+    except ChaosError as exc:
+        pytest.fail(f"payment-chaos: {exc}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
