@@ -245,3 +245,21 @@ def test_the_report_says_which_user_invariants_are_python():
     assert promises["mine"]["promise"] == "its function returns no rows"
     assert promises["sql-one"]["promise"] == "its query returns no rows"
     assert report.to_data()["invariants"]["mine"] == "pass"
+
+
+@pytest.mark.parametrize(("call", "error"), [
+    (lambda c: chaos_testing().search(c, exampels=3), "search\\(\\): exampels is not a run "
+     "option here: use the fields of chaos.lifecycle.RunOptions"),
+    (lambda c: chaos_testing().search(c, stripe_url="http://127.0.0.1:1"), "search\\(\\): "
+     "stripe_url is not a run option here: .* \\(the fake Stripe is stripe=\\)"),
+    (lambda c: chaos_testing().search(c, overrides=["a=1"]), "overrides are for a config file"),
+])
+def test_search_refuses_what_it_cannot_use_before_anything_starts(call: Any, error: str):
+    config = target_config(Target(base_url="http://127.0.0.1:8000", webhook_secret=SECRET),
+                           database_url=DB)
+    with pytest.raises(UsageError, match=error):
+        call(config)
+
+
+def chaos_testing() -> Any:
+    return importlib.import_module("chaos.testing")
