@@ -7,7 +7,9 @@ The library API: describe a target, run a search, replay a case, read the report
     config = chaos.load_config("chaos.toml", overrides=["target.base_url=http://127.0.0.1:8000"])
     # or in Python, the same model: chaos.target_config(chaos.Target(...), database_url=...)
     report = chaos.run_search(chaos.RunOptions(examples=30, seed=1), config=config)
-    report.verdict, report.findings            # "pass" / "fail" / "error"; each finding's data
+    report.verdict                             # "pass" / "fail" / "error"
+    for finding in report.found:               # chaos.Finding: invariant, status, scenario,
+        print(finding.invariant, finding.scenario.render(), finding.violations)  # evidence
     print(chaos.summary(report.to_data()))     # the text the command line prints
     replayed = chaos.replay_cases(chaos.ReplayOptions(files=(Path("chaos-failures"),)))
 
@@ -51,6 +53,7 @@ _EXPORTS = {
     "replay_cases": "chaos.lifecycle",
     "Report": "chaos.report",
     "summary": "chaos.report",
+    "Finding": "chaos.search",
     "ExampleResult": "chaos.example",
     "Observation": "chaos.observation",
     "History": "chaos.history",
@@ -81,6 +84,7 @@ __all__ = [
     "replay_cases",
     "Report",
     "summary",
+    "Finding",
     "ExampleResult",
     "Observation",
     "History",
@@ -100,6 +104,7 @@ if TYPE_CHECKING:
     from chaos.observation import Observation
     from chaos.promises import Promises
     from chaos.report import Report, summary
+    from chaos.search import Finding
     from chaos.target import ExampleData, PythonInvariant, SqlInvariant, Target
 
 

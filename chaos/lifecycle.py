@@ -169,6 +169,7 @@ def run(options: RunOptions, *, config: Config | None = None,
             for finding, phase in _findings(load, result):
                 report.findings.append(_record(finding, phase, target=target, seed=seed,
                                                options=options, watch=watch))
+                report.found.append(finding)
             report.http = runner.stats.to_data()
             report.concurrency = runner.stats.concurrency_data()
             report.notes = [note for note in [runner.retried.note()] if note]

@@ -370,7 +370,7 @@ def search(config: Config | str | Path, *, stripe: FakeStripeSession | str | Non
     the path of a ``chaos.toml`` / ``pyproject.toml`` with ``overrides`` as ``--set`` takes
     them) and return the report; when its verdict is ``fail``, raise an AssertionError whose
     text is the report's summary (each finding, its scenario in words, its evidence, the
-    line that replays its saved case).
+    line that replays its saved case): a :class:`SearchFailed`, which carries the report.
 
     ``stripe``: a fake Stripe already running that the target talks to (a
     :class:`FakeStripeSession`, e.g. the plugin's ``fake_stripe_server``, or its URL); None
@@ -397,9 +397,18 @@ def search(config: Config | str | Path, *, stripe: FakeStripeSession | str | Non
         path = report if report is not None else Path(folder) / "chaos-report.json"
         done = run(RunOptions(**options, report=path, stripe_url=url), config=loaded)
         if done.verdict == "fail":
-            raise AssertionError(reports.summary(done.to_data(), files={
-                "report": report}))
+            raise SearchFailed(reports.summary(done.to_data(), files={"report": report}),
+                               done)
     return done
+
+
+class SearchFailed(AssertionError):
+    """A chaos search broke an invariant: the message is the report's summary; ``report``
+    is the :class:`~chaos.report.Report` (``report.found``: the findings as objects)."""
+
+    def __init__(self, summary: str, report: Report) -> None:
+        super().__init__(summary)
+        self.report = report
 
 
 class ChaosTarget:

@@ -187,7 +187,7 @@ def test_a_python_invariant_is_judged_reported_shrunk_saved_and_replayed_like_sq
     import dataclasses
 
     import chaos
-    from chaos.testing import search
+    from chaos.testing import SearchFailed, search
 
     def orders_of(data: chaos.ExampleData) -> list[dict[str, object]]:
         return data.query("select id, amount_cents from orders where event_id = $1")
@@ -210,13 +210,17 @@ def test_a_python_invariant_is_judged_reported_shrunk_saved_and_replayed_like_sq
 
         report = search(config(chaos.PythonInvariant("orders-cost-something", holds)),
                         **options)
-        assert report.verdict == "pass"
+        assert report.verdict == "pass" and report.found == []
         assert report.to_data()["invariants"]["orders-cost-something"] == "pass"
 
         breaks = config(chaos.PythonInvariant("no-orders-at-all", orders_of,
                                               message="this target takes no orders"))
-        with pytest.raises(AssertionError) as failed:
+        with pytest.raises(SearchFailed) as failed:
             search(breaks, **options)
+        [found] = failed.value.report.found               # the finding as objects
+        assert (found.invariant, found.status, len(found.scenario.buyers)) == \
+            ("no-orders-at-all", "FAILED", 1)
+        assert found.violations[0].rows and found.result is not None
         text = str(failed.value)
         assert "no-orders-at-all" in text and "this target takes no orders: 1 row returned by " \
             "its function, which must return none" in text

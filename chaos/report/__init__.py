@@ -107,6 +107,11 @@ class Report:
     notes: list[dict[str, Any]] = field(default_factory=list)
     #: What the target promises: which built-in invariants were checked.
     promises: Promises = field(default_factory=Promises)
+    #: The findings as objects, in the order of ``findings`` (a library caller's view:
+    #: ``scenario``, ``violations``, ``status``, ``reproduced`` of ``attempts``, and
+    #: ``result``, the run the evidence came from: its history and observation); not
+    #: part of the JSON, which ``findings`` is.
+    found: list[Finding] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
