@@ -54,7 +54,7 @@ def run_example(tmp_path: Path, server_url: str, **env: str) -> tuple[int, dict[
         cwd=project, capture_output=True, text=True, timeout=540,
         env={**os.environ, "DATABASE_URL": server_url, **env})
     outcomes = {m.group(2): m.group(1) for m in re.finditer(
-        r"^(PASSED|FAILED|ERROR) (\S+)", result.stdout, re.MULTILINE)}
+        r"^(PASSED|FAILED|ERROR) (\S+::\S+)", result.stdout, re.MULTILINE)}
     return result.returncode, outcomes, result.stdout + result.stderr
 
 
