@@ -263,3 +263,10 @@ def test_search_refuses_what_it_cannot_use_before_anything_starts(call: Any, err
 
 def chaos_testing() -> Any:
     return importlib.import_module("chaos.testing")
+
+
+def test_a_reference_run_refuses_a_fake_stripe_of_its_own(tmp_path: Path):
+    with pytest.raises(UsageError, match="stripe_url is for a run against your own service"):
+        chaos.run_search(chaos.RunOptions(stripe_url="http://127.0.0.1:1",
+                                          report=tmp_path / "r.json"))
+    assert not (tmp_path / "r.json").exists()       # refused before anything was written
