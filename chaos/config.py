@@ -23,8 +23,10 @@ database password) is registered with :data:`chaos.log.redactor`.
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,8 +43,11 @@ from chaos.target import (
     DEFAULT_BODY,
     JOURNEYS,
     TEMPLATE_NAMES,
+    InvariantFunction,
+    PythonInvariant,
     SqlInvariant,
     Target,
+    UserInvariant,
     placeholders,
 )
 
@@ -50,7 +55,7 @@ _DEFAULTS = Target(base_url="", webhook_secret="")
 
 #: Every key of the format: a type tag, or a nested table. ``invariants`` is an
 #: array of tables with the keys of ``_INVARIANT``.
-_INVARIANT: dict[str, Any] = {"name": "str", "sql": "str", "message": "str"}
+_INVARIANT: dict[str, Any] = {"name": "str", "sql": "str", "python": "str", "message": "str"}
 SCHEMA: dict[str, Any] = {
     "target": {
         "name": "str", "base_url": "str", "allow_hosts": "strlist", "health_path": "str",
@@ -102,6 +107,9 @@ class Config:
     @property
     def name(self) -> str:
         return self.target.name or self.target.base_url
+
+    def __repr__(self) -> str:   # never the database URL (a password) or the API key
+        return f"Config(path={self.path!r}, target={self.target!r})"
 
     def report_target(self) -> dict[str, Any]:
         """The report's ``target``: what a replay needs to find this config again."""
@@ -341,17 +349,9 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
     check_stripe_key(api_key, what="stripe.api_key")
 
     db_url = str(_get(document, "database.url"))
-    parts = urlsplit(db_url)
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise UsageError("database.url is not a PostgreSQL URL: write it as "
-                         "postgresql://user:password@127.0.0.1:5432/dbname")
-    db_host = (parts.hostname or "localhost").lower()
-    if not is_loopback(db_host) and db_host not in allow:
-        raise UsageError(f"database.url host {db_host} is not on loopback: list it in "
-                         "target.allow_hosts to connect there")
+    parts = _database_url(db_url, allow, "database.url")
     schema = _get(document, "database.schema", "")
-    if schema and not _IDENT.match(schema):
-        raise UsageError(f"database.schema {schema!r} is not a schema name: fix it")
+    _schema_name(schema, "database.schema")
     disposable = bool(_get(document, "database.disposable", False))
 
     fixture_event = _get(document, "fixtures.event", _DEFAULTS.fixture_event_sql)
@@ -365,29 +365,28 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
                   *([("fixtures.buyer", fixture_buyer)] if fixture_buyer else []),
                   ("observe.tickets_per_payment", observe_payment),
                   ("observe.tickets_per_ticket_type", observe_tt)]
-    invariants: list[SqlInvariant] = []
+    invariants: list[UserInvariant] = []
     for i, entry in enumerate(_get(document, "invariants", [])):
-        name, sql = entry.get("name", ""), entry.get("sql", "")
-        for key, value in (("name", name), ("sql", sql)):
-            if not value.strip():
-                raise UsageError(f"invariants.{i}.{key} is required: give each [[invariants]] "
-                                 "a name and the sql that must return no rows")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-            raise UsageError(f"invariants.{i}.name {name!r} must be a short name "
-                             "(letters, digits, - _ .), e.g. no-admission-without-purchase")
-        if name in INVARIANTS or any(name == inv.name for inv in invariants):
-            raise UsageError(f"invariants.{i}.name {name!r} is already an invariant's name: "
-                             "choose another")
-        invariants.append(SqlInvariant(name=name, sql=sql, message=entry.get("message", "")))
-        statements.append((f"invariants.{i}.sql", sql))
-    for key, sql in statements:
+        name, sql, python = entry.get("name", ""), entry.get("sql", ""), entry.get("python")
+        if not name.strip():
+            raise UsageError(f"invariants.{i}.name is required: give each [[invariants]] "
+                             "a name, and the sql that must return no rows or a python function")
+        if python is not None and "sql" in entry:
+            raise UsageError(f"invariants.{i} has both sql and python: keep one (an invariant "
+                             "is a query or a function)")
+        _check_invariant_name(name, invariants, f"invariants.{i}.name")
+        message = entry.get("message", "")
+        if python is not None:
+            invariants.append(PythonInvariant(name=name, message=message, check=import_function(
+                python, f"invariants.{i}.python", base=Path(path).parent)))
+            continue
         if not sql.strip():
-            raise UsageError(f"{key} is empty: give the SQL statement, or leave the key out "
-                             "for the reference service's")
-        if not disposable and _DELETES.search(_without_literals(sql)):
-            raise UsageError(f"{key} deletes or drops rows, and database.disposable is not "
-                             "true: the tool never deletes rows in a database it did not "
-                             "create; remove the statement, or declare the database disposable")
+            raise UsageError(f"invariants.{i}.sql is required: give each [[invariants]] the "
+                             "sql that must return no rows ($1 = the example's event id), or "
+                             "python = \"module:function\"")
+        invariants.append(SqlInvariant(name=name, sql=sql, message=message))
+        statements.append((f"invariants.{i}.sql", sql))
+    _check_statements(statements, disposable)
     for secret_value in (secret, old_secret, api_key, *_secret_values(checkout_headers),
                          *_secret_values(webhook_headers)):
         redactor.add(secret_value)
@@ -432,6 +431,128 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
     return Config(path=path, target=target, stripe_port=port, stripe_api_key=api_key,
                   database_url=db_url, database_schema=schema or None, disposable=disposable,
                   cleanup=cleanup, allow_hosts=allow)
+
+
+def _database_url(url: str, allow: Sequence[str], key: str) -> Any:
+    """The parts of a PostgreSQL URL on loopback (or an allowed host), else a UsageError."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise UsageError(f"{key} is not a PostgreSQL URL: write it as "
+                         "postgresql://user:password@127.0.0.1:5432/dbname")
+    db_host = (parts.hostname or "localhost").lower()
+    if not is_loopback(db_host) and db_host not in allow:
+        raise UsageError(f"{key} host {db_host} is not on loopback: list it in "
+                         "target.allow_hosts to connect there")
+    return parts
+
+
+def _schema_name(schema: str | None, key: str) -> None:
+    if schema and not _IDENT.match(schema):
+        raise UsageError(f"{key} {schema!r} is not a schema name: fix it")
+
+
+def _check_statements(statements: Sequence[tuple[str, str]], disposable: bool) -> None:
+    """Every statement given, and none that deletes rows unless the database is disposable."""
+    for key, sql in statements:
+        if not sql.strip():
+            raise UsageError(f"{key} is empty: give the SQL statement, or leave the key out "
+                             "for the reference service's")
+        if not disposable and _DELETES.search(_without_literals(sql)):
+            raise UsageError(f"{key} deletes or drops rows, and database.disposable is not "
+                             "true: the tool never deletes rows in a database it did not "
+                             "create; remove the statement, or declare the database disposable")
+
+
+def target_config(target: Target, *, database_url: str, database_schema: str | None = None,
+                  stripe_port: int = 12111, stripe_api_key: str = "", disposable: bool = False,
+                  cleanup: Sequence[str] = (), allow_hosts: Sequence[str] = (),
+                  name: str = "python") -> Config:
+    """A :class:`Config` for a target described in Python, checked as a config file is
+    (loopback only unless ``allow_hosts``, secrets well formed and never live, no statement
+    that deletes rows unless ``disposable``, invariant names unique); ``name`` stands for
+    the config's path in reports (a case found through it is replayed with the same
+    ``Config``: ``chaos.replay(options, config=...)``). Secrets go to the log redactor."""
+    allow = tuple(h.strip().lower() for h in allow_hosts)
+    for host in allow:
+        if host in LIVE_STRIPE_HOSTS or host.endswith(".stripe.com"):
+            raise UsageError(f"allow_hosts lists {host}: live Stripe is never allowed")
+    check_url(target.base_url, what="Target.base_url", allow_hosts=allow)
+    for key, secret in (("Target.webhook_secret", target.webhook_secret),
+                        ("Target.old_secret", target.old_secret)):
+        if (secret is not None or key == "Target.webhook_secret") \
+                and not (secret or "").startswith("whsec_"):
+            raise UsageError(f"{key} must be a webhook signing secret (whsec_...), the one "
+                             "the target verifies deliveries with: fix it")
+    if not 1 <= stripe_port <= 65535:
+        raise UsageError(f"stripe_port {stripe_port} is outside 1..65535: give the port the "
+                         "target's Stripe client sends its API calls to")
+    check_stripe_key(stripe_api_key, what="stripe_api_key")
+    parts = _database_url(database_url, allow, "database_url")
+    _schema_name(database_schema, "database_schema")
+    seen: list[UserInvariant] = []
+    statements = [("Target.fixture_event_sql", target.fixture_event_sql),
+                  ("Target.fixture_ticket_type_sql", target.fixture_ticket_type_sql),
+                  *([("Target.fixture_buyer_sql", target.fixture_buyer_sql)]
+                    if target.fixture_buyer_sql else []),
+                  ("Target.tickets_per_payment_sql", target.tickets_per_payment_sql),
+                  ("Target.tickets_per_ticket_type_sql", target.tickets_per_ticket_type_sql),
+                  *((f"cleanup.{i}", sql) for i, sql in enumerate(cleanup))]
+    for i, invariant in enumerate(target.invariants):
+        _check_invariant_name(invariant.name, seen, f"Target.invariants.{i}.name")
+        seen.append(invariant)
+        if isinstance(invariant, SqlInvariant):
+            statements.append((f"Target.invariants.{i}.sql", invariant.sql))
+    _check_statements(statements, disposable)
+    for secret in (target.webhook_secret, target.old_secret or "", target.anon_key,
+                   stripe_api_key, *_secret_values(target.checkout_extra_headers or {}),
+                   *_secret_values(target.webhook_headers)):
+        if secret:
+            redactor.add(secret)
+    if parts.password:
+        redactor.add(parts.password)
+    return Config(path=name, target=target, stripe_port=stripe_port,
+                  stripe_api_key=stripe_api_key, database_url=database_url,
+                  database_schema=database_schema, disposable=disposable,
+                  cleanup=tuple(cleanup), allow_hosts=allow)
+
+
+def _check_invariant_name(name: str, before: Sequence[UserInvariant], key: str) -> None:
+    """A user invariant's name: short, and no other invariant's (built-in or earlier)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise UsageError(f"{key} {name!r} must be a short name "
+                         "(letters, digits, - _ .), e.g. no-admission-without-purchase")
+    if name in INVARIANTS or any(name == inv.name for inv in before):
+        raise UsageError(f"{key} {name!r} is already an invariant's name: choose another")
+
+
+def import_function(reference: str, key: str, *, base: Path | None = None) -> InvariantFunction:
+    """The function a ``module:function`` reference names (``shop_invariants:no_void_sold``),
+    imported from the import path, else from the folder ``base`` (the config's)."""
+    module_name, sep, attribute = reference.partition(":")
+    if not sep or not module_name.strip() or not attribute.strip():
+        raise UsageError(f"{key} {reference!r}: write it as \"module:function\" "
+                         "(e.g. \"shop_invariants:no_void_sold\")")
+    folder = str(base.resolve()) if base is not None else None
+    added = folder is not None and folder not in sys.path
+    if folder is not None and added:
+        sys.path.append(folder)   # after the import path: a fallback
+    try:
+        module = importlib.import_module(module_name.strip())
+    except Exception as exc:
+        raise UsageError(f"{key} {reference!r}: cannot import {module_name} "
+                         f"({type(exc).__name__}: {str(exc)[:120]}): put it on the import path "
+                         "(PYTHONPATH) or next to the config") from None
+    finally:
+        if folder is not None and added:
+            sys.path.remove(folder)
+    found: Any = module
+    for part in attribute.strip().split("."):
+        found = getattr(found, part, None)
+    if not callable(found):
+        raise UsageError(f"{key} {reference!r}: {module_name} has no function {attribute}: "
+                         "fix the name")
+    function: InvariantFunction = found
+    return function
 
 
 def _journey(document: Mapping[str, Any], buyer_fixture: bool

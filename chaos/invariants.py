@@ -445,11 +445,13 @@ INVARIANTS: dict[str, Callable[[Observation], list[Violation]]] = {
 
 
 def user_invariants(obs: Observation) -> list[Violation]:
-    """The user's own SQL invariants (a config's ``[[invariants]]``): a query that
-    returned rows is broken, the rows are the evidence."""
+    """The user's own invariants (a config's ``[[invariants]]``, or Python ones): a SQL
+    query that returned rows is broken, the rows are the evidence; a Python invariant's
+    breach was judged where it ran (``chaos.target.PythonInvariant.judge``)."""
     return [Violation(name, f"{message or name}: {_plural(len(rows), 'row')} returned by its "
                       "query, which must return none", [dict(r) for r in rows])
-            for name, message, rows in obs.queries if rows]
+            for name, message, rows in obs.queries if rows] + \
+        [Violation(name, message, [dict(r) for r in rows]) for name, message, rows in obs.functions]
 
 
 def check(obs: Observation) -> list[Violation]:

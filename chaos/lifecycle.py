@@ -60,6 +60,7 @@ from chaos.run import Runner, configured_run, reference_run
 from chaos.safety import check_database_host, check_stripe_key
 from chaos.search import PROFILES, Finding, KnownBug, SearchResult, search
 from chaos.shutdown import deferred, received
+from chaos.target import PythonInvariant
 from chaos.thresholds import Thresholds
 from strategies import busy_night, playbook, scenarios
 
@@ -101,6 +102,9 @@ class RunOptions:
     verbose: bool = False
     #: How the user runs the tool, for the replay commands the report prints.
     invocation: str = "python -m chaos"
+    #: A fake Stripe already running (the pytest plugin's ``fake_stripe_server``) that the
+    #: config's target talks to: none is started (only with a config).
+    stripe_url: str | None = None
 
 
 def run(options: RunOptions, *, config: Config | None = None,
@@ -108,7 +112,7 @@ def run(options: RunOptions, *, config: Config | None = None,
     """Run the load wave and the search against the reference service (or ``config``'s
     target); return the report, also written to ``options.report`` (see the module
     docstring for the steps, errors and signals)."""
-    _check(options)
+    _check(options, config)
     configure(verbose=options.verbose, json_path=options.log_json)
     log = get_logger(command="run")
     watch: RunEvents = events if events is not None else Silent()
@@ -128,13 +132,16 @@ def run(options: RunOptions, *, config: Config | None = None,
                             if config is not None else [])
     if config is not None:
         report.promises = config.target.promises
+        report.python_invariants = [i.name for i in config.target.invariants
+                                    if isinstance(i, PythonInvariant)]
     known = [KnownBug(c.invariant, c.scenario, str(c.path))
              for c in _known_cases(options, target)]
     started = time.monotonic()
     deadline = started + options.max_seconds
     start = configured_run(config, concurrency=options.concurrency,
                            request_timeout=options.request_timeout,
-                           example_timeout=options.example_timeout) if config is not None else \
+                           example_timeout=options.example_timeout,
+                           stripe_url=options.stripe_url) if config is not None else \
         reference_run(bugs=bugs, database_url=options.database_url,
                       reference_port=options.reference_port, stripe_port=options.stripe_port,
                       concurrency=options.concurrency, request_timeout=options.request_timeout,
@@ -162,6 +169,7 @@ def run(options: RunOptions, *, config: Config | None = None,
             for finding, phase in _findings(load, result):
                 report.findings.append(_record(finding, phase, target=target, seed=seed,
                                                options=options, watch=watch))
+                report.found.append(finding)
             report.http = runner.stats.to_data()
             report.concurrency = runner.stats.concurrency_data()
             report.notes = [note for note in [runner.retried.note()] if note]
@@ -202,8 +210,11 @@ def run(options: RunOptions, *, config: Config | None = None,
 
 # -- the steps -------------------------------------------------------------------------------
 
-def _check(options: RunOptions) -> None:
+def _check(options: RunOptions, config: Config | None) -> None:
     """Refuse unwritable output paths and malformed target secrets before anything starts."""
+    if options.stripe_url is not None and config is None:
+        raise UsageError("stripe_url is for a run against your own service (a config): the "
+                         "reference run starts its own fake Stripe; drop it")
     for path, option in ((options.report, "--report"), (options.junit, "--junit"),
                          (options.html, "--html"), (options.log_json, "--log-json")):
         check_writable(path, option)
@@ -377,9 +388,11 @@ class Replayed:
     failed: int
 
 
-def replay(options: ReplayOptions) -> Replayed:
+def replay(options: ReplayOptions, *, config: Config | None = None) -> Replayed:
     """Re-run saved cases (or check their expectations); a case that cannot be replayed,
-    or options that do not fit the cases, are a UsageError before anything starts."""
+    or options that do not fit the cases, are a UsageError before anything starts.
+    ``config``: replay cases of a config's target against this one (a target described
+    in Python, or a config loaded already) instead of loading the config each case names."""
     check_writable(options.log_json, "--log-json")
     check_target_secrets()
     configure(json_path=options.log_json)
@@ -389,8 +402,14 @@ def replay(options: ReplayOptions) -> Replayed:
         if case.target.get("kind") not in ("reference", "config"):
             raise UsageError(f"{case.path}: target kind {case.target.get('kind')!r} cannot be "
                              "replayed")
-    config = None
-    if "config" in kinds:
+    if config is not None:
+        if options.config is not None or options.overrides:
+            raise UsageError("give the config once: as a Config, or as ReplayOptions.config "
+                             "(with overrides)")
+        if kinds != {"config"}:
+            raise UsageError("these cases name the reference service: replay them without "
+                             "a config")
+    elif "config" in kinds:
         if len(kinds) > 1:
             raise UsageError("these cases name both the reference service and a config: "
                              "replay them separately")

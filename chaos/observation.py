@@ -164,6 +164,9 @@ class Observation:
     #: its query returned); each must have returned none.
     queries: tuple[tuple[str, str, tuple[dict[str, Any], ...]], ...] = ()
     promises: Promises = field(default_factory=Promises)
+    #: The user's Python invariants that broke (``chaos.target.PythonInvariant``): (name,
+    #: message, the evidence rows its function returned).
+    functions: tuple[tuple[str, str, tuple[dict[str, Any], ...]], ...] = ()
 
 
 #: Columns each observation query must return, in the names the checker reads.

@@ -1,4 +1,5 @@
-"""payment-chaos in pytest: the ``fake_stripe`` fixture and ``--chaos-replay DIR``.
+"""payment-chaos in pytest: the ``fake_stripe`` fixture, the chaos search and single
+scenarios as tests, and ``--chaos-replay DIR``.
 
 Registered through the ``pytest11`` entry point, so installing payment-chaos
 makes it available in every pytest run; it is off unless used. Importing this
@@ -12,6 +13,19 @@ under ``--chaos-replay``.
   its events and calls begin with the test, its faults are cleared after it.
   ``fake_stripe_server`` is the session-wide object, for session fixtures
   that start the service under test once.
+- ``chaos_config``: the target of the chaos fixtures below, a
+  :class:`chaos.config.Config`: by default the file ``--chaos-config PATH`` or the
+  ``chaos_config`` ini key names; a project whose service starts in a fixture
+  overrides it (``load_config(path, overrides=[f"target.base_url={url}"])``, or
+  ``target_config(Target(...), ...)``).
+- ``chaos_search`` (a function): ``chaos_search(examples=30, seed=1)`` runs the chaos
+  search against ``chaos_config``'s target, with ``fake_stripe_server`` as its fake
+  Stripe (point the service under test at it), and fails the test with the report's
+  summary when an invariant broke (:func:`chaos.testing.search`).
+- ``chaos_target`` (:class:`chaos.testing.ChaosTarget`, session-wide): runs one
+  scenario at a time, for ``@given(strategies.scenarios(...))`` tests:
+  ``chaos_target.execute(scenario)`` returns the observation and violations,
+  ``chaos_target.check(scenario)`` fails when an invariant broke.
 - ``--chaos-replay DIR`` (repeatable): every case (``*.json``) in DIR is
   collected as a test of its own, named after its file, so CI shows one test
   per case and ``-k`` selects them. Each replays its case as
@@ -28,14 +42,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from chaos.testing import FakeStripeSession
+    from chaos.config import Config
+    from chaos.report import Report
+    from chaos.testing import ChaosTarget, FakeStripeSession
 
 #: ``python -m chaos replay`` exit codes (chaos.errors), kept here so the plugin
 #: imports nothing of the tool until a case runs.
@@ -51,6 +67,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="runs of each case's scenario (default 3)")
     group.addoption("--chaos-replay-timeout", type=float, default=300.0, metavar="S",
                     help="seconds one case's replay may take (default 300)")
+    group.addoption("--chaos-config", default=None, metavar="PATH",
+                    help="the config (chaos.toml or pyproject.toml) of the chaos_config "
+                         "fixture (default: the chaos_config ini key)")
+    parser.addini("chaos_config", "the config of the chaos_config fixture (a chaos.toml or "
+                  "pyproject.toml path, relative to the rootdir)", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -177,3 +198,66 @@ def fake_stripe(fake_stripe_server: FakeStripeSession) -> Iterator[FakeStripeSes
     (cleared after the test); ``deliver`` events to a webhook URL, signed."""
     with fake_stripe_server.scoped() as view:
         yield view
+
+
+@pytest.fixture(scope="session")
+def chaos_config(pytestconfig: pytest.Config) -> Config:
+    """The target of ``chaos_search`` and ``chaos_target``: the config ``--chaos-config
+    PATH`` (or the ``chaos_config`` ini key) names. Override this fixture to build it in
+    Python, or with the URL of a service a fixture started."""
+    from chaos.config import load
+    from chaos.errors import ChaosError
+
+    path = pytestconfig.getoption("chaos_config") or pytestconfig.getini("chaos_config")
+    if not path:
+        pytest.fail("the chaos fixtures need a target: pass --chaos-config PATH, set the "
+                    "chaos_config ini key, or define a chaos_config fixture returning "
+                    "chaos.load_config(...) or chaos.target_config(...)", pytrace=False)
+    where = Path(path)
+    if not where.is_absolute() and not pytestconfig.getoption("chaos_config"):
+        where = pytestconfig.rootpath / where
+    try:
+        return load(where)
+    except ChaosError as exc:
+        error = f"payment-chaos: {exc}"
+    pytest.fail(error, pytrace=False)   # outside the except: no "during handling" chain
+
+
+@pytest.fixture(scope="session")
+def chaos_target(chaos_config: Config,
+                 fake_stripe_server: FakeStripeSession) -> Iterator[ChaosTarget]:
+    """``chaos_config``'s target, ready to run single scenarios at ``fake_stripe_server``
+    (``execute(scenario)``, ``check(scenario)``); stopped at the end of the session."""
+    from chaos.errors import ChaosError
+    from chaos.testing import running_target
+
+    try:
+        with running_target(chaos_config, stripe=fake_stripe_server) as target:
+            yield target
+            return
+    except ChaosError as exc:   # the target cannot be used: one line that names the fix
+        error = f"payment-chaos: {exc}"
+    pytest.fail(error, pytrace=False)
+
+
+@pytest.fixture
+def chaos_search(chaos_config: Config, fake_stripe_server: FakeStripeSession,
+                 tmp_path: Path) -> Callable[..., Report]:
+    """``chaos_search(**options)``: the chaos search against ``chaos_config``'s target at
+    ``fake_stripe_server``; fails the test with the report's summary when an invariant
+    broke. ``options`` are ``chaos.RunOptions`` fields; the JSON report is written to the
+    test's ``tmp_path``, the cases of findings to ``corpus`` (default chaos-failures/)."""
+    from chaos.errors import ChaosError
+    from chaos.testing import search
+
+    def run_search(**options: Any) -> Report:
+        options.setdefault("report", tmp_path / "chaos-report.json")
+        try:
+            return search(chaos_config, stripe=fake_stripe_server, **options)
+        except ChaosError as exc:
+            error = f"payment-chaos: {exc}"
+        except AssertionError as failed:   # the report's summary is the whole story
+            error = str(failed)
+        pytest.fail(error, pytrace=False)
+
+    return run_search

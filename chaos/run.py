@@ -10,6 +10,7 @@ fit to be judged (``chaos.health``), the observation (``chaos.observe``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import secrets
@@ -42,10 +43,10 @@ from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS, Observation,
 from chaos.observe import StripeView, TargetRows, observe
 from chaos.reference.bugs import parse_bugs
 from chaos.retries import RetriedDeliveries
-from chaos.safety import check_database_host
+from chaos.safety import check_database_host, check_url
 from chaos.services import running
 from chaos.shutdown import Teardown, cancelling, interrupt_in, received
-from chaos.target import Target
+from chaos.target import ExampleData, PythonInvariant, SqlInvariant, Target
 from chaos.thresholds import Thresholds, is_error
 from chaos.transport import LoopbackTransport
 from strategies import Scenario
@@ -156,6 +157,16 @@ class Runner:
         self.database: dict[str, Any] = {}
         self._streak = FailingStreak()
         self._records_seq = 0
+
+    def skip_earlier_calls(self) -> None:
+        """Start the fake Stripe's call records (``/_chaos/records``) from now: calls made
+        before this run (a fake Stripe shared with other tests) are not its examples'."""
+        async def last_seq() -> int:
+            found = await self._control_get(LoopbackTransport(), "/_chaos/records",
+                                            {"since": str(10**12)})
+            return int((found or {}).get("last_seq") or 0)
+
+        self._records_seq = trio.run(last_seq)
 
     def run_example(self, scenario: Scenario) -> ExampleResult:
         """Install the scenario's fixture, fire it, observe, check: one example.
@@ -380,9 +391,23 @@ class Runner:
             tickets_per_ticket_type=tuple(self._rows("tickets_per_ticket_type_sql",
                                                      TICKET_TYPE_COLUMNS, ids.event)),
             queries=tuple((inv.name, inv.message, tuple(plain(row) for row in self.db.fetch_fitted(
-                inv.sql, ids.event, readonly=True))) for inv in self.target.invariants))
-        return observe(scenario, ids.ticket_types, the_plan, history, stripe, rows,
-                       promises=self.target.promises)
+                inv.sql, ids.event, readonly=True))) for inv in self.target.invariants
+                if isinstance(inv, SqlInvariant)))
+        observation = observe(scenario, ids.ticket_types, the_plan, history, stripe, rows,
+                              promises=self.target.promises)
+        functions = [inv for inv in self.target.invariants if isinstance(inv, PythonInvariant)]
+        if not functions:
+            return observation
+        data = ExampleData(event_id=ids.event, observation=observation,
+                           query=lambda sql, *args: self.query(sql, *(args or (ids.event,))))
+        broken = [(inv.name, *judged) for inv in functions
+                  for judged in [inv.judge(data)] if judged is not None]
+        return dataclasses.replace(observation, functions=tuple(broken))
+
+    def query(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """A read-only statement on the target's database, its rows as JSON-ready dicts
+        (what a Python invariant's ``data.query`` runs)."""
+        return [plain(row) for row in self.db.fetch_fitted(sql, *args, readonly=True)]
 
     def _rows(self, query: str, columns: tuple[str, ...], event: Any) -> list[dict[str, Any]]:
         rows = [plain(row) for row in
@@ -496,35 +521,43 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
 
 @contextlib.contextmanager
 def configured_run(config: Config, *, concurrency: int = 50, request_timeout: float = 10.0,
-                   example_timeout: float = 60.0) -> Iterator[Runner]:
+                   example_timeout: float = 60.0, stripe_url: str | None = None
+                   ) -> Iterator[Runner]:
     """A run against the user's own service, as ``config`` describes it.
 
     Preflight first (the target answers, the database connects, every statement
     of the config rehearsed in a rolled-back transaction), then only the fake
     Stripe API is started, on ``stripe.port`` where the target's Stripe client
-    sends its calls. The target's database is used as it is, on its schema: no
-    schema is created or dropped, and rows are deleted only by the config's
-    ``[fixtures].cleanup``, after the run, when it declares ``disposable = true``.
+    sends its calls; or, with ``stripe_url``, the fake Stripe already running there
+    is used (the pytest plugin's, which the service under test was pointed at), and
+    only the calls made from now on are the run's. The target's database is used as
+    it is, on its schema: no schema is created or dropped, and rows are deleted only
+    by the config's ``[fixtures].cleanup``, after the run, when it declares
+    ``disposable = true``.
     """
     from chaos.preflight import check_target, connect, rehearse
 
+    if stripe_url is not None:
+        check_url(stripe_url, what="the fake Stripe's URL")
     ensure_descriptors(concurrency)
     check_target(config)
     with Teardown() as stack:
         db = connect(config)
         stack.callback(db.close)
         rehearse(db, config)
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
-        try:
-            stripe = stack.enter_context(running("fake-stripe", [], workdir=workdir,
-                                                 port=config.stripe_port))
-        except UsageError as exc:
-            raise UsageError(f"stripe.port {config.stripe_port}: {exc}: free the port or "
-                             "choose another (and point the target's Stripe client there)"
-                             ) from None
-        runner = Runner(target=config.target, stripe_url=stripe.url, db=db,
+        if stripe_url is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
+            try:
+                stripe_url = stack.enter_context(running("fake-stripe", [], workdir=workdir,
+                                                         port=config.stripe_port)).url
+            except UsageError as exc:
+                raise UsageError(f"stripe.port {config.stripe_port}: {exc}: free the port or "
+                                 "choose another (and point the target's Stripe client there)"
+                                 ) from None
+        runner = Runner(target=config.target, stripe_url=stripe_url, db=db,
                         concurrency=concurrency, request_timeout=request_timeout,
                         example_timeout=example_timeout)
+        runner.skip_earlier_calls()
         runner.database = {"server": redact_url(config.database_url),
                            "schema": config.database_schema, "dropped_after_run": False,
                            "disposable": config.disposable,

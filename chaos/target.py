@@ -9,10 +9,13 @@ secrets, fixture SQL, observation SQL and the user's own SQL invariants.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos.errors import UsageError
+from chaos.history import History
+from chaos.observation import Observation, Session
 from chaos.promises import Promises
 
 #: The reference service's anon key unless ``CHAOS_ANON_KEY`` sets another
@@ -105,6 +108,99 @@ class SqlInvariant:
     message: str = ""
 
 
+#: Runs a read-only statement on the target's database: ``query(sql, *args)``; with no
+#: ``args``, $1 is the example's event id (as in a SQL invariant). Rows as dicts.
+Query = Callable[..., list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ExampleData:
+    """What a :class:`PythonInvariant` is given about one example, once it has run: the
+    example's event id (the fixture's), the :class:`~chaos.observation.Observation` the
+    built-in invariants judge (the history, the sessions as Stripe holds them, the rows of
+    the observe SQL) and :attr:`query`, read-only SQL on the target's database."""
+
+    event_id: Any
+    observation: Observation
+    query: Query
+
+    @property
+    def history(self) -> History:
+        """Every request of the example and its answer (``ok`` / ``fail`` / ``info``)."""
+        return self.observation.history
+
+    @property
+    def sessions(self) -> tuple[Session, ...]:
+        """The example's Checkout Sessions as the fake Stripe holds them at the end."""
+        return self.observation.sessions
+
+    @property
+    def tickets_per_payment(self) -> tuple[dict[str, Any], ...]:
+        return self.observation.tickets_per_payment
+
+    @property
+    def tickets_per_ticket_type(self) -> tuple[dict[str, Any], ...]:
+        return self.observation.tickets_per_ticket_type
+
+
+#: A Python invariant's function: the evidence rows that break it (none: it holds).
+InvariantFunction = Callable[[ExampleData], Iterable[Mapping[str, Any]] | None]
+
+
+@dataclass(frozen=True)
+class PythonInvariant:
+    """A user invariant written in Python: ``check(data)`` returns the rows (mappings)
+    that break it, none when it holds; a failed ``assert`` in it breaks it too, with the
+    assertion's text. It is judged, reported, shrunk and saved like a SQL invariant."""
+
+    name: str
+    check: InvariantFunction
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
+            raise UsageError(f"invariant name {self.name!r} must be a short name (letters, "
+                             "digits, - _ .), e.g. no-admission-without-purchase")
+        if not callable(self.check):
+            raise UsageError(f"invariant {self.name}: check={self.check!r} is not a function: "
+                             "pass a function of one argument (chaos.ExampleData)")
+
+    def judge(self, data: ExampleData) -> tuple[str, tuple[dict[str, Any], ...]] | None:
+        """The violation's message and evidence rows, or None when it holds. An exception
+        other than AssertionError is the function's own bug: a UsageError naming it."""
+        what = self.message or self.name
+        try:
+            found = self.check(data)
+        except AssertionError as exc:
+            text = str(exc).strip() or "an assert failed"
+            return f"{what}: {text.splitlines()[0]}", ({"assertion": text},)
+        except Exception as exc:
+            raise UsageError(f"invariant {self.name} raised {type(exc).__name__}: "
+                             f"{str(exc).strip()[:200]}: fix the function") from None
+        if found is None:
+            return None
+        if isinstance(found, (str, bytes, Mapping)) or not isinstance(found, Iterable):
+            raise UsageError(f"invariant {self.name} returned {type(found).__name__}: return "
+                             "the rows that break it (a list of dicts), empty when it holds")
+        rows = []
+        for row in found:
+            if not isinstance(row, Mapping):
+                raise UsageError(f"invariant {self.name} returned a row of type "
+                                 f"{type(row).__name__}: each row must be a dict")
+            rows.append(dict(row))
+        if not rows:
+            return None
+        return (f"{what}: {len(rows)} row{'s' if len(rows) != 1 else ''} returned by its "
+                "function, which must return none"), tuple(rows)
+
+    def __repr__(self) -> str:
+        return f"PythonInvariant({self.name!r})"
+
+
+#: A user invariant: SQL that must return no rows, or a Python function.
+UserInvariant = SqlInvariant | PythonInvariant
+
+
 @dataclass(frozen=True)
 class Target:
     base_url: str
@@ -164,8 +260,8 @@ class Target:
     webhook_headers: Mapping[str, str] = field(default_factory=dict)
     #: The secret being rotated out (the ``rotated`` signature variant); None: a derived one.
     old_secret: str | None = None
-    #: The user's own invariants, checked after every example.
-    invariants: tuple[SqlInvariant, ...] = ()
+    #: The user's own invariants (SQL or Python), checked after every example.
+    invariants: tuple[UserInvariant, ...] = ()
     #: How a buyer's payment begins: one of :data:`JOURNEYS`.
     journey: str = "endpoint"
     #: The session template of the ``stripe-session`` journey; None: :data:`DEFAULT_SESSION`.

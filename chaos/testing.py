@@ -19,6 +19,16 @@ gives a view whose :meth:`~FakeStripeSession.events` and
 :meth:`~FakeStripeSession.calls` start where the view began and whose faults
 are cleared when it ends.
 
+The chaos search and single scenarios, as tests: :func:`search` runs a whole
+search (``chaos.lifecycle.run``) against a config's target and raises an
+AssertionError carrying the report's summary when it fails;
+:func:`running_target` yields a :class:`ChaosTarget` whose
+:meth:`~ChaosTarget.execute` runs one scenario (drawn by ``@given(strategies.
+scenarios(...))`` in the user's own test) and returns what was observed and
+which invariants broke. Both can use a fake Stripe that is already running
+(the plugin's ``fake_stripe_server``, which the service under test was
+pointed at) instead of starting one on the config's ``stripe.port``.
+
 Secrets: the ``sk_test_`` key and the ``whsec_`` webhook secret are made here,
 at random, per server; they never appear in a repr, a log or a command line
 (the fake Stripe takes no secret at all: it accepts any test key).
@@ -33,7 +43,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import stripe
@@ -42,6 +52,13 @@ from chaos.errors import InfrastructureError, UsageError
 from chaos.safety import check_url
 from chaos.services import Service, running
 from chaos.signing import VARIANTS, sign
+
+if TYPE_CHECKING:   # the run's machinery loads when a search or a scenario runs
+    from chaos.config import Config
+    from chaos.example import ExampleResult
+    from chaos.report import Report
+    from chaos.run import Runner
+    from strategies import Scenario
 
 #: A Stripe object or event as JSON data.
 StripeObject = dict[str, Any]
@@ -342,3 +359,122 @@ def session_for(service: Service) -> Iterator[FakeStripeSession]:
         yield FakeStripeSession(api_base=service.url,
                                 api_key=f"sk_test_chaos_{secrets.token_hex(12)}",
                                 webhook_secret=f"whsec_chaos_{secrets.token_hex(16)}", http=http)
+
+
+# -- the chaos search and single scenarios, as tests --------------------------------------------
+
+def search(config: Config | str | Path, *, stripe: FakeStripeSession | str | None = None,
+           overrides: Sequence[str] = (), report: Path | None = None,
+           **options: Any) -> Report:
+    """Run the chaos search against ``config``'s target (a :class:`~chaos.config.Config`, or
+    the path of a ``chaos.toml`` / ``pyproject.toml`` with ``overrides`` as ``--set`` takes
+    them) and return the report; when its verdict is ``fail``, raise an AssertionError whose
+    text is the report's summary (each finding, its scenario in words, its evidence, the
+    line that replays its saved case): a :class:`SearchFailed`, which carries the report.
+
+    ``stripe``: a fake Stripe already running that the target talks to (a
+    :class:`FakeStripeSession`, e.g. the plugin's ``fake_stripe_server``, or its URL); None
+    starts one on the config's ``stripe.port``. ``options`` are
+    :class:`chaos.lifecycle.RunOptions` fields (``examples``, ``seed``, ``max_seconds``,
+    ``concurrency``, ``corpus``, ...); ``report`` is where the JSON report goes (None: a
+    temporary file, removed after). A target or infrastructure that cannot be used raises
+    its :class:`~chaos.errors.ChaosError` (one line naming the fix)."""
+    import tempfile
+
+    from chaos import report as reports
+    from chaos.lifecycle import RunOptions, run
+
+    __tracebackhide__ = True   # pytest: the failure is the summary, not this function
+
+    unknown = sorted((set(options) - set(RunOptions.__dataclass_fields__))
+                     | ({"stripe_url"} & set(options)))
+    if unknown:
+        raise UsageError(f"search(): {unknown[0]} is not a run option here: use the fields of "
+                         "chaos.lifecycle.RunOptions (the fake Stripe is stripe=)")
+    loaded = _config(config, overrides)
+    url = stripe.api_base if isinstance(stripe, FakeStripeSession) else stripe
+    with tempfile.TemporaryDirectory(prefix="chaos-search-") as folder:
+        path = report if report is not None else Path(folder) / "chaos-report.json"
+        done = run(RunOptions(**options, report=path, stripe_url=url), config=loaded)
+        if done.verdict == "fail":
+            raise SearchFailed(reports.summary(done.to_data(), files={"report": report}),
+                               done)
+    return done
+
+
+class SearchFailed(AssertionError):
+    """A chaos search broke an invariant: the message is the report's summary; ``report``
+    is the :class:`~chaos.report.Report` (``report.found``: the findings as objects)."""
+
+    def __init__(self, summary: str, report: Report) -> None:
+        super().__init__(summary)
+        self.report = report
+
+
+class ChaosTarget:
+    """A target ready to run single scenarios: :meth:`execute` (the observation and the
+    broken invariants) and :meth:`check` (an AssertionError when one broke). Made by
+    :func:`running_target`, or the plugin's ``chaos_target`` fixture."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    @property
+    def stripe_url(self) -> str:
+        """The fake Stripe the scenarios are played at."""
+        return self._runner.stripe_url
+
+    def __repr__(self) -> str:
+        return f"ChaosTarget(base_url={self._runner.target.base_url!r})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def execute(self, scenario: Scenario) -> ExampleResult:
+        """Run one scenario against the target as the search runs an example (its own
+        event and ticket types, its buyers, faults and waves; the rows read back) and
+        return the :class:`~chaos.example.ExampleResult`: ``history``, ``observation``
+        and ``violations`` (every invariant the target is held to, the user's included)."""
+        return self._runner.run_example(scenario)
+
+    def check(self, scenario: Scenario) -> ExampleResult:
+        """:meth:`execute`, then an AssertionError naming each broken invariant and the
+        scenario in words, when any broke."""
+        __tracebackhide__ = True
+        result = self.execute(scenario)
+        if result.violations:
+            lines = [f"{v.invariant}: {v.message}" for v in result.violations]
+            raise AssertionError("\n".join([*lines, "scenario:", *(
+                f"  {line}" for line in scenario.render())]))
+        return result
+
+
+@contextlib.contextmanager
+def running_target(config: Config | str | Path, *,
+                   stripe: FakeStripeSession | str | None = None,
+                   overrides: Sequence[str] = (), concurrency: int = 10,
+                   request_timeout: float = 10.0,
+                   example_timeout: float = 60.0) -> Iterator[ChaosTarget]:
+    """``config``'s target, checked (preflight) and ready for :meth:`ChaosTarget.execute`,
+    with the fake Stripe given (``stripe``, as for :func:`search`) or one started on the
+    config's ``stripe.port``; everything started is stopped after the block."""
+    from chaos.run import configured_run
+
+    loaded = _config(config, overrides)
+    url = stripe.api_base if isinstance(stripe, FakeStripeSession) else stripe
+    with configured_run(loaded, concurrency=concurrency, request_timeout=request_timeout,
+                        example_timeout=example_timeout, stripe_url=url) as runner:
+        yield ChaosTarget(runner)
+
+
+def _config(config: Config | str | Path, overrides: Sequence[str]) -> Config:
+    """A Config as given, or loaded from its file with ``overrides``."""
+    from chaos.config import Config as _Config
+    from chaos.config import load
+
+    if isinstance(config, _Config):
+        if overrides:
+            raise UsageError("overrides are for a config file: change the Config itself "
+                             "(dataclasses.replace)")
+        return config
+    return load(config, overrides)

@@ -177,3 +177,58 @@ def test_a_wrong_answer_path_ends_the_run_naming_it(tmp_path: Path, server_url: 
     [line] = result.stderr.strip().splitlines()
     assert "malformed answer: KeyError: 'checkout.id'" in line
     assert "({url, checkout.id} answers)" in line and "Traceback" not in result.stderr
+
+
+def test_a_python_invariant_is_judged_reported_shrunk_saved_and_replayed_like_sql(
+        tmp_path: Path, server_url: str, monkeypatch: pytest.MonkeyPatch):
+    """Through the library API, in this process: the config plus a Python invariant, a
+    search that passes, then one whose invariant breaks on every order (found, shrunk to
+    one buyer, confirmed, saved), and the saved case replayed with the same Config."""
+    import dataclasses
+
+    import chaos
+    from chaos.testing import SearchFailed, search
+
+    def orders_of(data: chaos.ExampleData) -> list[dict[str, object]]:
+        return data.query("select id, amount_cents from orders where event_id = $1")
+
+    def holds(data: chaos.ExampleData) -> list[dict[str, object]]:
+        assert all(op.status is not None for op in data.history.ops), "an unanswered request"
+        return [r for r in orders_of(data) if r["amount_cents"] == 0]
+
+    options = dict(examples=3, seed=1, playbook=False, concurrency=4, confirm_runs=2,
+                   shrink_seconds=10, corpus=tmp_path / "corpus")
+    with reference_service(server_url, tmp_path, monkeypatch) as started:
+        loaded = chaos.load_config(CONFIG, [f"target.base_url={started.url}",
+                                            f"stripe.port={started.stripe_port}",
+                                            f"database.schema={started.schema}"])
+
+        def config(check: chaos.PythonInvariant) -> chaos.Config:
+            target = dataclasses.replace(loaded.target,
+                                         invariants=(*loaded.target.invariants, check))
+            return dataclasses.replace(loaded, target=target)
+
+        report = search(config(chaos.PythonInvariant("orders-cost-something", holds)),
+                        **options)
+        assert report.verdict == "pass" and report.found == []
+        assert report.to_data()["invariants"]["orders-cost-something"] == "pass"
+
+        breaks = config(chaos.PythonInvariant("no-orders-at-all", orders_of,
+                                              message="this target takes no orders"))
+        with pytest.raises(SearchFailed) as failed:
+            search(breaks, **options)
+        [found] = failed.value.report.found               # the finding as objects
+        assert (found.invariant, found.status, len(found.scenario.buyers)) == \
+            ("no-orders-at-all", "FAILED", 1)
+        assert found.violations[0].rows and found.result is not None
+        text = str(failed.value)
+        assert "no-orders-at-all" in text and "this target takes no orders: 1 row returned by " \
+            "its function, which must return none" in text
+        assert "buyer 1 checks out" in text and "buyer 2" not in text     # shrunk to one buyer
+        [case] = (tmp_path / "corpus").glob("no-orders-at-all-*.json")
+        saved = json.loads(case.read_text())
+        assert saved["invariant"] == "no-orders-at-all"
+
+        replayed = chaos.replay_cases(chaos.ReplayOptions(files=(case,), runs=1), config=breaks)
+        assert replayed.failed == 1, replayed.text
+        assert "no-orders-at-all broke in" in replayed.text

@@ -306,3 +306,29 @@ def test_a_file_that_is_no_case_fails_its_own_test_with_one_line(tmp_path):
     assert "the case cannot be replayed: /" in result.stdout     # the path, no "error:" again
     assert "notes.json is not a chaos case file" in result.stdout
     assert "Traceback" not in result.stdout
+
+
+CHAOS_TESTS = """
+def test_search(chaos_search):
+    chaos_search(examples=1)
+
+def test_one(chaos_target):
+    pass
+"""
+
+
+def test_the_chaos_fixtures_without_a_target_fail_with_one_line_naming_the_fix(tmp_path):
+    (tmp_path / "test_chaos.py").write_text(CHAOS_TESTS)
+    result = pytest_in(tmp_path, "test_chaos.py")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.count("the chaos fixtures need a target: pass --chaos-config PATH, "
+                               "set the chaos_config ini key, or define a chaos_config "
+                               "fixture") == 2, result.stdout
+    assert "Traceback" not in result.stdout
+    assert not (tmp_path / "basetemp").exists() or \
+        not list((tmp_path / "basetemp").glob("fake-stripe*"))     # nothing started
+
+    result = pytest_in(tmp_path, "test_chaos.py", "--chaos-config", "nope.toml")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "payment-chaos: --config nope.toml: no such file: give the path of a chaos.toml" \
+        in result.stdout

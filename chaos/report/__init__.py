@@ -97,6 +97,8 @@ class Report:
     first_failure: dict[str, Any] | None = None
     #: The user's own invariants (a config's ``[[invariants]]``), after the built-in ones.
     extra_invariants: list[str] = field(default_factory=list)
+    #: Those of them written in Python (``chaos.target.PythonInvariant``).
+    python_invariants: list[str] = field(default_factory=list)
     #: ``examples`` per part of the run: "load", "playbook", "search", "minimize", "confirm".
     examples_by_phase: dict[str, int] = field(default_factory=dict)
     #: The scenarios Hypothesis may draw (``--examples`` or the profile's count).
@@ -105,6 +107,11 @@ class Report:
     notes: list[dict[str, Any]] = field(default_factory=list)
     #: What the target promises: which built-in invariants were checked.
     promises: Promises = field(default_factory=Promises)
+    #: The findings as objects, in the order of ``findings`` (a library caller's view:
+    #: ``scenario``, ``violations``, ``status``, ``reproduced`` of ``attempts``, and
+    #: ``result``, the run the evidence came from: its history and observation); not
+    #: part of the JSON, which ``findings`` is.
+    found: list[Finding] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -117,8 +124,12 @@ class Report:
         for f in self.findings:
             evidence.setdefault(f["invariant"], []).extend(f["violations"])
         promises = [j.to_data() for j in judged(self.promises)] + [
-            {"invariant": name, "promise": "its query returns no rows", "checked": True,
-             "why": "the config's [[invariants]]"} for name in self.extra_invariants]
+            {"invariant": name, "checked": True,
+             **({"promise": "its function returns no rows",
+                 "why": "the target's Python invariants"} if name in self.python_invariants
+                else {"promise": "its query returns no rows",
+                      "why": "the config's [[invariants]]"})}
+            for name in self.extra_invariants]
         skipped = {p["invariant"] for p in promises if not p["checked"]}
         data = {
             "verdict": self.verdict,

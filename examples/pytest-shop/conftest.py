@@ -1,5 +1,6 @@
-"""The shop's test fixtures: its own PostgreSQL schema, and the shop running on loopback
-against payment-chaos' fake Stripe (the ``fake_stripe_server`` fixture of its pytest plugin).
+"""The shop's test fixtures: its own PostgreSQL schema, the shop running on loopback
+against payment-chaos' fake Stripe (the ``fake_stripe_server`` fixture of its pytest plugin),
+and ``chaos_config``: the shop as the plugin's ``chaos_search`` and ``chaos_target`` see it.
 
 Needs ``DATABASE_URL`` (any PostgreSQL server; the tests create a schema of their own
 and drop it at the end). ``SHOP_BUG`` passes through to the shop.
@@ -21,6 +22,10 @@ import asyncpg
 import pytest
 import uvicorn
 from shop import create_app
+
+import chaos
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclass
@@ -85,3 +90,13 @@ def shop(database: Database, fake_stripe_server: Any) -> Iterator[Shop]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def chaos_config(shop: Shop, fake_stripe_server: Any) -> chaos.Config:
+    """chaos.toml with what is only known now: the shop's URL, the webhook secret it
+    verifies with (the fake Stripe's), its database schema."""
+    return chaos.load_config(os.path.join(HERE, "chaos.toml"), overrides=[
+        f"target.base_url={shop.url}",
+        f"target.webhook.secret={fake_stripe_server.webhook_secret}",
+        f"database.url={shop.db.url}", f"database.schema={shop.db.schema}"])
