@@ -164,7 +164,7 @@ def run(options: RunOptions, *, config: Config | None = None,
                                                options=options, watch=watch))
             report.http = runner.stats.to_data()
             report.concurrency = runner.stats.concurrency_data()
-            report.notes = [note for note in [runner.retried.note()] if note]
+            report.notes = runner.retried.notes()
             report.thresholds = runner.stats.thresholds(
                 Thresholds(max_error_rate=options.max_error_rate, max_p95=options.max_p95))
             if result.error is not None:

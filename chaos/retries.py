@@ -15,6 +15,17 @@ database holds tickets for that payment while no delivery of it was
 acknowledged or left unanswered (either could have done the work instead).
 Examples with Stripe faults armed are left out, as the thresholds leave
 them out: there a 5xx may be an honest "Stripe failed, retry me".
+
+A delivery *ahead of its payment* is the other 5xx Stripe's retries settle:
+a refund or a dispute (events Stripe creates only after the payment
+succeeded) delivered before the target had acknowledged any confirmation of
+that payment (``promises.confirms``). Stripe does not deliver events in the
+order it created them, so this happens in production, and a target that
+cannot place the event yet may answer 5xx to be asked again later (pretix
+does: it looks the disputed charge up, has no payment for it yet, and
+fails). Such an answer is not counted against the error rate; the run's note
+says how many there were. A 5xx to a refund or dispute of a payment the
+target had already confirmed still counts.
 """
 
 from __future__ import annotations
@@ -23,11 +34,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.history import Op
+from chaos.history import History, Op
 
 # what a delivery is for and what it confirms are the invariants' own readings, so the
 # note and the verdicts never disagree about them
-from chaos.invariants import _accepted, _fulfils, _is_for, _rows_for, _tickets
+from chaos.invariants import COMPLETED, _accepted, _fulfils, _is_for, _rows_for, _tickets
 from chaos.observation import Observation
 
 #: Stripe's documented retry window for a delivery that was not acknowledged.
@@ -49,6 +60,30 @@ def committed_then_failed(obs: Observation) -> list[Op]:
     return found
 
 
+#: Events Stripe creates for a payment only once it has succeeded.
+AFTER_PAYMENT = frozenset({"charge.refunded", "refund.created", "charge.dispute.created"})
+
+
+def ahead_of_payment(history: History, confirms: tuple[str, ...]) -> list[Op]:
+    """The deliveries of refunds and disputes answered 5xx that were sent before the
+    target had acknowledged (2xx) any validly signed delivery confirming their payment
+    (an event type of ``confirms``; a completion only when it says ``paid``)."""
+    deliveries = [op for op in history.at_target() if op.kind == "deliver" and _accepted(op)]
+
+    def payment(op: Op) -> object:
+        return op.ref.get("payment_intent") or op.ref.get("session") or op.ref.get("buyer")
+
+    def confirmed(op: Op) -> bool:
+        event = op.ref.get("event")
+        return (event in confirms and op.status is not None and 200 <= op.status < 300
+                and (event != COMPLETED or op.ref.get("payment_status", "paid") == "paid"))
+
+    return [op for op in deliveries
+            if op.ref.get("event") in AFTER_PAYMENT and op.status is not None and op.status >= 500
+            and not any(confirmed(c) and payment(c) == payment(op) and c.end <= op.start
+                        for c in deliveries)]
+
+
 @dataclass
 class RetriedDeliveries:
     """Over the whole run: validly signed webhook deliveries answered, those
@@ -59,6 +94,8 @@ class RetriedDeliveries:
     failed: Counter[int] = field(default_factory=Counter)
     after_commit: int = 0
     payments: int = 0
+    #: answered 5xx ahead of their payment (:func:`ahead_of_payment`)
+    ahead: int = 0
 
     def add(self, obs: Observation) -> None:
         """Count one example's deliveries (none of an example with Stripe faults armed)."""
@@ -71,9 +108,25 @@ class RetriedDeliveries:
             self.answered += 1
             if op.status >= 500:
                 self.failed[op.status] += 1
+        self.ahead += len(ahead_of_payment(obs.history, obs.promises.confirms))
         late = committed_then_failed(obs)
         self.after_commit += len(late)
         self.payments += len({op.ref.get("session") or op.ref.get("payment_intent") for op in late})
+
+    def notes(self) -> list[dict[str, Any]]:
+        """The report's notes about them (none when there is nothing to say)."""
+        notes = [self.note(), self.ahead_note()]
+        return [note for note in notes if note is not None]
+
+    def ahead_note(self) -> dict[str, Any] | None:
+        """The note about 5xx answers to refunds and disputes ahead of their payment."""
+        if not self.ahead:
+            return None
+        message = (f"{self.ahead} refund or dispute deliveries arrived before the target had "
+                   f"confirmed their payment and were answered 5xx: Stripe retries each for "
+                   f"{RETRY_WINDOW}, so they are left out of the error rate")
+        return {"name": "answered-5xx-ahead-of-payment", "message": message,
+                "deliveries": self.ahead}
 
     def note(self) -> dict[str, Any] | None:
         """The report's note about them, or None when no committed work was answered 5xx."""

@@ -15,7 +15,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -34,14 +34,14 @@ from chaos.example import OutOfTime as OutOfTime
 from chaos.executor import Executor, ensure_descriptors
 from chaos.health import FAILING_STREAK as FAILING_STREAK  # re-exported: named here before
 from chaos.health import FailingStreak, setup_failure, target_down
-from chaos.history import History, Outcome
+from chaos.history import History, Op, Outcome
 from chaos.journeys import list_catalogue
 from chaos.latency import Durations
 from chaos.log import redactor
 from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS, Observation, StripeCall
 from chaos.observe import StripeView, TargetRows, observe
 from chaos.reference.bugs import parse_bugs
-from chaos.retries import RetriedDeliveries
+from chaos.retries import RetriedDeliveries, ahead_of_payment
 from chaos.safety import check_database_host
 from chaos.services import running
 from chaos.shutdown import Teardown, cancelling, interrupt_in, received
@@ -66,12 +66,18 @@ class HttpStats:
     #: armed are left out (a 5xx is how a target asks Stripe to retry).
     under_fault: int = 0
     judged_errors: int = 0
+    #: 5xx answers to refunds and disputes ahead of their payment, which Stripe
+    #: retries (:func:`chaos.retries.ahead_of_payment`): judged, not errors.
+    ahead_of_payment: int = 0
     judged_latencies: Durations = field(default_factory=Durations)
     client_peak_in_flight: int = 0
     target_peak_in_flight: int | None = None
     skews: Durations = field(default_factory=Durations)
 
-    def add(self, history: History) -> None:
+    def add(self, history: History, *, ahead: Sequence[Op] = ()) -> None:
+        """Count one example's requests; ``ahead`` are its deliveries answered 5xx
+        ahead of their payment."""
+        early = {op.index for op in ahead}
         for op in history.at_target():
             self.requests += 1
             self.failed += is_error(op)
@@ -79,6 +85,9 @@ class HttpStats:
             self.latencies.add(op.latency)
             if op.ref.get("under_fault"):
                 self.under_fault += 1
+            elif op.index in early:
+                self.ahead_of_payment += 1
+                self.judged_latencies.add(op.latency)
             else:
                 self.judged_errors += is_error(op)
                 self.judged_latencies.add(op.latency)
@@ -122,7 +131,8 @@ class HttpStats:
 
     def thresholds(self, limits: Thresholds) -> dict[str, dict[str, Any]]:
         return limits.check(requests=self.requests - self.under_fault, errors=self.judged_errors,
-                            p95=self.judged_latencies.percentile(95), under_fault=self.under_fault)
+                            p95=self.judged_latencies.percentile(95), under_fault=self.under_fault,
+                            ahead_of_payment=self.ahead_of_payment)
 
 
 class Runner:
@@ -183,7 +193,7 @@ class Runner:
                 f"an example did not finish within {self.example_timeout:g} s: "
                 "the target or the fake Stripe hung; raise --example-timeout if it is just slow"
             )
-        self.stats.add(history)
+        self.stats.add(history, ahead=ahead_of_payment(history, self.target.promises.confirms))
         self._check_target(history)
         self._check_setup(history)
         observation = self._observe(scenario, ids, the_plan, history, stripe)
