@@ -22,6 +22,7 @@ in Stripe's error shape. Endpoints (:data:`chaos.fake_stripe.api.ENDPOINTS`)::
     GET  /v1/refunds[?charge=|payment_intent=]  GET /v1/refunds/{id}
     GET  /v1/disputes/{id}   GET /v1/products/{id}   GET /v1/prices/{id}
     GET  /v1/events[?type=checkout.session.*]  GET  /v1/events/{id}
+    GET  /v1/account   GET /v1/accounts/{id}   (the keys' own account; data: account.json)
     Products, Prices, Payment Links: see :mod:`chaos.fake_stripe.catalogue`
 
 Every list endpoint takes ``limit``, ``starting_after``, ``ending_before``
