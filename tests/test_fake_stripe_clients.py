@@ -126,7 +126,8 @@ const PRETIX = ['dispute', 'refunds', 'payment_intent', 'payment_intent.latest_c
   try {
     await stripe.charges.retrieve(charge.id, {expand: ['metadata']});
   } catch (e) {
-    forbidden = {class: e.type, status: e.statusCode, message: e.message, param: e.param,
+    // the message Stripe sent (stripe-node 23 prefixes e.message with the request id)
+    forbidden = {class: e.type, status: e.statusCode, message: e.raw && e.raw.message, param: e.param,
                  type: e.raw && e.raw.type};
   }
   console.log(JSON.stringify({
