@@ -39,7 +39,7 @@ from chaos.journeys import list_catalogue
 from chaos.latency import Durations
 from chaos.log import redactor
 from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS, Observation, StripeCall
-from chaos.observe import StripeView, TargetRows, observe
+from chaos.observe import StripeView, TargetRows, intent_as_session, observe
 from chaos.reference.bugs import parse_bugs
 from chaos.retries import RetriedDeliveries, ahead_of_payment
 from chaos.safety import check_database_host
@@ -296,7 +296,10 @@ class Runner:
         recorded calls created during the example, and every session a buyer was
         answered with."""
         key = self.target.session_metadata_key
-        listed = await self._control_get(transport, "/_chaos/objects/checkout.session",
+        # a bare PaymentIntent is the payment itself on the payment-intent journey
+        kind = "payment_intent" if self.target.journey == "payment-intent" \
+            else "checkout.session"
+        listed = await self._control_get(transport, f"/_chaos/objects/{kind}",
                                          {f"metadata[{key}]": event_id})
         records = await self._control_get(transport, "/_chaos/records",
                                           {"since": str(self._records_seq)})
@@ -314,12 +317,14 @@ class Runner:
                    and c.path.rstrip("/") == "/v1/checkout/sessions"}
         missing = sorted(i for i in (answered | created) - {obj["id"] for obj in sessions} if i)
         if missing:
-            more = await self._control_get(transport, "/_chaos/objects/checkout.session",
+            more = await self._control_get(transport, f"/_chaos/objects/{kind}",
                                            {"ids[]": missing})
             # a session a late call of the example before created names its own event
             sessions += [obj for obj in (more or {}).get("data", []) if obj["id"] in missing
                          and (obj["id"] in answered
                               or (obj.get("metadata") or {}).get(key, event_id) == event_id)]
+        if kind == "payment_intent":
+            sessions = [intent_as_session(obj) for obj in sessions]
         intents = sorted({obj["payment_intent"] for obj in sessions if obj.get("payment_intent")})
         charges: list[dict[str, Any]] = []
         if intents:

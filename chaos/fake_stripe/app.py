@@ -62,9 +62,13 @@ state)::
                                                    -> {"refund", "charge", "events"}
     POST   /_chaos/disputes                        {"payment_intent" | "charge", "reason"?}
                                                    -> {"dispute", "charge", "events"}
+    POST   /_chaos/payment_intents                 {"amount", "currency"?, "metadata"?,
+                                                    "receipt_email"?, "description"?}
+                                                   -> {"payment_intent", "events"}
     POST   /_chaos/payment_intents/{id}/confirm    {"payment_method"?: "pm_card_visa"}
                                                    -> {"payment_intent", "charge", "events",
                                                        "error" (a declined card) | null}
+    POST   /_chaos/payment_intents/{id}/cancel     {} -> {"payment_intent", "charge", "events"}
     POST   /_chaos/faults                          a rule (see chaos.fake_stripe.faults) -> the rule
     GET    /_chaos/faults                          the rules, with seen/applied counters
     DELETE /_chaos/faults[/{id}]                   disarm all, or one
