@@ -25,7 +25,14 @@ import httpx
 import trio
 
 from chaos import invariants
-from chaos.client import FixtureIds, Plan, checkout_values, plan, ticket_type_id
+from chaos.client import (
+    FixtureIds,
+    Plan,
+    checkout_values,
+    drawn_event_types,
+    plan,
+    ticket_type_id,
+)
 from chaos.config import Config
 from chaos.database import Database, embedded_server, redact_url, throwaway_schema
 from chaos.errors import InfrastructureError, TargetError, UsageError
@@ -41,7 +48,7 @@ from chaos.log import redactor
 from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS, Observation, StripeCall
 from chaos.observe import StripeView, TargetRows, intent_as_session, observe
 from chaos.reference.bugs import parse_bugs
-from chaos.retries import RetriedDeliveries, ahead_of_payment
+from chaos.retries import PAYMENT_EVENTS, RetriedDeliveries, ahead_of_payment
 from chaos.safety import check_database_host
 from chaos.services import running
 from chaos.shutdown import Teardown, cancelling, interrupt_in, received
@@ -193,12 +200,20 @@ class Runner:
                 f"an example did not finish within {self.example_timeout:g} s: "
                 "the target or the fake Stripe hung; raise --example-timeout if it is just slow"
             )
-        self.stats.add(history, ahead=ahead_of_payment(history, self.target.promises.confirms))
+        ahead = ahead_of_payment(history, self._earlier_events(the_plan))
+        self.stats.add(history, ahead=ahead)
         self._check_target(history)
         self._check_setup(history)
         observation = self._observe(scenario, ids, the_plan, history, stripe)
-        self.retried.add(observation)
+        self.retried.add(observation, ahead=ahead)
         return ExampleResult(scenario, history, observation, invariants.check(observation))
+
+    def _earlier_events(self, the_plan: Plan) -> dict[int, list[str]]:
+        """Per buyer, the events of its payment Stripe created before any refund or
+        dispute, that the run delivers to this endpoint (:func:`ahead_of_payment`)."""
+        sent = set(drawn_event_types(self.target))
+        return {b: [t for t in binding.events if t in PAYMENT_EVENTS and t in sent]
+                for b, binding in enumerate(the_plan.bindings)}
 
     def _install_fixture(self, scenario: Scenario, event_id: str) -> FixtureIds:
         """Create the example's event and ticket types; the ids they ended up with

@@ -43,7 +43,7 @@ sent while Stripe faults were armed are not judged; on the error rate
 (what the run noticed beyond the verdicts, each with ``name`` and ``message``:
 ``answered-5xx-after-commit``, deliveries the target answered 5xx although their
 work committed; ``answered-5xx-ahead-of-payment``, refunds and disputes answered 5xx
-before their payment was confirmed at the target, which Stripe retries).
+before the target had acknowledged their payment's earlier events: Stripe retries them).
 Every string passes through the redactor before it is written.
 """
 
