@@ -28,7 +28,9 @@ retry comes once the earlier events are in (pretix does this: it places a
 dispute by the charge id a ``payment_intent.*`` event told it, and fails
 without it). Such an answer is not counted against the error rate; the
 run's note says how many there were. A 5xx to a refund or dispute that
-arrived after all of them still counts.
+arrived after all of them still counts, and so does one of a payment whose
+earlier events the target answered 5xx too (a target failing everything is
+not waiting for anything).
 """
 
 from __future__ import annotations
@@ -78,7 +80,9 @@ def ahead_of_payment(history: History, earlier: Mapping[int, Collection[str]]) -
     """The deliveries of refunds and disputes answered 5xx that were sent before the
     target had acknowledged (2xx) a validly signed delivery of each event type
     ``earlier[buyer]`` names: the events of the buyer's payment (of
-    :data:`PAYMENT_EVENTS`) that Stripe created and sends the endpoint."""
+    :data:`PAYMENT_EVENTS`) that Stripe created and sends the endpoint. Not when
+    the target answered 5xx to one of those events as well (in the whole
+    example): a target failing everything is not waiting for anything."""
     deliveries = [op for op in history.at_target() if op.kind == "deliver" and _accepted(op)]
     acknowledged = [op for op in deliveries if op.status is not None and 200 <= op.status < 300]
     ahead = []
@@ -86,9 +90,13 @@ def ahead_of_payment(history: History, earlier: Mapping[int, Collection[str]]) -
         if op.ref.get("event") not in AFTER_PAYMENT or op.status is None or op.status < 500:
             continue
         buyer = op.ref.get("buyer")
+        needed = set(earlier.get(buyer, ()) if isinstance(buyer, int) else ())
         before = {c.ref.get("event") for c in acknowledged
                   if c.ref.get("buyer") == buyer and c.end <= op.start}
-        if not set(earlier.get(buyer, ()) if isinstance(buyer, int) else ()) <= before:
+        # a target that failed one of those events too is not saying "not yet"
+        failed = any(c.ref.get("buyer") == buyer and c.ref.get("event") in needed
+                     and c.status is not None and c.status >= 500 for c in deliveries)
+        if not needed <= before and not failed:
             ahead.append(op)
     return ahead
 

@@ -136,8 +136,11 @@ def test_it_answers_400_to_events_it_is_not_subscribed_to_and_to_forgeries(shop_
     shop = shop_for()
     event, kind, link = shop.listing()
     events = shop.buy(link)
-    answer = shop.deliver(event, events["payment_intent.succeeded"])
+    answer = shop.deliver(event, events["charge.succeeded"])
     assert answer.status_code == 400 and "unknown event" in answer.text
+    # its Elements form's event, for a Checkout Session's PaymentIntent: acknowledged, no sale
+    answer = shop.deliver(event, events["payment_intent.succeeded"])
+    assert answer.status_code == 200 and "not an Elements purchase" in answer.text
     for variant in ("tampered", "wrong-secret", "stale", "missing"):
         assert shop.deliver(event, events["checkout.session.completed"], variant) \
             .status_code == 400

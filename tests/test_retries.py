@@ -114,6 +114,11 @@ def test_another_buyers_events_and_other_5xx_and_forgeries_are_not_ahead():
     assert ahead_of_payment(observe(dispute(CRASHED)).history, {}) == []   # nothing earlier
 
 
+def test_a_target_that_failed_an_earlier_event_too_is_not_waiting():
+    ops = (dispute(CRASHED), deliver(CRASHED, start=0.02, end=0.03, buyer=0))
+    assert ahead_of_payment(observe(*ops).history, EARLIER) == []
+
+
 def test_the_error_rate_leaves_5xx_ahead_of_payment_out():
     from chaos.run import HttpStats
     from chaos.thresholds import Thresholds
