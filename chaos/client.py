@@ -36,7 +36,7 @@ import httpx
 from chaos.executor import Call
 from chaos.history import Ref
 from chaos.signing import sign
-from chaos.target import DEFAULT_SESSION, Target, dig, render_body
+from chaos.target import DEFAULT_INTENT, DEFAULT_SESSION, Target, dig, render_body
 from strategies import DEFAULT_EVENT_TYPES, EVENT_TYPES, Checkout, Delivery, Fault, Scenario
 
 
@@ -217,6 +217,17 @@ def drawn_event_types(target: Target | None) -> tuple[str, ...]:
     return tuple(t for t in EVENT_TYPES if target.subscribed(t)) or DEFAULT_EVENT_TYPES
 
 
+def confirming_event(target: Target | None) -> str:
+    """The event type the playbook's deliveries of a completion are aimed at: the
+    completion itself when the endpoint is sent completions, else the first event
+    type the target confirms payments on (``promises.confirms``) that it is subscribed
+    to (``strategies.playbook(confirming=...)``)."""
+    completed = "checkout.session.completed"
+    if target is None or target.subscribed(completed):
+        return completed
+    return next((e for e in target.promises.confirms if target.subscribed(e)), completed)
+
+
 def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
          clock: Callable[[], float] = time.time, hang_seconds: float = 10.0,
          ids: FixtureIds | None = None) -> Plan:
@@ -283,6 +294,26 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         skip = step.tamper != "none" or (step.attempt > 0 and step.key == "same") \
             or bool(values.get(TURNED_AWAY))  # the shop refused before Stripe: sold out
         ref.expect = None
+        b = step.buyer
+        if target.journey == "payment-intent":
+            template = DEFAULT_INTENT if target.intent_template is None \
+                else target.intent_template
+            intent_body = render_body(template, values)
+
+            def opened(response: httpx.Response) -> None:
+                answer = response.json()
+                intent_id = answer["payment_intent"]["id"]
+                bind(intent_id, None)   # the payment's id on this journey: the PaymentIntent
+                if bindings[b].session_id == intent_id:
+                    bindings[b].payment_intent = intent_id
+                    for event in answer["events"]:
+                        bindings[b].events.setdefault(event["type"], event)
+
+            return Call(kind="checkout", door="stripe", wave=wave, ref=ref,
+                        offset=step.offset_ms / 1000,
+                        build=lambda: None if skip else httpx.Request(
+                            "POST", stripe_url + "/_chaos/payment_intents", json=intent_body),
+                        on_answer=opened)
         if target.journey == "payment-link":
             where = f"/_chaos/payment_links/{values['payment_link_id']}/checkout"
             body: Any = {"quantity": values["quantity"]}
@@ -329,21 +360,34 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
     def the_payment(bb: BuyerBinding) -> dict[str, Any]:
         return {"payment_intent": bb.payment_intent}
 
+    def intent_path(action: str) -> Callable[[BuyerBinding], str | None]:
+        return lambda bb: f"/_chaos/payment_intents/{bb.payment_intent}/{action}" \
+            if bb.payment_intent else None
+
     def outcome_phases(buyers: list[int]) -> list[Phase]:
         """The buyers' outcomes at the fake Stripe: pay or expire, then refund or dispute."""
         first, second = [], []
         for b in buyers:
             outcome = scenario.buyers[b].outcome
-            if outcome == "expired":
+            if target.journey == "payment-intent":   # the buyer confirms in the browser
+                if outcome == "expired":               # ... or never does: canceled
+                    first.append(control(b, "stripe.cancel", intent_path("cancel")))
+                    continue
+                card = "pm_card_chargeDeclined" if outcome == "async-failed" else "pm_card_visa"
+                first.append(control(b, "stripe.pay", intent_path("confirm"),
+                                     _constant({"payment_method": card})))
+            elif outcome == "expired":
                 first.append(control(b, "stripe.expire", session_path("expire")))
                 continue
-            pay_as = {"async-succeeded": "async_succeeded",
-                      "async-failed": "async_failed"}.get(outcome, "paid")
-            paying: dict[str, Any] = {"outcome": pay_as}
-            if target.journey != "endpoint":  # the buyer types them on Stripe's page
-                values = checkout_values(scenario, event_id, b, ids=ids)
-                paying["customer_details"] = {"email": values["email"], "name": values["name"]}
-            first.append(control(b, "stripe.pay", session_path("pay"), _constant(paying)))
+            else:
+                pay_as = {"async-succeeded": "async_succeeded",
+                          "async-failed": "async_failed"}.get(outcome, "paid")
+                paying: dict[str, Any] = {"outcome": pay_as}
+                if target.journey != "endpoint":  # the buyer types them on Stripe's page
+                    values = checkout_values(scenario, event_id, b, ids=ids)
+                    paying["customer_details"] = {"email": values["email"],
+                                                  "name": values["name"]}
+                first.append(control(b, "stripe.pay", session_path("pay"), _constant(paying)))
             if outcome == "refunded":
                 second.append(control(b, "stripe.refund", payment_path("refunds"), the_payment))
             elif outcome == "disputed":

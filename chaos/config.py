@@ -63,7 +63,7 @@ SCHEMA: dict[str, Any] = {
         "checkout": {"path": "str", "method": "str", "headers": "strmap",
                      "idempotency_header": "str", "body": "json", "session_id": "str",
                      "url": "str", "journey": "str", "session": "json",
-                     "payment_link": {"metadata": "json"}},
+                     "payment_intent": "json", "payment_link": {"metadata": "json"}},
         "webhook": {"path": "str", "headers": "strmap", "secret": "str", "old_secret": "str",
                     "events": "strlist"},
         "stripe": {"session_metadata_key": "str"},
@@ -325,7 +325,8 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
                          "fix it, or set it to \"\" when the target takes no key")
     body = checkout.get("body", DEFAULT_BODY)
     fixture_buyer = _get(document, "fixtures.buyer", "")
-    journey, session_template, link_metadata, events = _journey(document, bool(fixture_buyer))
+    journey, session_template, link_metadata, events, intent_template = _journey(
+        document, bool(fixture_buyer))
     session_path = checkout.get("session_id", "sessionId")
     if not session_path:
         raise UsageError("target.checkout.session_id must be the dotted path to the Checkout "
@@ -423,6 +424,7 @@ def validate(document: Mapping[str, Any], *, path: str = "chaos.toml") -> Config
         journey=journey,
         session_template=session_template,
         link_metadata_template=link_metadata,
+        intent_template=intent_template,
         webhook_events=events,
         fixture_buyer_sql=fixture_buyer,
         promises=promises,
@@ -556,9 +558,10 @@ def import_function(reference: str, key: str, *, base: Path | None = None) -> In
 
 
 def _journey(document: Mapping[str, Any], buyer_fixture: bool
-             ) -> tuple[str, Any, Any, tuple[str, ...]]:
+             ) -> tuple[str, Any, Any, tuple[str, ...], Any]:
     """``target.checkout.journey`` and what goes with it: the session template, the
-    Payment Link metadata template, the webhook's subscription. Every template name
+    Payment Link metadata template, the webhook's subscription, the PaymentIntent
+    template. Every template name
     is checked here, except those a ``fixtures.buyer`` row may add (the preflight
     checks those against the columns the statement returns)."""
     checkout = _get(document, "target.checkout", {})
@@ -567,15 +570,20 @@ def _journey(document: Mapping[str, Any], buyer_fixture: bool
         raise UsageError(f"target.checkout.journey {journey!r} is not one of "
                          f"{', '.join(JOURNEYS)}: fix it")
     session = checkout.get("session")
+    intent = checkout.get("payment_intent")
     link_metadata = _get(document, "target.checkout.payment_link.metadata")
     for key, value, wanted in (("target.checkout.session", session, "stripe-session"),
-                               ("target.checkout.payment_link", link_metadata, "payment-link")):
+                               ("target.checkout.payment_link", link_metadata, "payment-link"),
+                               ("target.checkout.payment_intent", intent, "payment-intent")):
         if value is not None and journey != wanted:
             raise UsageError(f"{key} is for journey = \"{wanted}\", and target.checkout.journey "
                              f"is \"{journey}\": remove it, or set the journey")
     if session is not None and not isinstance(session, dict):
         raise UsageError("target.checkout.session must be a table (line_items, metadata, "
                          "customer_email, ...): fix its type")
+    if intent is not None and not isinstance(intent, dict):
+        raise UsageError("target.checkout.payment_intent must be a table (amount, currency, "
+                         "metadata, receipt_email, ...): fix its type")
     if link_metadata is not None and not isinstance(link_metadata, dict):
         raise UsageError("target.checkout.payment_link.metadata must be a table of strings: "
                          "fix its type")
@@ -583,7 +591,8 @@ def _journey(document: Mapping[str, Any], buyer_fixture: bool
     templates = [("target.checkout.body", checkout.get("body", DEFAULT_BODY)),
                  ("target.checkout.path", _get(document, "target.checkout.path", "")),
                  ("target.webhook.path", _get(document, "target.webhook.path", "")),
-                 ("target.checkout.session", session)]
+                 ("target.checkout.session", session),
+                 ("target.checkout.payment_intent", intent)]
     for key, template in templates:
         unknown = sorted(placeholders(template) - names)
         if unknown and not buyer_fixture:
@@ -599,7 +608,7 @@ def _journey(document: Mapping[str, Any], buyer_fixture: bool
         if not _EVENT_TYPE.match(name):
             raise UsageError(f"target.webhook.events.{i} {name!r} is not an event type: write "
                              "it as Stripe names it (checkout.session.completed), or \"*\"")
-    return journey, session, link_metadata, events
+    return journey, session, link_metadata, events, intent
 
 
 def template_names_in(target: Target) -> list[tuple[str, set[str]]]:

@@ -91,6 +91,11 @@ def target_down(history: History, *, url: str, request_timeout: float,
     return None
 
 
+#: The config key of the template a Stripe journey's checkout is made from.
+_TEMPLATE_KEYS = {"payment-intent": "target.checkout.payment_intent",
+                  "payment-link": "target.checkout.payment_link"}
+
+
 def setup_failure(history: History, *, journey: str, answer_fields: str) -> ChaosError | None:
     """The error that ends the run when the fake Stripe failed a set-up call, or when the
     target's checkout endpoint refuses what no retry would change; None otherwise.
@@ -108,8 +113,8 @@ def setup_failure(history: History, *, journey: str, answer_fields: str) -> Chao
             return InfrastructureError(
                 f"buyer {(op.ref.buyer or 0) + 1}'s checkout at the fake Stripe failed "
                 f"on the {journey} journey ({op.method} {op.path}: "
-                f"{op.status or op.error} {op.body[:160]}): check target.checkout.session "
-                "and the fixtures' ids")
+                f"{op.status or op.error} {op.body[:160]}): check "
+                f"{_TEMPLATE_KEYS.get(journey, 'target.checkout.session')} and the fixtures' ids")
         if op.door == "stripe" and op.outcome is not Outcome.OK:
             return InfrastructureError(
                 f"the fake Stripe API failed a set-up call ({op.method} {op.path}: "

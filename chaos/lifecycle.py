@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos import report as reports
-from chaos.client import drawn_event_types
+from chaos.client import confirming_event, drawn_event_types
 from chaos.config import Config, load
 from chaos.database import check_database_url
 from chaos.errors import ChaosError, UsageError
@@ -163,7 +163,8 @@ def run(options: RunOptions, *, config: Config | None = None,
                             seed=seed, attempts=options.attempts,
                             confirm_runs=options.confirm_runs, profile=options.profile,
                             deadline=deadline, shrink_seconds=options.shrink_seconds,
-                            playbook=[scenario for _, scenario in playbook()]
+                            playbook=[scenario for _, scenario in playbook(
+                                confirming=confirming_event(runner.target))]
                             if options.playbook else (), known=known, events=watch)
             _count(report, options, load, result, started)
             for finding, phase in _findings(load, result):
@@ -172,7 +173,7 @@ def run(options: RunOptions, *, config: Config | None = None,
                 report.found.append(finding)
             report.http = runner.stats.to_data()
             report.concurrency = runner.stats.concurrency_data()
-            report.notes = [note for note in [runner.retried.note()] if note]
+            report.notes = runner.retried.notes()
             report.thresholds = runner.stats.thresholds(
                 Thresholds(max_error_rate=options.max_error_rate, max_p95=options.max_p95))
             if result.error is not None:

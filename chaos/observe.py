@@ -11,7 +11,9 @@ What it decides:
 
 - **Checkouts**: one per checkout attempt of the plan, with the op that sent
   it (by the op's ``attempt_id``) and the session it was answered with.
-- **Sessions**: every session the fake Stripe listed for the example, plus any
+- **Sessions**: every session the fake Stripe listed for the example (on the
+  ``payment-intent`` journey, every PaymentIntent, seen as a session by
+  :func:`intent_as_session`), plus any
   a buyer was bound to that it did not list (a fake Stripe that cannot list
   sessions: the completion event's snapshot). Each is attributed to its buyer
   by id (the binding, else the first attempt answered with it), else read
@@ -88,6 +90,18 @@ class PlanView(Protocol):
     def attempts(self) -> Sequence[AttemptView]: ...
     @property
     def bindings(self) -> Sequence[BindingView]: ...
+
+
+def intent_as_session(intent: Mapping[str, Any]) -> dict[str, Any]:
+    """A bare PaymentIntent (the ``payment-intent`` journey) seen as the payment it is:
+    the fields of a Checkout Session the observation reads, under the intent's own id
+    (canceled reads as expired, succeeded as paid)."""
+    status = intent.get("status")
+    return {"id": intent["id"], "object": "payment_intent",
+            "amount_total": intent.get("amount"), "currency": intent.get("currency"),
+            "status": {"canceled": "expired", "succeeded": "complete"}.get(str(status), "open"),
+            "payment_status": "paid" if status == "succeeded" else "unpaid",
+            "payment_intent": intent["id"], "metadata": dict(intent.get("metadata") or {})}
 
 
 def observe(scenario: Scenario, ticket_types: Sequence[Any], plan: PlanView, history: History,

@@ -16,7 +16,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +26,14 @@ import httpx
 import trio
 
 from chaos import invariants
-from chaos.client import FixtureIds, Plan, checkout_values, plan, ticket_type_id
+from chaos.client import (
+    FixtureIds,
+    Plan,
+    checkout_values,
+    drawn_event_types,
+    plan,
+    ticket_type_id,
+)
 from chaos.config import Config
 from chaos.database import Database, embedded_server, redact_url, throwaway_schema
 from chaos.errors import InfrastructureError, TargetError, UsageError
@@ -35,14 +42,14 @@ from chaos.example import OutOfTime as OutOfTime
 from chaos.executor import Executor, ensure_descriptors
 from chaos.health import FAILING_STREAK as FAILING_STREAK  # re-exported: named here before
 from chaos.health import FailingStreak, setup_failure, target_down
-from chaos.history import History, Outcome
+from chaos.history import History, Op, Outcome
 from chaos.journeys import list_catalogue
 from chaos.latency import Durations
 from chaos.log import redactor
 from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS, Observation, StripeCall
-from chaos.observe import StripeView, TargetRows, observe
+from chaos.observe import StripeView, TargetRows, intent_as_session, observe
 from chaos.reference.bugs import parse_bugs
-from chaos.retries import RetriedDeliveries
+from chaos.retries import PAYMENT_EVENTS, RetriedDeliveries, ahead_of_payment
 from chaos.safety import check_database_host, check_url
 from chaos.services import running
 from chaos.shutdown import Teardown, cancelling, interrupt_in, received
@@ -67,12 +74,18 @@ class HttpStats:
     #: armed are left out (a 5xx is how a target asks Stripe to retry).
     under_fault: int = 0
     judged_errors: int = 0
+    #: 5xx answers to refunds and disputes ahead of their payment, which Stripe
+    #: retries (:func:`chaos.retries.ahead_of_payment`): judged, not errors.
+    ahead_of_payment: int = 0
     judged_latencies: Durations = field(default_factory=Durations)
     client_peak_in_flight: int = 0
     target_peak_in_flight: int | None = None
     skews: Durations = field(default_factory=Durations)
 
-    def add(self, history: History) -> None:
+    def add(self, history: History, *, ahead: Sequence[Op] = ()) -> None:
+        """Count one example's requests; ``ahead`` are its deliveries answered 5xx
+        ahead of their payment."""
+        early = {op.index for op in ahead}
         for op in history.at_target():
             self.requests += 1
             self.failed += is_error(op)
@@ -80,6 +93,9 @@ class HttpStats:
             self.latencies.add(op.latency)
             if op.ref.under_fault:
                 self.under_fault += 1
+            elif op.index in early:
+                self.ahead_of_payment += 1
+                self.judged_latencies.add(op.latency)
             else:
                 self.judged_errors += is_error(op)
                 self.judged_latencies.add(op.latency)
@@ -123,7 +139,8 @@ class HttpStats:
 
     def thresholds(self, limits: Thresholds) -> dict[str, dict[str, Any]]:
         return limits.check(requests=self.requests - self.under_fault, errors=self.judged_errors,
-                            p95=self.judged_latencies.percentile(95), under_fault=self.under_fault)
+                            p95=self.judged_latencies.percentile(95), under_fault=self.under_fault,
+                            ahead_of_payment=self.ahead_of_payment)
 
 
 class Runner:
@@ -194,12 +211,20 @@ class Runner:
                 f"an example did not finish within {self.example_timeout:g} s: "
                 "the target or the fake Stripe hung; raise --example-timeout if it is just slow"
             )
-        self.stats.add(history)
+        ahead = ahead_of_payment(history, self._earlier_events(the_plan))
+        self.stats.add(history, ahead=ahead)
         self._check_target(history)
         self._check_setup(history)
         observation = self._observe(scenario, ids, the_plan, history, stripe)
-        self.retried.add(observation)
+        self.retried.add(observation, ahead=ahead)
         return ExampleResult(scenario, history, observation, invariants.check(observation))
+
+    def _earlier_events(self, the_plan: Plan) -> dict[int, list[str]]:
+        """Per buyer, the events of its payment Stripe created before any refund or
+        dispute, that the run delivers to this endpoint (:func:`ahead_of_payment`)."""
+        sent = set(drawn_event_types(self.target))
+        return {b: [t for t in binding.events if t in PAYMENT_EVENTS and t in sent]
+                for b, binding in enumerate(the_plan.bindings)}
 
     def _install_fixture(self, scenario: Scenario, event_id: str) -> FixtureIds:
         """Create the example's event and ticket types; the ids they ended up with
@@ -297,7 +322,10 @@ class Runner:
         recorded calls created during the example, and every session a buyer was
         answered with."""
         key = self.target.session_metadata_key
-        listed = await self._control_get(transport, "/_chaos/objects/checkout.session",
+        # a bare PaymentIntent is the payment itself on the payment-intent journey
+        kind = "payment_intent" if self.target.journey == "payment-intent" \
+            else "checkout.session"
+        listed = await self._control_get(transport, f"/_chaos/objects/{kind}",
                                          {f"metadata[{key}]": event_id})
         records = await self._control_get(transport, "/_chaos/records",
                                           {"since": str(self._records_seq)})
@@ -315,12 +343,14 @@ class Runner:
                    and c.path.rstrip("/") == "/v1/checkout/sessions"}
         missing = sorted(i for i in (answered | created) - {obj["id"] for obj in sessions} if i)
         if missing:
-            more = await self._control_get(transport, "/_chaos/objects/checkout.session",
+            more = await self._control_get(transport, f"/_chaos/objects/{kind}",
                                            {"ids[]": missing})
             # a session a late call of the example before created names its own event
             sessions += [obj for obj in (more or {}).get("data", []) if obj["id"] in missing
                          and (obj["id"] in answered
                               or (obj.get("metadata") or {}).get(key, event_id) == event_id)]
+        if kind == "payment_intent":
+            sessions = [intent_as_session(obj) for obj in sessions]
         intents = sorted({obj["payment_intent"] for obj in sessions if obj.get("payment_intent")})
         charges: list[dict[str, Any]] = []
         if intents:

@@ -38,8 +38,9 @@ BODY_NAMES = ("event_id", "ticket_type_id", "quantity", "unit_price", "total", "
 
 #: How a buyer's payment begins (``[target.checkout] journey``): at the target's own
 #: checkout door; with a Checkout Session the tool creates at the fake Stripe (a
-#: checkout that lives in the browser); or through a Payment Link of the ticket type.
-JOURNEYS = ("endpoint", "stripe-session", "payment-link")
+#: checkout that lives in the browser); through a Payment Link of the ticket type; or
+#: with a bare PaymentIntent the tool creates and the buyer confirms (Elements).
+JOURNEYS = ("endpoint", "stripe-session", "payment-link", "payment-intent")
 #: What the tool lists at the fake Stripe per ticket type on the Stripe journeys, known
 #: before the fixture runs ($6..$9 of ``fixtures.ticket_type``, $7..$9 of ``fixtures.buyer``).
 CATALOGUE_NAMES = ("product_id", "price_id", "payment_link_id", "payment_link_url")
@@ -51,6 +52,14 @@ DEFAULT_SESSION: dict[str, Any] = {
     "metadata": {"event_id": "{{event_id}}", "ticket_type_id": "{{ticket_type_id}}",
                  "quantity": "{{quantity}}"},
     "customer_email": "{{email}}",
+}
+#: The PaymentIntent the tool creates on the ``payment-intent`` journey (a template), as
+#: a shop built on Elements creates it for its buyer before the card form is shown.
+DEFAULT_INTENT: dict[str, Any] = {
+    "amount": "{{total}}", "currency": "usd",
+    "metadata": {"event_id": "{{event_id}}", "ticket_type_id": "{{ticket_type_id}}",
+                 "quantity": "{{quantity}}"},
+    "receipt_email": "{{email}}",
 }
 #: The metadata of the Payment Link the tool lists per ticket type (Stripe copies it to
 #: every session bought through the link); a template without buyer names.
@@ -268,6 +277,8 @@ class Target:
     session_template: Any = None
     #: The Payment Link metadata template of ``payment-link``; None: the default.
     link_metadata_template: Any = None
+    #: The PaymentIntent template of ``payment-intent``; None: :data:`DEFAULT_INTENT`.
+    intent_template: Any = None
     #: The endpoint's subscription (``[target.webhook] events``): () sends every type.
     webhook_events: tuple[str, ...] = ()
     #: Runs once per buyer before the buyer pays ($1 event, $2 ticket type, $3 buyer
@@ -283,7 +294,7 @@ class Target:
     promises: Promises = field(default_factory=Promises)
     #: The Checkout Session metadata key whose value is the example's event id: how the
     #: tool finds the sessions of an example at the fake Stripe (besides the sessions the
-    #: target's own recorded calls created).
+    #: target's own recorded calls created); on ``payment-intent``, the PaymentIntents'.
     session_metadata_key: str = "event_id"
 
     def checkout_headers(self, idempotency_key: str | None = None) -> dict[str, str]:

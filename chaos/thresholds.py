@@ -9,7 +9,9 @@ signature, a tampered price or a step that says it expects a refusal
 (``ref.expect == "4xx"`` or ``"any"``) is *meant* to be refused.
 Requests fired while Stripe faults were armed (``ref.under_fault``) are
 not judged at all: answering 5xx, or slowly, is how a correct target copes
-with a failing Stripe (the runner leaves them out, and counts them).
+with a failing Stripe (the runner leaves them out, and counts them). Nor is
+a 5xx to a refund or dispute delivered ahead of its payment an error: Stripe
+retries it (:func:`chaos.retries.ahead_of_payment`; the runner counts them).
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ class Thresholds:
     max_p95: float = 5.0       # seconds
 
     def check(self, *, requests: int, errors: int, latencies: Sequence[float] = (),
-              p95: float | None = None, under_fault: int = 0) -> dict[str, dict[str, Any]]:
+              p95: float | None = None, under_fault: int = 0,
+              ahead_of_payment: int = 0) -> dict[str, dict[str, Any]]:
         """Each threshold's verdict, value and limit, by its stable name; ``requests``
-        are the judged ones, ``under_fault`` those left out (sent under armed faults).
+        are the judged ones, ``under_fault`` those left out (sent under armed faults),
+        ``ahead_of_payment`` the 5xx answers among them not counted as errors.
         The p95 is ``p95`` when given (a run keeps a histogram), else that of ``latencies``."""
         rate = errors / requests if requests else 0.0
         if p95 is None:
@@ -59,7 +63,8 @@ class Thresholds:
             "http-error-rate": {"verdict": "pass" if rate < self.max_error_rate else "fail",
                                 "value": round(rate, 4), "limit": self.max_error_rate,
                                 "errors": errors, "requests": requests,
-                                "left_out_under_fault": under_fault},
+                                "left_out_under_fault": under_fault,
+                                "ahead_of_payment_5xx": ahead_of_payment},
             "http-p95": {"verdict": "pass" if p95 < self.max_p95 else "fail",
                          "value_ms": round(p95 * 1000, 2), "limit_ms": round(self.max_p95 * 1000, 2),
                          "requests": len(latencies)},

@@ -25,6 +25,7 @@ def main(url: str, key: str, tag: str) -> dict[str, Any]:
     stripe.api_version = "2023-10-16"  # what pretix pins
     errors = getattr(stripe, "error", stripe)  # stripe.error went away after 7.x
 
+    account = stripe.Account.retrieve()   # GET /v1/account: who the keys belong to
     intent = stripe.PaymentIntent.create(
         amount=4200, currency="eur", payment_method_types=["card"],
         metadata={"order": f"{tag}-1", "event": "1"}, idempotency_key=f"{tag}-create")
@@ -43,6 +44,8 @@ def main(url: str, key: str, tag: str) -> dict[str, Any]:
                      "type": (exc.json_body or {}).get("error", {}).get("type")}
     return {
         "version": stripe.VERSION,
+        "account": {"id": account.id, "object": account.object,
+                    "charges_enabled": account.charges_enabled},
         "intent": {"id": intent.id, "status": intent.status,
                    "client_secret": intent.client_secret},
         "confirmed": {"status": confirmed.status, "charge": confirmed.latest_charge.id,

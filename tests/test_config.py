@@ -129,7 +129,16 @@ BAD = [
      "invariants.0.name 'no-lost-payment' is already an invariant's name"),
     ("schema-name", "[database]\nschema = 'bad name'\n", "database.schema 'bad name'"),
     ("journey", "[target.checkout]\njourney = 'browser'\n",
-     "target.checkout.journey 'browser' is not one of endpoint, stripe-session, payment-link"),
+     "target.checkout.journey 'browser' is not one of endpoint, stripe-session, payment-link, "
+     "payment-intent"),
+    ("intent-off-journey", "[target.checkout]\npayment_intent = { amount = '{{total}}' }\n",
+     'target.checkout.payment_intent is for journey = "payment-intent", and '
+     'target.checkout.journey is "endpoint"'),
+    ("intent-not-a-table", "[target.checkout]\njourney = 'payment-intent'\npayment_intent = 5\n",
+     "target.checkout.payment_intent must be a table"),
+    ("intent-name", "[target.checkout]\njourney = 'payment-intent'\n"
+     "payment_intent = { amount = '{{price}}' }\n",
+     "target.checkout.payment_intent uses {{price}}, which is not a name the tool fills"),
     ("session-off-journey", "[target.checkout]\nsession = { customer_email = '{{email}}' }\n",
      'target.checkout.session is for journey = "stripe-session", and target.checkout.journey '
      'is "endpoint"'),

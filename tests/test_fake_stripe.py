@@ -50,6 +50,33 @@ def test_create_retrieve_expand_and_list_line_items(fake: Fake):
     assert product.name == "GA"
 
 
+def test_the_account_of_the_keys_has_the_shape_stripe_gives_it(fake: Fake):
+    """``GET /v1/account`` (stripe clients and pretix ask it who they are): the spec's
+    fields, a test account able to take payments; ``/v1/accounts/{id}`` for its own id."""
+    from chaos.fake_stripe.api import ACCOUNT
+
+    sc = fake.client()
+    account = sc.v1.accounts.retrieve_current()
+    assert account.object == "account" and account.id.startswith("acct_")
+    assert account.charges_enabled and account.details_submitted
+    assert account.requirements.currently_due == []
+    assert account.settings.dashboard.timezone == "Etc/UTC"
+    assert isinstance(account.external_accounts, stripe.ListObject)
+    # the OpenAPI spec's fields (2023-08-16) less those only custom accounts carry
+    assert set(account.to_dict()) == {
+        "business_profile", "business_type", "capabilities", "charges_enabled", "controller",
+        "country", "created", "default_currency", "details_submitted", "email",
+        "external_accounts", "future_requirements", "id", "metadata", "object",
+        "payouts_enabled", "requirements", "settings", "tos_acceptance", "type"}
+    assert sc.v1.accounts.retrieve(account.id).to_dict() == account.to_dict()
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        sc.v1.accounts.retrieve("acct_someone_else")
+    assert missing.value.http_status == 404 and missing.value.code == "resource_missing"
+    with pytest.raises(stripe.InvalidRequestError, match="cannot be expanded"):
+        sc.v1.accounts.retrieve_current(params={"expand": ["metadata"]})
+    assert account.to_dict() == ACCOUNT   # what the fake holds, unchanged by being answered
+
+
 def test_payment_intent_metadata_comes_from_payment_intent_data_only(fake: Fake):
     sc = fake.client()
     session = sc.v1.checkout.sessions.create(params=session_params(

@@ -70,6 +70,8 @@ def run_flow(python: Path | str, fake: Fake, tag: str) -> dict[str, Any]:
 def assert_refetch_flow(out: dict[str, Any], fake: Fake) -> None:
     """What each client saw, and that the fake's own records agree."""
     intent, charge = out["intent"], out["charge"]
+    assert out["account"]["object"] == "account" and out["account"]["id"].startswith("acct_")
+    assert out["account"]["charges_enabled"] is True
     assert intent["status"] == "requires_payment_method"
     assert intent["client_secret"].startswith(f"{intent['id']}_secret_")
     assert out["confirmed"]["status"] == "succeeded"
@@ -110,6 +112,7 @@ const stripe = new Stripe(key, {host: '127.0.0.1', port: Number(port), protocol:
                                 maxNetworkRetries: 0, timeout: 30000, telemetry: false});
 const PRETIX = ['dispute', 'refunds', 'payment_intent', 'payment_intent.latest_charge'];
 (async () => {
+  const account = await stripe.accounts.retrieve();  // GET /v1/account
   const intent = await stripe.paymentIntents.create(
     {amount: 4200, currency: 'eur', payment_method_types: ['card'],
      metadata: {order: 'node-1', event: '1'}}, {idempotencyKey: 'node-flow-create'});
@@ -123,12 +126,14 @@ const PRETIX = ['dispute', 'refunds', 'payment_intent', 'payment_intent.latest_c
   try {
     await stripe.charges.retrieve(charge.id, {expand: ['metadata']});
   } catch (e) {
-    forbidden = {class: e.type, status: e.statusCode, message: e.message, param: e.param,
+    // the message Stripe sent (stripe-node 23 prefixes e.message with the request id)
+    forbidden = {class: e.type, status: e.statusCode, message: e.raw && e.raw.message, param: e.param,
                  type: e.raw && e.raw.type};
   }
   console.log(JSON.stringify({
     version: JSON.parse(require('fs').readFileSync(
       require('path').join(__dirname, 'node_modules/stripe/package.json'))).version,
+    account: {id: account.id, object: account.object, charges_enabled: account.charges_enabled},
     intent: {id: intent.id, status: intent.status, client_secret: intent.client_secret},
     confirmed: {status: confirmed.status, charge: confirmed.latest_charge.id,
                 charge_status: confirmed.latest_charge.status},

@@ -164,6 +164,25 @@ def test_the_control_side_confirms_as_the_buyer_and_reports_a_decline(fake: Fake
         (None, "succeeded", "succeeded")
 
 
+def test_the_control_side_creates_and_cancels_as_an_elements_shop_would(fake: Fake):
+    made = fake.control.post("/_chaos/payment_intents", {
+        "amount": 4200, "currency": "eur", "metadata": {"event_id": 7, "quantity": "2"},
+        "receipt_email": "ana@example.test"})
+    intent = made["payment_intent"]
+    assert [e["type"] for e in made["events"]] == ["payment_intent.created"]
+    assert (intent["amount"], intent["currency"], intent["status"], intent["receipt_email"]) == \
+        (4200, "eur", "requires_payment_method", "ana@example.test")
+    assert intent["metadata"] == {"event_id": "7", "quantity": "2"}
+    fetched = fake.client().v1.payment_intents.retrieve(intent["id"])
+    assert fetched.id == intent["id"] and fetched.amount == 4200
+    canceled = fake.control.post(f"/_chaos/payment_intents/{intent['id']}/cancel")
+    assert [e["type"] for e in canceled["events"]] == ["payment_intent.canceled"]
+    assert canceled["payment_intent"]["status"] == "canceled"
+    assert canceled["payment_intent"]["cancellation_reason"] == "abandoned"
+    refused = httpx.post(fake.url + "/_chaos/payment_intents", json={"currency": "usd"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "amount"
+
+
 # -- Charges as pretix re-fetches them -------------------------------------------------------------
 
 

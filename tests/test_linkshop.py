@@ -136,8 +136,11 @@ def test_it_answers_400_to_events_it_is_not_subscribed_to_and_to_forgeries(shop_
     shop = shop_for()
     event, kind, link = shop.listing()
     events = shop.buy(link)
-    answer = shop.deliver(event, events["payment_intent.succeeded"])
+    answer = shop.deliver(event, events["charge.succeeded"])
     assert answer.status_code == 400 and "unknown event" in answer.text
+    # its Elements form's event, for a Checkout Session's PaymentIntent: acknowledged, no sale
+    answer = shop.deliver(event, events["payment_intent.succeeded"])
+    assert answer.status_code == 200 and "not an Elements purchase" in answer.text
     for variant in ("tampered", "wrong-secret", "stale", "missing"):
         assert shop.deliver(event, events["checkout.session.completed"], variant) \
             .status_code == 400
@@ -318,3 +321,45 @@ message = "an order does not carry the cart its buyer's fixture made"
     finally:
         db.close()
     assert carts and all(c and c.startswith("cart-") for c in carts)
+
+
+# --------------------------------------------------------------------------------------
+# the same shop's Elements card form, driven through tests/linkshop/elements.toml only
+
+ELEMENTS = ROOT / "tests" / "linkshop" / "elements.toml"
+
+
+def test_the_tool_passes_the_correct_shop_on_the_payment_intent_journey(
+        server_url: str, schema: str, tmp_path: Path, monkeypatch):
+    """Bare PaymentIntents the tool creates and confirms as the buyer: the shop fulfils
+    each on payment_intent.succeeded, once, and the tool judges it by the intents."""
+    result, report = run_against_link_shop(server_url, schema, tmp_path, monkeypatch,
+                                           config=ELEMENTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report["verdict"] == "pass" and report["failures"] == []
+    assert report["invariants"]["one-ticket-set-per-payment"] == "pass"
+    assert report["invariants"]["tickets-go-to-the-buyer-the-intent-names"] == "pass"
+    db = Database(server_url, schema=schema)
+    try:
+        orders = db.fetch("select stripe_session, payment_intent, email from orders")
+        [tickets] = db.fetch("select count(*)::int as n from tickets")
+    finally:
+        db.close()
+    # it really paid by PaymentIntent: orders keyed by pi_ ids, for the buyers' emails
+    assert orders and tickets["n"] > 0
+    assert all(o["stripe_session"] == o["payment_intent"] and o["payment_intent"].startswith("pi_")
+               for o in orders)
+    assert all(o["email"].startswith("buyer") for o in orders)
+    assert report["thresholds"]["http-error-rate"]["verdict"] == "pass"
+
+
+def test_the_tool_catches_no_dedup_on_the_payment_intent_journey_in_two_deliveries(
+        server_url: str, schema: str, tmp_path: Path, monkeypatch):
+    result, report = run_against_link_shop(server_url, schema, tmp_path, monkeypatch,
+                                           ("no-dedup",), config=ELEMENTS)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [caught] = [f for f in report["failures"]
+                if f["invariant"] == "one-ticket-set-per-payment" and f["status"] == "FAILED"]
+    assert caught["requests"] == 2, caught["steps"]
+    delivered = [s for s in caught["steps"] if "deliver" in s]
+    assert len(delivered) == 2 and all("payment_intent.succeeded" in s for s in delivered)

@@ -138,3 +138,26 @@ def test_the_invariants_read_what_observe_built():
     broken = {v.invariant: v.rows for v in invariants.check(seen)}
     assert "one-ticket-set-per-payment" in broken and "no-oversold-ticket-type" in broken
     assert broken["no-oversold-ticket-type"][0]["ticket_type"] == "42"
+
+
+def test_a_bare_payment_intent_is_seen_as_its_payment():
+    """The payment-intent journey: the PaymentIntent is the payment, under its own id;
+    succeeded reads as paid, canceled as expired, a declined one as failed by its charge."""
+    from chaos.observe import intent_as_session
+
+    def intent(id: str, status: str) -> dict[str, Any]:
+        return {"id": id, "object": "payment_intent", "amount": 5000, "currency": "usd",
+                "status": status, "metadata": {"event_id": "7"}}
+
+    the_plan = plan([attempt(1, 0, "pi_a"), attempt(2, 1, "pi_b")],
+                    [BuyerBinding(session_id="pi_a", payment_intent="pi_a"),
+                     BuyerBinding(session_id="pi_b", payment_intent="pi_b")])
+    stripe = StripeView(sessions=[intent_as_session(intent("pi_a", "succeeded")),
+                                  intent_as_session(intent("pi_b", "canceled")),
+                                  intent_as_session(intent("pi_c", "requires_payment_method"))],
+                        charges=[{"id": "ch_c", "payment_intent": "pi_c", "status": "failed"}])
+    seen = observe(SCENARIO, TT, the_plan, History(), stripe, TargetRows())
+    assert [(s.id, s.payment_intent, s.outcome, s.buyer, s.amount_total) for s in seen.sessions] \
+        == [("pi_a", "pi_a", PaymentOutcome.PAID, 0, 5000),
+            ("pi_b", "pi_b", PaymentOutcome.EXPIRED, 1, 5000),
+            ("pi_c", "pi_c", PaymentOutcome.FAILED, None, 5000)]

@@ -210,6 +210,33 @@ def test_every_playbook_story_is_a_valid_small_scenario():
         assert 1 <= scenario.requests <= 4, name
 
 
+def test_the_playbook_aims_its_completions_at_what_the_target_confirms_on():
+    from strategies import playbook
+
+    def events(stories: tuple[tuple[str, Scenario], ...]) -> list[list[str]]:
+        return [[getattr(step, "event", "checkout") for wave in scenario.waves for step in wave]
+                for _, scenario in stories]
+
+    usual, aimed = playbook(), playbook(confirming="payment_intent.succeeded")
+    assert playbook(confirming="checkout.session.completed") == usual
+    # "payment_intent.succeeded delivered before its completion" is now a redelivery: once
+    told = "payment_intent.succeeded delivered before its completion"
+    assert [name for name, _ in aimed] == [name for name, _ in usual if name != told]
+    assert events(aimed)[0] == ["payment_intent.succeeded", "payment_intent.succeeded"]
+    # every completion is re-aimed, except in a story that never succeeds (an expired or
+    # failed payment emits no payment_intent.succeeded)
+    for (name, scenario), story, before in zip(
+            aimed, events(aimed), [s for (n, _), s in zip(usual, events(usual), strict=True)
+                                   if n != told], strict=True):
+        paid = scenario.buyers[0].outcome not in ("async-failed", "expired")
+        assert story == [e.replace("checkout.session.completed", "payment_intent.succeeded")
+                         if paid else e for e in before], name
+    for _, scenario in aimed:
+        scenario.validate()
+    with pytest.raises(ValueError, match="confirming='charge.captured' is not one of"):
+        playbook(confirming="charge.captured")
+
+
 def refund_first(scenario: Scenario) -> bool:
     """A bug only the playbook's "refund before its completion" story shows quickly."""
     steps = [step for wave in scenario.waves for step in wave]

@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 #: The objects the fake Stripe serves (``object`` field = schema name), and lists.
-SCHEMAS = ("balance_transaction", "charge", "checkout.session", "dispute", "event", "item",
-           "payment_intent", "payment_link", "payment_method", "price", "product", "refund")
+SCHEMAS = ("account", "balance_transaction", "charge", "checkout.session", "dispute", "event",
+           "item", "payment_intent", "payment_link", "payment_method", "price", "product",
+           "refund")
 
 #: Expandable on real Stripe, absent from the spec's ``x-expandableFields``.
 NOT_IN_SPEC: dict[str, dict[str, str]] = {

@@ -13,17 +13,23 @@ fake does not model, and that must not be what breaks its run.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 from chaos.fake_stripe import expansion, objects
-from chaos.fake_stripe.errors import param_invalid, param_missing
+from chaos.fake_stripe.errors import missing, param_invalid, param_missing
 from chaos.fake_stripe.objects import Obj
 from chaos.fake_stripe.state import FakeStripe, LineSpec
 
 MAX_AMOUNT = 99_999_999
+#: The account the test keys belong to, as ``GET /v1/account`` answers it: data
+#: (``account.json``, from Stripe's own fixtures of its OpenAPI spec), not code.
+ACCOUNT: Obj = json.loads(
+    resources.files("chaos.fake_stripe").joinpath("account.json").read_text())["account"]
 MAX_LINE_ITEMS = 100
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 
@@ -156,6 +162,14 @@ def retrieve(kind: str) -> Handler:
 
     handler.__name__ = f"retrieve_{kind.replace('.', '_')}"
     return handler
+
+
+def retrieve_account(state: FakeStripe, call: ApiCall) -> Obj:
+    """The keys' own account (``/v1/account``, or ``/v1/accounts/{id}`` with its id)."""
+    wanted = call.path_params.get("id")
+    if wanted is not None and wanted != ACCOUNT["id"]:
+        raise missing("account", wanted)
+    return expanded(state, objects.snapshot(ACCOUNT), call.params)
 
 
 def create_checkout_session(state: FakeStripe, call: ApiCall) -> Obj:
@@ -404,6 +418,8 @@ def list_refunds(state: FakeStripe, call: ApiCall) -> Obj:
 
 #: ``(method, path template, handler)``: every endpoint of the Stripe API side.
 ENDPOINTS: list[tuple[str, str, Handler]] = [
+    ("GET", "/v1/account", retrieve_account),
+    ("GET", "/v1/accounts/{id}", retrieve_account),
     ("POST", "/v1/checkout/sessions", create_checkout_session),
     ("GET", "/v1/checkout/sessions", list_checkout_sessions),
     ("GET", "/v1/checkout/sessions/{id}", retrieve("checkout.session")),

@@ -22,6 +22,7 @@ in Stripe's error shape. Endpoints (:data:`chaos.fake_stripe.api.ENDPOINTS`)::
     GET  /v1/refunds[?charge=|payment_intent=]  GET /v1/refunds/{id}
     GET  /v1/disputes/{id}   GET /v1/products/{id}   GET /v1/prices/{id}
     GET  /v1/events[?type=checkout.session.*]  GET  /v1/events/{id}
+    GET  /v1/account   GET /v1/accounts/{id}   (the keys' own account; data: account.json)
     Products, Prices, Payment Links: see :mod:`chaos.fake_stripe.catalogue`
 
 Every list endpoint takes ``limit``, ``starting_after``, ``ending_before``
@@ -61,9 +62,13 @@ state)::
                                                    -> {"refund", "charge", "events"}
     POST   /_chaos/disputes                        {"payment_intent" | "charge", "reason"?}
                                                    -> {"dispute", "charge", "events"}
+    POST   /_chaos/payment_intents                 {"amount", "currency"?, "metadata"?,
+                                                    "receipt_email"?, "description"?}
+                                                   -> {"payment_intent", "events"}
     POST   /_chaos/payment_intents/{id}/confirm    {"payment_method"?: "pm_card_visa"}
                                                    -> {"payment_intent", "charge", "events",
                                                        "error" (a declined card) | null}
+    POST   /_chaos/payment_intents/{id}/cancel     {} -> {"payment_intent", "charge", "events"}
     POST   /_chaos/faults                          a rule (see chaos.fake_stripe.faults) -> the rule
     GET    /_chaos/faults                          the rules, with seen/applied counters
     DELETE /_chaos/faults[/{id}]                   disarm all, or one

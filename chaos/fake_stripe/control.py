@@ -166,6 +166,26 @@ def dispute(ctl: Control, call: ControlCall) -> Obj:
     return {"dispute": made, "charge": ctl.state.find(made["charge"]), "events": events}
 
 
+def create_intent(ctl: Control, call: ControlCall) -> Obj:
+    """``{"amount", "currency"?, "metadata"?, "receipt_email"?, "description"?}``: a
+    PaymentIntent as a shop built on Elements creates it for its buyer (the tester
+    plays that shop's server on the ``payment-intent`` journey)."""
+    body = call.body
+    intent, events = ctl.state.create_payment_intent(
+        amount=_amount(body, "amount", low=1), currency=_field(body, "currency", str,
+                                                               default="usd"),
+        metadata=_strings(body, "metadata"), description=_field(body, "description", str),
+        receipt_email=_field(body, "receipt_email", str))
+    return {"payment_intent": intent, "events": events}
+
+
+def cancel_intent(ctl: Control, call: ControlCall) -> Obj:
+    """``{}``: the buyer never pays; the PaymentIntent is canceled (``payment_intent.canceled``)."""
+    intent, events = ctl.state.cancel_payment_intent(call.path_params["id"],
+                                                     reason="abandoned")
+    return {"payment_intent": intent, "charge": None, "events": events}
+
+
 def confirm_intent(ctl: Control, call: ControlCall) -> Obj:
     """``{"payment_method"?}``: the buyer confirms a PaymentIntent in the browser
     (Stripe.js with its ``client_secret``), with the intent's payment method or
@@ -256,7 +276,9 @@ ENDPOINTS: list[tuple[str, str, ControlHandler]] = [
     ("POST", "/_chaos/checkout/sessions/{id}/expire", expire),
     ("POST", "/_chaos/refunds", refund),
     ("POST", "/_chaos/disputes", dispute),
+    ("POST", "/_chaos/payment_intents", create_intent),
     ("POST", "/_chaos/payment_intents/{id}/confirm", confirm_intent),
+    ("POST", "/_chaos/payment_intents/{id}/cancel", cancel_intent),
     ("POST", "/_chaos/faults", arm_fault),
     ("GET", "/_chaos/faults", list_faults),
     ("DELETE", "/_chaos/faults", clear_faults),

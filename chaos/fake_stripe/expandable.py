@@ -7,6 +7,18 @@ Do not edit by hand: rerun the script.
 #: ``object`` -> fields of it that ``expand[]`` may name. A list object's only
 #: expandable field is ``data`` (as every ``*List`` schema of the spec says).
 EXPANDABLE: dict[str, frozenset[str]] = {
+    "account": frozenset({
+        "business_profile",
+        "capabilities",
+        "company",
+        "controller",
+        "external_accounts",
+        "future_requirements",
+        "individual",
+        "requirements",
+        "settings",
+        "tos_acceptance",
+    }),
     "balance_transaction": frozenset({
         "fee_details",
         "source",

@@ -38,10 +38,12 @@ checking everything), ``promises`` (one entry per invariant: ``invariant``, the
 ``schema`` the run wrote into, ``dropped_after_run``),
 ``evidence`` (name: violations with their rows), ``thresholds`` (name:
 ``verdict``, value, limit, ``requests`` judged and ``left_out_under_fault``: requests
-sent while Stripe faults were armed are not judged) and ``notes`` (what the run
-noticed beyond the verdicts, each with ``name`` and ``message``:
+sent while Stripe faults were armed are not judged; on the error rate
+``ahead_of_payment_5xx``: 5xx answers judged but not counted as errors) and ``notes``
+(what the run noticed beyond the verdicts, each with ``name`` and ``message``:
 ``answered-5xx-after-commit``, deliveries the target answered 5xx although their
-work committed).
+work committed; ``answered-5xx-ahead-of-payment``, refunds and disputes answered 5xx
+before the target had acknowledged their payment's earlier events: Stripe retries them).
 Every string passes through the redactor before it is written.
 """
 

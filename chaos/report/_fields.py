@@ -164,6 +164,9 @@ def thresholds_heading(data: Mapping[str, Any]) -> str:
     if isinstance(rate, Mapping) and isinstance(rate.get("requests"), int):
         left_out = rate.get("left_out_under_fault")
         out = f", {left_out} under armed faults left out" if isinstance(left_out, int) else ""
+        ahead = rate.get("ahead_of_payment_5xx")
+        if isinstance(ahead, int) and ahead:
+            out += f", {ahead} 5xx ahead of their payment not counted as errors"
         return (f"thresholds (judged on {rate['requests']} requests{out}; "
                 "their p95, not the latency line's)")
     return "thresholds"

@@ -16,7 +16,18 @@ sent by the client).
 
 from __future__ import annotations
 
-from strategies._internal.model import Buyer, Checkout, Delivery, Fault, Scenario, TicketType
+import dataclasses
+
+from strategies._internal.model import (
+    EVENT_TYPES,
+    Buyer,
+    Checkout,
+    Delivery,
+    Fault,
+    Scenario,
+    TicketType,
+    story_events,
+)
 
 _COMPLETED = "checkout.session.completed"
 
@@ -77,6 +88,36 @@ PLAYBOOK: tuple[tuple[str, Scenario], ...] = (
 )
 
 
-def playbook() -> tuple[tuple[str, Scenario], ...]:
-    """The playbook's ``(name, scenario)`` pairs, in the order a run plays them."""
-    return PLAYBOOK
+def playbook(*, confirming: str = _COMPLETED) -> tuple[tuple[str, Scenario], ...]:
+    """The playbook's ``(name, scenario)`` pairs, in the order a run plays them.
+
+    ``confirming`` is the event type that confirms a payment at the target: for a
+    target that is not sent completions (a shop that confirms on
+    ``payment_intent.succeeded`` or ``charge.succeeded``), every delivery of a
+    completion becomes a delivery of that event, so the classic stories (duplicates,
+    races, refunds before the payment) still reach it; a story that becomes another
+    one (that event before the completion) is played once."""
+    if confirming not in EVENT_TYPES:
+        raise ValueError(f"confirming={confirming!r} is not one of {', '.join(EVENT_TYPES)}")
+    if confirming == _COMPLETED:
+        return PLAYBOOK
+    stories: list[tuple[str, Scenario]] = []
+    for name, scenario in PLAYBOOK:
+        copies: dict[tuple[int, str], int] = {}
+        waves = []
+        for wave in scenario.waves:
+            steps: list[Checkout | Delivery] = []
+            for step in wave:
+                if isinstance(step, Delivery):
+                    emits = story_events(scenario.buyers[step.buyer].outcome)
+                    event = confirming if step.event == _COMPLETED and confirming in emits \
+                        else step.event  # a story without that event keeps its completion
+                    copy = copies.get((step.buyer, event), 0)  # copies count in schedule order
+                    copies[(step.buyer, event)] = copy + 1
+                    step = dataclasses.replace(step, event=event, copy=copy)
+                steps.append(step)
+            waves.append(tuple(steps))
+        aimed = dataclasses.replace(scenario, waves=tuple(waves))
+        if all(aimed != other for _, other in stories):  # a story told twice is played once
+            stories.append((name, aimed))
+    return tuple(stories)

@@ -13,8 +13,16 @@ cart a browser checkout made) is kept on the order. Its one door is
   trusting the event's snapshot), finding each line item's ticket type by
   its product id, and reading the buyer from ``customer_details.email``.
   Any other event type answers ``400 unknown event`` (subscribe the endpoint
-  to the two it handles). A session that is not paid yet is acknowledged and
+  to those it handles). A session that is not paid yet is acknowledged and
   left alone; its delayed success fulfils it.
+
+  Its Elements card form (``tests/linkshop/elements.toml``) sells without a
+  session: a PaymentIntent carrying the ticket type's product id and the
+  quantity in its metadata, the buyer's email as ``receipt_email``. The
+  webhook handles ``payment_intent.succeeded`` by retrieving the intent
+  (never the snapshot) and fulfilling it like a session, keyed by the
+  intent's id; an intent without a product (a Checkout Session's) is
+  acknowledged and left to its session's events.
 
 Fulfilment is one transaction: the order row (unique per Checkout Session:
 a second delivery finds it and does nothing), a lock on the ticket type,
@@ -44,7 +52,8 @@ from starlette.routing import Route
 
 BUGS = ("no-dedup",)
 TOLERANCE = 300
-HANDLED = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+HANDLED = ("checkout.session.completed", "checkout.session.async_payment_succeeded",
+           "payment_intent.succeeded")
 EXPAND = ["line_items", "line_items.data.price.product"]
 
 
@@ -140,6 +149,8 @@ class LinkShop:
         if not event_ref.isdigit() or not await self.pool.fetchval(
                 "select true from events where id = $1", int(event_ref)):
             return problem(404, f"no event {event_ref}")
+        if kind == "payment_intent.succeeded":
+            return await self.intent_paid(int(event_ref), session_id)
         try:  # the session as Stripe holds it now, with what was bought
             session = (await self.stripe.v1.checkout.sessions.retrieve_async(
                 session_id, params={"expand": EXPAND})).to_dict()
@@ -149,6 +160,24 @@ class LinkShop:
             return JSONResponse({"received": True, "outcome": "not paid yet"})
         return JSONResponse({"received": True,
                              "outcome": await self.fulfil(int(event_ref), session)})
+
+    async def intent_paid(self, event_id: int, intent_id: str) -> JSONResponse:
+        """An Elements purchase: the PaymentIntent as Stripe holds it now, fulfilled as
+        a one-line cart of the product its metadata names."""
+        try:
+            intent = (await self.stripe.v1.payment_intents.retrieve_async(intent_id)).to_dict()
+        except stripe.StripeError as exc:
+            return problem(502, f"Stripe did not answer the PaymentIntent lookup ({exc}); retry")
+        meta = intent.get("metadata") or {}
+        if not meta.get("product_id"):
+            return JSONResponse({"received": True, "outcome": "not an Elements purchase"})
+        if intent.get("status") != "succeeded":
+            return JSONResponse({"received": True, "outcome": "not paid yet"})
+        cart = {"id": intent["id"], "payment_intent": intent["id"],
+                "customer_details": {"email": intent.get("receipt_email")},
+                "line_items": {"data": [{"price": {"product": {"id": meta["product_id"]}},
+                                         "quantity": int(meta.get("quantity") or 1)}]}}
+        return JSONResponse({"received": True, "outcome": await self.fulfil(event_id, cart)})
 
     async def fulfil(self, event_id: int, session: dict[str, Any]) -> str:
         details = session.get("customer_details") or {}
