@@ -41,7 +41,12 @@ checking everything), ``promises`` (one entry per invariant: ``invariant``, the
 sent while Stripe faults were armed are not judged) and ``notes`` (what the run
 noticed beyond the verdicts, each with ``name`` and ``message``:
 ``answered-5xx-after-commit``, deliveries the target answered 5xx although their
-work committed).
+work committed), ``run_id`` (event ids are ``chaos-<run_id>-NNNNNN``),
+``histograms`` (HDR histograms, base64: ``latencies``, ``judged_latencies``,
+``skews``, which ``payment-chaos merge`` sums across shards), and when set
+``shard`` ("I/N"), ``example_db`` (its URL, redacted) and, in a merged report,
+``merged`` (the shards' reports: ``report``, ``shard``, ``verdict``,
+``examples``, ``seed``, ``run_id``).
 Every string passes through the redactor before it is written.
 """
 
@@ -105,6 +110,15 @@ class Report:
     notes: list[dict[str, Any]] = field(default_factory=list)
     #: What the target promises: which built-in invariants were checked.
     promises: Promises = field(default_factory=Promises)
+    #: ``--shard I/N`` ("1/4"), None for a whole run.
+    shard: str | None = None
+    #: The ``--example-db`` URL (redacted), None without one.
+    example_db: str | None = None
+    #: The run's id: its event ids are ``chaos-<run_id>-NNNNNN`` (a shard's ends ``sI``).
+    run_id: str | None = None
+    #: HDR histograms, encoded (``chaos.latency.Durations.encoded``): ``latencies``,
+    #: ``judged_latencies``, ``skews``: what ``payment-chaos merge`` sums.
+    histograms: dict[str, str] = field(default_factory=dict)
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -141,7 +155,13 @@ class Report:
             "http": self.http,
             "concurrency": {"requested": self.requested_concurrency, **self.concurrency},
             "database": self.database,
+            "run_id": self.run_id,
+            "histograms": self.histograms,
         }
+        if self.shard:
+            data["shard"] = self.shard
+        if self.example_db:
+            data["example_db"] = self.example_db
         if self.stopped:
             data["stopped"] = self.stopped
         if self.error:
