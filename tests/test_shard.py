@@ -174,8 +174,14 @@ def test_reports_of_two_targets_or_without_histograms_do_not_merge():
     other = _report([], [0.01]) | {"target": {"kind": "reference", "bugs": []}}
     with pytest.raises(NotMergeable, match="another target"):
         merge_reports([_report([], [0.01]), other])
+    no_key = _report([], [0.01])
+    del no_key["histograms"]
     with pytest.raises(NotMergeable, match="no histograms"):
-        merge_reports([_report([], [0.01]) | {"histograms": {}}])
+        merge_reports([no_key])
+    # a shard stopped before it measured anything merges as no requests
+    stopped = _report([], []) | {"histograms": {}, "verdict": "error", "error": "interrupted"}
+    merged = merge_reports([_report([], [0.01, 0.02]), stopped])
+    assert merged["http"]["requests"] == 2 and merged["verdict"] == "error"
 
 
 def _ops(latencies: list[float]) -> list[Op]:

@@ -177,3 +177,46 @@ def test_workers_run_their_shards_and_merge_them(tmp_path: Path, server_url: str
     assert all(Path(tmp_path, f["case"]).is_file() for f in report["failures"] if f["case"])
     assert (tmp_path / "report.xml").is_file()
     assert "verdict: FAIL" in done.stdout
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+@pytest.mark.e2e
+def test_a_stop_signal_reaches_every_worker_and_the_run_exits_as_it_asks(tmp_path: Path,
+                                                                        server_url: str):
+    import signal
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "run", "--workers", "2", "--examples", "100000",
+         "--database-url", server_url, "--report", "report.json", "--corpus", "cases"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(process.pid)) < 2:      # both workers started
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr
+            time.sleep(0.1)
+        workers = _children(process.pid)
+        # each worker has started its stack (its signal handlers are in place before that)
+        while not all(_children(pid) for pid in workers):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, err
+    assert "interrupted by SIGTERM" in err
+    for pid in workers:                              # every worker has ended
+        assert not Path(f"/proc/{pid}").exists() or \
+            Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["stopped"] == "SIGTERM" and len(report["merged"]) >= 1

@@ -52,7 +52,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]],
             raise NotMergeable(f"{name} tested another target ({data.get('target')}) than "
                                f"{names[0]} ({first.get('target')}): merge the shards of one "
                                "run only")
-        if not isinstance(data.get("histograms"), Mapping) or not data["histograms"]:
+        if not isinstance(data.get("histograms"), Mapping):   # empty: stopped before any
             raise NotMergeable(f"{name} carries no histograms (a report of an older version, "
                                "or not a run's): re-run that shard with this version")
     findings = merge_findings([f for data in reports for f in data.get("failures") or []])
@@ -143,7 +143,7 @@ def _merged_histogram(reports: Sequence[Mapping[str, Any]], key: str) -> Duratio
     merged = Durations()
     for data in reports:
         text = data["histograms"].get(key)
-        if isinstance(text, str):
+        if isinstance(text, str) and text:
             merged.merge(Durations.decoded(text))
     return merged
 
