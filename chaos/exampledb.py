@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from hypothesis.database import (
@@ -46,6 +46,8 @@ from chaos.errors import InfrastructureError, UsageError
 from chaos.log import redactor
 from strategies import Scenario
 
+T = TypeVar("T")
+
 #: Where a ``github://`` database keeps (and a CI job uploads) its local half.
 LOCAL_DIRECTORY = Path(".hypothesis/chaos-examples")
 #: The Redis keys' prefix unless the URL names one (``?key_prefix=``).
@@ -55,9 +57,50 @@ REDIS_TIMEOUT = 5.0
 _FORMS = "a directory, redis://HOST:PORT/DB or github://OWNER/REPO[/ARTIFACT]"
 
 
+class Guarded(ExampleDatabase):
+    """``database``, with a failure of its store (Redis gone mid-run, a full disk) turned
+    into one line naming the option (an InfrastructureError: exit 3, the report says so),
+    whether the search or Hypothesis' engine called it."""
+
+    def __init__(self, database: ExampleDatabase) -> None:
+        super().__init__()
+        self.database = database
+
+    def __repr__(self) -> str:
+        return f"Guarded({self.database!r})"
+
+    def save(self, key: bytes, value: bytes) -> None:
+        _guarded(lambda: self.database.save(key, value))
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        found: list[bytes] = _guarded(lambda: list(self.database.fetch(key)))
+        return found
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        _guarded(lambda: self.database.delete(key, value))
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        _guarded(lambda: self.database.move(src, dest, value))
+
+
+def _guarded(do: Callable[[], T]) -> T:
+    try:
+        return do()
+    except Exception as exc:
+        if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] == "redis":
+            raise InfrastructureError(f"the example database failed "
+                                      f"({redactor.text(str(exc))[:120]}): check that "
+                                      "--example-db answers, or run without it") from None
+        raise
+
+
 def open_database(url: str) -> ExampleDatabase:
     """The example database ``url`` names (see the module docstring); a UsageError
     for a URL of no known form, an InfrastructureError when Redis does not answer."""
+    return Guarded(_open(url))
+
+
+def _open(url: str) -> ExampleDatabase:
     scheme = urlsplit(url).scheme if "://" in url else ""
     if scheme in ("redis", "rediss", "unix"):
         return _redis(url)
@@ -140,30 +183,16 @@ class SavedFailures:
         """The saved failures, smallest first; an entry that no longer parses (an older
         tool's scenario) is deleted."""
         found = []
-        for value in self._call(lambda: list(self.database.fetch(self.key))):
+        for value in list(self.database.fetch(self.key)):
             try:
                 data = json.loads(value)
                 found.append((str(data["invariant"]), Scenario.from_data(data["scenario"])))
             except (ValueError, KeyError, TypeError):
-                self._call(lambda v=value: self.database.delete(self.key, v))
+                self.database.delete(self.key, value)
         return sorted(found, key=lambda f: (f[1].requests, len(f[1].buyers), f[0]))
 
     def save(self, invariant: str, scenario: Scenario) -> None:
-        self._call(lambda: self.database.save(self.key, self._value(invariant, scenario)))
+        self.database.save(self.key, self._value(invariant, scenario))
 
     def delete(self, invariant: str, scenario: Scenario) -> None:
-        self._call(lambda: self.database.delete(self.key, self._value(invariant, scenario)))
-
-    @staticmethod
-    def _call(do: Any) -> Any:
-        """Run a database call; a Redis that went away is one line, exit 3."""
-        try:
-            return do()
-        except (OSError, ConnectionError) as exc:
-            raise InfrastructureError(f"the example database failed ({exc}): check "
-                                      "--example-db") from None
-        except Exception as exc:
-            if type(exc).__module__.startswith("redis"):
-                raise InfrastructureError(f"the example database failed ({exc}): check "
-                                          "--example-db") from None
-            raise
+        self.database.delete(self.key, self._value(invariant, scenario))

@@ -66,7 +66,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import hypothesis
 from hypothesis import HealthCheck, Verbosity, given, settings
@@ -86,6 +86,8 @@ from strategies import Scenario, Shape, shape, simplifications
 
 if TYPE_CHECKING:
     from chaos.exampledb import SavedFailures
+
+T = TypeVar("T")
 
 _BASE = settings(
     deadline=None, database=None, verbosity=Verbosity.quiet,
@@ -326,7 +328,7 @@ class Search:
         """Play, search, minimize, confirm; what was found, even when cut short."""
         try:
             if self.saved is not None:
-                for invariant, scenario in self.saved.fetch():
+                for invariant, scenario in self._stored(self.saved.fetch):
                     self._replay(invariant, scenario)
             self.phase = Phase.PLAYBOOK
             for scenario in self.playbook:
@@ -360,7 +362,7 @@ class Search:
             self._record(result)
             if _violations_of(invariant, result):
                 return
-        self.saved.delete(invariant, scenario)
+        self._stored(self.saved.delete, invariant, scenario)
 
     def _play(self, scenario: Scenario) -> None:
         for _ in range(self.attempts if _races(scenario) else 1):
@@ -439,7 +441,19 @@ class Search:
             bugs[key] = finding
         self.outcome.findings += _without_lucky(list(bugs.values()))
         if self.saved is not None:
-            self._save(self.outcome.findings)
+            try:
+                self._stored(self._save, self.outcome.findings)
+            except _Stop as stop:    # the findings stand; the run ends in error after them
+                self.outcome.stopped, self.outcome.error = stop.why, stop.error
+
+    @staticmethod
+    def _stored(do: Callable[..., T], *args: Any) -> T:
+        """A call of the example database; its failure stops the search (:class:`_Stop`,
+        which Hypothesis lets through) with the error, rather than failing an example."""
+        try:
+            return do(*args)
+        except ChaosError as exc:
+            raise _Stop(exc) from None
 
     def _save(self, findings: Sequence[Finding]) -> None:
         """Save each FAILED finding's scenario in the example database; a first failure
@@ -539,7 +553,7 @@ class Search:
                 self.failures[key] = _Failure(name, result, self.phase, len(self.failures))
             if name not in self.deterministic:
                 if self.saved is not None and self.phase is not Phase.REPLAY:
-                    self.saved.save(name, result.scenario)  # shards starting now see it
+                    self._stored(self.saved.save, name, result.scenario)  # shards see it
                     self._saved_first.append((name, result.scenario))
                 self.deterministic[name] = True  # until a re-run says otherwise
                 self.deterministic[name] = all(

@@ -210,3 +210,64 @@ def test_load_summaries_merge_into_the_summary_of_all_their_requests():
     assert merged["http"]["all"]["p95_ms"] == whole["http"]["all"]["p95_ms"]
     assert merged["thresholds"] == whole["thresholds"]
     assert json.loads(json.dumps(merged))["merged"][1]["summary"] == "b.json"
+
+
+class _Failing(InMemoryExampleDatabase):
+    """A store that goes away once the search saves its first failure."""
+
+    def save(self, key: bytes, value: bytes) -> None:
+        if key.endswith(b".failures"):
+            raise ConnectionResetError("Connection reset by peer")
+        super().save(key, value)
+
+
+def test_an_example_database_that_fails_mid_search_ends_it_in_error_in_one_line():
+    from chaos.errors import InfrastructureError
+    from chaos.exampledb import Guarded
+
+    outcome = search(Target(), scenarios(), examples=30, seed=1, confirm_runs=1,
+                     saved=SavedFailures(Guarded(_Failing()), TARGET))
+    assert isinstance(outcome.error, InfrastructureError)
+    assert "the example database failed" in str(outcome.error)
+    assert outcome.stopped == "error" and outcome.findings   # what it found still reported
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    (["run", "--workers", "2", "--shard", "1/2"], "drop --shard"),
+    (["run", "--workers", "2", "--reference-port", "5999"], "drop --reference-port"),
+    (["run", "--workers", "2", "--log-json", "log.jsonl"], "drop --log-json"),
+    (["run", "--workers", "0"], "outside 1..64"),
+    (["run", "--example-db", "ftp://x"], "unknown scheme"),
+    (["load", "--vus", "2", "--shard", "1/3"], "leave some shards without a VU"),
+])
+def test_sharding_options_that_cannot_work_are_refused_before_anything_starts(
+        argv: list[str], match: str, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch):
+    from chaos.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_merge_refuses_what_is_not_a_shard_report_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from chaos.cli import main
+
+    (tmp_path / "notjson.json").write_text("{")
+    (tmp_path / "case.json").write_text(json.dumps({"format": 2}))
+    (tmp_path / "run.json").write_text(json.dumps(_report([], [0.01])))
+    (tmp_path / "load.json").write_text(json.dumps({"kind": "load", "verdict": "pass"}))
+    for argv, match in (([str(tmp_path / "missing.json")], "cannot read"),
+                        ([str(tmp_path / "notjson.json")], "is not JSON"),
+                        ([str(tmp_path / "case.json")], "is not a report"),
+                        ([str(tmp_path / "run.json"), str(tmp_path / "load.json")],
+                         "merge each kind on its own"),
+                        ([str(tmp_path / "run.json"), "--cases", str(tmp_path / "nope")],
+                         "is not a folder")):
+        assert main(["merge", *argv, "--report", str(tmp_path / "out.json")]) == 2
+        err = capsys.readouterr().err
+        assert match in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.json").exists()
