@@ -27,7 +27,7 @@ violations, history, waves and ids all of the one run the evidence came from), `
 (the whole run, start-up included), ``first_failure`` (null, or the example
 that first broke an invariant: ``example`` (0 is the load wave; the search's
 count from 1, re-runs included), ``seconds`` since the run started,
-``invariant``, ``phase`` "load" | "playbook" | "search"), ``http``
+``invariant``, ``phase`` "load" | "replay" | "playbook" | "search"), ``http``
 (``requests``, ``failed``, ``under_fault``, ``p95_ms``: every request to the target),
 ``concurrency`` (``requested``,
 ``peak_in_flight`` as the target saw it, ``client_peak_in_flight``,
