@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from chaos.executor import Call
+from chaos.history import Ref
 from chaos.signing import sign
 from chaos.target import DEFAULT_SESSION, Target, dig, render_body
 from strategies import DEFAULT_EVENT_TYPES, EVENT_TYPES, Checkout, Delivery, Fault, Scenario
@@ -237,13 +238,13 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                          unit_price=values["unit_price"], total=values["total"],
                          tampered=step.tamper != "none")
         attempts.append(record)
-        ref: dict[str, Any] = {"buyer": b, "attempt": step.attempt, "attempt_id": record.id,
-                               "idempotency_key": key, "tampered": record.tampered}
+        ref = Ref(buyer=b, attempt=step.attempt, attempt_id=record.id, idempotency_key=key,
+                  tampered=record.tampered)
         if record.tampered:
-            ref["expect"] = "4xx"
+            ref.expect = "4xx"
         elif (step.attempt > 0 or b in contested
               or scenario.buyers[b].ticket_type in tight):
-            ref["expect"] = "any"
+            ref.expect = "any"
         own = step.attempt == 0 or (step.key == "same" and not record.tampered)
 
         def bind(session: str, url: str | None) -> None:
@@ -272,7 +273,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                                                 json=body, headers=target.checkout_headers(key)),
                     on_answer=remember)
 
-    def _stripe_checkout(step: Checkout, wave: int | None, ref: dict[str, Any],
+    def _stripe_checkout(step: Checkout, wave: int | None, ref: Ref,
                          values: dict[str, Any], bind: Callable[[str, str | None], None]
                          ) -> Call:
         """The buyer begins at Stripe: a session the tool creates (``stripe-session``) or
@@ -281,7 +282,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         browser has no such door); a retry under a fresh key opens a second session."""
         skip = step.tamper != "none" or (step.attempt > 0 and step.key == "same") \
             or bool(values.get(TURNED_AWAY))  # the shop refused before Stripe: sold out
-        ref.pop("expect", None)
+        ref.expect = None
         if target.journey == "payment-link":
             where = f"/_chaos/payment_links/{values['payment_link_id']}/checkout"
             body: Any = {"quantity": values["quantity"]}
@@ -316,7 +317,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
             if isinstance(intent, dict) and intent.get("id"):
                 bindings[b].payment_intent = intent["id"]
 
-        return Call(kind=kind, door="stripe", ref={"buyer": b}, build=build, on_answer=remember)
+        return Call(kind=kind, door="stripe", ref=Ref(buyer=b), build=build, on_answer=remember)
 
     def session_path(action: str) -> Callable[[BuyerBinding], str | None]:
         return lambda bb: f"/_chaos/checkout/sessions/{bb.session_id}/{action}" \
@@ -350,8 +351,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         return [Phase(calls) for calls in (first, second) if calls]
 
     def deliver(step_index: int, wave: int, step: Delivery) -> Call:
-        ref: dict[str, Any] = {"buyer": step.buyer, "event": step.event, "copy": step.copy,
-                               "signature": step.signature}
+        ref = Ref(buyer=step.buyer, event=step.event, copy=step.copy, signature=step.signature)
 
         path = str(render_body(target.webhook_path,
                                checkout_values(scenario, event_id, step.buyer, ids=ids)))
@@ -364,10 +364,11 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
             if not target.subscribed(step.event):
                 return None  # the endpoint is not subscribed: Stripe never sends it
             obj = event["data"]["object"]
-            ref.update(event_id=event["id"], session=binding.session_id,
-                       payment_intent=binding.payment_intent)
+            ref.event_id = event["id"]
+            ref.session = binding.session_id
+            ref.payment_intent = binding.payment_intent
             if step.event.startswith("checkout.session."):
-                ref["payment_status"] = obj.get("payment_status")
+                ref.payment_status = obj.get("payment_status")
             signed = sign(json.dumps(event), target.webhook_secret, now=int(clock()),
                           variant=step.signature, old_secret=target.old_secret)
             return httpx.Request("POST", target.base_url + path,
@@ -402,6 +403,6 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         for phase in phases:
             for call in phase.calls:
                 if call.door == "target":
-                    call.ref["under_fault"] = True
+                    call.ref.under_fault = True
     return Plan(phases=phases, bindings=bindings, attempts=attempts,
                 faults=[fault_rule(f, hang_seconds=hang_seconds) for f in scenario.faults])

@@ -27,14 +27,13 @@ from __future__ import annotations
 import contextlib
 import resource
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import httpx
 import trio
 
 from chaos.errors import UsageError
-from chaos.history import History, Op, Outcome, WaveRecord
+from chaos.history import History, Op, Outcome, Ref, WaveRecord
 from chaos.transport import Connection, LoopbackTransport
 
 _EXCERPT = 300
@@ -62,7 +61,7 @@ class Call:
     build: Callable[[], httpx.Request | None]
     wave: int | None = None
     step: int | None = None
-    ref: dict[str, Any] = field(default_factory=dict)
+    ref: Ref = field(default_factory=Ref)
     on_answer: Callable[[httpx.Response], None] | None = None
     offset: float = 0.0
 
@@ -197,7 +196,7 @@ class Executor:
                 index=self.history.next_index(), kind=call.kind, door=call.door,
                 method=request.method, path=request.url.path, wave=call.wave, step=call.step,
                 start=sent_at if sent_at is not None else attempt, end=trio.current_time(),
-                status=status, outcome=outcome, body=body, error=error, ref=dict(call.ref),
+                status=status, outcome=outcome, body=body, error=error, ref=replace(call.ref),
                 offset=call.offset, sent=sent_at is not None,
             ))
 

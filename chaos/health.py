@@ -106,7 +106,7 @@ def setup_failure(history: History, *, journey: str, answer_fields: str) -> Chao
     for op in history.ops:
         if op.door == "stripe" and op.kind == "checkout" and op.outcome is not Outcome.OK:
             return InfrastructureError(
-                f"buyer {op.ref.get('buyer', 0) + 1}'s checkout at the fake Stripe failed "
+                f"buyer {(op.ref.buyer or 0) + 1}'s checkout at the fake Stripe failed "
                 f"on the {journey} journey ({op.method} {op.path}: "
                 f"{op.status or op.error} {op.body[:160]}): check target.checkout.session "
                 "and the fixtures' ids")
@@ -115,16 +115,16 @@ def setup_failure(history: History, *, journey: str, answer_fields: str) -> Chao
                 f"the fake Stripe API failed a set-up call ({op.method} {op.path}: "
                 f"{op.status or op.error}): see its log"
             )
-        if op.kind != "checkout" or op.outcome is Outcome.OK or op.ref.get("tampered"):
+        if op.kind != "checkout" or op.outcome is Outcome.OK or op.ref.tampered:
             continue
         malformed = (op.error or "").startswith("malformed answer")
         status = op.status or 0
         refused = status in (400, 401, 403, 404) or (
-            400 <= status < 500 and status != 409 and not op.ref.get("expect"))
+            400 <= status < 500 and status != 409 and not op.ref.expect)
         if malformed or refused:
             answer = op.error if malformed else f"HTTP {op.status} {op.body[:160]}".strip()
             return TargetError(
-                f"buyer {op.ref.get('buyer', 0) + 1}'s checkout at the target failed "
+                f"buyer {(op.ref.buyer or 0) + 1}'s checkout at the target failed "
                 f"({op.method} {op.path}: {answer}): check its checkout door, the headers "
                 f"and payload it expects ({{{answer_fields}}} answers), and its log"
             )

@@ -21,7 +21,7 @@ gave up.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -34,17 +34,52 @@ class Outcome(StrEnum):
     INFO = "info"
 
 
+@dataclass
+class Ref:
+    """The abstract reference a request was built from, with the real ids it resolved to.
+
+    The client writes it (:mod:`chaos.client`, the load mode's runner) and the
+    checkers read it. Typed fields, so that ``mypy --strict`` refuses a misspelt
+    name on either side instead of an invariant silently reading nothing. A field
+    is None when it does not apply to the request (a checkout has no event).
+    """
+
+    buyer: int | None = None            # the scenario's buyer the request belongs to
+    # checkout attempts
+    attempt: int | None = None          # 0 for the buyer's first attempt, then 1, 2, ...
+    attempt_id: int | None = None       # the attempt's index among the example's attempts
+    idempotency_key: str | None = None  # the key the attempt carried
+    tampered: bool | None = None        # it sent a price or total that is not the database's
+    expect: str | None = None           # "4xx": meant to be refused; "any": may be refused
+    # webhook deliveries
+    event: str | None = None            # the event type
+    event_id: str | None = None
+    copy: int | None = None             # 0 for an event's first delivery, then 1, 2, ...
+    signature: str | None = None        # the signature variant (chaos.signing)
+    session: str | None = None          # the buyer's Checkout Session, when it has one
+    payment_intent: str | None = None
+    payment_status: str | None = None   # of a checkout.session.* event's payload
+    # how it was fired
+    under_fault: bool | None = None     # a Stripe fault was armed when it went out
+    race: bool | None = None            # the load mode fired it as part of a race
+
+    def to_data(self) -> dict[str, Any]:
+        """The fields that apply, as the history's JSON carries them."""
+        return {f.name: value for f in fields(self)
+                if (value := getattr(self, f.name)) is not None}
+
+    @property
+    def signature_variant(self) -> str:
+        """The signature variant; a request that is not a delivery counts as ``valid``."""
+        return self.signature or "valid"
+
+
 @dataclass(frozen=True)
 class Op:
     """One request and its answer, as the client saw it.
 
     ``ref`` carries the abstract reference the request was built from, with
-    the real ids it resolved to. Checkers read these keys: ``buyer``;
-    for deliveries ``event`` (type), ``event_id``, ``session``,
-    ``payment_intent``, ``signature`` (variant) and, for
-    ``checkout.session.*`` events, ``payment_status`` of the payload; for
-    checkout attempts ``idempotency_key`` and ``tampered`` (true when the
-    client sent a price or total that is not the database's).
+    the real ids it resolved to (:class:`Ref`).
     """
 
     index: int
@@ -60,7 +95,7 @@ class Op:
     outcome: Outcome
     body: str              # excerpt of the answer
     error: str | None = None
-    ref: dict[str, Any] = field(default_factory=dict)   # abstract reference resolved
+    ref: Ref = field(default_factory=lambda: Ref())   # abstract reference resolved
     offset: float = 0.0    # seconds after the wave's barrier the step asked to be fired
     sent: bool = True      # False: the request certainly never reached the target
 
@@ -75,7 +110,7 @@ class Op:
             "start": round(self.start, 6), "end": round(self.end, 6),
             "offset": self.offset, "sent": self.sent,
             "status": self.status, "outcome": self.outcome.value, "body": self.body,
-            "error": self.error, "ref": self.ref,
+            "error": self.error, "ref": self.ref.to_data(),
         }
 
 

@@ -67,7 +67,7 @@ def _deliveries(obs: Observation) -> list[Op]:
 
 
 def _signature(op: Op) -> str:
-    return str(op.ref.get("signature", "valid"))
+    return op.ref.signature_variant
 
 
 def _accepted(op: Op) -> bool:
@@ -79,9 +79,9 @@ def _forged(op: Op) -> bool:
 
 
 def _is_for(op: Op, session: Session) -> bool:
-    if op.ref.get("session") is not None:
-        return op.ref.get("session") == session.id
-    return session.payment_intent is not None and op.ref.get("payment_intent") == session.payment_intent
+    if op.ref.session is not None:
+        return op.ref.session == session.id
+    return session.payment_intent is not None and op.ref.payment_intent == session.payment_intent
 
 
 def _fulfils(obs: Observation) -> Callable[[Op], bool]:
@@ -91,16 +91,16 @@ def _fulfils(obs: Observation) -> Callable[[Op], bool]:
     confirms = obs.promises.confirms
 
     def fulfils(op: Op) -> bool:
-        event = op.ref.get("event")
+        event = op.ref.event
         if event not in confirms:
             return False
-        return bool(event != COMPLETED or op.ref.get("payment_status", "paid") == "paid")
+        return bool(event != COMPLETED or (op.ref.payment_status or "paid") == "paid")
 
     return fulfils
 
 
 def _refunds(op: Op) -> bool:
-    return op.ref.get("event") in REFUND_EVENTS
+    return op.ref.event in REFUND_EVENTS
 
 
 def _rows_for(obs: Observation, session: Session) -> list[dict[str, Any]]:
@@ -154,8 +154,8 @@ def _op_name(op: Op) -> str:
 def _op_row(op: Op) -> dict[str, Any]:
     """A request as an evidence row, numbered like the steps; its ids link it to its lane."""
     return {"step": op.step + 1 if op.step is not None else None, "kind": op.kind,
-            "event": op.ref.get("event"), "event_id": op.ref.get("event_id"),
-            "payment_intent": op.ref.get("payment_intent"), "signature": _signature(op),
+            "event": op.ref.event, "event_id": op.ref.event_id,
+            "payment_intent": op.ref.payment_intent, "signature": _signature(op),
             "status": op.status, "outcome": op.outcome.value}
 
 
@@ -316,7 +316,7 @@ def forged_delivery_rejected(obs: Observation) -> list[Violation]:
         if _forged(op) and op.status is not None and not 400 <= op.status < 500:
             found.append(Violation(
                 "forged-delivery-rejected",
-                f"{_op_name(op)}: a delivery of {op.ref.get('event')} signed "
+                f"{_op_name(op)}: a delivery of {op.ref.event} signed "
                 f"'{_signature(op)}' answered {op.status}; it must be rejected with 4xx",
                 [_op_row(op)],
             ))
@@ -413,7 +413,7 @@ def duplicate_delivery_acknowledged(obs: Observation) -> list[Violation]:
     by_event: dict[Any, list[Op]] = {}
     for op in _deliveries(obs):
         if _accepted(op):
-            key = op.ref.get("event_id") or (op.ref.get("buyer"), op.ref.get("event"))
+            key = op.ref.event_id or (op.ref.buyer, op.ref.event)
             by_event.setdefault(key, []).append(op)
     for ops in by_event.values():
         for d in ops:
@@ -423,7 +423,7 @@ def duplicate_delivery_acknowledged(obs: Observation) -> list[Violation]:
             if acked:
                 found.append(Violation(
                     "duplicate-delivery-acknowledged",
-                    f"{_op_name(d)}: a duplicate delivery of {d.ref.get('event')} "
+                    f"{_op_name(d)}: a duplicate delivery of {d.ref.event} "
                     f"answered {d.status} after {_op_name(acked[0])} was acknowledged",
                     [_op_row(acked[0]), _op_row(d)],
                 ))

@@ -63,7 +63,7 @@ class RetriedDeliveries:
     def add(self, obs: Observation) -> None:
         """Count one example's deliveries (none of an example with Stripe faults armed)."""
         ops = [op for op in obs.history.at_target() if op.kind == "deliver" and _accepted(op)]
-        if any(op.ref.get("under_fault") for op in ops):
+        if any(op.ref.under_fault for op in ops):
             return
         for op in ops:
             if op.status is None:
@@ -73,7 +73,7 @@ class RetriedDeliveries:
                 self.failed[op.status] += 1
         late = committed_then_failed(obs)
         self.after_commit += len(late)
-        self.payments += len({op.ref.get("session") or op.ref.get("payment_intent") for op in late})
+        self.payments += len({op.ref.session or op.ref.payment_intent for op in late})
 
     def note(self) -> dict[str, Any] | None:
         """The report's note about them, or None when no committed work was answered 5xx."""

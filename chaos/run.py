@@ -77,7 +77,7 @@ class HttpStats:
             self.failed += is_error(op)
             self.unanswered += op.status is None
             self.latencies.add(op.latency)
-            if op.ref.get("under_fault"):
+            if op.ref.under_fault:
                 self.under_fault += 1
             else:
                 self.judged_errors += is_error(op)

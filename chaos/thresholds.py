@@ -6,8 +6,8 @@ example, and they speak about speed and errors, not about money or tickets.
 An *error* is a request that got no answer, was never delivered, answered
 5xx, or answered 4xx when it had no reason to be refused: a forged
 signature, a tampered price or a step that says it expects a refusal
-(``ref["expect"] == "4xx"`` or ``"any"``) is *meant* to be refused.
-Requests fired while Stripe faults were armed (``ref["under_fault"]``) are
+(``ref.expect == "4xx"`` or ``"any"``) is *meant* to be refused.
+Requests fired while Stripe faults were armed (``ref.under_fault``) are
 not judged at all: answering 5xx, or slowly, is how a correct target copes
 with a failing Stripe (the runner leaves them out, and counts them).
 """
@@ -26,9 +26,9 @@ REFUSABLE_SIGNATURES = frozenset({"tampered", "wrong-secret", "stale", "missing"
 
 def refusal_expected(op: Op) -> bool:
     """Was this request meant (or allowed) to be refused with 4xx?"""
-    return (op.ref.get("expect") in ("4xx", "any")
-            or op.ref.get("signature") in REFUSABLE_SIGNATURES
-            or bool(op.ref.get("tampered")))
+    return (op.ref.expect in ("4xx", "any")
+            or op.ref.signature in REFUSABLE_SIGNATURES
+            or bool(op.ref.tampered))
 
 
 def is_error(op: Op) -> bool:

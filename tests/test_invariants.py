@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chaos import invariants as inv
-from chaos.history import History, Op, Outcome
+from chaos.history import History, Op, Outcome, Ref
 from chaos.observation import (
     Checkout,
     Observation,
@@ -46,8 +46,8 @@ def deliver(how: dict[str, Any], *, event: str = COMPLETED, signature: str = "va
             **ref: Any) -> Op:
     return Op(index=0, kind="deliver", door="target", method="POST", path="/hook", wave=0,
               step=0, start=start, end=end, body="",
-              ref={"session": session, "payment_intent": PI, "event": event,
-                   "event_id": event_id, "signature": signature, **ref}, **how)
+              ref=Ref(session=session, payment_intent=PI, event=event, event_id=event_id,
+                      signature=signature, **ref), **how)
 
 
 def paid(outcome: PaymentOutcome = PaymentOutcome.PAID, **kw: Any) -> Session:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 
-from chaos.history import Op, Outcome
+from chaos.history import Op, Outcome, Ref
 from chaos.load.metrics import Metrics
 from chaos.load.mix import FORGED, Mix, draw_journey, parse_mix
 from chaos.load.profile import LoadProfile, parse_duration, parse_stages
@@ -84,7 +84,7 @@ def op(kind: str, status: int | None, latency: float, **ref) -> Op:
     return Op(index=0, kind=kind, door="target", method="POST", path="/x", wave=None,
               step=None, start=1.0, end=1.0 + latency, status=status,
               outcome=Outcome.OK if status and 200 <= status < 300 else
-              Outcome.INFO if status is None else Outcome.FAIL, body="", ref=ref)
+              Outcome.INFO if status is None else Outcome.FAIL, body="", ref=Ref(**ref))
 
 
 def test_thresholds_judge_per_endpoint_and_step_with_the_seed_s_defaults():

@@ -130,4 +130,4 @@ def test_payment_refund_and_dispute_state_come_from_stripes_charges(server_url: 
                         4: PaymentOutcome.PAID}
     # the completion the buyer's delivery carried said unpaid; Stripe's session says paid
     [delivery] = [op for op in result.history.ops if op.kind == "deliver"]
-    assert delivery.ref["payment_status"] == "unpaid"
+    assert delivery.ref.payment_status == "unpaid"

@@ -39,11 +39,11 @@ def step_of(op: Op) -> str:
     together) or ``forged`` (a mis-signed copy)."""
     if op.kind != "deliver":
         return op.kind
-    if op.ref.get("signature", "valid") != "valid":
+    if op.ref.signature_variant != "valid":
         return "forged"
-    if op.ref.get("race"):
+    if op.ref.race:
         return "race"
-    return "redeliver" if op.ref.get("copy", 0) else "deliver"
+    return "redeliver" if op.ref.copy else "deliver"
 
 
 def checks_of(op: Op) -> Iterable[tuple[str, bool]]:
@@ -52,7 +52,7 @@ def checks_of(op: Op) -> Iterable[tuple[str, bool]]:
         return ()
     status = op.status or 0
     if op.kind == "checkout":
-        if status == 409 and op.ref.get("expect"):
+        if status == 409 and op.ref.expect:
             return ()  # sold out: neither a pass nor a failure of the checkout
         return (("checkout answered 2xx with a session id", op.outcome.value == "ok"),)
     step = step_of(op)

@@ -100,11 +100,11 @@ class Interval:
         tight = scenario.buyers[0].ticket_type == 1
         for phase in the_plan.phases:
             for call in phase.calls:
-                call.ref["buyer"] = g
-                if "attempt_id" in call.ref:
-                    call.ref["attempt_id"] = renumbered[call.ref["attempt_id"]]
+                call.ref.buyer = g
+                if call.ref.attempt_id is not None:
+                    call.ref.attempt_id = renumbered[call.ref.attempt_id]
                     if tight:   # the last tickets are raced for: sold out (409) is an answer
-                        call.ref.setdefault("expect", "any")
+                        call.ref.expect = call.ref.expect or "any"
         self.active += 1
 
     def leave(self) -> None:
@@ -382,7 +382,7 @@ class LoadRun:
         op = Op(index=interval.history.next_index(), kind=call.kind, door=call.door,
                 method=request.method, path=request.url.path, wave=call.wave, step=call.step,
                 start=sent_at if sent_at is not None else attempt, end=trio.current_time(),
-                status=status, outcome=outcome, body=body, error=error, ref=dict(call.ref),
+                status=status, outcome=outcome, body=body, error=error, ref=dataclasses.replace(call.ref),
                 sent=sent_at is not None)
         self._record(op, interval)
         return op
@@ -390,7 +390,7 @@ class LoadRun:
     async def _race(self, calls: list[Call], wave: int | None, interval: Interval) -> None:
         """Copies fired together: the executor's wave, one connection per request."""
         for call in calls:
-            call.ref["race"] = True
+            call.ref.race = True
         executor = Executor(concurrency=len(calls), request_timeout=self.options.request_timeout)
         self.in_flight += len(calls)
         self.client_peak = max(self.client_peak, self.in_flight)
