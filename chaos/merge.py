@@ -64,6 +64,10 @@ def merge(options: MergeOptions) -> dict[str, Any]:
         if kinds == {"load"}:
             from chaos.load.merge import merge_summaries
 
+            if options.junit or options.html or options.cases:
+                raise UsageError("--junit, --html and --cases are for run reports; load "
+                                 "summaries merge into one summary: drop them")
+
             merged = merge_summaries(datas, names)
             write_outputs(merged, report=options.report)
             return merged

@@ -266,7 +266,9 @@ def test_merge_refuses_what_is_not_a_shard_report_in_one_line(
                         ([str(tmp_path / "run.json"), str(tmp_path / "load.json")],
                          "merge each kind on its own"),
                         ([str(tmp_path / "run.json"), "--cases", str(tmp_path / "nope")],
-                         "is not a folder")):
+                         "is not a folder"),
+                        ([str(tmp_path / "load.json"), "--junit", str(tmp_path / "j.xml")],
+                         "are for run reports")):
         assert main(["merge", *argv, "--report", str(tmp_path / "out.json")]) == 2
         err = capsys.readouterr().err
         assert match in err and len(err.strip().splitlines()) == 1
