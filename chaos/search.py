@@ -56,7 +56,10 @@ Settings profiles (``--profile``): ``default`` (100 examples), ``dev``
 (20 examples, Hypothesis' example database on; Hypothesis ignores its
 database when a seed is given, so pass none), ``ci`` (derandomized unless a
 seed is given, no example database, no deadline) and ``thorough`` (2,000
-examples).
+examples). With ``saved`` (``--example-db``) any profile uses that database:
+the saved failures always (phase ``replay``), and Hypothesis' own entries for
+the draws when no seed is given (under one key per target, not the digest of
+this module's source, so every shard and version shares them).
 """
 
 from __future__ import annotations
