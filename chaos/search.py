@@ -166,7 +166,7 @@ class Finding:
     short, so the scenario may not be minimized or confirmed). ``shape`` is
     the scenario's (what makes the bug distinct); ``known`` names the case
     that recorded it before, None for a new bug; ``phase`` is where its
-    first failure was drawn (``playbook`` or ``search``); ``failures`` counts
+    first failure was drawn (``replay``, ``playbook`` or ``search``); ``failures`` counts
     the failing examples that turned out to be this bug.
     """
 
@@ -209,7 +209,7 @@ class FirstFailure:
     example: int
     at: float
     invariant: str
-    #: which part of the run drew it: ``playbook`` or ``search``.
+    #: which part of the run drew it: ``replay`` (saved in the example database), ``playbook`` or ``search``.
     phase: str = Phase.SEARCH
 
 
