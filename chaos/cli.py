@@ -6,6 +6,8 @@
     python -m chaos load [--stages 10s:50,40s:50,10s:0] [--mix duplicates=0.5] [--threshold EXPR]
     python -m chaos run --config chaos.toml [--set KEY=VALUE]...   (your own service)
     python -m chaos replay --expect FILE|DIR...     (the regression suite)
+    python -m chaos run --shard I/N [--example-db URL]  (one of N machines)
+    python -m chaos merge SHARD.json... [--cases DIR]... (their reports as one)
     python -m chaos reference --port P --database-url URL [--schema S] [--bug NAME]...
     python -m chaos fake-stripe --port P
 
@@ -34,8 +36,10 @@ from chaos.shutdown import Interrupted, handled, received
 
 if TYPE_CHECKING:  # imported when a command runs: the help and errors stay light
     from chaos.config import Config
+    from chaos.lifecycle import RunOptions
+    from chaos.shard import Shard
 
-COMMANDS = ("run", "replay", "load", "reference", "fake-stripe")
+COMMANDS = ("run", "replay", "load", "merge", "reference", "fake-stripe")
 
 
 #: The tool's one name: in help, in every message, in the commands it prints.
@@ -69,6 +73,15 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
         return value
     return parse
+
+
+def _shard(text: str) -> Shard:
+    from chaos.shard import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seconds(text: str) -> float:
@@ -142,6 +155,19 @@ def _parser() -> argparse.ArgumentParser:
                      help="also write JUnit XML: one test case per invariant and threshold")
     run.add_argument("--html", type=Path, default=None, metavar="PATH",
                      help="also write the HTML timeline of each failure (one self-contained file)")
+    run.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                     help="run part I of N: every N-th playbook story and a seed of its own, "
+                          "so N machines (CI matrix jobs) search without overlap; merge "
+                          "their reports with `merge`")
+    run.add_argument("--example-db", default=os.environ.get("CHAOS_EXAMPLE_DB") or None,
+                     metavar="URL",
+                     help="Hypothesis example database shared by shards and runs: a folder, "
+                          "redis://HOST:PORT/DB[?key_prefix=P] or github://OWNER/REPO[/ARTIFACT] "
+                          "(read-only, with .hypothesis/chaos-examples); failures saved there "
+                          "are replayed first (default: $CHAOS_EXAMPLE_DB, else none)")
+    run.add_argument("--workers", type=_int_in(1, 64), default=1, metavar="N",
+                     help="run as N shard processes on this machine and merge them "
+                          "(--examples is split between them; default 1)")
     _target_options(run)
     _config_options(run)
     run.set_defaults(func=cmd_run)
@@ -164,6 +190,23 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--stripe-port", type=_int_in(0, 65535), default=0)
     _config_options(replay)
     replay.set_defaults(func=cmd_replay)
+
+    merge = sub.add_parser("merge", help="merge shards' reports (run or load) into one report, "
+                           "JUnit file, HTML page and corpus")
+    merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT",
+                       help="the shards' JSON reports (run's --report, or load's --summary)")
+    merge.add_argument("--cases", type=Path, action="append", default=[], metavar="DIR",
+                       help="a shard's corpus folder (repeatable): its cases join the merged "
+                            "corpus (cases the reports name are found next to them too)")
+    merge.add_argument("--report", type=Path, default=Path("chaos-report.json"),
+                       help="where to write the merged JSON report (default chaos-report.json)")
+    merge.add_argument("--junit", type=Path, default=None, metavar="PATH",
+                       help="also write the merged JUnit XML")
+    merge.add_argument("--html", type=Path, default=None, metavar="PATH",
+                       help="also write the merged HTML timeline")
+    merge.add_argument("--corpus", type=Path, default=Path("chaos-failures"), metavar="DIR",
+                       help="where the merged corpus goes (default chaos-failures)")
+    merge.set_defaults(func=cmd_merge)
 
     from chaos.load.command import add_arguments as load_arguments
     from chaos.load.command import cmd_load
@@ -268,7 +311,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         database_url=args.database_url, request_timeout=args.request_timeout,
         example_timeout=args.example_timeout, reference_port=args.reference_port,
         stripe_port=args.stripe_port, log_json=args.log_json, verbose=args.verbose,
-        invocation=invocation())
+        invocation=invocation(), example_db=args.example_db,
+        **({"shard": args.shard} if args.shard is not None else {}))
+    if args.workers > 1:
+        return _run_workers(args, options, config)
     report = run(options, config=config, events=reports.Watch(reports.Progress()))
     print(reports.summary(report.to_data(), files={
         "report": args.report, "junit": args.junit, "html": args.html, "log": args.log_json}))
@@ -276,6 +322,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     if interrupt is not None:   # the run stopped early and said so; now exit as the signal asks
         raise interrupt
     return EXIT_FAIL if report.verdict == "fail" else EXIT_PASS
+
+
+def _run_workers(args: argparse.Namespace, options: RunOptions, config: Config | None) -> int:
+    """``run --workers N``: N shard processes, merged (chaos.fanout)."""
+    from chaos import report as reports
+    from chaos.errors import InfrastructureError
+    from chaos.fanout import run_workers
+    from chaos.lifecycle import check_run_options, known_for_workers
+
+    if args.shard is not None:
+        raise UsageError("--workers runs every shard of the run on this machine: drop "
+                         "--shard, or give each machine --shard I/N without --workers")
+    if args.log_json is not None:
+        raise UsageError("--workers: each worker would write its own log; drop --log-json "
+                         "(or run the shards yourself with --shard I/N --log-json PATH)")
+    check_run_options(options, config)
+    data = run_workers(options, args.workers, config=args.config,
+                       overrides=tuple(args.overrides),
+                       known=known_for_workers(options, config))
+    print(reports.summary(data, files={"report": args.report, "junit": args.junit,
+                                       "html": args.html}))
+    if data.get("verdict") == "error":
+        raise InfrastructureError(str(data.get("error") or "a worker ended in error"))
+    return EXIT_FAIL if data.get("verdict") == "fail" else EXIT_PASS
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """``merge``: the shards' reports as one (chaos.merge), its summary."""
+    from chaos.merge import MergeOptions, merge
+
+    data = merge(MergeOptions(reports=tuple(args.reports), report=args.report, junit=args.junit,
+                              html=args.html, corpus=args.corpus, cases=tuple(args.cases),
+                              invocation=invocation()))
+    if data.get("kind") == "load":
+        from chaos.load.summary import render
+
+        print(render(data, summary_path=str(args.report)))
+    else:
+        from chaos import report as reports
+
+        print(reports.summary(data, files={"report": args.report, "junit": args.junit,
+                                           "html": args.html}))
+    return EXIT_FAIL if data.get("verdict") in ("fail", "error") else EXIT_PASS
 
 
 def _check_target_secrets() -> None:
@@ -344,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "run")
     try:
         args = _parser().parse_args(argv)
-        if args.func not in (cmd_run, cmd_replay):
+        if args.func not in (cmd_run, cmd_replay, cmd_merge):
             code: int = args.func(args)  # the services run under uvicorn, which handles signals
             return code
         with handled():             # SIGINT, SIGTERM, SIGHUP: unwind, report, 130/143/129

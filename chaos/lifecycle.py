@@ -35,6 +35,7 @@ Progress and logging go through ``events`` (:class:`chaos.events.RunEvents`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import shlex
@@ -51,7 +52,8 @@ from chaos.database import check_database_url
 from chaos.errors import ChaosError, UsageError
 from chaos.events import LOAD, RunEvents, Silent
 from chaos.example import ExampleResult, OutOfTime
-from chaos.log import close, configure, get_logger
+from chaos.exampledb import SavedFailures, open_database
+from chaos.log import close, configure, get_logger, redactor
 from chaos.reference.bugs import parse_bugs
 from chaos.replay import checks_of, render, run_checks
 from chaos.report.corpus import Case, ReportNotCase, corpus_files, known_cases, load_case
@@ -59,6 +61,7 @@ from chaos.report.outputs import check_writable, write_outputs
 from chaos.run import Runner, configured_run, reference_run
 from chaos.safety import check_database_host, check_stripe_key
 from chaos.search import PROFILES, Finding, KnownBug, SearchResult, search
+from chaos.shard import Shard
 from chaos.shutdown import deferred, received
 from chaos.target import PythonInvariant
 from chaos.thresholds import Thresholds
@@ -105,6 +108,10 @@ class RunOptions:
     #: A fake Stripe already running (the pytest plugin's ``fake_stripe_server``) that the
     #: config's target talks to: none is started (only with a config).
     stripe_url: str | None = None
+    #: This run's part of the search (``--shard I/N``): its playbook stories and seed.
+    shard: Shard = Shard()
+    #: Hypothesis' example database (``--example-db URL``: chaos.exampledb), None: none.
+    example_db: str | None = None
 
 
 def run(options: RunOptions, *, config: Config | None = None,
@@ -113,6 +120,7 @@ def run(options: RunOptions, *, config: Config | None = None,
     target); return the report, also written to ``options.report`` (see the module
     docstring for the steps, errors and signals)."""
     _check(options, config)
+    database = open_database(options.example_db) if options.example_db else None
     configure(verbose=options.verbose, json_path=options.log_json)
     log = get_logger(command="run")
     watch: RunEvents = events if events is not None else Silent()
@@ -124,16 +132,21 @@ def run(options: RunOptions, *, config: Config | None = None,
     # Hypothesis' example database, which Hypothesis does not use under a fixed seed
     seed = options.seed if options.seed is not None or options.profile in ("ci", "dev") \
         else secrets.randbelow(2**32)
+    seed = options.shard.seed(seed)   # a part of a run draws its own scenarios
     target = {"kind": "reference", "bugs": sorted(bugs)} if config is None \
         else config.report_target()
     report = reports.Report(target=target, seed=seed, requested_concurrency=options.concurrency,
                             profile=options.profile,
+                            shard=None if options.shard.whole else str(options.shard),
+                            example_db=redactor.text(options.example_db)
+                            if options.example_db else None,
                             extra_invariants=[i.name for i in config.target.invariants]
                             if config is not None else [])
     if config is not None:
         report.promises = config.target.promises
         report.python_invariants = [i.name for i in config.target.invariants
                                     if isinstance(i, PythonInvariant)]
+    saved = SavedFailures(database, target) if database is not None else None
     known = [KnownBug(c.invariant, c.scenario, str(c.path))
              for c in _known_cases(options, target)]
     started = time.monotonic()
@@ -151,6 +164,9 @@ def run(options: RunOptions, *, config: Config | None = None,
                  seed=options.seed, concurrency=options.concurrency)
         with start as runner:
             runner.deadline = deadline
+            if not options.shard.whole:   # the shards' event ids and cases never meet
+                runner.run_id = f"{runner.run_id}s{options.shard.index}"
+            report.run_id = runner.run_id
             report.database = runner.database
             watch.target_ready(runner.target, runner.stripe_url)
             load = _load_wave(runner, options.concurrency, watch)
@@ -163,15 +179,17 @@ def run(options: RunOptions, *, config: Config | None = None,
                             seed=seed, attempts=options.attempts,
                             confirm_runs=options.confirm_runs, profile=options.profile,
                             deadline=deadline, shrink_seconds=options.shrink_seconds,
-                            playbook=[scenario for _, scenario in playbook(
-                                confirming=confirming_event(runner.target))]
-                            if options.playbook else (), known=known, events=watch)
+                            playbook=options.shard.take([scenario for _, scenario in playbook(
+                                confirming=confirming_event(runner.target))])
+                            if options.playbook else (), known=known, events=watch,
+                            saved=saved)
             _count(report, options, load, result, started)
             for finding, phase in _findings(load, result):
                 report.findings.append(_record(finding, phase, target=target, seed=seed,
                                                options=options, watch=watch))
                 report.found.append(finding)
             report.http = runner.stats.to_data()
+            report.histograms = runner.stats.histograms()
             report.concurrency = runner.stats.concurrency_data()
             report.notes = runner.retried.notes()
             report.thresholds = runner.stats.thresholds(
@@ -220,6 +238,24 @@ def _check(options: RunOptions, config: Config | None) -> None:
                          (options.html, "--html"), (options.log_json, "--log-json")):
         check_writable(path, option)
     check_target_secrets()
+
+
+def check_run_options(options: RunOptions, config: Config | None = None) -> None:
+    """What a run refuses before it starts (a UsageError, or an InfrastructureError when
+    the example database does not answer), for a caller that starts the run elsewhere
+    (``--workers``)."""
+    _check(options, config)
+    if options.example_db:
+        open_database(options.example_db)
+
+
+def known_for_workers(options: RunOptions, config: Config | None) -> list[Path]:
+    """The ``--known`` cases of a ``--workers`` run's children: the run's own, and the
+    corpus's cases of this target (a child's corpus is a folder of its own)."""
+    target = {"kind": "reference", "bugs": sorted(parse_bugs(options.bugs))} \
+        if config is None else config.report_target()
+    return [*options.known, *(case.path for case in _known_cases(
+        dataclasses.replace(options, known=()), target))]
 
 
 def check_target_secrets() -> None:

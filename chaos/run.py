@@ -127,6 +127,13 @@ class HttpStats:
             "failed_under_fault": self.failed - self.judged_errors,
         }
 
+    def histograms(self) -> dict[str, str]:
+        """The report's ``histograms``: every latency histogram, encoded, so the reports of
+        shards merge exactly (``chaos.report.merge``)."""
+        return {"latencies": self.latencies.encoded(),
+                "judged_latencies": self.judged_latencies.encoded(),
+                "skews": self.skews.encoded()}
+
     def concurrency_data(self) -> dict[str, float | int | None]:
         """The ``concurrency`` figures of the report (``requested`` is added by the report)."""
         return {

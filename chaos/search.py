@@ -3,6 +3,12 @@ budget, then turn every distinct failure into a finding a person can act on.
 
 A run goes through named phases (:class:`Phase`), in order:
 
+0. ``replay``: with an example database (``saved``,
+   :class:`chaos.exampledb.SavedFailures`), the failures saved there by other
+   shards and earlier runs of the same target, smallest first, each once
+   (``attempts`` times for a race); one that no longer fails is deleted.
+   Every new failure of an invariant is saved there as it is found, and each
+   confirmed finding's minimized scenario once it is.
 1. ``playbook``: the classic stories (``strategies.playbook()``), each once
    (``attempts`` times when a wave fires two or more requests together).
 2. ``search``: Hypothesis draws ``examples`` scenarios. A failure does not
@@ -50,7 +56,10 @@ Settings profiles (``--profile``): ``default`` (100 examples), ``dev``
 (20 examples, Hypothesis' example database on; Hypothesis ignores its
 database when a seed is given, so pass none), ``ci`` (derandomized unless a
 seed is given, no example database, no deadline) and ``thorough`` (2,000
-examples).
+examples). With ``saved`` (``--example-db``) any profile uses that database:
+the saved failures always (phase ``replay``), and Hypothesis' own entries for
+the draws when no seed is given (under one key per target, not the digest of
+this module's source, so every shard and version shares them).
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import hypothesis
 from hypothesis import HealthCheck, Verbosity, given, settings
@@ -76,6 +86,11 @@ from chaos.example import ExampleResult, OutOfTime
 from chaos.invariants import Violation
 from chaos.shutdown import Interrupted, interrupt_in
 from strategies import Scenario, Shape, shape, simplifications
+
+if TYPE_CHECKING:
+    from chaos.exampledb import SavedFailures
+
+T = TypeVar("T")
 
 _BASE = settings(
     deadline=None, database=None, verbosity=Verbosity.quiet,
@@ -113,6 +128,7 @@ TRIAGE_SECONDS = 60.0
 class Phase(StrEnum):
     """Where a search is; also which part of the run drew a failure."""
 
+    REPLAY = "replay"
     PLAYBOOK = "playbook"
     SEARCH = "search"
     MINIMIZE = "minimize"
@@ -150,7 +166,7 @@ class Finding:
     short, so the scenario may not be minimized or confirmed). ``shape`` is
     the scenario's (what makes the bug distinct); ``known`` names the case
     that recorded it before, None for a new bug; ``phase`` is where its
-    first failure was drawn (``playbook`` or ``search``); ``failures`` counts
+    first failure was drawn (``replay``, ``playbook`` or ``search``); ``failures`` counts
     the failing examples that turned out to be this bug.
     """
 
@@ -193,7 +209,7 @@ class FirstFailure:
     example: int
     at: float
     invariant: str
-    #: which part of the run drew it: ``playbook`` or ``search``.
+    #: which part of the run drew it: ``replay`` (saved in the example database), ``playbook`` or ``search``.
     phase: str = Phase.SEARCH
 
 
@@ -275,7 +291,8 @@ class Search:
                  shrink_seconds: float, playbook: Sequence[Scenario],
                  known: Sequence[KnownBug], max_repeats: int,
                  triage_seconds: float = TRIAGE_SECONDS,
-                 events: SearchEvents | None = None) -> None:
+                 events: SearchEvents | None = None,
+                 saved: SavedFailures | None = None) -> None:
         self.run_example = run_example
         self.events: SearchEvents = events if events is not None else Silent()
         self._announced: Phase | None = None
@@ -290,7 +307,10 @@ class Search:
         self.known = {(k.invariant, k.shape): k for k in known}
         self.max_repeats = max_repeats
         self.triage_seconds = triage_seconds
-        self.phase = Phase.PLAYBOOK
+        self.saved = saved
+        #: the first failure of each invariant, saved as it was found (not minimized)
+        self._saved_first: list[tuple[str, Scenario]] = []
+        self.phase = Phase.REPLAY
         self.examples = 0
         self.by_phase: Counter[str] = Counter()
         self.first: FirstFailure | None = None
@@ -310,6 +330,10 @@ class Search:
     def run(self) -> SearchResult:
         """Play, search, minimize, confirm; what was found, even when cut short."""
         try:
+            if self.saved is not None:
+                for invariant, scenario in self._stored(self.saved.fetch):
+                    self._replay(invariant, scenario)
+            self.phase = Phase.PLAYBOOK
             for scenario in self.playbook:
                 self._play(scenario)
             self.phase = Phase.SEARCH
@@ -333,6 +357,16 @@ class Search:
         self.outcome.by_phase = dict(self.by_phase)
         return self.outcome
 
+    def _replay(self, invariant: str, scenario: Scenario) -> None:
+        """A saved failure, run again; deleted from the database when it broke nothing."""
+        assert self.saved is not None
+        for _ in range(self.attempts if _races(scenario) else 1):
+            result = self._run(scenario)
+            self._record(result)
+            if _violations_of(invariant, result):
+                return
+        self._stored(self.saved.delete, invariant, scenario)
+
     def _play(self, scenario: Scenario) -> None:
         for _ in range(self.attempts if _races(scenario) else 1):
             if self._record(self._run(scenario)):
@@ -353,7 +387,11 @@ class Search:
             steer(result)
 
         if self.seed is not None:
-            prop = hypothesis_seed(self.seed)(prop)
+            prop = hypothesis_seed(self.seed)(prop)   # Hypothesis' database is off then
+        elif self.saved is not None:
+            # Hypothesis keys its entries (the targeting's pareto front) by a digest of the
+            # test's source; one key per target instead, the same on every shard and version
+            prop._hypothesis_internal_database_key = self.saved.hypothesis_key  # type: ignore[attr-defined]
         prop()
 
     def _triage(self) -> None:
@@ -405,6 +443,33 @@ class Search:
                 repeats[invariant] = 0  # a new bug: its invariant may hide more
             bugs[key] = finding
         self.outcome.findings += _without_lucky(list(bugs.values()))
+        if self.saved is not None:
+            try:
+                self._stored(self._save, self.outcome.findings)
+            except _Stop as stop:    # the findings stand; the run ends in error after them
+                self.outcome.stopped, self.outcome.error = stop.why, stop.error
+
+    @staticmethod
+    def _stored(do: Callable[..., T], *args: Any) -> T:
+        """A call of the example database; its failure stops the search (:class:`_Stop`,
+        which Hypothesis lets through) with the error, rather than failing an example."""
+        try:
+            return do(*args)
+        except ChaosError as exc:
+            raise _Stop(exc) from None
+
+    def _save(self, findings: Sequence[Finding]) -> None:
+        """Save each FAILED finding's scenario in the example database; a first failure
+        saved as it was found is deleted once its invariant has one (the minimized
+        scenario stands for it): a night adds a bug's smallest story, not every draw."""
+        assert self.saved is not None
+        failed = [f for f in findings if f.status is Status.FAILED]
+        for finding in failed:
+            self.saved.save(finding.invariant, finding.scenario)
+        kept = {(f.invariant, f.scenario) for f in failed}
+        for name, scenario in self._saved_first:
+            if (name, scenario) not in kept and any(f.invariant == name for f in failed):
+                self.saved.delete(name, scenario)
 
     def _minimized_and_confirmed(self, failure: _Failure) -> Finding:
         invariant, result = failure.invariant, failure.result
@@ -490,6 +555,9 @@ class Search:
             if key not in self.failures:
                 self.failures[key] = _Failure(name, result, self.phase, len(self.failures))
             if name not in self.deterministic:
+                if self.saved is not None and self.phase is not Phase.REPLAY:
+                    self._stored(self.saved.save, name, result.scenario)  # shards see it
+                    self._saved_first.append((name, result.scenario))
                 self.deterministic[name] = True  # until a re-run says otherwise
                 self.deterministic[name] = all(
                     _violations_of(name, self._run(result.scenario))
@@ -549,14 +617,17 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
            deadline: float | None = None, shrink_seconds: float | None = 20.0,
            playbook: Sequence[Scenario] = (), known: Sequence[KnownBug] = (),
            max_repeats: int = MAX_REPEATS, events: SearchEvents | None = None,
-           triage_seconds: float = TRIAGE_SECONDS) -> SearchResult:
+           triage_seconds: float = TRIAGE_SECONDS,
+           saved: SavedFailures | None = None) -> SearchResult:
     """Search ``strategy``'s scenarios for invariant violations with ``run_example``
     (see the module docstring for the phases).
 
     ``examples`` overrides the profile's example count; ``deadline`` is a
     ``time.monotonic()`` value after which nothing new starts;
     ``shrink_seconds`` bounds the minimizing of each distinct bug (None: 30 s);
-    ``events`` hears of each phase and example (:class:`chaos.events.SearchEvents`).
+    ``events`` hears of each phase and example (:class:`chaos.events.SearchEvents`);
+    ``saved`` is the example database's failures (replayed first, kept up to date), and
+    Hypothesis' own database for the draws when no ``seed`` is given.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
@@ -565,25 +636,29 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     chosen = PROFILES[profile]
     if examples is not None:
         chosen = settings(chosen, max_examples=examples)
+    if saved is not None:
+        chosen = settings(chosen, database=saved.database, phases=(
+            HypothesisPhase.explicit, HypothesisPhase.reuse, HypothesisPhase.generate,
+            HypothesisPhase.target))
     return Search(run_example, strategy, chosen=chosen, seed=seed, attempts=attempts,
                   confirm_runs=confirm_runs, deadline=deadline,
                   shrink_seconds=30.0 if shrink_seconds is None else shrink_seconds,
                   playbook=playbook, known=known, max_repeats=max_repeats,
                   triage_seconds=triage_seconds,
-                  events=events).run()
+                  events=events, saved=saved).run()
 
 
 def _worth_minimizing(failures: Iterable[_Failure]) -> list[_Failure]:
-    """The failures in the order they are minimized: the playbook's first (each is a
-    different classic story), then the drawn ones smallest first; of drawn failures
+    """The failures in the order they are minimized: the saved ones' and the playbook's
+    first (each is a different story), then the drawn ones smallest first; of drawn failures
     made of the same set of parts (``shape`` without counts), only the smallest."""
-    ordered = sorted(failures, key=lambda f: (f.phase is not Phase.PLAYBOOK,
+    ordered = sorted(failures, key=lambda f: (f.phase not in (Phase.REPLAY, Phase.PLAYBOOK),
                                               _size(f.result.scenario), f.order))
     kept: list[_Failure] = []
     parts: set[tuple[str, frozenset[str]]] = set()
     for failure in ordered:
         key = (failure.invariant, frozenset(shape(failure.result.scenario)))
-        if failure.phase is Phase.PLAYBOOK or key not in parts:
+        if failure.phase in (Phase.REPLAY, Phase.PLAYBOOK) or key not in parts:
             kept.append(failure)
             parts.add(key)
     return kept

@@ -51,7 +51,7 @@ class Step:
 def workflow(path: Path) -> tuple[dict[str, Any], dict[str, Any], list[Step]]:
     """The workflow document, its one job, and the job's ``run:`` steps in order."""
     doc = yaml.safe_load(path.read_text())
-    [job] = doc["jobs"].values()
+    job = doc["jobs"]["chaos"]          # the per-change job (the nightly ones: test below)
     steps = [Step(s.get("name", s["run"]), s["run"], {k: str(v) for k, v in s.get("env", {}).items()},
                   "always()" in str(s.get("if", "")))
              for s in job["steps"] if "run" in s]
@@ -130,6 +130,25 @@ def test_the_workflow_runs_once_per_change_and_keeps_its_reports():
     # this repository's own workflow stays a file of its own
     assert (ROOT / ".github" / "workflows" / "payment-chaos.yml").read_text() != \
         (RECIPE / "payment-chaos.yml").read_text()
+
+
+def test_the_nightly_search_is_sharded_over_a_matrix_and_merged():
+    doc, _, _ = workflow(RECIPE / "payment-chaos.yml")
+    assert doc[True]["schedule"][0]["cron"]
+    assert doc["jobs"]["chaos"]["if"] == "github.event_name != 'schedule'"
+    nightly, merge = doc["jobs"]["nightly"], doc["jobs"]["merge-nightly"]
+    shards = nightly["strategy"]["matrix"]["shard"]
+    assert nightly["strategy"]["fail-fast"] is False and len(shards) > 1
+    assert nightly["env"]["CHAOS_SHARD"] == f"${{{{ matrix.shard }}}}/{len(shards)}"
+    database = nightly["env"]["CHAOS_EXAMPLE_DB"]
+    assert "secrets.CHAOS_EXAMPLE_DB" in database and "github://" in database
+    runs = [s["run"].split()[-1] for s in nightly["steps"] if SCRIPT in s.get("run", "")]
+    assert runs == ["install", "start", "shard", "stop"]
+    assert merge["needs"] == "nightly"
+    assert [s["run"].split()[-1] for s in merge["steps"] if SCRIPT in s.get("run", "")] == \
+        ["install", "merge"]
+    uploads = {s["with"]["name"] for s in merge["steps"] if "upload-artifact" in str(s.get("uses"))}
+    assert "payment-chaos-examples" in uploads and "/payment-chaos-examples'" in database
 
 
 def test_the_recipe_runs_against_the_box_office_as_a_users_repository(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from chaos.errors import EXIT_FAIL, EXIT_PASS, ChaosError, UsageError
 from chaos.load.profile import MAX_VUS, LoadProfile, parse_duration, parse_stages
 from chaos.load.thresholds import DEFAULTS, METRICS, thresholds
+from chaos.shard import Shard, parse_shard
 
 if TYPE_CHECKING:
     from chaos.load.metrics import Metrics
@@ -31,6 +32,13 @@ if TYPE_CHECKING:
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -64,6 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="processes sharing the VUs, one per core where one is not enough "
                              "(default 1)")
+    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                        help="play part I of N: the VUs v with v %% N == I-1, or 1/N of the "
+                             "--rate, so N machines (CI matrix jobs) share one load; give "
+                             "every shard the same --seed, and merge their summaries with "
+                             "`payment-chaos merge`")
     parser.add_argument("--seed", type=int, default=None, help="seed of the journeys' mix")
     parser.add_argument("--summary", type=Path, default=Path("chaos-load.json"), metavar="PATH",
                         help="where to write the JSON summary (default chaos-load.json)")
@@ -106,6 +119,10 @@ def cmd_load(args: argparse.Namespace) -> int:
         check_writable(path, option)
     _check_target_secrets()
     profile = load_profile(args)
+    shard = args.shard or Shard()
+    if shard.count > profile.max_vus:
+        raise UsageError(f"--shard {shard}: {shard.count} shards of {profile.max_vus} VUs "
+                         "leave some shards without a VU: use fewer shards, or more --vus")
     if not 1 <= args.workers <= min(64, max(1, profile.max_vus)):
         raise UsageError(f"--workers {args.workers} is outside 1..{min(64, profile.max_vus)} "
                          "(at most one per VU)")
@@ -134,8 +151,10 @@ def cmd_load(args: argparse.Namespace) -> int:
                    "reference (no bugs)") if config is None else f"config {args.config}"
     base: dict[str, Any] = {"target": target, "target_line": target_line, "seed": seed,
                             "profile": profile.to_data(), "mix": mix.to_data()}
+    if not shard.whole:
+        base["shard"] = str(shard)
     options = LoadOptions(profile=profile, mix=mix, seed=seed, check_every=args.check_every,
-                          request_timeout=args.request_timeout)
+                          request_timeout=args.request_timeout, share=shard.share)
     # two kept-alive connections per VU, two more while it fires a race
     sizes = {"concurrency": profile.max_vus * 4, "request_timeout": args.request_timeout}
     start = configured_run(config, **sizes) if config is not None else reference_run(
@@ -147,6 +166,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         with start as runner:
+            if not shard.whole:   # the shards' event ids never meet on a shared target
+                runner.run_id = f"{runner.run_id}s{shard.index}"
             result = run_workers(runner, options, args.workers, on_tick=live.tick)
             database = runner.database
     except ChaosError as exc:

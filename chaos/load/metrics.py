@@ -3,9 +3,10 @@
 Every request of the run is folded into one :class:`Series` per (endpoint,
 step): a count, failures (non-2xx or no answer), errors (what the error
 rate counts: ``chaos.thresholds.is_error``) and an HDR histogram of
-latencies (microseconds, 3 significant digits: 1 us .. 10 min in a few kB
-whatever the run's length). HDR histograms merge exactly, so the series of
-``--workers`` processes (and, later, of shards) add up to the run's.
+latencies (:class:`chaos.latency.Durations`, the search's too: 3 significant
+digits, 1 us .. 1 h, whatever the run's length). HDR histograms merge
+exactly, so the series of ``--workers`` processes and of ``--shard`` runs
+(``payment-chaos merge``) add up to the run's.
 
 *Checks* are k6's: named yes/no questions asked of each answer ("webhook
 answered 2xx"), reported with their pass ratio.
@@ -13,25 +14,16 @@ answered 2xx"), reported with their pass ratio.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
 from chaos.history import Op
+from chaos.latency import Durations
 from chaos.thresholds import is_error
-
-#: Histogram range: 1 us to 10 minutes, 3 significant digits (0.1 % resolution).
-_LOWEST, _HIGHEST, _DIGITS = 1, 600_000_000, 3
 
 #: Percentiles every series reports.
 PERCENTILES = (50, 90, 95, 99)
-
-
-def _histogram() -> HdrHistogram:
-    return HdrHistogram(_LOWEST, _HIGHEST, _DIGITS)
 
 
 def endpoint_of(op: Op) -> str:
@@ -78,19 +70,19 @@ class Series:
     requests: int = 0
     failed: int = 0
     errors: int = 0
-    histogram: HdrHistogram = field(default_factory=_histogram)
+    histogram: Durations = field(default_factory=Durations)
 
     def add(self, op: Op) -> None:
         self.requests += 1
         self.failed += op.outcome.value != "ok"
         self.errors += is_error(op)
-        self.histogram.record_value(max(_LOWEST, min(_HIGHEST, int(op.latency * 1e6))))
+        self.histogram.add(op.latency)
 
     def merge(self, other: Series) -> None:
         self.requests += other.requests
         self.failed += other.failed
         self.errors += other.errors
-        self.histogram.add(other.histogram)
+        self.histogram.merge(other.histogram)
 
     def figures(self, seconds: float) -> dict[str, float | int]:
         """requests, req/s, failed, errors, error rate and latencies in ms."""
@@ -99,23 +91,21 @@ class Series:
             "requests": self.requests, "rps": round(self.requests / seconds, 1) if seconds else 0.0,
             "failed": self.failed, "errors": self.errors,
             "error_rate": round(self.errors / self.requests, 6) if self.requests else 0.0,
-            "avg_ms": round(h.get_mean_value() / 1000, 3) if self.requests else 0.0,
+            "avg_ms": round(h.mean() * 1000, 3),
         }
         for q in PERCENTILES:
-            out[f"p{q}_ms"] = round(h.get_value_at_percentile(q) / 1000, 3) if self.requests else 0.0
-        out["max_ms"] = round(h.get_max_value() / 1000, 3) if self.requests else 0.0
+            out[f"p{q}_ms"] = round(h.percentile(q) * 1000, 3)
+        out["max_ms"] = round(h.max() * 1000, 3)
         return out
 
     def encoded(self) -> dict[str, Any]:
         return {"requests": self.requests, "failed": self.failed, "errors": self.errors,
-                "histogram": base64.b64encode(self.histogram.encode()).decode()}
+                "histogram": self.histogram.encoded()}
 
     @classmethod
     def decoded(cls, data: dict[str, Any]) -> Series:
-        series = cls(requests=int(data["requests"]), failed=int(data["failed"]),
-                     errors=int(data["errors"]))
-        series.histogram.decode_and_add(base64.b64decode(data["histogram"]))
-        return series
+        return cls(requests=int(data["requests"]), failed=int(data["failed"]),
+                   errors=int(data["errors"]), histogram=Durations.decoded(data["histogram"]))
 
 
 @dataclass

@@ -131,7 +131,7 @@ def progress_line(*, elapsed: float, total: float, vus: int, metrics: Metrics,
     everything = metrics.select()
     rate = everything.requests / elapsed if elapsed > 0 else 0.0
     failed = everything.errors / everything.requests * 100 if everything.requests else 0.0
-    p95 = everything.histogram.get_value_at_percentile(95) / 1000 if everything.requests else 0.0
+    p95 = everything.histogram.percentile(95) * 1000
     state = f"broken: {', '.join(broken)}" if broken else "invariants hold so far"
     return (f"  {elapsed:5.1f} / {total:g} s · VUs {vus} · {everything.requests} req "
             f"({rate:.0f}/s) · errors {failed:.2f}% · p95 {p95:.1f} ms · "

@@ -89,9 +89,12 @@ def _raise(payload: tuple[int, bool, str]) -> None:
 
 def run_workers(runner: Runner, options: LoadOptions, workers: int,
                 on_tick: Callable[[LoadRun], None] | None = None) -> LoadResult:
-    """The load over ``workers`` processes (this one included); the merged result."""
+    """The load over ``workers`` processes (this one included); the merged result.
+    Within a shard (``options.share`` (s, S): ``--shard s+1/S``) the workers split the
+    shard's part: worker w plays part ``s * workers + w`` of ``S * workers``."""
     if workers == 1:
         return run_load(runner, options, on_tick)
+    shard, shards = options.share
     context = multiprocessing.get_context("spawn")
     gate = context.Event()
     children: list[tuple[Any, Connection]] = []
@@ -102,7 +105,8 @@ def run_workers(runner: Runner, options: LoadOptions, workers: int,
                 index=w, target=runner.target, stripe_url=runner.stripe_url,
                 database_url=runner.db.url, schema=runner.db.schema, run_id=runner.run_id,
                 concurrency=runner.concurrency, request_timeout=runner.request_timeout,
-                options=dataclasses.replace(options, share=(w, workers), measure_target=False))
+                options=dataclasses.replace(options, share=(shard * workers + w, shards * workers),
+                                            measure_target=False))
             process = context.Process(target=_worker, args=(spec, theirs, gate),
                                       name=f"payment-chaos-load-{w}", daemon=True)
             process.start()
@@ -112,7 +116,8 @@ def run_workers(runner: Runner, options: LoadOptions, workers: int,
             _expect(conn, "ready", START_SECONDS, process.name)
         runner._ids = itertools.count(1)
         gate.set()
-        result = run_load(runner, dataclasses.replace(options, share=(0, workers)), on_tick)
+        result = run_load(runner, dataclasses.replace(
+            options, share=(shard * workers, shards * workers)), on_tick)
         wait = options.graceful_stop + options.request_timeout + 120
         for process, conn in children:
             result.merge(LoadResult.from_data(_expect(conn, "done", wait, process.name)))

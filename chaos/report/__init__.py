@@ -27,7 +27,7 @@ violations, history, waves and ids all of the one run the evidence came from), `
 (the whole run, start-up included), ``first_failure`` (null, or the example
 that first broke an invariant: ``example`` (0 is the load wave; the search's
 count from 1, re-runs included), ``seconds`` since the run started,
-``invariant``, ``phase`` "load" | "playbook" | "search"), ``http``
+``invariant``, ``phase`` "load" | "replay" | "playbook" | "search"), ``http``
 (``requests``, ``failed``, ``under_fault``, ``p95_ms``: every request to the target),
 ``concurrency`` (``requested``,
 ``peak_in_flight`` as the target saw it, ``client_peak_in_flight``,
@@ -43,7 +43,13 @@ sent while Stripe faults were armed are not judged; on the error rate
 (what the run noticed beyond the verdicts, each with ``name`` and ``message``:
 ``answered-5xx-after-commit``, deliveries the target answered 5xx although their
 work committed; ``answered-5xx-ahead-of-payment``, refunds and disputes answered 5xx
-before the target had acknowledged their payment's earlier events: Stripe retries them).
+before the target had acknowledged their payment's earlier events: Stripe retries them),
+``run_id`` (event ids are ``chaos-<run_id>-NNNNNN``),
+``histograms`` (HDR histograms, base64: ``latencies``, ``judged_latencies``,
+``skews``, which ``payment-chaos merge`` sums across shards), and when set
+``shard`` ("I/N"), ``example_db`` (its URL, redacted) and, in a merged report,
+``merged`` (the shards' reports: ``report``, ``shard``, ``verdict``,
+``examples``, ``seed``, ``run_id``).
 Every string passes through the redactor before it is written.
 """
 
@@ -114,6 +120,15 @@ class Report:
     #: ``result``, the run the evidence came from: its history and observation); not
     #: part of the JSON, which ``findings`` is.
     found: list[Finding] = field(default_factory=list)
+    #: ``--shard I/N`` ("1/4"), None for a whole run.
+    shard: str | None = None
+    #: The ``--example-db`` URL (redacted), None without one.
+    example_db: str | None = None
+    #: The run's id: its event ids are ``chaos-<run_id>-NNNNNN`` (a shard's ends ``sI``).
+    run_id: str | None = None
+    #: HDR histograms, encoded (``chaos.latency.Durations.encoded``): ``latencies``,
+    #: ``judged_latencies``, ``skews``: what ``payment-chaos merge`` sums.
+    histograms: dict[str, str] = field(default_factory=dict)
 
     def to_data(self) -> dict[str, Any]:
         broken = {f["invariant"] for f in self.findings if f["status"] == "FAILED"}
@@ -154,7 +169,13 @@ class Report:
             "http": self.http,
             "concurrency": {"requested": self.requested_concurrency, **self.concurrency},
             "database": self.database,
+            "run_id": self.run_id,
+            "histograms": self.histograms,
         }
+        if self.shard:
+            data["shard"] = self.shard
+        if self.example_db:
+            data["example_db"] = self.example_db
         if self.stopped:
             data["stopped"] = self.stopped
         if self.error:

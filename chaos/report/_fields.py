@@ -110,8 +110,8 @@ def plural(n: int, word: str) -> str:
 # -- figures that explain themselves (the summary and the HTML page say the same) ----------
 
 #: What each part of a run is, in the words the figures use, in the order it runs.
-PHASES = {"load": "load wave", "playbook": "playbook", "search": "search",
-          "minimize": "minimizing", "confirm": "confirming"}
+PHASES = {"load": "load wave", "replay": "saved failures replayed", "playbook": "playbook",
+          "search": "search", "minimize": "minimizing", "confirm": "confirming"}
 
 
 def example_figures(data: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -123,8 +123,9 @@ def example_figures(data: Mapping[str, Any]) -> list[tuple[str, str]]:
                             f"{float(data.get('seconds') or 0):.1f} s{stopped}")]
     phases = data.get("examples_by_phase")
     if isinstance(phases, Mapping) and phases:
-        parts = [f"{n} {PHASES.get(str(k), str(k))}" for k, n in phases.items()
-                 if isinstance(n, int) and n]
+        order = [*PHASES, *(k for k in phases if k not in PHASES)]   # in the run's order
+        parts = [f"{phases[k]} {PHASES.get(str(k), str(k))}" for k in order
+                 if isinstance(phases.get(k), int) and phases[k]]
         figures.append(("of which", " + ".join(parts)))
         drawn = data.get("max_examples")
         if isinstance(drawn, int) and phases.get("search"):

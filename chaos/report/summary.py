@@ -36,6 +36,11 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
     """
     profile = f", profile {data['profile']}" if data.get("profile") else ""
     seed = "no seed" if data.get("seed") is None else f"seed {data['seed']}"
+    if data.get("shard"):
+        seed = f"shard {data['shard']}, {seed}"
+    merged = [m for m in data.get("merged") or [] if isinstance(m, Mapping)]
+    if merged:
+        seed = f"merged from {plural(len(merged), 'report')}"
     lines = [f"payment-chaos: {target_line(data)} ({seed}{profile})", ""]
     lines.extend(_figure(name, text) for name, text in example_figures(data))
     first = data.get("first_failure")
@@ -44,7 +49,10 @@ def summary(data: Mapping[str, Any], *, files: Mapping[str, Any] | None = None) 
         at = f" at {seconds:.1f} s" if isinstance(seconds, int | float) else ""
         which = "the load wave" if first.get("phase") == "load" \
             else f"example {first.get('example', '?')}" + (
-                " (playbook)" if first.get("phase") == "playbook" else "")
+                " (playbook)" if first.get("phase") == "playbook" else
+                " (saved in the example database)" if first.get("phase") == "replay" else "")
+        if first.get("report"):
+            which += f" of {first['report']}"
         lines.append(_figure("first failure", f"{which}{at} ({first.get('invariant', '?')})"))
     lines.extend(_http(data.get("http") or {}))
     lines.extend(_concurrency(data.get("concurrency") or {}))

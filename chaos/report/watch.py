@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # annotations only: reports import no runner
     from chaos.target import Target
 
 #: What the progress line calls each phase of the run (``chaos.events``).
-PHASE_LABELS = {"load": "load wave"}
+PHASE_LABELS = {"load": "load wave", "replay": "saved failures"}
 
 
 class Watch:

@@ -7,6 +7,11 @@
 #   chaos-ci.sh replay    the cases committed in $CHAOS_CASES, with --expect (skipped when none)
 #   chaos-ci.sh search    a bounded search (--profile ci, $CHAOS_EXAMPLES examples,
 #                         --max-seconds $CHAOS_MAX_SECONDS) against $CHAOS_CONFIG
+#   chaos-ci.sh shard     one shard of the nightly search: --shard $CHAOS_SHARD (I/N), the
+#                         example database $CHAOS_EXAMPLE_DB (redis://... or github://...),
+#                         its report and cases in $REPORTS/shard-I.json and $REPORTS/cases-I
+#   chaos-ci.sh merge     the shards' reports (under $CHAOS_SHARDS, default shards/) as one
+#                         report, JUnit file, HTML page and corpus in $REPORTS
 #   chaos-ci.sh stop      stop the service started by `start`
 #
 # Everything lands in $REPORTS (default reports/): the JSON report, JUnit, the HTML
@@ -92,6 +97,32 @@ search)
         --html "$REPORTS/chaos-timeline.html" --log-json "$REPORTS/chaos-log.jsonl" \
         --corpus "$REPORTS/new-cases"
     ;;
+shard)
+    target_options
+    need CHAOS_SHARD "this job's part of the search, I/N (e.g. \${{ matrix.shard }}/4)"
+    mkdir -p "$REPORTS"
+    index="${CHAOS_SHARD%%/*}"
+    # the example database travels in the environment (it may hold a password)
+    "$TOOL" run "${options[@]}" --profile ci --shard "$CHAOS_SHARD" \
+        --examples "$CHAOS_EXAMPLES" --max-seconds "$CHAOS_MAX_SECONDS" \
+        --report "$REPORTS/shard-$index.json" --log-json "$REPORTS/shard-$index-log.jsonl" \
+        --corpus "$REPORTS/cases-$index"
+    ;;
+merge)
+    shards="${CHAOS_SHARDS:-shards}"
+    mkdir -p "$REPORTS"
+    mapfile -t reports < <(find "$shards" -name 'shard-*.json' -not -name '*-log*' | sort)
+    mapfile -t cases < <(find "$shards" -type d -name 'cases-*' | sort)
+    if [ "${#reports[@]}" -eq 0 ]; then
+        echo "chaos-ci: error: no shard reports (shard-*.json) under $shards" >&2
+        exit 2
+    fi
+    case_options=()
+    for folder in "${cases[@]}"; do case_options+=(--cases "$folder"); done
+    "$TOOL" merge "${reports[@]}" "${case_options[@]}" \
+        --report "$REPORTS/chaos-report.json" --junit "$REPORTS/chaos-junit.xml" \
+        --html "$REPORTS/chaos-timeline.html" --corpus "$REPORTS/new-cases"
+    ;;
 stop)
     pid_file="$REPORTS/service.pid"
     [ -f "$pid_file" ] || exit 0
@@ -104,7 +135,7 @@ stop)
     echo "chaos-ci: the service stopped"
     ;;
 *)
-    echo "chaos-ci: usage: chaos-ci.sh install|start|replay|search|stop" >&2
+    echo "chaos-ci: usage: chaos-ci.sh install|start|replay|search|shard|merge|stop" >&2
     exit 2
     ;;
 esac
