@@ -29,6 +29,7 @@ import asyncpg
 
 from chaos.errors import InfrastructureError, UsageError
 from chaos.shutdown import deferred
+from chaos.watchdog import guard, release
 
 T = TypeVar("T")
 
@@ -75,6 +76,9 @@ def embedded_server() -> Iterator[str]:
     workdir = tempfile.mkdtemp(prefix="chaos-pg-")
     data = os.path.join(workdir, "data")
     server = None
+    # pg_ctl detaches the server: should the tool be SIGKILLed, the watchdog stops it
+    guard("folder", workdir)
+    guard("postgres", os.path.realpath(data))
     try:
         with deferred():
             try:
@@ -92,6 +96,8 @@ def embedded_server() -> Iterator[str]:
         with deferred():
             _stop_embedded(server, data)
             shutil.rmtree(workdir, ignore_errors=True)
+            release("postgres", os.path.realpath(data))
+            release("folder", workdir)
 
 
 def _stop_embedded(server: Any, data: str) -> None:

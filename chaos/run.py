@@ -13,12 +13,10 @@ import contextlib
 import itertools
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,6 +46,7 @@ from chaos.shutdown import Teardown, cancelling, interrupt_in, received
 from chaos.target import Target
 from chaos.thresholds import Thresholds, is_error
 from chaos.transport import LoopbackTransport
+from chaos.watchdog import temporary_folder
 from strategies import Scenario
 
 
@@ -470,7 +469,7 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
         anon_key = os.environ.get("CHAOS_ANON_KEY") or anon_key
         for secret in (webhook_secret, stripe_key, anon_key):
             redactor.add(secret)
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
+        workdir = stack.enter_context(temporary_folder("chaos-run-"))
         server_url = database_url or stack.enter_context(embedded_server())
         schema = stack.enter_context(throwaway_schema(server_url))
 
@@ -514,7 +513,7 @@ def configured_run(config: Config, *, concurrency: int = 50, request_timeout: fl
         db = connect(config)
         stack.callback(db.close)
         rehearse(db, config)
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
+        workdir = stack.enter_context(temporary_folder("chaos-run-"))
         try:
             stripe = stack.enter_context(running("fake-stripe", [], workdir=workdir,
                                                  port=config.stripe_port))

@@ -344,3 +344,68 @@ def test_the_temporary_folder_is_found_before_a_signal_can_strike(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("phase", "group"), [("start", False), ("search", False),
+                                              ("search", True)],
+                         ids=["start", "search", "search-whole-group"])
+def test_sigkill_leaves_nothing_behind(tmp_path: Path, phase: str, group: bool) -> None:
+    """SIGKILL cannot be caught: the tool's own clean-up never runs. Its watchdog
+    (``chaos/watchdog.py``) sees the tool gone and stops the fake Stripe, the reference
+    service and the embedded PostgreSQL (mid-start, or running), and removes the
+    temporary folders, within seconds; also when the tool's whole process group is killed."""
+    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos"], reached=PHASES[phase][0],
+                  sig=signal.SIGKILL, group=group, database_url=None)
+    assert run.code == -signal.SIGKILL, (run.code, run.stderr[-3000:])
+    assert run.left_running == [], run.left_running
+    assert run.left_on_disk == [], run.left_on_disk
+
+
+def _alive(pid: str) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+_GUARDING = """
+import os, signal, subprocess, sys, tempfile
+from chaos.watchdog import guard, release
+kept = subprocess.Popen(["sleep", "60"], start_new_session=True)
+gone = subprocess.Popen(["sleep", "60"], start_new_session=True)
+folder = tempfile.mkdtemp(prefix="guarded-")
+for pid in (kept.pid, gone.pid):
+    guard("group", pid)
+guard("folder", folder)
+release("group", kept.pid)
+print(kept.pid, gone.pid, folder, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.e2e
+def test_the_watchdog_stops_what_is_guarded_and_spares_what_is_released(tmp_path: Path) -> None:
+    """A process guarded by the watchdog is stopped, a guarded folder removed, when the
+    process that guarded them is SIGKILLed; a released one is left alone (its number
+    could belong to another process by then)."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    tool = subprocess.Popen([sys.executable, "-c", _GUARDING], cwd=ROOT, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    kept = 0
+    try:
+        assert tool.stdout is not None
+        kept_pid, gone_pid, folder = tool.stdout.readline().split()
+        kept = int(kept_pid)
+        assert Path(folder).is_dir()
+        tool.kill()
+        tool.wait(10)
+        assert Stopped._poll(lambda: [gone_pid] if _alive(gone_pid) else []) == []
+        assert Stopped._poll(lambda: [folder] if Path(folder).exists() else []) == []
+        assert _alive(kept_pid)                       # released: left alone
+    finally:
+        if tool.poll() is None:
+            tool.kill()
+        if kept:
+            os.kill(kept, signal.SIGKILL)
