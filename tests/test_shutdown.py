@@ -409,3 +409,62 @@ def test_the_watchdog_stops_what_is_guarded_and_spares_what_is_released(tmp_path
             tool.kill()
         if kept:
             os.kill(kept, signal.SIGKILL)
+
+
+def _replay_starting(temp: Path) -> Callable[[list[dict[str, Any]]], bool]:
+    """The replay is starting its services: the embedded PostgreSQL's folder exists."""
+    return lambda events: any(temp.glob("chaos-pg-*"))
+
+
+def _replaying(events: list[dict[str, Any]]) -> bool:
+    return sum(e.get("event") == "replay.run" for e in events) >= 2
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("phase", ["start", "replaying"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_interrupted_replay_stops_cleanly(tmp_path: Path, sig: int, phase: str) -> None:
+    """``python -m chaos replay CASE`` stopped by each signal while it starts its services
+    or between runs of the case: exit 128 + signal, one line saying so and nothing else,
+    no process or temporary folder left."""
+    marker = f"chaos-shutdown-test-{uuid.uuid4().hex}"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    log = tmp_path / "log.jsonl"
+    case = tmp_path / "case.json"
+    shutil.copy(ROOT / "tests" / "regressions" / "one-ticket-set-per-payment-59fd4a999e.json",
+                case)
+    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(temp)}
+    env.pop("DATABASE_URL", None)
+    reached = _replay_starting(temp) if phase == "start" else _replaying
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "replay", str(case), "--runs", "200",
+         "--log-json", str(log)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        until = time.monotonic() + 120
+        while not reached(_events(log)):
+            if process.poll() is not None or time.monotonic() > until:
+                out, err = process.communicate(timeout=30)
+                pytest.fail(f"the phase was never reached (exit {process.returncode}): "
+                            f"{err[-2000:]}{out[-1000:]}")
+            time.sleep(0.01)
+        if sig == signal.SIGINT:
+            os.killpg(process.pid, sig)          # as a terminal delivers Ctrl-C
+        else:
+            os.kill(process.pid, sig)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    name = signal.Signals(sig).name
+    assert process.returncode == 128 + sig, (process.returncode, err[-3000:])
+    assert out == "", out[-3000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"payment-chaos: interrupted by {name}"), \
+        err[-3000:]
+    assert Stopped._poll(lambda: _marked(marker)) == []
+    assert sorted(p.name for p in temp.iterdir() if not p.name.startswith("runtime-")) == []
