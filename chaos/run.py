@@ -14,12 +14,10 @@ import dataclasses
 import itertools
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -56,6 +54,7 @@ from chaos.shutdown import Teardown, cancelling, interrupt_in, received
 from chaos.target import ExampleData, PythonInvariant, SqlInvariant, Target
 from chaos.thresholds import Thresholds, is_error
 from chaos.transport import LoopbackTransport
+from chaos.watchdog import temporary_folder
 from strategies import Scenario
 
 
@@ -532,7 +531,7 @@ def reference_run(*, bugs: frozenset[str] | list[str] = frozenset(),
         anon_key = os.environ.get("CHAOS_ANON_KEY") or anon_key
         for secret in (webhook_secret, stripe_key, anon_key):
             redactor.add(secret)
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
+        workdir = stack.enter_context(temporary_folder("chaos-run-"))
         server_url = database_url or stack.enter_context(embedded_server())
         schema = stack.enter_context(throwaway_schema(server_url))
 
@@ -583,7 +582,7 @@ def configured_run(config: Config, *, concurrency: int = 50, request_timeout: fl
         stack.callback(db.close)
         rehearse(db, config)
         if stripe_url is None:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-run-")))
+            workdir = stack.enter_context(temporary_folder("chaos-run-"))
             try:
                 stripe_url = stack.enter_context(running("fake-stripe", [], workdir=workdir,
                                                          port=config.stripe_port)).url

@@ -64,6 +64,8 @@ this module's source, so every shard and version shares them).
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -155,6 +157,27 @@ class StopReason(StrEnum):
 #: made the tool grow by 35 kB per example up to 10,000; the cache only spares
 #: re-running a repeated choice sequence, which the shrinker's recent ones cover.
 RESULT_CACHE = 256
+
+#: Examples Hypothesis draws in one run; a longer search is several runs. Hypothesis
+#: keeps, until a run ends, a tree of every choice the run drew (so that it never draws
+#: the same scenario twice; about 2.5 kB per example of ours, growing) and per-example
+#: statistics (0.4 kB): 10,000 examples in one run would hold about 30 MB of it. The
+#: search itself needs neither across runs (it minimizes failures with its own
+#: shrinker), so runs of 2,000 keep the tool's memory flat; a run of at most 2,000
+#: examples (every profile's own budget) draws exactly what it drew before.
+DRAW_RUN = 2000
+
+
+def _run_seed(seed: int | None, run: int, *, derandomized: bool) -> int | None:
+    """The seed of the search's ``run``-th Hypothesis run: the search's seed for the
+    first, one derived from it (and the run) for the others, so a seed replays the whole
+    search; with no seed, derandomized profiles get fixed ones, others none (random)."""
+    if run == 0:
+        return seed
+    if seed is None and not derandomized:
+        return None
+    digest = hashlib.sha256(f"payment-chaos:{seed}:{run}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 @dataclass
@@ -373,9 +396,25 @@ class Search:
                 return
 
     def _draw(self) -> None:
-        @self.chosen
+        """Hypothesis draws the examples, in runs of at most :data:`DRAW_RUN` (its
+        bookkeeping grows with every example of a run and is freed when it ends); it
+        stops early when a run draws fewer than asked (the strategy is exhausted)."""
+        budget = self.chosen.max_examples
+        for run in itertools.count():
+            size = min(DRAW_RUN, budget)
+            if size <= 0 or self._draw_run(size, run) < size:
+                return
+            budget -= size
+
+    def _draw_run(self, size: int, run: int) -> int:
+        """One Hypothesis run of ``size`` examples; how many it drew."""
+        drawn = 0
+
+        @settings(self.chosen, max_examples=size)
         @given(self.strategy)
         def prop(scenario: Scenario) -> None:
+            nonlocal drawn
+            drawn += 1
             if self.failures and self.draw_until is not None \
                     and time.monotonic() >= self.draw_until:
                 raise _DrawnEnough()
@@ -386,13 +425,15 @@ class Search:
                     break
             steer(result)
 
-        if self.seed is not None:
-            prop = hypothesis_seed(self.seed)(prop)   # Hypothesis' database is off then
+        seed = _run_seed(self.seed, run, derandomized=self.chosen.derandomize)
+        if seed is not None:
+            prop = hypothesis_seed(seed)(prop)   # Hypothesis' database is off then
         elif self.saved is not None:
             # Hypothesis keys its entries (the targeting's pareto front) by a digest of the
             # test's source; one key per target instead, the same on every shard and version
             prop._hypothesis_internal_database_key = self.saved.hypothesis_key  # type: ignore[attr-defined]
         prop()
+        return drawn
 
     def _triage(self) -> None:
         """Minimize the failures, smallest first, into distinct bugs, and confirm each."""

@@ -31,6 +31,7 @@ import httpx
 
 from chaos.errors import EXIT_USAGE, InfrastructureError, UsageError
 from chaos.shutdown import deferred
+from chaos.watchdog import guard, release
 
 LISTENING = re.compile(r"listening on (http://[\d.]+:\d+)")
 
@@ -72,12 +73,14 @@ def running(name: str, args: Sequence[str], *, workdir: Path, port: int = 0,
                 stdout=out_f, stderr=log_f, stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})}, start_new_session=True,
             )
+            guard("group", process.pid)   # stopped even if the tool is SIGKILLed
         url = _wait_listening(name, process, out, log, startup_timeout)
         _wait_healthy(name, url + health_path, process, log, startup_timeout)
         yield Service(name=name, url=url, process=process, log=log)
     finally:
         if process is not None:
             stop(process)
+            release("group", process.pid)
 
 
 def _wait_listening(name: str, process: subprocess.Popen[bytes], out: Path, log: Path,

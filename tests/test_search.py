@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+import chaos.search
 from chaos.errors import TargetError
 from chaos.history import History
 from chaos.invariants import Violation
@@ -174,6 +175,24 @@ def test_profiles_set_the_example_count_and_examples_overrides_it():
     target = Target(lambda call: False)
     outcome = search(target, scenarios(), examples=7, seed=1)
     assert outcome.examples == target.calls <= 7
+
+
+def test_a_long_search_is_drawn_in_hypothesis_runs_that_a_seed_replays(monkeypatch):
+    """Hypothesis' bookkeeping grows with every example of a run, so a long search is
+    several runs (``DRAW_RUN`` examples each): the budget is spent in full, each run draws
+    new scenarios (its own seed), and the search's seed replays all of them."""
+    monkeypatch.setattr(chaos.search, "DRAW_RUN", 10)
+
+    def drawn(seed: int | None, profile: str = "default") -> list[Scenario]:
+        target = Target(lambda call: False)
+        outcome = search(target, scenarios(), examples=25, seed=seed, profile=profile)
+        assert outcome.examples == target.calls == 25
+        return target.seen
+
+    first = drawn(1)
+    assert first == drawn(1)
+    assert first[10:20] != first[:10] and first[20:] != first[:5]   # not the first run again
+    assert drawn(None, "ci") == drawn(None, "ci")   # derandomized: every run, not just the first
 
 
 def test_bad_arguments_are_refused():

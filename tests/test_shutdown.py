@@ -344,3 +344,127 @@ def test_the_temporary_folder_is_found_before_a_signal_can_strike(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("phase", "group"), [("start", False), ("search", False),
+                                              ("search", True)],
+                         ids=["start", "search", "search-whole-group"])
+def test_sigkill_leaves_nothing_behind(tmp_path: Path, phase: str, group: bool) -> None:
+    """SIGKILL cannot be caught: the tool's own clean-up never runs. Its watchdog
+    (``chaos/watchdog.py``) sees the tool gone and stops the fake Stripe, the reference
+    service and the embedded PostgreSQL (mid-start, or running), and removes the
+    temporary folders, within seconds; also when the tool's whole process group is killed."""
+    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos"], reached=PHASES[phase][0],
+                  sig=signal.SIGKILL, group=group, database_url=None)
+    assert run.code == -signal.SIGKILL, (run.code, run.stderr[-3000:])
+    assert run.left_running == [], run.left_running
+    assert run.left_on_disk == [], run.left_on_disk
+
+
+def _alive(pid: str) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+_GUARDING = """
+import os, signal, subprocess, sys, tempfile
+from chaos.watchdog import guard, release
+kept = subprocess.Popen(["sleep", "60"], start_new_session=True)
+gone = subprocess.Popen(["sleep", "60"], start_new_session=True)
+folder = tempfile.mkdtemp(prefix="guarded-")
+for pid in (kept.pid, gone.pid):
+    guard("group", pid)
+guard("folder", folder)
+release("group", kept.pid)
+print(kept.pid, gone.pid, folder, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.e2e
+def test_the_watchdog_stops_what_is_guarded_and_spares_what_is_released(tmp_path: Path) -> None:
+    """A process guarded by the watchdog is stopped, a guarded folder removed, when the
+    process that guarded them is SIGKILLed; a released one is left alone (its number
+    could belong to another process by then)."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    tool = subprocess.Popen([sys.executable, "-c", _GUARDING], cwd=ROOT, env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    kept = 0
+    try:
+        assert tool.stdout is not None
+        kept_pid, gone_pid, folder = tool.stdout.readline().split()
+        kept = int(kept_pid)
+        assert Path(folder).is_dir()
+        tool.kill()
+        tool.wait(10)
+        assert Stopped._poll(lambda: [gone_pid] if _alive(gone_pid) else []) == []
+        assert Stopped._poll(lambda: [folder] if Path(folder).exists() else []) == []
+        assert _alive(kept_pid)                       # released: left alone
+    finally:
+        if tool.poll() is None:
+            tool.kill()
+        if kept:
+            os.kill(kept, signal.SIGKILL)
+
+
+def _replay_starting(temp: Path) -> Callable[[list[dict[str, Any]]], bool]:
+    """The replay is starting its services: the embedded PostgreSQL's folder exists."""
+    return lambda events: any(temp.glob("chaos-pg-*"))
+
+
+def _replaying(events: list[dict[str, Any]]) -> bool:
+    return sum(e.get("event") == "replay.run" for e in events) >= 2
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("phase", ["start", "replaying"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_interrupted_replay_stops_cleanly(tmp_path: Path, sig: int, phase: str) -> None:
+    """``python -m chaos replay CASE`` stopped by each signal while it starts its services
+    or between runs of the case: exit 128 + signal, one line saying so and nothing else,
+    no process or temporary folder left."""
+    marker = f"chaos-shutdown-test-{uuid.uuid4().hex}"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    log = tmp_path / "log.jsonl"
+    case = tmp_path / "case.json"
+    shutil.copy(ROOT / "tests" / "regressions" / "one-ticket-set-per-payment-59fd4a999e.json",
+                case)
+    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(temp)}
+    env.pop("DATABASE_URL", None)
+    reached = _replay_starting(temp) if phase == "start" else _replaying
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaos", "replay", str(case), "--runs", "200",
+         "--log-json", str(log)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        until = time.monotonic() + 120
+        while not reached(_events(log)):
+            if process.poll() is not None or time.monotonic() > until:
+                out, err = process.communicate(timeout=30)
+                pytest.fail(f"the phase was never reached (exit {process.returncode}): "
+                            f"{err[-2000:]}{out[-1000:]}")
+            time.sleep(0.01)
+        if sig == signal.SIGINT:
+            os.killpg(process.pid, sig)          # as a terminal delivers Ctrl-C
+        else:
+            os.kill(process.pid, sig)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    name = signal.Signals(sig).name
+    assert process.returncode == 128 + sig, (process.returncode, err[-3000:])
+    assert out == "", out[-3000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"payment-chaos: interrupted by {name}"), \
+        err[-3000:]
+    assert Stopped._poll(lambda: _marked(marker)) == []
+    assert sorted(p.name for p in temp.iterdir() if not p.name.startswith("runtime-")) == []
