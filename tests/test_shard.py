@@ -295,3 +295,16 @@ def test_a_failure_another_shard_saves_meanwhile_is_replayed_while_drawing():
     assert calls.index(theirs) == 3     # the very next example once it was saved
     assert outcome.first_failure.phase == "replay"
     assert [f.scenario for f in outcome.findings] == [theirs]
+
+
+def test_load_workers_split_their_shard_s_vus_and_all_shards_cover_every_vu():
+    from chaos.load.workers import worker_share
+
+    vus = range(60)
+    played = []
+    for shard in range(3):              # --shard 1/3 .. 3/3, each with --workers 2
+        for worker in range(2):
+            mine, of = worker_share(Shard(shard + 1, 3).share, worker, 2)
+            played += [v for v in vus if v % of == mine]
+    assert sorted(played) == list(vus)
+    assert worker_share((0, 1), 1, 4) == (1, 4)   # no shard: the workers alone, as before
