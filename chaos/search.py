@@ -7,6 +7,8 @@ A run goes through named phases (:class:`Phase`), in order:
    :class:`chaos.exampledb.SavedFailures`), the failures saved there by other
    shards and earlier runs of the same target, smallest first, each once
    (``attempts`` times for a race); one that no longer fails is deleted.
+   While drawing, the search looks again every ``POLL_SECONDS`` and replays
+   what shards running beside it saved meanwhile (counted as ``replay`` too).
    Every new failure of an invariant is saved there as it is found, and each
    confirmed finding's minimized scenario once it is.
 1. ``playbook``: the classic stories (``strategies.playbook()``), each once
@@ -120,6 +122,10 @@ RESERVE = 0.25
 #: Repeats (failures that minimized to a bug already found) an invariant may cost
 #: before its remaining failures are left alone.
 MAX_REPEATS = 3
+
+#: Seconds between two looks, while drawing, at the example database for failures that
+#: other shards saved meanwhile (each look is one fetch: a Redis round trip).
+POLL_SECONDS = 5.0
 
 #: Seconds the minimize phase may spend on invariants that already have a bug (a
 #: further story of an invariant is most often the same bug told again); failures
@@ -315,7 +321,8 @@ class Search:
                  known: Sequence[KnownBug], max_repeats: int,
                  triage_seconds: float = TRIAGE_SECONDS,
                  events: SearchEvents | None = None,
-                 saved: SavedFailures | None = None) -> None:
+                 saved: SavedFailures | None = None,
+                 poll_seconds: float = POLL_SECONDS) -> None:
         self.run_example = run_example
         self.events: SearchEvents = events if events is not None else Silent()
         self._announced: Phase | None = None
@@ -333,6 +340,11 @@ class Search:
         self.saved = saved
         #: the first failure of each invariant, saved as it was found (not minimized)
         self._saved_first: list[tuple[str, Scenario]] = []
+        #: saved failures replayed (or saved by this search): each is replayed once
+        self._replayed: set[tuple[str, Scenario]] = set()
+        #: seconds between looks at the example database for other shards' failures
+        self.poll_seconds = poll_seconds
+        self._next_poll = 0.0
         self.phase = Phase.REPLAY
         self.examples = 0
         self.by_phase: Counter[str] = Counter()
@@ -353,9 +365,7 @@ class Search:
     def run(self) -> SearchResult:
         """Play, search, minimize, confirm; what was found, even when cut short."""
         try:
-            if self.saved is not None:
-                for invariant, scenario in self._stored(self.saved.fetch):
-                    self._replay(invariant, scenario)
+            self._replay_new()
             self.phase = Phase.PLAYBOOK
             for scenario in self.playbook:
                 self._play(scenario)
@@ -379,6 +389,21 @@ class Search:
         self.outcome.first_failure = self.first
         self.outcome.by_phase = dict(self.by_phase)
         return self.outcome
+
+    def _replay_new(self) -> None:
+        """Replay the saved failures not replayed yet (every one at the start; later, those
+        other shards saved meanwhile), in the ``replay`` phase."""
+        if self.saved is None:
+            return
+        self._next_poll = time.monotonic() + self.poll_seconds
+        new = [f for f in self._stored(self.saved.fetch) if f not in self._replayed]
+        if not new:
+            return
+        phase, self.phase = self.phase, Phase.REPLAY
+        for invariant, scenario in new:
+            self._replayed.add((invariant, scenario))
+            self._replay(invariant, scenario)
+        self.phase = phase
 
     def _replay(self, invariant: str, scenario: Scenario) -> None:
         """A saved failure, run again; deleted from the database when it broke nothing."""
@@ -418,6 +443,8 @@ class Search:
             if self.failures and self.draw_until is not None \
                     and time.monotonic() >= self.draw_until:
                 raise _DrawnEnough()
+            if self.saved is not None and time.monotonic() >= self._next_poll:
+                self._replay_new()   # what shards running beside this one saved meanwhile
             amplify = _races(scenario) and not all(self.deterministic.values())
             for _ in range(self.attempts if amplify else 1):
                 result = self._run(scenario)
@@ -599,6 +626,7 @@ class Search:
                 if self.saved is not None and self.phase is not Phase.REPLAY:
                     self._stored(self.saved.save, name, result.scenario)  # shards see it
                     self._saved_first.append((name, result.scenario))
+                    self._replayed.add((name, result.scenario))
                 self.deterministic[name] = True  # until a re-run says otherwise
                 self.deterministic[name] = all(
                     _violations_of(name, self._run(result.scenario))
@@ -659,7 +687,8 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
            playbook: Sequence[Scenario] = (), known: Sequence[KnownBug] = (),
            max_repeats: int = MAX_REPEATS, events: SearchEvents | None = None,
            triage_seconds: float = TRIAGE_SECONDS,
-           saved: SavedFailures | None = None) -> SearchResult:
+           saved: SavedFailures | None = None,
+           poll_seconds: float = POLL_SECONDS) -> SearchResult:
     """Search ``strategy``'s scenarios for invariant violations with ``run_example``
     (see the module docstring for the phases).
 
@@ -686,7 +715,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
                   shrink_seconds=30.0 if shrink_seconds is None else shrink_seconds,
                   playbook=playbook, known=known, max_repeats=max_repeats,
                   triage_seconds=triage_seconds,
-                  events=events, saved=saved).run()
+                  events=events, saved=saved, poll_seconds=poll_seconds).run()
 
 
 def _worth_minimizing(failures: Iterable[_Failure]) -> list[_Failure]:

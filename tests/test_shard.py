@@ -273,3 +273,38 @@ def test_merge_refuses_what_is_not_a_shard_report_in_one_line(
         err = capsys.readouterr().err
         assert match in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out.json").exists()
+
+
+def test_a_failure_another_shard_saves_meanwhile_is_replayed_while_drawing():
+    from tests.test_search import result
+
+    db = InMemoryExampleDatabase()
+    other_shard = SavedFailures(db, TARGET)
+    theirs = playbook()[0][1]          # the story the other shard found failing
+    calls = []
+
+    def run_example(scenario):
+        calls.append(scenario)
+        if len(calls) == 3:            # the other shard saves it while this one draws
+            other_shard.save(INVARIANT, theirs)
+        return result(scenario, broke=scenario == theirs)
+
+    outcome = search(run_example, scenarios(), examples=10, seed=4, confirm_runs=1,
+                     saved=SavedFailures(db, TARGET), poll_seconds=0.0)
+    assert outcome.by_phase["replay"] >= 1
+    assert calls.index(theirs) == 3     # the very next example once it was saved
+    assert outcome.first_failure.phase == "replay"
+    assert [f.scenario for f in outcome.findings] == [theirs]
+
+
+def test_load_workers_split_their_shard_s_vus_and_all_shards_cover_every_vu():
+    from chaos.load.workers import worker_share
+
+    vus = range(60)
+    played = []
+    for shard in range(3):              # --shard 1/3 .. 3/3, each with --workers 2
+        for worker in range(2):
+            mine, of = worker_share(Shard(shard + 1, 3).share, worker, 2)
+            played += [v for v in vus if v % of == mine]
+    assert sorted(played) == list(vus)
+    assert worker_share((0, 1), 1, 4) == (1, 4)   # no shard: the workers alone, as before

@@ -87,6 +87,14 @@ def _raise(payload: tuple[int, bool, str]) -> None:
     raise (TargetError if target else InfrastructureError)(message)
 
 
+def worker_share(share: tuple[int, int], worker: int, workers: int) -> tuple[int, int]:
+    """Worker ``worker``'s part of a shard's ``share`` (``(s, S)``: ``--shard s+1/S``):
+    part ``s * workers + worker`` of ``S * workers``, so the workers of every shard
+    split the VUs without overlap and together play them all."""
+    shard, shards = share
+    return (shard * workers + worker, shards * workers)
+
+
 def run_workers(runner: Runner, options: LoadOptions, workers: int,
                 on_tick: Callable[[LoadRun], None] | None = None) -> LoadResult:
     """The load over ``workers`` processes (this one included); the merged result.
@@ -94,7 +102,6 @@ def run_workers(runner: Runner, options: LoadOptions, workers: int,
     shard's part: worker w plays part ``s * workers + w`` of ``S * workers``."""
     if workers == 1:
         return run_load(runner, options, on_tick)
-    shard, shards = options.share
     context = multiprocessing.get_context("spawn")
     gate = context.Event()
     children: list[tuple[Any, Connection]] = []
@@ -105,7 +112,7 @@ def run_workers(runner: Runner, options: LoadOptions, workers: int,
                 index=w, target=runner.target, stripe_url=runner.stripe_url,
                 database_url=runner.db.url, schema=runner.db.schema, run_id=runner.run_id,
                 concurrency=runner.concurrency, request_timeout=runner.request_timeout,
-                options=dataclasses.replace(options, share=(shard * workers + w, shards * workers),
+                options=dataclasses.replace(options, share=worker_share(options.share, w, workers),
                                             measure_target=False))
             process = context.Process(target=_worker, args=(spec, theirs, gate),
                                       name=f"payment-chaos-load-{w}", daemon=True)
@@ -117,7 +124,7 @@ def run_workers(runner: Runner, options: LoadOptions, workers: int,
         runner._ids = itertools.count(1)
         gate.set()
         result = run_load(runner, dataclasses.replace(
-            options, share=(shard * workers, shards * workers)), on_tick)
+            options, share=worker_share(options.share, 0, workers)), on_tick)
         wait = options.graceful_stop + options.request_timeout + 120
         for process, conn in children:
             result.merge(LoadResult.from_data(_expect(conn, "done", wait, process.name)))
