@@ -44,7 +44,7 @@ from chaos.history import History, Op
 
 # what a delivery is for and what it confirms are the invariants' own readings, so the
 # note and the verdicts never disagree about them
-from chaos.invariants import _accepted, _fulfils, _is_for, _rows_for, _tickets
+from chaos.invariants import _accepted, _forged, _fulfils, _is_for, _rows_for, _tickets
 from chaos.observation import Observation
 
 #: Stripe's documented retry window for a delivery that was not acknowledged.
@@ -78,12 +78,14 @@ PAYMENT_EVENTS = frozenset({"payment_intent.created", "charge.pending",
 
 def ahead_of_payment(history: History, earlier: Mapping[int, Collection[str]]) -> list[Op]:
     """The deliveries of refunds and disputes answered 5xx that were sent before the
-    target had acknowledged (2xx) a validly signed delivery of each event type
-    ``earlier[buyer]`` names: the events of the buyer's payment (of
-    :data:`PAYMENT_EVENTS`) that Stripe created and sends the endpoint. Not when
-    the target answered 5xx to one of those events as well (in the whole
-    example): a target failing everything is not waiting for anything."""
-    deliveries = [op for op in history.at_target() if op.kind == "deliver" and _accepted(op)]
+    target had acknowledged (2xx) a delivery of each event type ``earlier[buyer]``
+    names: the events of the buyer's payment (of :data:`PAYMENT_EVENTS`) that Stripe
+    created and sends the endpoint. Any delivery Stripe could have sent counts, a
+    ``future`` timestamp included (clock skew: Stripe's own libraries accept it);
+    forgeries do not. Not when the target answered 5xx to one of those events as
+    well (in the whole example): a target failing everything is not waiting for
+    anything."""
+    deliveries = [op for op in history.at_target() if op.kind == "deliver" and not _forged(op)]
     acknowledged = [op for op in deliveries if op.status is not None and 200 <= op.status < 300]
     ahead = []
     for op in deliveries:

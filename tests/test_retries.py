@@ -114,6 +114,17 @@ def test_another_buyers_events_and_other_5xx_and_forgeries_are_not_ahead():
     assert ahead_of_payment(observe(dispute(CRASHED)).history, {}) == []   # nothing earlier
 
 
+def test_a_dispute_signed_with_a_future_timestamp_is_ahead_too():
+    """Stripe's own libraries accept a future timestamp (clock skew): such a delivery is
+    one Stripe could have sent, and retries like any other (pretix: 30 of 32 such 5xx)."""
+    early = dispute(CRASHED, signature="future")
+    assert ahead_of_payment(observe(early).history, EARLIER) == [early]
+    ops = (deliver(OK, end=0.01, buyer=0, signature="future"),
+           deliver(OK, event=PAID, event_id="evt_pi", end=0.01, buyer=0),
+           dispute(CRASHED, start=0.02, end=0.03, signature="future"))
+    assert ahead_of_payment(observe(*ops).history, EARLIER) == []   # acknowledged: not ahead
+
+
 def test_a_target_that_failed_an_earlier_event_too_is_not_waiting():
     ops = (dispute(CRASHED), deliver(CRASHED, start=0.02, end=0.03, buyer=0))
     assert ahead_of_payment(observe(*ops).history, EARLIER) == []
