@@ -39,6 +39,7 @@ from strategies._internal.model import (
     TicketType,
     Wave,
     busy_night,
+    partial_refund,
     story_events,
 )
 from strategies._internal.playbook import PLAYBOOK, playbook
@@ -85,6 +86,7 @@ __all__ = [
     "deliveries",
     "describe_shape",
     "faults",
+    "partial_refund",
     "playbook",
     "scenarios",
     "schedules",
