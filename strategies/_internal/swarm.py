@@ -52,11 +52,6 @@ class Swarm:
     checkouts: tuple[str, ...]
     #: signature variants besides the simplest allowed one
     signatures: tuple[str, ...]
-    #: off: every delivery is signed the simplest way (validly), whatever variants
-    #: are on (with six variants each on half the time, "none on" alone would be
-    #: one scenario in 64, and a story that needs its events accepted, such as a
-    #: refund before its completion, would lose half its deliveries to forgeries)
-    forged: bool = True
     multi_seat: bool = True
     tight_capacity: bool = True
     faults: bool = True
@@ -92,8 +87,6 @@ class Swarm:
         """``step`` folded onto what is on; None when it is a checkout and no
         checkout kind is on."""
         if isinstance(step, Delivery):
-            if not self.forged and step.signature != simplest_signature:
-                return replace(step, signature=simplest_signature)
             if step.signature == simplest_signature or step.signature in self.signatures:
                 return step
             return replace(step, signature=_fold(step.signature, self.signatures,
@@ -173,13 +166,11 @@ def _subset(values: tuple[str, ...]) -> st.SearchStrategy[tuple[str, ...]]:
 def swarms(outcomes: tuple[str, ...], checkouts: tuple[str, ...],
            signatures: tuple[str, ...]) -> st.SearchStrategy[Swarm]:
     """Which story kinds are on: each of ``outcomes`` and ``signatures`` but the
-    first (simplest, always on), each of ``checkouts``, forged signatures at all,
-    multi-seat buyers, tight
+    first (simplest, always on), each of ``checkouts``, multi-seat buyers, tight
     capacity, faults, events out of order, whole stories and a rush for the
     tickets, each on half the time. Shrinks toward all off."""
     return st.builds(Swarm, outcomes=_subset(outcomes[1:]), checkouts=_subset(checkouts),
-                     signatures=_subset(signatures[1:]), forged=st.booleans(),
-                     multi_seat=st.booleans(),
+                     signatures=_subset(signatures[1:]), multi_seat=st.booleans(),
                      tight_capacity=st.booleans(), faults=st.booleans(),
                      out_of_order=st.booleans(), whole_stories=st.booleans(),
                      rush=st.booleans())
