@@ -169,9 +169,10 @@ class Finding:
     #: last confirmation run that broke the invariant, else the run that found it. The
     #: reports draw rows, timeline and steps from this one run, so their ids match.
     result: ExampleResult | None = None
-    #: Minimizing held it off a found bug's story that still broke the invariant one
-    #: step away (see :func:`_minimize`): told with more around it, it is that bug.
-    slipped: bool = False
+    #: The found bugs' stories minimizing held it off that still broke the invariant
+    #: one step away (see :func:`_minimize`): each story's shape, and whether that step
+    #: only dropped parts (a buyer, a request) rather than changed one.
+    slipped: tuple[tuple[Shape, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -402,9 +403,7 @@ class Search:
                 return
             key = (invariant, finding.shape)
             if key not in bugs and finding.slipped:
-                # held off a found bug's story, it still tells one: that bug, with more around it
-                key = next(((name, told) for name, told in bugs
-                            if name == invariant and tells(finding.shape, told)), key)
+                key = _slipped_into(invariant, finding, bugs) or key
             if key in bugs:
                 repeats[invariant] += 1
                 bugs[key].failures += 1
@@ -417,7 +416,7 @@ class Search:
     def _minimized_and_confirmed(self, failure: _Failure, found: frozenset[Shape]) -> Finding:
         invariant, result = failure.invariant, failure.result
         known = self.known.get((invariant, shape(result.scenario)))
-        smaller, slipped = (result, False) if known else self._minimize(invariant, result, found)
+        smaller, slipped = (result, ()) if known else self._minimize(invariant, result, found)
         self.phase = Phase.CONFIRM
         finding = self._confirm(invariant, smaller)
         finding.slipped = slipped
@@ -506,7 +505,7 @@ class Search:
         return True
 
     def _minimize(self, invariant: str, result: ExampleResult, found: frozenset[Shape] = frozenset(),
-                  ) -> tuple[ExampleResult, bool]:
+                  ) -> tuple[ExampleResult, tuple[tuple[Shape, bool], ...]]:
         until = time.monotonic() + self.shrink_seconds
         if self.deadline is not None:
             until = min(until, self.deadline)
@@ -608,19 +607,21 @@ def _without_lucky(findings: list[Finding]) -> list[Finding]:
 def _minimize(invariant: str, result: ExampleResult,
               run: Callable[[Scenario], ExampleResult], *, tries: int,
               until: float, avoid: frozenset[Shape] = frozenset(),
-              ) -> tuple[ExampleResult, bool]:
+              ) -> tuple[ExampleResult, tuple[tuple[Shape, bool], ...]]:
     """Greedy minimization: take the first simpler scenario that still breaks
     ``invariant``, start again from it, stop when none does or at ``until``;
-    the smallest failure, and whether it *slipped*: a simpler scenario would
-    still break it but was held off because it tells a story of ``avoid``.
+    the smallest failure, and where it *slipped*: the simpler scenarios that
+    would still break it but were held off because they tell a story of
+    ``avoid`` (each one's shape, and whether it only dropped parts).
 
     ``avoid`` are the shapes of the invariant's bugs found already: a simpler
     scenario that tells one of them is not taken (what Hypothesis calls
     slippage: a failure shrinking into another bug's). So a second bug whose story holds
     the first's (a refund after its completion voiding one seat of two, behind
     a refund before its completion dropped) stays its own; a failure that
-    only tells a found bug with more around it is that bug again, which the
-    caller decides with :func:`strategies.tells` when it slipped.
+    only tells a found bug with more around it, or that a found bug's story
+    is one changed part away from (an outcome, a signature), is that bug again,
+    which the caller decides (:func:`_slipped_into`).
 
     A race (``tries`` > 1) may break in any of ``tries`` runs. A failure that
     proved deterministic (``tries`` == 1) only gives way to a simpler scenario
@@ -654,9 +655,26 @@ def _minimize(invariant: str, result: ExampleResult,
                     current, improved = again, True
                     break
         # at the smallest failure: did a found bug's story lie one step away?
-        return current, any(breaks(candidate) is not None for candidate in held)
+        size = (current.scenario.requests, len(current.scenario.buyers))
+        return current, tuple(
+            (shape(candidate), (candidate.requests, len(candidate.buyers)) < size)
+            for candidate in held if breaks(candidate) is not None)
     except OutOfTime:
-        return current, False
+        return current, ()
+
+
+def _slipped_into(invariant: str, finding: Finding,
+                  bugs: dict[tuple[str, Shape], Finding]) -> tuple[str, Shape] | None:
+    """The found bug a finding held off a found story is, if any: the one a held
+    story that changed a part (an outcome, a signature: the same story told
+    differently) tells, else one the finding's own story tells (the found story
+    with more around it, after a held story that only dropped parts). None: a bug
+    of its own (a refund after its completion is not one before it)."""
+    found = [(name, told) for name, told in bugs if name == invariant]
+    for held, dropped in finding.slipped:
+        if not dropped:
+            return next((key for key in found if tells(held, key[1])), None)
+    return next((key for key in found if tells(finding.shape, key[1])), None)
 
 
 def _violations_of(invariant: str, result: ExampleResult) -> list[Violation]:
