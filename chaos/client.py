@@ -37,7 +37,15 @@ from chaos.executor import Call
 from chaos.history import Ref
 from chaos.signing import sign
 from chaos.target import DEFAULT_INTENT, DEFAULT_SESSION, Target, dig, render_body
-from strategies import DEFAULT_EVENT_TYPES, EVENT_TYPES, Checkout, Delivery, Fault, Scenario
+from strategies import (
+    DEFAULT_EVENT_TYPES,
+    EVENT_TYPES,
+    Checkout,
+    Delivery,
+    Fault,
+    Scenario,
+    partial_refund,
+)
 
 
 @dataclass
@@ -364,6 +372,9 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         return lambda bb: f"/_chaos/payment_intents/{bb.payment_intent}/{action}" \
             if bb.payment_intent else None
 
+    def part_of_the_payment(amount: int) -> Callable[[BuyerBinding], dict[str, Any]]:
+        return lambda bb: {"payment_intent": bb.payment_intent, "amount": amount}
+
     def outcome_phases(buyers: list[int]) -> list[Phase]:
         """The buyers' outcomes at the fake Stripe: pay or expire, then refund or dispute."""
         first, second = [], []
@@ -390,6 +401,12 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                 first.append(control(b, "stripe.pay", session_path("pay"), _constant(paying)))
             if outcome == "refunded":
                 second.append(control(b, "stripe.refund", payment_path("refunds"), the_payment))
+            elif outcome == "partially-refunded":
+                buyer = scenario.buyers[b]
+                part = partial_refund(scenario.ticket_types[buyer.ticket_type].price,
+                                      buyer.quantity)
+                second.append(control(b, "stripe.refund", payment_path("refunds"),
+                                      part_of_the_payment(part)))
             elif outcome == "disputed":
                 second.append(control(b, "stripe.dispute", payment_path("disputes"), the_payment))
         return [Phase(calls) for calls in (first, second) if calls]

@@ -170,6 +170,8 @@ def one_ticket_set_per_payment(obs: Observation) -> list[Violation]:
             continue
         rows = _rows_for(obs, s)
         tickets = _tickets(rows)
+        if s.outcome is PaymentOutcome.PARTIALLY_REFUNDED:
+            tickets += _voided(rows) or 0   # what a refund voided: refund-voids-tickets' to judge
         if tickets not in (0, s.quantity):
             found.append(Violation(
                 "one-ticket-set-per-payment",
@@ -205,14 +207,19 @@ def no_oversold_ticket_type(obs: Observation) -> list[Violation]:
 
 def no_lost_payment(obs: Observation) -> list[Violation]:
     """A paid completion the target acknowledged with 2xx has its tickets
-    (unless the payment was refunded or disputed since)."""
+    (unless the payment was refunded in full or disputed since; a payment refunded
+    in part still stands: its tickets were issued, and what its refund voided is
+    ``refund-voids-tickets``' to judge)."""
     found = []
     for s in obs.sessions:
-        if s.outcome is not PaymentOutcome.PAID or s.quantity is None:
+        if s.outcome not in (PaymentOutcome.PAID, PaymentOutcome.PARTIALLY_REFUNDED) \
+                or s.quantity is None:
             continue
         acks = _acknowledged(obs, s, _fulfils(obs))
         rows = _rows_for(obs, s)
         tickets = _tickets(rows)
+        if s.outcome is PaymentOutcome.PARTIALLY_REFUNDED:
+            tickets += _voided(rows) or 0
         if acks and tickets < s.quantity and not _voided_by_forgery(obs, s, rows):
             found.append(Violation(
                 "no-lost-payment",
@@ -220,6 +227,21 @@ def no_lost_payment(obs: Observation) -> list[Violation]:
                 rows + [_op_row(acks[0])],
             ))
     return found
+
+
+def _partial_refund_voided(obs: Observation, s: Session) -> list[Violation]:
+    acks = _acknowledged(obs, s, _refunds)
+    rows = _rows_for(obs, s)
+    voided = _voided(rows)
+    if not acks or not voided:
+        return []
+    return [Violation(
+        "refund-voids-tickets",
+        f"{_name(s)} was refunded in part (the payment stands) and the refund acknowledged "
+        f"with 2xx, but {voided} of its {_plural(s.quantity or 0, 'ticket')} "
+        f"{'was' if voided == 1 else 'were'} voided",
+        rows + [_op_row(acks[0])],
+    )]
 
 
 def _voided_by_forgery(obs: Observation, session: Session, rows: list[dict[str, Any]]) -> bool:
@@ -260,12 +282,18 @@ def no_tickets_without_payment(obs: Observation) -> list[Violation]:
 
 
 def refund_voids_tickets(obs: Observation) -> list[Violation]:
-    """A refund the target acknowledged with 2xx leaves no valid tickets for
+    """A full refund the target acknowledged with 2xx leaves no valid tickets for
     its payment, and the units go back: what the service counts as taken fits
-    in the payments that were not refunded."""
+    in the payments that were not refunded. A partial refund (Stripe's charge
+    keeps ``refunded`` false: part of the amount, e.g. one seat of several) keeps
+    the payment and its tickets: one the target acknowledged voids none of them
+    (judged where the target's rows tell voided tickets: the ``voided`` column)."""
     found = []
     refunded_ack: set[str] = set()
     for s in obs.sessions:
+        if s.outcome is PaymentOutcome.PARTIALLY_REFUNDED:
+            found += _partial_refund_voided(obs, s)
+            continue
         if s.outcome is not PaymentOutcome.REFUNDED:
             continue
         acks = _acknowledged(obs, s, _refunds)

@@ -36,13 +36,17 @@ class PaymentOutcome(StrEnum):
     UNPAID = "unpaid"        # open, or completed with the payment still pending
     FAILED = "failed"        # an asynchronous payment that failed
     EXPIRED = "expired"      # never paid; the session expired
-    REFUNDED = "refunded"    # paid, then refunded
+    REFUNDED = "refunded"    # paid, then refunded in full
     DISPUTED = "disputed"    # paid, then disputed by the card holder
+    #: paid, then refunded in part (the charge's amount_refunded below its amount): the
+    #: payment stands, and so do its tickets
+    PARTIALLY_REFUNDED = "partially-refunded"
 
     @property
     def holds_tickets(self) -> bool:
         """May the buyer hold valid tickets for this payment?"""
-        return self in (PaymentOutcome.PAID, PaymentOutcome.DISPUTED)
+        return self in (PaymentOutcome.PAID, PaymentOutcome.DISPUTED,
+                        PaymentOutcome.PARTIALLY_REFUNDED)
 
 
 def payment_outcome(session: Mapping[str, Any], events: Iterable[str] = (), *,
@@ -57,8 +61,11 @@ def payment_outcome(session: Mapping[str, Any], events: Iterable[str] = (), *,
     if charge is not None:
         if charge.get("disputed"):
             return PaymentOutcome.DISPUTED
-        if charge.get("refunded"):
+        if charge.get("refunded"):   # Stripe's flag: refunded in full
             return PaymentOutcome.REFUNDED
+        if int(charge.get("amount_refunded") or 0) > 0 \
+                and session.get("payment_status") in ("paid", "no_payment_required"):
+            return PaymentOutcome.PARTIALLY_REFUNDED
     elif "charge.dispute.created" in seen:
         return PaymentOutcome.DISPUTED
     elif "charge.refunded" in seen:

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 #: trigger, every object is read again from Stripe, so a forged delivery may be
 #: acknowledged but must change nothing.
 SIGNATURE_POLICIES = ("verify", "refetch")
-#: ``void``: a refund voids the tickets and gives the units back; ``flag``: the order is
-#: flagged for an admin, tickets stay as they are until a person acts.
+#: ``void``: a full refund voids the tickets and gives the units back (a partial refund,
+#: part of the amount, keeps them); ``flag``: the order is flagged for an admin, tickets
+#: stay as they are until a person acts.
 REFUND_POLICIES = ("void", "flag")
 #: Event types a target may confirm a payment on (a config's ``promises.confirms``).
 CONFIRMING_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded",
@@ -82,7 +83,8 @@ def judged(p: Promises) -> list[Judged]:
               if p.signatures == "verify" else
               "forged deliveries may be acknowledged, but change nothing Stripe's own records "
               "do not justify")
-    refund = ("an acknowledged refund voids the payment's tickets and gives the units back"
+    refund = ("an acknowledged full refund voids the payment's tickets and gives the units "
+              "back; a partial refund voids none"
               if p.refunds == "void" else
               "a refund flags the order for an admin; tickets are not voided by the service")
     idem = (f"checkout attempts sharing an {p.idempotency_header} header end in one Stripe session"

@@ -89,7 +89,7 @@ from chaos.events import SearchEvents, Silent
 from chaos.example import ExampleResult, OutOfTime
 from chaos.invariants import Violation
 from chaos.shutdown import Interrupted, interrupt_in
-from strategies import Scenario, Shape, shape, simplifications
+from strategies import Scenario, Shape, shape, simplifications, tells
 
 if TYPE_CHECKING:
     from chaos.exampledb import SavedFailures
@@ -216,6 +216,10 @@ class Finding:
     #: last confirmation run that broke the invariant, else the run that found it. The
     #: reports draw rows, timeline and steps from this one run, so their ids match.
     result: ExampleResult | None = None
+    #: The found bugs' stories minimizing held it off that still broke the invariant
+    #: one step away (see :func:`_minimize`): each story's shape, and whether that step
+    #: only dropped parts (a buyer, a request) rather than changed one.
+    slipped: tuple[tuple[Shape, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -475,7 +479,7 @@ class Search:
             # next: the first failure that tells none of its invariant's found stories
             # (likely a new bug), else the first (likely a repeat)
             n = next((i for i, f in enumerate(pending) if not any(
-                _contains(shape(f.result.scenario), told) for (name, told) in bugs
+                tells(shape(f.result.scenario), told) for (name, told) in bugs
                 if name == f.invariant)), 0)
             failure = pending.pop(n)
             invariant, result = failure.invariant, failure.result
@@ -493,9 +497,10 @@ class Search:
                     or self._out_of_time():
                 self._cut_short([failure, *pending], bugs)
                 return
+            found = frozenset(told for name, told in bugs if name == invariant)
             try:
                 self.phase = Phase.MINIMIZE
-                finding = self._minimized_and_confirmed(failure)
+                finding = self._minimized_and_confirmed(failure, found)
             except _Stop as stop:
                 self.outcome.stopped, self.outcome.error = stop.why, stop.error
                 self._cut_short([failure, *pending], bugs)
@@ -505,6 +510,8 @@ class Search:
                 self._cut_short([failure, *pending], bugs)
                 return
             key = (invariant, finding.shape)
+            if key not in bugs and finding.slipped:
+                key = _slipped_into(invariant, finding, bugs) or key
             if key in bugs:
                 repeats[invariant] += 1
                 bugs[key].failures += 1
@@ -541,12 +548,13 @@ class Search:
             if (name, scenario) not in kept and any(f.invariant == name for f in failed):
                 self.saved.delete(name, scenario)
 
-    def _minimized_and_confirmed(self, failure: _Failure) -> Finding:
+    def _minimized_and_confirmed(self, failure: _Failure, found: frozenset[Shape]) -> Finding:
         invariant, result = failure.invariant, failure.result
         known = self.known.get((invariant, shape(result.scenario)))
-        smaller = result if known else self._minimize(invariant, result)
+        smaller, slipped = (result, ()) if known else self._minimize(invariant, result, found)
         self.phase = Phase.CONFIRM
         finding = self._confirm(invariant, smaller)
+        finding.slipped = slipped
         if finding.status is Status.FLAKY and smaller is not result and not self._out_of_time():
             again = self._confirm(invariant, result)
             finding = again if again.status is Status.FAILED else finding
@@ -635,7 +643,8 @@ class Search:
                     for _ in range(self.attempts - 1))
         return True
 
-    def _minimize(self, invariant: str, result: ExampleResult) -> ExampleResult:
+    def _minimize(self, invariant: str, result: ExampleResult, found: frozenset[Shape] = frozenset(),
+                  ) -> tuple[ExampleResult, tuple[tuple[Shape, bool], ...]]:
         until = time.monotonic() + self.shrink_seconds
         if self.deadline is not None:
             until = min(until, self.deadline)
@@ -650,7 +659,7 @@ class Search:
             except ChaosError as exc:
                 raise _Stop(exc) from None
 
-        return _minimize(invariant, result, rerun, tries=tries, until=until)
+        return _minimize(invariant, result, rerun, tries=tries, until=until, avoid=found)
 
     def _confirm(self, invariant: str, result: ExampleResult) -> Finding:
         """Re-run the scenario up to ``confirm_runs`` times to measure how often it fails."""
@@ -736,11 +745,6 @@ def _worth_minimizing(failures: Iterable[_Failure]) -> list[_Failure]:
     return kept
 
 
-def _contains(story: Shape, part: Shape) -> bool:
-    """Does ``story`` have every atom of ``part``, as often?"""
-    return Counter(part) <= Counter(story)
-
-
 def _without_lucky(findings: list[Finding]) -> list[Finding]:
     """Leave out a FLAKY bug of an invariant that has a FAILED one."""
     failed = {f.invariant for f in findings if f.status is Status.FAILED}
@@ -749,9 +753,22 @@ def _without_lucky(findings: list[Finding]) -> list[Finding]:
 
 def _minimize(invariant: str, result: ExampleResult,
               run: Callable[[Scenario], ExampleResult], *, tries: int,
-              until: float) -> ExampleResult:
+              until: float, avoid: frozenset[Shape] = frozenset(),
+              ) -> tuple[ExampleResult, tuple[tuple[Shape, bool], ...]]:
     """Greedy minimization: take the first simpler scenario that still breaks
-    ``invariant``, start again from it, stop when none does or at ``until``.
+    ``invariant``, start again from it, stop when none does or at ``until``;
+    the smallest failure, and where it *slipped*: the simpler scenarios that
+    would still break it but were held off because they tell a story of
+    ``avoid`` (each one's shape, and whether it only dropped parts).
+
+    ``avoid`` are the shapes of the invariant's bugs found already: a simpler
+    scenario that tells one of them is not taken (what Hypothesis calls
+    slippage: a failure shrinking into another bug's). So a second bug whose story holds
+    the first's (a refund after its completion voiding one seat of two, behind
+    a refund before its completion dropped) stays its own; a failure that
+    only tells a found bug with more around it, or that a found bug's story
+    is one changed part away from (an outcome, a signature), is that bug again,
+    which the caller decides (:func:`_slipped_into`).
 
     A race (``tries`` > 1) may break in any of ``tries`` runs. A failure that
     proved deterministic (``tries`` == 1) only gives way to a simpler scenario
@@ -760,24 +777,51 @@ def _minimize(invariant: str, result: ExampleResult,
     would then report a deterministic bug as FLAKY."""
     current = result
     improved = True
-    while improved:
-        improved = False
-        for candidate in simplifications(current.scenario):
-            verdicts = []
-            for _ in range(tries if tries > 1 else 2):
-                if time.monotonic() >= until:
-                    return current
-                try:
-                    again = run(candidate)
-                except OutOfTime:
-                    return current
-                verdicts.append(bool(_violations_of(invariant, again)))
-                if tries > 1 and verdicts[-1] or tries == 1 and not verdicts[-1]:
-                    break
-            if all(verdicts) if tries == 1 else any(verdicts):
-                current, improved = again, True
+    held: list[Scenario] = []
+
+    def breaks(candidate: Scenario) -> ExampleResult | None:
+        verdicts = []
+        for _ in range(tries if tries > 1 else 2):
+            if time.monotonic() >= until:
+                raise OutOfTime()
+            again = run(candidate)
+            verdicts.append(bool(_violations_of(invariant, again)))
+            if tries > 1 and verdicts[-1] or tries == 1 and not verdicts[-1]:
                 break
-    return current
+        return again if (all(verdicts) if tries == 1 else any(verdicts)) else None
+
+    try:
+        while improved:
+            improved, held = False, []
+            for candidate in simplifications(current.scenario):
+                if any(tells(shape(candidate), told) for told in avoid):
+                    held.append(candidate)
+                    continue
+                again = breaks(candidate)
+                if again is not None:
+                    current, improved = again, True
+                    break
+        # at the smallest failure: did a found bug's story lie one step away?
+        size = (current.scenario.requests, len(current.scenario.buyers))
+        return current, tuple(
+            (shape(candidate), (candidate.requests, len(candidate.buyers)) < size)
+            for candidate in held if breaks(candidate) is not None)
+    except OutOfTime:
+        return current, ()
+
+
+def _slipped_into(invariant: str, finding: Finding,
+                  bugs: dict[tuple[str, Shape], Finding]) -> tuple[str, Shape] | None:
+    """The found bug a finding held off a found story is, if any: the one a held
+    story that changed a part (an outcome, a signature: the same story told
+    differently) tells, else one the finding's own story tells (the found story
+    with more around it, after a held story that only dropped parts). None: a bug
+    of its own (a refund after its completion is not one before it)."""
+    found = [(name, told) for name, told in bugs if name == invariant]
+    for held, dropped in finding.slipped:
+        if not dropped:
+            return next((key for key in found if tells(held, key[1])), None)
+    return next((key for key in found if tells(finding.shape, key[1])), None)
 
 
 def _violations_of(invariant: str, result: ExampleResult) -> list[Violation]:

@@ -16,7 +16,8 @@ re-exported here. Strategies are pure: they draw data, they never do I/O
   scenarios, played before the search draws its own.
 - Minimizing: :func:`simplifications`, one-step simpler scenarios, applied
   greedily to reach the smallest story; :func:`shape`, what a story is made
-  of, which tells distinct bugs apart.
+  of, which tells distinct bugs apart, and :func:`tells`, whether one story
+  is told inside another.
 """
 
 from strategies._internal.model import (
@@ -39,6 +40,7 @@ from strategies._internal.model import (
     TicketType,
     Wave,
     busy_night,
+    partial_refund,
     story_events,
 )
 from strategies._internal.playbook import PLAYBOOK, playbook
@@ -52,7 +54,7 @@ from strategies._internal.scenarios import (
     ticket_types,
 )
 from strategies._internal.schedules import schedules
-from strategies._internal.shape import Shape, describe_shape, shape
+from strategies._internal.shape import Shape, describe_shape, shape, tells
 from strategies._internal.simplify import simplifications
 from strategies._internal.steering import TARGETS, targets
 from strategies._internal.validation import PUBLIC_STRATEGIES as _PUBLIC_STRATEGIES
@@ -85,6 +87,7 @@ __all__ = [
     "deliveries",
     "describe_shape",
     "faults",
+    "partial_refund",
     "playbook",
     "scenarios",
     "schedules",
@@ -93,6 +96,7 @@ __all__ = [
     "simplifications",
     "story_events",
     "targets",
+    "tells",
     "ticket_types",
 ]
 

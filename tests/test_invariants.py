@@ -217,6 +217,45 @@ def test_an_acknowledged_refund_releases_capacity():
         assert inv.refund_voids_tickets(clean) == []
 
 
+PARTIAL_SESSION = (paid(PaymentOutcome.PARTIALLY_REFUNDED),)
+
+
+def test_a_partial_refund_holds_tickets():
+    assert PaymentOutcome.PARTIALLY_REFUNDED.holds_tickets
+
+
+def test_an_acknowledged_partial_refund_voids_no_ticket():
+    # one seat of two refunded: the service voided a ticket (a full refund's work)
+    voided = (row(1, voided=1),)
+    obs = observe(deliver(OK), refund(OK), sessions=PARTIAL_SESSION, rows=voided)
+    [v] = inv.refund_voids_tickets(obs)
+    assert v.message == (f"payment {PI} (buyer 1) was refunded in part (the payment stands) and "
+                         "the refund acknowledged with 2xx, but 1 of its 2 tickets was voided")
+    # blamed on the refund alone: the tickets were issued, so no payment was lost, and
+    # the issued set was whole
+    assert broken(obs) == ["refund-voids-tickets"]
+    kept = observe(deliver(OK), refund(OK), sessions=PARTIAL_SESSION, rows=(row(2, voided=0),))
+    assert broken(kept) == []
+
+
+@pytest.mark.parametrize("how", [NO_ANSWER, REJECTED, REFUSED])
+def test_a_partial_refund_that_was_not_acknowledged_obliges_nothing(how):
+    obs = observe(deliver(OK), refund(how), sessions=PARTIAL_SESSION, rows=(row(1, voided=1),))
+    assert inv.refund_voids_tickets(obs) == []
+
+
+def test_a_partially_refunded_payment_still_obliges_its_tickets():
+    # the completion was acknowledged and no ticket was ever issued: a lost payment
+    obs = observe(deliver(OK), refund(OK), sessions=PARTIAL_SESSION, rows=(row(0, voided=0),))
+    assert broken(obs) == ["no-lost-payment"]
+
+
+def test_a_partial_refund_is_not_judged_for_voids_under_the_flag_policy():
+    obs = promising(observe(deliver(OK), refund(OK), sessions=PARTIAL_SESSION,
+                            rows=(row(1, voided=1),)), refunds="flag")
+    assert "refund-voids-tickets" not in broken(obs)
+
+
 # forged-delivery-rejected ----------------------------------------------------------
 
 @pytest.mark.parametrize("signature", sorted(inv.FORGED_SIGNATURES))
@@ -412,9 +451,12 @@ def test_a_fake_stripe_record_becomes_a_stripe_call():
      PaymentOutcome.UNPAID),
     ({"status": "complete", "payment_status": "paid"},
      {"status": "succeeded", "refunded": True, "amount_refunded": 5000}, PaymentOutcome.REFUNDED),
-    # a partial refund leaves the payment paid
+    # a partial refund leaves the payment standing: it still holds its tickets
     ({"status": "complete", "payment_status": "paid"},
-     {"status": "succeeded", "refunded": False, "amount_refunded": 100}, PaymentOutcome.PAID),
+     {"status": "succeeded", "refunded": False, "amount_refunded": 100},
+     PaymentOutcome.PARTIALLY_REFUNDED),
+    ({"status": "complete", "payment_status": "paid"},
+     {"status": "succeeded", "refunded": False, "amount_refunded": 0}, PaymentOutcome.PAID),
     ({"status": "complete", "payment_status": "paid"}, {"status": "succeeded", "disputed": True},
      PaymentOutcome.DISPUTED),
 ])

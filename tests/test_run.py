@@ -5,6 +5,7 @@ verdicts with their evidence, and the thresholds."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -131,3 +132,34 @@ def test_payment_refund_and_dispute_state_come_from_stripes_charges(server_url: 
     # the completion the buyer's delivery carried said unpaid; Stripe's session says paid
     [delivery] = [op for op in result.history.ops if op.kind == "deliver"]
     assert delivery.ref.payment_status == "unpaid"
+
+
+@pytest.mark.e2e
+def test_a_partial_refund_is_read_from_the_charge_and_keeps_the_tickets(server_url: str):
+    """A partially refunded story refunds one seat's price of a two-seat purchase and
+    half the price of a single seat, after the completion: Stripe's charge says
+    refunded in part, the reference service keeps the tickets, and nothing breaks."""
+    from chaos.observation import PaymentOutcome
+    from chaos.run import reference_run
+    from strategies import Buyer, Delivery, Scenario
+
+    buyers = (Buyer(quantity=2, outcome="partially-refunded"),
+              Buyer(quantity=1, outcome="partially-refunded"))
+    scenario = Scenario(buyers=buyers, waves=(
+        (Delivery(0), Delivery(1)),
+        (Delivery(0, event="charge.refunded"), Delivery(1, event="charge.refunded"))))
+    with reference_run(database_url=server_url, concurrency=8) as runner:
+        result = runner.run_example(scenario)
+    assert result.violations == []
+    obs = result.observation
+    assert {s.buyer: s.outcome for s in obs.sessions} == {
+        0: PaymentOutcome.PARTIALLY_REFUNDED, 1: PaymentOutcome.PARTIALLY_REFUNDED}
+    refunds = [op for op in result.history.ops if op.ref.event == "charge.refunded"]
+    assert [op.status for op in refunds] == [200, 200]
+    tickets = {row["checkout_session"]: row["tickets"] for row in obs.tickets_per_payment}
+    assert sorted(tickets[s.id] for s in obs.sessions) == [1, 2]
+    # the refunds at the fake Stripe: one seat of two, half of one seat
+    # (an op keeps an excerpt of its answer: the refund's amount comes first)
+    refunded = sorted(int(re.search(r'"amount": ?(\d+)', op.body).group(1))
+                      for op in result.history.ops if op.kind == "stripe.refund")
+    assert refunded == [1250, 2500]

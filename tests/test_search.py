@@ -333,12 +333,14 @@ def test_a_deterministic_failure_is_not_minimized_into_one_that_broke_by_chance(
         lucky.add(scenario)
         return result(scenario, broke)
 
-    kept = _minimize(INVARIANT, result(three, True), run, tries=1, until=time.monotonic() + 10)
+    kept, _ = _minimize(INVARIANT, result(three, True), run, tries=1,
+                        until=time.monotonic() + 10)
     assert kept.scenario == three
     assert lucky, "simpler scenarios were tried"
     # a race (tries > 1) may give way on one failure: the shrunk one is then confirmed
     lucky.clear()
-    shrunk = _minimize(INVARIANT, result(three, True), run, tries=3, until=time.monotonic() + 10)
+    shrunk, _ = _minimize(INVARIANT, result(three, True), run, tries=3,
+                          until=time.monotonic() + 10)
     assert shrunk.scenario.requests < 3
 
 
@@ -392,12 +394,109 @@ def test_two_bugs_behind_one_invariant_are_both_reported():
         violations = [Violation("refund-voids-tickets", "still valid", [])] if broke else []
         return ExampleResult(scenario, History(), Observation(history=History()), violations)
 
-    outcome = search(target, scenarios(swarm=True), examples=200, seed=3, confirm_runs=2)
+    # a seed that draws both stories (about 5 seeds in 8 do, in 200 examples)
+    outcome = search(target, scenarios(swarm=True), examples=200, seed=4, confirm_runs=2)
     shapes = {f.shape for f in outcome.findings if f.status == "FAILED"}
     assert ("buyer refunded", "deliver charge.refunded") in shapes
     assert ("buyer disputed", "deliver charge.dispute.created",
             "deliver checkout.session.completed") in shapes
     assert all(f.invariant == "refund-voids-tickets" for f in outcome.findings)
+
+
+def refund_dropped(scenario: Scenario) -> bool:
+    """order-dependent: a refund with no valid completion of its payment before it."""
+    for b, buyer in enumerate(scenario.buyers):
+        events = [d.event for _, d in scenario.deliveries()
+                  if d.buyer == b and d.signature == "valid"]
+        if buyer.outcome == "refunded" and "charge.refunded" in events and \
+                "checkout.session.completed" not in events[:events.index("charge.refunded")]:
+            return True
+    return False
+
+
+def one_seat_voided(scenario: Scenario) -> bool:
+    """A refund after the completion of a multi-seat purchase voids one seat only."""
+    for b, buyer in enumerate(scenario.buyers):
+        sent = [(w, d.event) for w, d in scenario.deliveries()
+                if d.buyer == b and d.signature == "valid"]
+        completed = [w for w, e in sent if e == "checkout.session.completed"]
+        if buyer.outcome == "refunded" and buyer.quantity > 1 and completed and any(
+                e == "charge.refunded" and w > completed[0] for w, e in sent):
+            return True
+    return False
+
+
+def refund_target(*bugs: Callable[[Scenario], bool]) -> Callable[[Scenario], ExampleResult]:
+    def target(scenario: Scenario) -> ExampleResult:
+        broke = any(bug(scenario) for bug in bugs)
+        violations = [Violation("refund-voids-tickets", "still valid", [])] if broke else []
+        return ExampleResult(scenario, History(), Observation(history=History()), violations)
+    return target
+
+
+DROPPED = ("buyer refunded", "deliver charge.refunded")
+ONE_SEAT = ("buyer refunded x2+", "deliver charge.refunded after checkout.session.completed",
+            "deliver checkout.session.completed")
+
+
+def test_a_second_bug_whose_story_holds_the_firsts_is_reported_on_its_own():
+    """The completion, then the refund of two seats, breaks the invariant; so does the
+    refund alone, by the other bug: minimizing the first must not slip into the second."""
+    from strategies import Buyer, Delivery
+
+    two_seats = Scenario(buyers=(Buyer(quantity=2, outcome="refunded"),),
+                         waves=((Delivery(0),), (Delivery(0, event="charge.refunded"),)))
+    alone = Scenario(buyers=(Buyer(outcome="refunded"),),
+                     waves=((Delivery(0, event="charge.refunded"),),))
+    outcome = search(refund_target(refund_dropped, one_seat_voided), scenarios(swarm=True),
+                     examples=100, seed=1, confirm_runs=2, playbook=(alone, two_seats))
+    shapes = {f.shape for f in outcome.findings if f.status == "FAILED"}
+    assert shapes == {DROPPED, ONE_SEAT}
+
+
+def test_one_bug_told_with_more_around_it_stays_one_bug():
+    """Held off the found bug's story, a failure that still tells it (the refund before
+    the completion, two seats, other buyers) is that bug again, not a new one."""
+    for seed in (1, 3):   # seeds whose draws tell the story (most do, in 150 examples)
+        outcome = search(refund_target(refund_dropped), scenarios(swarm=True), examples=150,
+                         seed=seed, confirm_runs=1)
+        assert {f.shape for f in outcome.findings} == {DROPPED}
+
+
+def test_one_bug_told_through_other_outcomes_and_signatures_stays_one_bug():
+    """Two copies of a completion break it whatever the buyer's outcome or the copies'
+    accepted signature: held off the found story, a failure one changed part away
+    from it (async-succeeded instead of paid, rotated instead of valid) is that bug."""
+    def target(scenario: Scenario) -> ExampleResult:
+        broke = any(sum(1 for _, d in scenario.deliveries() if d.buyer == b
+                        and d.event == "checkout.session.completed"
+                        and d.signature in ("valid", "rotated")) >= 2
+                    for b, buyer in enumerate(scenario.buyers)
+                    if buyer.outcome in ("paid", "async-succeeded", "refunded", "disputed"))
+        return result(scenario, broke)
+
+    outcome = search(target, scenarios(swarm=True), examples=150, seed=1, confirm_runs=1)
+    assert {f.shape for f in outcome.findings} == {TWO_COMPLETIONS}
+
+
+def test_a_shape_tells_the_order_a_story_hangs_on():
+    from strategies import Buyer, Delivery, shape, tells
+
+    refund_first = Scenario(buyers=(Buyer(quantity=2, outcome="refunded"),),
+                            waves=((Delivery(0, event="charge.refunded"),), (Delivery(0),)))
+    assert shape(refund_first) == ("buyer refunded x2+", "deliver charge.refunded",
+                                   "deliver checkout.session.completed")
+    assert tells(shape(refund_first), DROPPED)       # the refund alone, with more around it
+    assert not tells(ONE_SEAT, DROPPED)              # a refund after its completion is another
+    together = Scenario(buyers=(Buyer(outcome="refunded"),),
+                        waves=((Delivery(0), Delivery(0, event="charge.refunded")),))
+    assert "deliver charge.refunded" in shape(together)   # fired together: no order
+    forged = Scenario(buyers=(Buyer(outcome="refunded"),),
+                      waves=((Delivery(0, signature="tampered"),),
+                             (Delivery(0, event="charge.refunded"),)))
+    assert "deliver charge.refunded" in shape(forged)     # a forged completion made no order
+    assert not tells(("buyer refunded", "buyer paid"), ("buyer refunded x2+",))
+    assert not tells(("buyer refunded x2+",), ("buyer refunded", "buyer refunded"))
 
 
 def test_a_known_bug_is_reported_as_known_and_the_search_goes_on():

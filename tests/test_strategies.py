@@ -41,7 +41,7 @@ from strategies import (
     targets,
     ticket_types,
 )
-from strategies._internal.model import story_slots
+from strategies._internal.model import partial_refund, story_slots
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -246,6 +246,10 @@ def test_a_story_names_exactly_what_the_fake_stripe_emits(outcome):
         intent = fake.get("checkout.session", session["id"])["payment_intent"]
         if outcome == "refunded":
             events += fake.refund(payment_intent=intent)[1]
+        elif outcome == "partially-refunded":
+            events += fake.refund(payment_intent=intent, amount=partial_refund(2500, 1))[1]
+            charge = fake.find(fake.get("payment_intent", intent)["latest_charge"])
+            assert charge["refunded"] is False and charge["amount_refunded"] == 1250
         elif outcome == "disputed":
             events += fake.dispute(payment_intent=intent)[1]
     assert sorted(e["type"] for e in events) == sorted(story_events(outcome))

@@ -72,6 +72,17 @@ def multi_seat_refund(s: Scenario) -> bool:
     return False
 
 
+def partial_refund_after_completion(s: Scenario) -> bool:
+    """A completion, then a refund of part of the amount (one seat of several, or half)."""
+    for b, buyer in enumerate(s.buyers):
+        sent = _valid_deliveries(s, b)
+        completions = [w for w, e in sent if e == "checkout.session.completed"]
+        if buyer.outcome == "partially-refunded" and completions and any(
+                e == "charge.refunded" and w > completions[0] for w, e in sent):
+            return True
+    return False
+
+
 def both_payment_events_together(s: Scenario) -> bool:
     """checkout.session.completed and payment_intent.succeeded of one payment in one wave."""
     return any({(d.buyer, "checkout.session.completed"), (d.buyer, "payment_intent.succeeded")}
@@ -90,6 +101,7 @@ PREDICATES: dict[str, Callable[[Scenario], bool]] = {
     "unpaid-fulfilled: a failed payment's completion": unpaid_completion,
     "trust-client-price: a forged price, fresh key": tampered_price,
     "completion, then refund of 2+ seats": multi_seat_refund,
+    "completion, then a partial refund": partial_refund_after_completion,
     "both payment events in one wave": both_payment_events_together,
     "a dispute delivered": dispute_delivered,
     "3 copies of one event fired together":

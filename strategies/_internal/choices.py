@@ -59,12 +59,14 @@ def ticket_type(tight_capacity: bool, max_tight_capacity: int) -> st.SearchStrat
 
 
 @lru_cache(maxsize=256)
-def buyer(max_quantity: int, ticket_type_count: int,
-           outcomes: tuple[str, ...]) -> st.SearchStrategy[Buyer]:
+def buyer(max_quantity: int, ticket_type_count: int, outcomes: tuple[str, ...], *,
+          uniform: bool = False) -> st.SearchStrategy[Buyer]:
     """Two choices: ticket type and quantity packed in one (ticket type major,
-    so shrinking reaches the first ticket type, then quantity 1), and the outcome."""
-    return st.tuples(st.integers(0, ticket_type_count * max_quantity - 1),
-                     simplest_half(outcomes)).map(
+    so shrinking reaches the first ticket type, then quantity 1), and the outcome
+    (the simplest half the time, or with ``uniform`` each as often; shrinking
+    toward the first either way)."""
+    drawn = st.sampled_from(outcomes) if uniform else simplest_half(outcomes)
+    return st.tuples(st.integers(0, ticket_type_count * max_quantity - 1), drawn).map(
         lambda pair: Buyer(quantity=pair[0] % max_quantity + 1,
                            ticket_type=pair[0] // max_quantity, outcome=pair[1]))
 

@@ -11,8 +11,8 @@ Story and schedule
 - Each **buyer** has a *story*: checks out once at the target's checkout door
   for ``quantity`` tickets of one ticket type, then the payment *outcome*
   happens at the fake Stripe (paid at once, asynchronously succeeded or
-  failed, never paid so the session expires, paid then refunded, paid then
-  disputed). The outcome decides which Stripe events exist
+  failed, never paid so the session expires, paid then refunded in full or in
+  part, paid then disputed). The outcome decides which Stripe events exist
   (:func:`story_events`).
 - The **schedule** is waves of requests the tool adds or times. Requests in
   one wave are fired together behind a start barrier; waves run one after
@@ -53,7 +53,9 @@ type id of index ``i`` is ``f"{event_id}-tt{i+1}"`` (contract 2).
       ``paid``: pay at once; ``async-succeeded`` / ``async-failed``: pay
       asynchronously, then let it succeed / fail; ``expired``: expire the
       session; ``refunded``: pay at once, then refund the charge in full;
-      ``disputed``: pay at once, then dispute the charge. Binds every event
+      ``disputed``: pay at once, then dispute the charge; ``partially-refunded``:
+      pay at once, then refund part of the charge (:func:`partial_refund`: one
+      seat's price of a multi-seat purchase, half the price of a single seat). Binds every event
       Stripe emitted, by type (exactly :func:`story_events` of the outcome),
       plus the payment intent and charge ids. No webhook is sent here: the
       fake Stripe emits events, only the schedule delivers them.
@@ -98,7 +100,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 #: Payment outcomes of a buyer's story, simplest first (shrinking walks left).
-OUTCOMES = ("paid", "async-succeeded", "async-failed", "expired", "refunded", "disputed")
+OUTCOMES = ("paid", "async-succeeded", "async-failed", "expired", "refunded", "disputed",
+            "partially-refunded")
 
 #: Stripe event types a delivery can carry: those a default run delivers
 #: (:data:`DEFAULT_EVENT_TYPES`, in the order a story emits them), then the rest
@@ -139,6 +142,9 @@ _STORY_EVENTS: dict[str, tuple[str, ...]] = {
     "refunded": ("checkout.session.completed", "payment_intent.succeeded", "charge.refunded"),
     "disputed": ("checkout.session.completed", "payment_intent.succeeded",
                  "charge.dispute.created"),
+    # Stripe sends charge.refunded for a partial refund too (the charge says how much)
+    "partially-refunded": ("checkout.session.completed", "payment_intent.succeeded",
+                           "charge.refunded"),
 }
 # The rest of what Stripe sends for each story (chaos.fake_stripe.state emits
 # all of it), after the events above so that their slots never move.
@@ -151,6 +157,7 @@ for _outcome, _more in {
     "expired": (),
     "refunded": ("charge.succeeded", "refund.created", "payment_intent.created"),
     "disputed": ("charge.succeeded", "payment_intent.created"),
+    "partially-refunded": ("charge.succeeded", "refund.created", "payment_intent.created"),
 }.items():
     _STORY_EVENTS[_outcome] += _more
 del _outcome, _more
@@ -210,6 +217,13 @@ def story_events(outcome: str) -> tuple[str, ...]:
         return _STORY_EVENTS[outcome]
     except KeyError:
         raise ValueError(f"unknown outcome {outcome!r}: choose from {', '.join(OUTCOMES)}") from None
+
+
+def partial_refund(price: int, quantity: int) -> int:
+    """Cents refunded in a ``partially-refunded`` story of ``quantity`` tickets at
+    ``price``: one seat's price of a multi-seat purchase, else half the price (at
+    least 1 cent): always less than the whole charge."""
+    return price if quantity > 1 else max(1, price // 2)
 
 
 @dataclass(frozen=True)

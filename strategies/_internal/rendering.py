@@ -21,6 +21,7 @@ _STORY = {
     "expired": "{checks} for {tickets} and never pays, so the session expires",
     "refunded": "{checks} and pays for {tickets}, then is refunded",
     "disputed": "{checks} and pays for {tickets}, then disputes the charge",
+    "partially-refunded": "{checks} and pays for {tickets}, then is refunded in part",
 }
 
 

@@ -175,7 +175,9 @@ def _scenario(draw: st.DrawFn, bounds: Bounds, max_buyers: int, max_quantity: in
 @st.composite
 def _story_of(draw: st.DrawFn, bounds: Bounds, max_quantity: int, ticket_type_count: int,
               outcomes: tuple[str, ...], kinds: Swarm | None) -> tuple[Buyer, list[Placement]]:
-    buyer = draw(choices.buyer(max_quantity, ticket_type_count, outcomes))
+    # with swarm, the outcomes on are few and each is drawn as often as the simplest
+    buyer = draw(choices.buyer(max_quantity, ticket_type_count, outcomes,
+                               uniform=kinds is not None))
     if kinds is not None:
         buyer = kinds.buyer(buyer)
     events = deliverable(buyer, bounds)

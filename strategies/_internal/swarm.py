@@ -66,9 +66,9 @@ class Swarm:
     rush: bool = False
 
     def story_outcomes(self, allowed: tuple[str, ...]) -> tuple[str, ...]:
-        """The outcomes buyers are drawn from: the simplest allowed one half the
-        time, else one of those on. Drawn from, not folded onto: in a scenario
-        with only refunds on, half the buyers are refunded."""
+        """The outcomes buyers are drawn from, each as often: the simplest allowed
+        one and those on. Drawn from, not folded onto: in a scenario with only
+        refunds on, half the buyers are refunded."""
         return allowed[:1] + tuple(o for o in allowed[1:] if o in self.outcomes)
 
     def buyer(self, buyer: Buyer) -> Buyer:
