@@ -175,7 +175,7 @@ def free_port() -> int:
 
 
 def run_example(server_url: str, schema: str, tmp_path: Path, monkeypatch, *, fixed: bool = False,
-                examples: int = 10) -> tuple[subprocess.CompletedProcess[str], dict[str, Any],
+                examples: int = 40) -> tuple[subprocess.CompletedProcess[str], dict[str, Any],
                                               list[str], str]:
     """``python -m chaos --config examples/supabase.toml`` against the seed's functions, with
     every report; the result, the JSON report, and the options a replay needs (all but
@@ -212,7 +212,7 @@ def test_the_seed_functions_as_they_are_are_judged_with_uuid_ids_and_replayed(
     assert report["verdict"] == "fail" and "error" not in report
     failed = {f["invariant"] for f in report["failures"] if f["status"] == "FAILED"}
     statuses = [(f["invariant"], f["status"], f["reproduced"]) for f in report["failures"]]
-    assert "one-ticket-set-per-payment" in failed, statuses
+    assert "one-ticket-set-per-payment" in failed, "\n".join(map(str, statuses))
     [note] = report["notes"]
     assert note["name"] == "answered-5xx-after-commit" and note["after_commit"] > 0
     assert "NOTE  answered-5xx-after-commit" in result.stdout
