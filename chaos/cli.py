@@ -12,13 +12,17 @@
     python -m chaos fake-stripe --port P
 
 Exit codes: 0 every invariant holds; 1 an invariant broke; 2 bad usage or
-config; 3 the target or the infrastructure failed. Errors are one line.
+config; 3 the target or the infrastructure failed; 128 + the signal when
+stopped (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; 141 when stdout was closed,
+e.g. ``| head``). Errors are one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -453,6 +457,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted by {name}: stopped and removed what it "
               "started; a run's report keeps the failures found so far", file=sys.stderr)
         return exc.exit_code if isinstance(exc, Interrupted) else 130
+    except BrokenPipeError:   # whoever read stdout went away (``| head``): not a crash
+        with contextlib.suppress(OSError):   # nothing more can reach it, at exit included
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"{PROG}: stdout was closed before the output ended (broken pipe); a run's "
+              "report file still holds its result", file=sys.stderr)
+        return 128 + signal.SIGPIPE
     except Exception as exc:  # a bug of the tool's own: one line here, the traceback in a file
         return _internal_error(exc)
 

@@ -149,6 +149,27 @@ def test_a_bug_of_the_tool_itself_is_one_line_and_its_traceback_is_kept(monkeypa
         crash.unlink()
 
 
+def test_a_reader_of_stdout_that_goes_away_is_not_a_crash(monkeypatch, tmp_path, capsys):
+    """``payment-chaos ... | head``: the summary meets a closed pipe. One line on stderr,
+    128 + SIGPIPE, and no crash file (the mutants benchmark left one when it stopped
+    reading a run's output)."""
+    from chaos import cli
+
+    def reader_gone(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_replay", reader_gone)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    monkeypatch.setattr("os.dup2", lambda *fds: None)   # keep pytest's own stdout
+    code = cli.main(["replay", "x.json"])
+    err = capsys.readouterr().err
+    assert code == 141
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("payment-chaos: stdout was closed")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("env, argv0, expected", [
     ({"CHAOS_INVOCATION": "nox -s chaos --"}, "/x/python", "nox -s chaos -- replay c.json"),
     ({}, "/venv/bin/payment-chaos", "payment-chaos replay c.json"),
