@@ -169,6 +169,12 @@ def _parser() -> argparse.ArgumentParser:
                           "redis://HOST:PORT/DB[?key_prefix=P] or github://OWNER/REPO[/ARTIFACT] "
                           "(read-only, with .hypothesis/chaos-examples); failures saved there "
                           "are replayed first (default: $CHAOS_EXAMPLE_DB, else none)")
+    run.add_argument("--allow-host", dest="allow_hosts", action="append", metavar="HOST",
+                     default=[h.strip() for h in os.environ.get("CHAOS_ALLOW_HOSTS", "")
+                              .split(",") if h.strip()],
+                     help="a host off loopback the run may reach: the --example-db's Redis, "
+                          "or api.github.com for github:// (default: $CHAOS_ALLOW_HOSTS, "
+                          "comma-separated)")
     run.add_argument("--workers", type=_int_in(1, 64), default=1, metavar="N",
                      help="run as N shard processes on this machine and merge them "
                           "(--examples is split between them; default 1)")
@@ -316,6 +322,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         example_timeout=args.example_timeout, reference_port=args.reference_port,
         stripe_port=args.stripe_port, log_json=args.log_json, verbose=args.verbose,
         invocation=invocation(), example_db=args.example_db,
+        allow_hosts=tuple(args.allow_hosts),
         **({"shard": args.shard} if args.shard is not None else {}))
     if args.workers > 1:
         return _run_workers(args, options, config)

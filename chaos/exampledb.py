@@ -20,9 +20,12 @@ phase); one that no longer fails is deleted, as Hypothesis deletes a stale
 example. A shard that starts after another saved a failure, and the next
 night's run, find it first.
 
-The database is the user's own: its host is the one they named, so it is not
-held to loopback as target traffic is. Its URL may carry a password: it is
-never logged or reported except redacted.
+Its host is held to loopback like every URL the tool touches, unless the
+user allows it by name (``--allow-host HOST`` or ``CHAOS_ALLOW_HOSTS``, or a
+config's ``target.allow_hosts``): a shared Redis elsewhere, or
+``api.github.com`` for ``github://``, which is where
+``GitHubArtifactDatabase`` reads the artifact. Its URL may carry a
+password: it is never logged or reported except redacted.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from hypothesis.database import (
 
 from chaos.errors import InfrastructureError, UsageError
 from chaos.log import redactor
+from chaos.safety import is_loopback
 from strategies import Scenario
 
 T = TypeVar("T")
@@ -55,6 +59,8 @@ REDIS_PREFIX = "payment-chaos:"
 #: Seconds to wait for Redis before the run gives up on it.
 REDIS_TIMEOUT = 5.0
 _FORMS = "a directory, redis://HOST:PORT/DB or github://OWNER/REPO[/ARTIFACT]"
+#: Where a ``github://`` database's reads go (Hypothesis' GitHubArtifactDatabase).
+GITHUB_API_HOST = "api.github.com"
 
 
 class Guarded(ExampleDatabase):
@@ -94,18 +100,37 @@ def _guarded(do: Callable[[], T]) -> T:
         raise
 
 
-def open_database(url: str) -> ExampleDatabase:
+def open_database(url: str, *, allow_hosts: Iterable[str] = ()) -> ExampleDatabase:
     """The example database ``url`` names (see the module docstring); a UsageError
-    for a URL of no known form, an InfrastructureError when Redis does not answer."""
-    return Guarded(_open(url))
+    for a URL of no known form or a host off loopback that ``allow_hosts`` does not
+    name (checked before anything connects), an InfrastructureError when Redis does
+    not answer."""
+    return Guarded(_open(url, allow_hosts))
 
 
-def _open(url: str) -> ExampleDatabase:
+def check_host(url: str, *, allow_hosts: Iterable[str] = ()) -> None:
+    """Refuse, in one line naming the fix, an example database off loopback that the
+    user did not allow by name (a directory, or Redis over a Unix socket, is local)."""
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    if scheme == "github":
+        host = GITHUB_API_HOST
+    elif scheme in ("redis", "rediss"):
+        host = (urlsplit(url).hostname or "localhost").lower()
+    else:
+        return
+    if not is_loopback(host) and host not in {h.strip().lower() for h in allow_hosts}:
+        raise UsageError(f"--example-db {redactor.text(url)}: {host} is not on loopback: "
+                         f"pass --allow-host {host} (or CHAOS_ALLOW_HOSTS={host}) to share "
+                         "an example database there")
+
+
+def _open(url: str, allow_hosts: Iterable[str]) -> ExampleDatabase:
     scheme = urlsplit(url).scheme if "://" in url else ""
     if scheme in ("redis", "rediss", "unix"):
+        check_host(url, allow_hosts=allow_hosts)
         return _redis(url)
     if scheme == "github":
-        return _github(url)
+        return _github(url, allow_hosts)
     if scheme:
         raise UsageError(f"--example-db {redactor.text(url)}: unknown scheme {scheme!r}: "
                          f"give {_FORMS}")
@@ -143,13 +168,14 @@ def _redis(url: str) -> ExampleDatabase:
     return RedisExampleDatabase(client, key_prefix=prefix.encode())
 
 
-def _github(url: str) -> ExampleDatabase:
+def _github(url: str, allow_hosts: Iterable[str]) -> ExampleDatabase:
     parts = urlsplit(url)
     names = [parts.netloc, *[p for p in parts.path.split("/") if p]]
     if len(names) not in (2, 3) or not all(names):
         raise UsageError(f"--example-db {url}: write github://OWNER/REPO or "
                          "github://OWNER/REPO/ARTIFACT (default artifact "
                          "hypothesis-example-db)")
+    check_host(url, allow_hosts=allow_hosts)
     shared = GitHubArtifactDatabase(names[0], names[1], artifact_name=names[2]) \
         if len(names) == 3 else GitHubArtifactDatabase(names[0], names[1])
     return MultiplexedDatabase(DirectoryBasedExampleDatabase(LOCAL_DIRECTORY),

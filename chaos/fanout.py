@@ -47,6 +47,8 @@ MARGIN_SECONDS = 180.0
 STOP_SECONDS = 60.0
 #: The environment variable that hands ``--example-db`` to a child (and the CLI's default).
 EXAMPLE_DB_ENV = "CHAOS_EXAMPLE_DB"
+#: The environment variable that hands ``--allow-host`` to a child (and the CLI's default).
+ALLOW_HOSTS_ENV = "CHAOS_ALLOW_HOSTS"
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ def run_workers(options: Any, workers: int, *, config: str | None = None,
         env["DATABASE_URL"] = options.database_url
     if options.example_db:
         env[EXAMPLE_DB_ENV] = options.example_db
+    if options.allow_hosts:
+        env[ALLOW_HOSTS_ENV] = ",".join(options.allow_hosts)
     env["CHAOS_INVOCATION"] = options.invocation
     folder = Path(tempfile.mkdtemp(prefix="chaos-workers-"))
     children: list[Child] = []

@@ -112,6 +112,8 @@ class RunOptions:
     shard: Shard = Shard()
     #: Hypothesis' example database (``--example-db URL``: chaos.exampledb), None: none.
     example_db: str | None = None
+    #: Hosts off loopback the run may reach (``--allow-host``): the example database's.
+    allow_hosts: tuple[str, ...] = ()
 
 
 def run(options: RunOptions, *, config: Config | None = None,
@@ -120,7 +122,8 @@ def run(options: RunOptions, *, config: Config | None = None,
     target); return the report, also written to ``options.report`` (see the module
     docstring for the steps, errors and signals)."""
     _check(options, config)
-    database = open_database(options.example_db) if options.example_db else None
+    database = open_database(options.example_db, allow_hosts=_allowed(options, config)) \
+        if options.example_db else None
     configure(verbose=options.verbose, json_path=options.log_json)
     log = get_logger(command="run")
     watch: RunEvents = events if events is not None else Silent()
@@ -240,13 +243,18 @@ def _check(options: RunOptions, config: Config | None) -> None:
     check_target_secrets()
 
 
+def _allowed(options: RunOptions, config: Config | None) -> tuple[str, ...]:
+    """The hosts off loopback this run may reach: ``--allow-host`` and the config's."""
+    return (*options.allow_hosts, *(config.allow_hosts if config is not None else ()))
+
+
 def check_run_options(options: RunOptions, config: Config | None = None) -> None:
     """What a run refuses before it starts (a UsageError, or an InfrastructureError when
     the example database does not answer), for a caller that starts the run elsewhere
     (``--workers``)."""
     _check(options, config)
     if options.example_db:
-        open_database(options.example_db)
+        open_database(options.example_db, allow_hosts=_allowed(options, config))
 
 
 def known_for_workers(options: RunOptions, config: Config | None) -> list[Path]:

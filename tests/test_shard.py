@@ -70,6 +70,19 @@ def test_a_directory_database_and_the_refused_forms(tmp_path: Path):
             open_database(url)
 
 
+def test_an_example_database_off_loopback_needs_its_host_allowed_by_name(tmp_path: Path):
+    """Like every URL the tool touches: refused before anything connects, unless allowed."""
+    for url, host in (("redis://:sekrit@10.9.8.7:6379/0", "10.9.8.7"),
+                      ("github://owner/repo", "api.github.com")):
+        with pytest.raises(UsageError, match=f"{host} is not on loopback: pass --allow-host "
+                                             f"{host}") as refused:
+            open_database(url)
+        assert "sekrit" not in str(refused.value)
+    # allowed by name, github:// gets past the rule (it reads the artifact only when asked)
+    assert open_database("github://owner/repo", allow_hosts=["API.github.com"]) is not None
+    assert open_database(str(tmp_path / "db"), allow_hosts=()) is not None   # local
+
+
 def test_redis_that_does_not_answer_is_one_line_naming_the_option():
     from chaos.errors import InfrastructureError
 
