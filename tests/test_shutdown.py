@@ -80,6 +80,19 @@ def _events(path: Path) -> list[dict[str, Any]]:
     return events
 
 
+def _wait_for_phase(process: subprocess.Popen[str], log: Path, reached: Reached,
+                    deadline: float) -> None:
+    """Poll the run's JSON log until ``reached``; fail the test if the run ends or
+    ``deadline`` seconds pass first."""
+    until = time.monotonic() + deadline
+    while not reached(_events(log)):
+        if process.poll() is not None or time.monotonic() > until:
+            out, err = process.communicate(timeout=30)
+            pytest.fail(f"the phase was never reached (exit {process.returncode}): "
+                        f"{err[-2000:]}{out[-1000:]}")
+        time.sleep(0.01)
+
+
 def _marked(marker: str) -> list[str]:
     """Processes whose environment carries ``marker`` (whatever the tool started)."""
     found = []
@@ -113,13 +126,7 @@ class Stopped:
         process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            until = time.monotonic() + deadline
-            while not reached(_events(log)):
-                if process.poll() is not None or time.monotonic() > until:
-                    out, err = process.communicate(timeout=30)
-                    pytest.fail(f"the phase was never reached (exit {process.returncode}): "
-                                f"{err[-2000:]}{out[-1000:]}")
-                time.sleep(0.01)
+            _wait_for_phase(process, log, reached, deadline)
             self.events_at_signal = _events(log)
             if group:
                 os.killpg(process.pid, sig)   # as a terminal delivers Ctrl-C
@@ -444,13 +451,7 @@ def test_interrupted_replay_stops_cleanly(tmp_path: Path, sig: int, phase: str) 
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     try:
-        until = time.monotonic() + 120
-        while not reached(_events(log)):
-            if process.poll() is not None or time.monotonic() > until:
-                out, err = process.communicate(timeout=30)
-                pytest.fail(f"the phase was never reached (exit {process.returncode}): "
-                            f"{err[-2000:]}{out[-1000:]}")
-            time.sleep(0.01)
+        _wait_for_phase(process, log, reached, 120.0)
         if sig == signal.SIGINT:
             os.killpg(process.pid, sig)          # as a terminal delivers Ctrl-C
         else:
