@@ -123,7 +123,8 @@ class HttpStats:
             "p95_ms": round(latencies.percentile(95) * 1000, 2),
             "max_ms": round(latencies.max() * 1000, 2),
             "under_fault": self.under_fault,
-            "failed_under_fault": self.failed - self.judged_errors,
+            # every 5xx ahead of its payment failed, and none was under a fault
+            "failed_under_fault": self.failed - self.judged_errors - self.ahead_of_payment,
         }
 
     def histograms(self) -> dict[str, str]:

@@ -141,3 +141,6 @@ def test_the_error_rate_leaves_5xx_ahead_of_payment_out():
     assert counted.thresholds(Thresholds())["http-error-rate"]["errors"] == 1
     rate = classified.thresholds(Thresholds())["http-error-rate"]
     assert rate["errors"] == 0 and rate["requests"] == 2 and rate["ahead_of_payment_5xx"] == 1
+    # none was sent under a fault: the report does not say so
+    assert classified.to_data()["failed"] == 1
+    assert classified.to_data()["failed_under_fault"] == 0
