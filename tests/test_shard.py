@@ -160,6 +160,19 @@ def _finding(reproduced: str, failing: int = 1, status: str = "FAILED") -> dict:
             "violations": [{"rows": [1]}], "case": None}
 
 
+def test_merged_thresholds_are_judged_as_a_run_judges_them():
+    """The shards' counts summed, the 5xx ahead of their payment included, by the run's
+    own Thresholds."""
+    one, two = _report([], [0.010] * 50), _report([], [0.010] * 50)
+    for shard, ahead in ((one, 2), (two, 3)):
+        shard["thresholds"]["http-error-rate"].update(left_out_under_fault=4,
+                                                      ahead_of_payment_5xx=ahead)
+    rate = merge_reports([one, two])["thresholds"]["http-error-rate"]
+    assert (rate["errors"], rate["requests"], rate["value"]) == (2, 100, 0.02)
+    assert rate["verdict"] == "fail" and rate["limit"] == 0.01
+    assert (rate["left_out_under_fault"], rate["ahead_of_payment_5xx"]) == (8, 5)
+
+
 def test_a_bug_two_shards_found_is_counted_once_with_their_runs_added():
     [bug] = merge_findings([_finding("4/5", 3), _finding("5/5", 2)])
     assert (bug["reproduced"], bug["failing_examples"], bug["status"]) == ("9/10", 5, "FAILED")
@@ -179,6 +192,7 @@ def test_merged_totals_are_sums_and_the_p95_is_that_of_every_request():
     assert merged["http"]["p95_ms"] > 150   # an average of the shards' p95s would be ~105
     assert merged["thresholds"]["http-p95"]["verdict"] == "fail"
     assert merged["thresholds"]["http-error-rate"]["requests"] == 190
+    assert merged["thresholds"]["http-p95"]["requests"] == 190
     assert merged["verdict"] == "fail" and merged["seconds"] == 5.0
     assert [m["report"] for m in merged["merged"]] == ["#1", "#2"]
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from chaos.invariants import INVARIANTS
 from chaos.latency import Durations
+from chaos.thresholds import Thresholds
 
 #: Summed as they are in ``http`` (the rest is recomputed).
 _HTTP_COUNTS = ("requests", "failed", "unanswered", "under_fault", "failed_under_fault")
@@ -173,26 +174,19 @@ def _thresholds(reports: Sequence[Mapping[str, Any]],
     """The run's two thresholds judged again on the merged figures (the first shard's
     limits: the shards of one run share them)."""
     shards = [d.get("thresholds") or {} for d in reports]
-    out: dict[str, dict[str, Any]] = {}
     rates = [t["http-error-rate"] for t in shards if "http-error-rate" in t]
-    if rates:
-        errors = sum(int(t.get("errors") or 0) for t in rates)
-        requests = sum(int(t.get("requests") or 0) for t in rates)
-        rate = errors / requests if requests else 0.0
-        limit = float(rates[0]["limit"])
-        out["http-error-rate"] = {
-            "verdict": "pass" if rate < limit else "fail", "value": round(rate, 4),
-            "limit": limit, "errors": errors, "requests": requests,
-            "left_out_under_fault": sum(int(t.get("left_out_under_fault") or 0)
-                                        for t in rates)}
     p95s = [t["http-p95"] for t in shards if "http-p95" in t]
-    if p95s:
-        value = round(judged.percentile(95) * 1000, 2)
-        limit_ms = float(p95s[0]["limit_ms"])
-        out["http-p95"] = {"verdict": "pass" if value < limit_ms else "fail",
-                           "value_ms": value, "limit_ms": limit_ms,
-                           "requests": sum(int(t.get("requests") or 0) for t in p95s)}
-    return out
+    if not rates or not p95s:
+        return {}
+
+    def total(key: str) -> int:
+        return sum(int(t.get(key) or 0) for t in rates)
+
+    limits = Thresholds(max_error_rate=float(rates[0]["limit"]),
+                        max_p95=float(p95s[0]["limit_ms"]) / 1000)
+    return limits.check(requests=total("requests"), errors=total("errors"),
+                        p95=judged.percentile(95), under_fault=total("left_out_under_fault"),
+                        ahead_of_payment=total("ahead_of_payment_5xx"))
 
 
 def _verdict(reports: Sequence[Mapping[str, Any]], names: Sequence[str],
