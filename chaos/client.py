@@ -28,13 +28,13 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 
 from chaos.executor import Call
-from chaos.history import Ref
+from chaos.history import CheckoutRef, DeliveryRef, Ref
 from chaos.signing import sign
 from chaos.target import DEFAULT_INTENT, DEFAULT_SESSION, Target, dig, render_body
 from strategies import (
@@ -247,6 +247,9 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
     # buyers with an extra same-key attempt: their own checkout may meet a legitimate 409
     # ("this key is in progress") or 422 (same key, different body)
     contested = {s.buyer for _, s in scenario.checkouts() if s.attempt > 0 and s.key == "same"}
+    # the target is meant to fail while Stripe does: what it answers then is not judged by
+    # the thresholds
+    under_fault = True if scenario.faults else None
 
     def checkout(step: Checkout, wave: int | None) -> Call:
         b = step.buyer
@@ -257,13 +260,12 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                          unit_price=values["unit_price"], total=values["total"],
                          tampered=step.tamper != "none")
         attempts.append(record)
-        ref = Ref(buyer=b, attempt=step.attempt, attempt_id=record.id, idempotency_key=key,
-                  tampered=record.tampered)
-        if record.tampered:
-            ref.expect = "4xx"
-        elif (step.attempt > 0 or b in contested
-              or scenario.buyers[b].ticket_type in tight):
-            ref.expect = "any"
+        expect = "4xx" if record.tampered else "any" if (
+            step.attempt > 0 or b in contested or scenario.buyers[b].ticket_type in tight) \
+            else None
+        ref = CheckoutRef(buyer=b, attempt=step.attempt, attempt_id=record.id,
+                          idempotency_key=key, tampered=record.tampered, expect=expect,
+                          under_fault=under_fault)
         own = step.attempt == 0 or (step.key == "same" and not record.tampered)
 
         def bind(session: str, url: str | None) -> None:
@@ -292,7 +294,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                                                 json=body, headers=target.checkout_headers(key)),
                     on_answer=remember)
 
-    def _stripe_checkout(step: Checkout, wave: int | None, ref: Ref,
+    def _stripe_checkout(step: Checkout, wave: int | None, ref: CheckoutRef,
                          values: dict[str, Any], bind: Callable[[str, str | None], None]
                          ) -> Call:
         """The buyer begins at Stripe: a session the tool creates (``stripe-session``) or
@@ -301,7 +303,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         browser has no such door); a retry under a fresh key opens a second session."""
         skip = step.tamper != "none" or (step.attempt > 0 and step.key == "same") \
             or bool(values.get(TURNED_AWAY))  # the shop refused before Stripe: sold out
-        ref.expect = None
+        ref = replace(ref, expect=None, under_fault=None)   # a call at Stripe, not the target
         b = step.buyer
         if target.journey == "payment-intent":
             template = DEFAULT_INTENT if target.intent_template is None \
@@ -412,7 +414,10 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         return [Phase(calls) for calls in (first, second) if calls]
 
     def deliver(step_index: int, wave: int, step: Delivery) -> Call:
-        ref = Ref(buyer=step.buyer, event=step.event, copy=step.copy, signature=step.signature)
+        ref = DeliveryRef(buyer=step.buyer, event=step.event, copy=step.copy,
+                          signature=step.signature, under_fault=under_fault)
+        call = Call(kind="deliver", door="target", wave=wave, step=step_index, ref=ref,
+                    offset=step.offset_ms / 1000, build=lambda: None)
 
         path = str(render_body(target.webhook_path,
                                checkout_values(scenario, event_id, step.buyer, ids=ids)))
@@ -425,19 +430,19 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
             if not target.subscribed(step.event):
                 return None  # the endpoint is not subscribed: Stripe never sends it
             obj = event["data"]["object"]
-            ref.event_id = event["id"]
-            ref.session = binding.session_id
-            ref.payment_intent = binding.payment_intent
-            if step.event.startswith("checkout.session."):
-                ref.payment_status = obj.get("payment_status")
+            call.ref = replace(   # the event's real ids, now that they are known
+                ref, event_id=event["id"], session=binding.session_id,
+                payment_intent=binding.payment_intent,
+                payment_status=obj.get("payment_status")
+                if step.event.startswith("checkout.session.") else None)
             signed = sign(json.dumps(event), target.webhook_secret, now=int(clock()),
                           variant=step.signature, old_secret=target.old_secret)
             return httpx.Request("POST", target.base_url + path,
                                  content=signed.body,
                                  headers={**target.webhook_headers, **signed.headers})
 
-        return Call(kind="deliver", door="target", wave=wave, step=step_index, ref=ref,
-                    offset=step.offset_ms / 1000, build=build)
+        call.build = build
+        return call
 
     phases: list[Phase] = []
     in_setup = [b for b in range(len(scenario.buyers)) if scenario.timed_checkout_wave(b) is None]
@@ -460,10 +465,5 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         phases.append(Phase(calls, wave=w))
         timed = [s.buyer for s in wave if isinstance(s, Checkout) and s.attempt == 0]
         phases += outcome_phases(timed)
-    if scenario.faults:  # the target is meant to fail while Stripe does: not judged by thresholds
-        for phase in phases:
-            for call in phase.calls:
-                if call.door == "target":
-                    call.ref.under_fault = True
     return Plan(phases=phases, bindings=bindings, attempts=attempts,
                 faults=[fault_rule(f, hang_seconds=hang_seconds) for f in scenario.faults])

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import resource
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import httpx
 import trio
@@ -196,7 +196,7 @@ class Executor:
                 index=self.history.next_index(), kind=call.kind, door=call.door,
                 method=request.method, path=request.url.path, wave=call.wave, step=call.step,
                 start=sent_at if sent_at is not None else attempt, end=trio.current_time(),
-                status=status, outcome=outcome, body=body, error=error, ref=replace(call.ref),
+                status=status, outcome=outcome, body=body, error=error, ref=call.ref,
                 offset=call.offset, sent=sent_at is not None,
             ))
 

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from chaos.errors import ChaosError, InfrastructureError, TargetError
-from chaos.history import History, Op, Outcome
+from chaos.history import CheckoutRef, History, Op, Outcome
 
 #: Requests at the target left without an answer in a row (refused, reset, timed out)
 #: that end the run. An answer, 5xx included, is judged instead: the database decides.
@@ -120,12 +120,13 @@ def setup_failure(history: History, *, journey: str, answer_fields: str) -> Chao
                 f"the fake Stripe API failed a set-up call ({op.method} {op.path}: "
                 f"{op.status or op.error}): see its log"
             )
-        if op.kind != "checkout" or op.outcome is Outcome.OK or op.ref.tampered:
+        ref = op.ref
+        if not isinstance(ref, CheckoutRef) or op.outcome is Outcome.OK or ref.tampered:
             continue
         malformed = (op.error or "").startswith("malformed answer")
         status = op.status or 0
         refused = status in (400, 401, 403, 404) or (
-            400 <= status < 500 and status != 409 and not op.ref.expect)
+            400 <= status < 500 and status != 409 and not ref.expect)
         if malformed or refused:
             answer = op.error if malformed else f"HTTP {op.status} {op.body[:160]}".strip()
             return TargetError(

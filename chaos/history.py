@@ -34,31 +34,21 @@ class Outcome(StrEnum):
     INFO = "info"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Ref:
     """The abstract reference a request was built from, with the real ids it resolved to.
 
-    The client writes it (:mod:`chaos.client`, the load mode's runner) and the
-    checkers read it. Typed fields, so that ``mypy --strict`` refuses a misspelt
-    name on either side instead of an invariant silently reading nothing. A field
-    is None when it does not apply to the request (a checkout has no event).
+    One frozen class per kind of request: :class:`CheckoutRef` for a buyer's checkout
+    attempt at the target, :class:`DeliveryRef` for a webhook delivery, and this base
+    class for the calls the tool makes at the fake Stripe itself (paying, refunding,
+    disputing). The client writes them (:mod:`chaos.client`, the load mode's runner),
+    the checkers read them after narrowing with ``isinstance``, so ``mypy --strict``
+    refuses a misspelt field, or one read on a request that has no such thing, instead
+    of an invariant silently reading nothing. The history's JSON carries the fields
+    that are not None (:meth:`to_data`), as it did when this was one dict.
     """
 
     buyer: int | None = None            # the scenario's buyer the request belongs to
-    # checkout attempts
-    attempt: int | None = None          # 0 for the buyer's first attempt, then 1, 2, ...
-    attempt_id: int | None = None       # the attempt's index among the example's attempts
-    idempotency_key: str | None = None  # the key the attempt carried
-    tampered: bool | None = None        # it sent a price or total that is not the database's
-    expect: str | None = None           # "4xx": meant to be refused; "any": may be refused
-    # webhook deliveries
-    event: str | None = None            # the event type
-    event_id: str | None = None
-    copy: int | None = None             # 0 for an event's first delivery, then 1, 2, ...
-    signature: str | None = None        # the signature variant (chaos.signing)
-    session: str | None = None          # the buyer's Checkout Session, when it has one
-    payment_intent: str | None = None
-    payment_status: str | None = None   # of a checkout.session.* event's payload
     # how it was fired
     under_fault: bool | None = None     # a Stripe fault was armed when it went out
     race: bool | None = None            # the load mode fired it as part of a race
@@ -71,6 +61,34 @@ class Ref:
     @property
     def signature_variant(self) -> str:
         """The signature variant; a request that is not a delivery counts as ``valid``."""
+        return "valid"
+
+
+@dataclass(frozen=True)
+class CheckoutRef(Ref):
+    """A buyer's checkout attempt at the target."""
+
+    attempt: int = 0                    # 0 for the buyer's first attempt, then 1, 2, ...
+    attempt_id: int | None = None       # the attempt's index among the example's attempts
+    idempotency_key: str | None = None  # the key the attempt carried
+    tampered: bool = False              # it sent a price or total that is not the database's
+    expect: str | None = None           # "4xx": meant to be refused; "any": may be refused
+
+
+@dataclass(frozen=True)
+class DeliveryRef(Ref):
+    """A webhook delivery; the event's real ids are filled in when it is built."""
+
+    event: str = ""                     # the event type
+    event_id: str | None = None
+    copy: int = 0                       # 0 for an event's first delivery, then 1, 2, ...
+    signature: str | None = None        # the signature variant (chaos.signing)
+    session: str | None = None          # the buyer's Checkout Session, when it has one
+    payment_intent: str | None = None
+    payment_status: str | None = None   # of a checkout.session.* event's payload
+
+    @property
+    def signature_variant(self) -> str:
         return self.signature or "valid"
 
 
@@ -102,6 +120,16 @@ class Op:
     @property
     def latency(self) -> float:
         return self.end - self.start
+
+    @property
+    def delivery(self) -> DeliveryRef | None:
+        """The reference of a webhook delivery; None for any other request."""
+        return self.ref if isinstance(self.ref, DeliveryRef) else None
+
+    @property
+    def checkout(self) -> CheckoutRef | None:
+        """The reference of a checkout attempt; None for any other request."""
+        return self.ref if isinstance(self.ref, CheckoutRef) else None
 
     def to_data(self) -> dict[str, Any]:
         return {

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.history import Op, Outcome, may_have_taken_effect
+from chaos.history import DeliveryRef, Op, Outcome, may_have_taken_effect
 from chaos.observation import Observation, PaymentOutcome, Session
 from chaos.promises import checked
 
@@ -63,7 +63,16 @@ class Violation:
 # -- reading the observation ------------------------------------------------
 
 def _deliveries(obs: Observation) -> list[Op]:
-    return [op for op in obs.history.ops if op.kind == "deliver" and op.door == "target"]
+    return [op for op in obs.history.ops if op.delivery is not None and op.door == "target"]
+
+
+def _ref(op: Op) -> DeliveryRef:
+    """A delivery's reference: every request the invariants read an event of is one
+    (:func:`_deliveries`); anything else is the checker's own mistake, said loudly."""
+    ref = op.delivery
+    if ref is None:
+        raise TypeError(f"request {op.index + 1} ({op.kind}) is not a webhook delivery")
+    return ref
 
 
 def _signature(op: Op) -> str:
@@ -79,9 +88,9 @@ def _forged(op: Op) -> bool:
 
 
 def _is_for(op: Op, session: Session) -> bool:
-    if op.ref.session is not None:
-        return op.ref.session == session.id
-    return session.payment_intent is not None and op.ref.payment_intent == session.payment_intent
+    if _ref(op).session is not None:
+        return _ref(op).session == session.id
+    return session.payment_intent is not None and _ref(op).payment_intent == session.payment_intent
 
 
 def _fulfils(obs: Observation) -> Callable[[Op], bool]:
@@ -91,16 +100,16 @@ def _fulfils(obs: Observation) -> Callable[[Op], bool]:
     confirms = obs.promises.confirms
 
     def fulfils(op: Op) -> bool:
-        event = op.ref.event
+        event = _ref(op).event
         if event not in confirms:
             return False
-        return bool(event != COMPLETED or (op.ref.payment_status or "paid") == "paid")
+        return bool(event != COMPLETED or (_ref(op).payment_status or "paid") == "paid")
 
     return fulfils
 
 
 def _refunds(op: Op) -> bool:
-    return op.ref.event in REFUND_EVENTS
+    return _ref(op).event in REFUND_EVENTS
 
 
 def _rows_for(obs: Observation, session: Session) -> list[dict[str, Any]]:
@@ -154,8 +163,8 @@ def _op_name(op: Op) -> str:
 def _op_row(op: Op) -> dict[str, Any]:
     """A request as an evidence row, numbered like the steps; its ids link it to its lane."""
     return {"step": op.step + 1 if op.step is not None else None, "kind": op.kind,
-            "event": op.ref.event, "event_id": op.ref.event_id,
-            "payment_intent": op.ref.payment_intent, "signature": _signature(op),
+            "event": _ref(op).event, "event_id": _ref(op).event_id,
+            "payment_intent": _ref(op).payment_intent, "signature": _signature(op),
             "status": op.status, "outcome": op.outcome.value}
 
 
@@ -344,7 +353,7 @@ def forged_delivery_rejected(obs: Observation) -> list[Violation]:
         if _forged(op) and op.status is not None and not 400 <= op.status < 500:
             found.append(Violation(
                 "forged-delivery-rejected",
-                f"{_op_name(op)}: a delivery of {op.ref.event} signed "
+                f"{_op_name(op)}: a delivery of {_ref(op).event} signed "
                 f"'{_signature(op)}' answered {op.status}; it must be rejected with 4xx",
                 [_op_row(op)],
             ))
@@ -441,7 +450,7 @@ def duplicate_delivery_acknowledged(obs: Observation) -> list[Violation]:
     by_event: dict[Any, list[Op]] = {}
     for op in _deliveries(obs):
         if _accepted(op):
-            key = op.ref.event_id or (op.ref.buyer, op.ref.event)
+            key = _ref(op).event_id or (_ref(op).buyer, _ref(op).event)
             by_event.setdefault(key, []).append(op)
     for ops in by_event.values():
         for d in ops:
@@ -451,7 +460,7 @@ def duplicate_delivery_acknowledged(obs: Observation) -> list[Violation]:
             if acked:
                 found.append(Violation(
                     "duplicate-delivery-acknowledged",
-                    f"{_op_name(d)}: a duplicate delivery of {d.ref.event} "
+                    f"{_op_name(d)}: a duplicate delivery of {_ref(d).event} "
                     f"answered {d.status} after {_op_name(acked[0])} was acknowledged",
                     [_op_row(acked[0]), _op_row(d)],
                 ))

@@ -112,7 +112,7 @@ def observe(scenario: Scenario, ticket_types: Sequence[Any], plan: PlanView, his
     ``ticket_types`` are the fixture's ticket type ids, in the scenario's order."""
     kinds = [str(k) for k in ticket_types]
     prices = {kinds[i]: tt.price for i, tt in enumerate(scenario.ticket_types)}
-    op_of = {op.ref.attempt_id: op.index for op in history.ops if op.kind == "checkout"}
+    op_of = {ref.attempt_id: op.index for op in history.ops if (ref := op.checkout) is not None}
     checkouts = []
     answered: dict[str, AttemptView] = {}  # session id -> the first attempt answered with it
     for attempt in plan.attempts:

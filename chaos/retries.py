@@ -55,7 +55,7 @@ def committed_then_failed(obs: Observation) -> list[Op]:
     """The deliveries of this example that answered 5xx although their work committed."""
     fulfils = _fulfils(obs)
     deliveries = [op for op in obs.history.at_target()
-                  if op.kind == "deliver" and _accepted(op) and fulfils(op) and op.sent]
+                  if op.delivery is not None and _accepted(op) and fulfils(op) and op.sent]
     found: list[Op] = []
     for session in obs.sessions:
         mine = [op for op in deliveries if _is_for(op, session)]
@@ -85,19 +85,21 @@ def ahead_of_payment(history: History, earlier: Mapping[int, Collection[str]]) -
     forgeries do not. Not when the target answered 5xx to one of those events as
     well (in the whole example): a target failing everything is not waiting for
     anything."""
-    deliveries = [op for op in history.at_target() if op.kind == "deliver" and not _forged(op)]
-    acknowledged = [op for op in deliveries if op.status is not None and 200 <= op.status < 300]
+    deliveries = [(op, ref) for op in history.at_target()
+                  if (ref := op.delivery) is not None and not _forged(op)]
+    acknowledged = [(op, ref) for op, ref in deliveries
+                    if op.status is not None and 200 <= op.status < 300]
     ahead = []
-    for op in deliveries:
-        if op.ref.event not in AFTER_PAYMENT or op.status is None or op.status < 500:
+    for op, ref in deliveries:
+        if ref.event not in AFTER_PAYMENT or op.status is None or op.status < 500:
             continue
-        buyer = op.ref.buyer
+        buyer = ref.buyer
         needed = set(earlier.get(buyer, ()) if isinstance(buyer, int) else ())
-        before = {c.ref.event for c in acknowledged
-                  if c.ref.buyer == buyer and c.end <= op.start}
+        before = {c_ref.event for c, c_ref in acknowledged
+                  if c_ref.buyer == buyer and c.end <= op.start}
         # a target that failed one of those events too is not saying "not yet"
-        failed = any(c.ref.buyer == buyer and c.ref.event in needed
-                     and c.status is not None and c.status >= 500 for c in deliveries)
+        failed = any(c_ref.buyer == buyer and c_ref.event in needed
+                     and c.status is not None and c.status >= 500 for c, c_ref in deliveries)
         if not needed <= before and not failed:
             ahead.append(op)
     return ahead
@@ -131,7 +133,8 @@ class RetriedDeliveries:
         self.ahead += len(ahead)
         late = committed_then_failed(obs)
         self.after_commit += len(late)
-        self.payments += len({op.ref.session or op.ref.payment_intent for op in late})
+        self.payments += len({ref.session or ref.payment_intent for op in late
+                              if (ref := op.delivery) is not None})
 
     def notes(self) -> list[dict[str, Any]]:
         """The report's notes about them (none when there is nothing to say)."""

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaos.history import Op, percentile
+from chaos.history import CheckoutRef, DeliveryRef, Op, percentile
 
 #: Signature variants a correct endpoint may refuse (forged ones, and ``future``).
 REFUSABLE_SIGNATURES = frozenset({"tampered", "wrong-secret", "stale", "missing", "future"})
@@ -28,9 +28,10 @@ REFUSABLE_SIGNATURES = frozenset({"tampered", "wrong-secret", "stale", "missing"
 
 def refusal_expected(op: Op) -> bool:
     """Was this request meant (or allowed) to be refused with 4xx?"""
-    return (op.ref.expect in ("4xx", "any")
-            or op.ref.signature in REFUSABLE_SIGNATURES
-            or bool(op.ref.tampered))
+    ref = op.ref
+    if isinstance(ref, CheckoutRef):
+        return ref.tampered or ref.expect in ("4xx", "any")
+    return isinstance(ref, DeliveryRef) and ref.signature in REFUSABLE_SIGNATURES
 
 
 def is_error(op: Op) -> bool:

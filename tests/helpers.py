@@ -9,6 +9,9 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+from chaos.history import CheckoutRef, DeliveryRef, Ref
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = "listening on "
@@ -66,3 +69,10 @@ def example_shop(module: str, *, server_url: str, schema: str, stripe_api_base: 
         yield url
     finally:
         stop(process)
+
+
+def ref_of(kind: str, **fields: Any) -> Ref:
+    """The typed reference a request of ``kind`` carries, as the client builds it."""
+    typed: type[Ref] = DeliveryRef if kind == "deliver" else CheckoutRef if kind == "checkout" \
+        else Ref
+    return typed(**fields)

@@ -9,7 +9,8 @@ import pytest
 
 from chaos.errors import InfrastructureError, TargetError
 from chaos.health import FAILING_STREAK, FailingStreak, setup_failure, target_down
-from chaos.history import History, Op, Outcome, Ref
+from chaos.history import History, Op, Outcome
+from tests.helpers import ref_of
 
 URL = "http://127.0.0.1:9"
 
@@ -22,7 +23,7 @@ def op(status: int | None, *, sent: bool = True, error: str | None = None, door:
                           Outcome.OK if status is not None and status < 300 else Outcome.FAIL)
     return Op(index=0, kind=kind, door=door, method="POST", path="/p", wave=0, step=0,
               start=start, end=start + 0.01, status=status, outcome=outcome, body=body,
-              error=error, ref=Ref(**ref), sent=sent)
+              error=error, ref=ref_of(kind, **ref), sent=sent)
 
 
 REFUSED = {"status": None, "sent": False, "error": "connection refused"}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chaos import invariants as inv
-from chaos.history import History, Op, Outcome, Ref
+from chaos.history import CheckoutRef, DeliveryRef, History, Op, Outcome
 from chaos.observation import (
     Checkout,
     Observation,
@@ -46,7 +46,7 @@ def deliver(how: dict[str, Any], *, event: str = COMPLETED, signature: str = "va
             **ref: Any) -> Op:
     return Op(index=0, kind="deliver", door="target", method="POST", path="/hook", wave=0,
               step=0, start=start, end=end, body="",
-              ref=Ref(session=session, payment_intent=PI, event=event, event_id=event_id,
+              ref=DeliveryRef(session=session, payment_intent=PI, event=event, event_id=event_id,
                       signature=signature, **ref), **how)
 
 
@@ -402,9 +402,16 @@ def test_errors_count_what_had_no_reason_to_fail():
     assert [is_error(deliver(h)) for h in (OK, REJECTED, CRASHED, NO_ANSWER, REFUSED)] == \
         [False, True, True, True, True]
     assert not is_error(deliver(REJECTED, signature="stale"))
-    assert not is_error(deliver(REJECTED, tampered=True))
-    assert not is_error(deliver(REJECTED, expect="4xx"))
     assert is_error(deliver(CRASHED, signature="stale"))
+    assert is_error(checkout(REJECTED))
+    assert not is_error(checkout(REJECTED, tampered=True))
+    assert not is_error(checkout(REJECTED, expect="4xx"))
+    assert is_error(checkout(CRASHED, tampered=True))
+
+
+def checkout(how: dict[str, Any], **ref: Any) -> Op:
+    return Op(index=0, kind="checkout", door="target", method="POST", path="/checkout", wave=0,
+              step=0, start=0.0, end=0.01, body="", ref=CheckoutRef(buyer=0, **ref), **how)
 
 
 def test_thresholds_pass_under_their_limits_and_fail_at_them():

@@ -10,13 +10,14 @@ import httpx
 import pytest
 import trio
 
-from chaos.history import Op, Outcome, Ref
+from chaos.history import Op, Outcome
 from chaos.load.metrics import Metrics
 from chaos.load.mix import FORGED, Mix, draw_journey, parse_mix
 from chaos.load.profile import LoadProfile, parse_duration, parse_stages
 from chaos.load.thresholds import parse_threshold, thresholds
 from chaos.transport import KeepAlive
 from strategies import Delivery
+from tests.helpers import ref_of
 
 
 def test_stages_ramp_up_hold_and_ramp_down_as_k6_does():
@@ -84,7 +85,7 @@ def op(kind: str, status: int | None, latency: float, **ref) -> Op:
     return Op(index=0, kind=kind, door="target", method="POST", path="/x", wave=None,
               step=None, start=1.0, end=1.0 + latency, status=status,
               outcome=Outcome.OK if status and 200 <= status < 300 else
-              Outcome.INFO if status is None else Outcome.FAIL, body="", ref=Ref(**ref))
+              Outcome.INFO if status is None else Outcome.FAIL, body="", ref=ref_of(kind, **ref))
 
 
 def test_thresholds_judge_per_endpoint_and_step_with_the_seed_s_defaults():

@@ -8,7 +8,7 @@ from typing import Any
 
 from chaos import invariants
 from chaos.client import Attempt, BuyerBinding, Plan
-from chaos.history import History, Op, Outcome, Ref
+from chaos.history import CheckoutRef, History, Op, Outcome
 from chaos.observation import Checkout, PaymentOutcome, Session, StripeCall
 from chaos.observe import StripeView, TargetRows, observe
 from chaos.promises import Promises
@@ -25,7 +25,7 @@ def checkout_op(index: int, attempt_id: int, status: int = 200) -> Op:
     return Op(index=index, kind="checkout", door="target", method="POST", path="/checkout",
               wave=None, step=None, start=0.0, end=0.01, status=status,
               outcome=Outcome.OK if status < 400 else Outcome.FAIL, body="",
-              ref=Ref(buyer=attempt_id, attempt_id=attempt_id))
+              ref=CheckoutRef(buyer=attempt_id, attempt_id=attempt_id))
 
 
 def attempt(id: int, buyer: int, session: str | None, *, unit_price: int = 2500,

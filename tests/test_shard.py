@@ -12,7 +12,7 @@ from hypothesis.database import InMemoryExampleDatabase
 
 from chaos.errors import UsageError
 from chaos.exampledb import SavedFailures, database_key, open_database
-from chaos.history import Op, Outcome, Ref
+from chaos.history import DeliveryRef, Op, Outcome
 from chaos.latency import Durations
 from chaos.load.merge import merge_summaries
 from chaos.load.metrics import Metrics
@@ -214,7 +214,7 @@ def test_reports_of_two_targets_or_without_histograms_do_not_merge():
 def _ops(latencies: list[float]) -> list[Op]:
     return [Op(index=n, kind="deliver", door="target", method="POST", path="/webhook",
                wave=None, step=None, start=0.0, end=latency, status=200,
-               outcome=Outcome.OK, body="", ref=Ref(copy=0))
+               outcome=Outcome.OK, body="", ref=DeliveryRef(copy=0))
             for n, latency in enumerate(latencies)]
 
 

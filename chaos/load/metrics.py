@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaos.history import Op
+from chaos.history import CheckoutRef, DeliveryRef, Op
 from chaos.latency import Durations
 from chaos.thresholds import is_error
 
@@ -37,13 +37,14 @@ def step_of(op: Op) -> str:
     """The journey step: ``checkout``, ``stripe.pay``, ``stripe.refund``, ``deliver``
     (an event's first valid copy), ``redeliver`` (a later copy), ``race`` (copies fired
     together) or ``forged`` (a mis-signed copy)."""
-    if op.kind != "deliver":
+    ref = op.ref
+    if not isinstance(ref, DeliveryRef):
         return op.kind
-    if op.ref.signature_variant != "valid":
+    if ref.signature_variant != "valid":
         return "forged"
-    if op.ref.race:
+    if ref.race:
         return "race"
-    return "redeliver" if op.ref.copy else "deliver"
+    return "redeliver" if ref.copy else "deliver"
 
 
 def checks_of(op: Op) -> Iterable[tuple[str, bool]]:
@@ -52,7 +53,7 @@ def checks_of(op: Op) -> Iterable[tuple[str, bool]]:
         return ()
     status = op.status or 0
     if op.kind == "checkout":
-        if status == 409 and op.ref.expect:
+        if status == 409 and isinstance(op.ref, CheckoutRef) and op.ref.expect:
             return ()  # sold out: neither a pass nor a failure of the checkout
         return (("checkout answered 2xx with a session id", op.outcome.value == "ok"),)
     step = step_of(op)

@@ -39,7 +39,7 @@ from chaos import invariants
 from chaos.client import Attempt, BuyerBinding, FixtureIds, Plan, plan
 from chaos.errors import ChaosError, InfrastructureError
 from chaos.executor import Call, Executor
-from chaos.history import History, Op, Outcome
+from chaos.history import CheckoutRef, History, Op, Outcome
 from chaos.load.metrics import Metrics
 from chaos.load.mix import Mix, draw_journey
 from chaos.load.profile import LoadProfile
@@ -100,11 +100,14 @@ class Interval:
         tight = scenario.buyers[0].ticket_type == 1
         for phase in the_plan.phases:
             for call in phase.calls:
-                call.ref.buyer = g
-                if call.ref.attempt_id is not None:
-                    call.ref.attempt_id = renumbered[call.ref.attempt_id]
-                    if tight:   # the last tickets are raced for: sold out (409) is an answer
-                        call.ref.expect = call.ref.expect or "any"
+                ref = call.ref
+                if isinstance(ref, CheckoutRef) and ref.attempt_id is not None:
+                    # the last tickets are raced for: sold out (409) is an answer
+                    call.ref = dataclasses.replace(
+                        ref, buyer=g, attempt_id=renumbered[ref.attempt_id],
+                        expect=(ref.expect or "any") if tight else ref.expect)
+                else:
+                    call.ref = dataclasses.replace(ref, buyer=g)
         self.active += 1
 
     def leave(self) -> None:
@@ -382,7 +385,7 @@ class LoadRun:
         op = Op(index=interval.history.next_index(), kind=call.kind, door=call.door,
                 method=request.method, path=request.url.path, wave=call.wave, step=call.step,
                 start=sent_at if sent_at is not None else attempt, end=trio.current_time(),
-                status=status, outcome=outcome, body=body, error=error, ref=dataclasses.replace(call.ref),
+                status=status, outcome=outcome, body=body, error=error, ref=call.ref,
                 sent=sent_at is not None)
         self._record(op, interval)
         return op
@@ -390,7 +393,7 @@ class LoadRun:
     async def _race(self, calls: list[Call], wave: int | None, interval: Interval) -> None:
         """Copies fired together: the executor's wave, one connection per request."""
         for call in calls:
-            call.ref.race = True
+            call.ref = dataclasses.replace(call.ref, race=True)
         executor = Executor(concurrency=len(calls), request_timeout=self.options.request_timeout)
         self.in_flight += len(calls)
         self.client_peak = max(self.client_peak, self.in_flight)
