@@ -133,6 +133,15 @@ def _voided(rows: Iterable[dict[str, Any]]) -> int | None:
     return sum(int(row["voided"] or 0) for row in rows)
 
 
+def _flagged(rows: Iterable[dict[str, Any]]) -> int | None:
+    """Refunds the target recorded for an admin to act on, where the observation query
+    tells them (its optional ``flagged`` column); None where it does not."""
+    rows = list(rows)
+    if not rows or any("flagged" not in row for row in rows):
+        return None
+    return sum(int(row["flagged"] or 0) for row in rows)
+
+
 def _orders(rows: Iterable[dict[str, Any]]) -> int:
     return sum(int(row["orders"] or 0) for row in rows)
 
@@ -218,7 +227,14 @@ def no_lost_payment(obs: Observation) -> list[Violation]:
     """A paid completion the target acknowledged with 2xx has its tickets
     (unless the payment was refunded in full or disputed since; a payment refunded
     in part still stands: its tickets were issued, and what its refund voided is
-    ``refund-voids-tickets``' to judge)."""
+    ``refund-voids-tickets``' to judge).
+
+    Under ``promises.refunds = "flag"`` a payment refunded in part that the target
+    recorded for an admin (its rows' ``flagged`` column above 0) is the admin's to
+    settle: a shop that finds the charge already refunded when it confirms (a
+    re-fetch after a refund at Stripe) may hand the whole order to a person instead
+    of issuing tickets. Only that evidence excuses it: without a ``flagged`` column,
+    with none flagged, or under ``"void"``, the missing tickets are a lost payment."""
     found = []
     for s in obs.sessions:
         if s.outcome not in (PaymentOutcome.PAID, PaymentOutcome.PARTIALLY_REFUNDED) \
@@ -226,6 +242,8 @@ def no_lost_payment(obs: Observation) -> list[Violation]:
             continue
         acks = _acknowledged(obs, s, _fulfils(obs))
         rows = _rows_for(obs, s)
+        if _left_to_an_admin(obs, s, rows):
+            continue
         tickets = _tickets(rows)
         if s.outcome is PaymentOutcome.PARTIALLY_REFUNDED:
             tickets += _voided(rows) or 0
@@ -236,6 +254,13 @@ def no_lost_payment(obs: Observation) -> list[Violation]:
                 rows + [_op_row(acks[0])],
             ))
     return found
+
+
+def _left_to_an_admin(obs: Observation, s: Session, rows: list[dict[str, Any]]) -> bool:
+    """Is this payment, refunded in part at Stripe, flagged for an admin by a target that
+    promises to flag refunds (``promises.refunds = "flag"``, the ``flagged`` column)?"""
+    return (obs.promises.refunds == "flag" and s.outcome is PaymentOutcome.PARTIALLY_REFUNDED
+            and (_flagged(rows) or 0) > 0)
 
 
 def _partial_refund_voided(obs: Observation, s: Session) -> list[Violation]:

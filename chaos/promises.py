@@ -5,7 +5,9 @@ checks. Services shaped differently are each correct on their own terms: a
 checkout that takes no idempotency key cannot break "one session per key";
 a webhook that re-fetches every object from Stripe may acknowledge a forged
 delivery as long as it changes nothing Stripe's records do not justify; a
-shop that flags refunded orders for an admin does not void tickets itself.
+shop that flags refunded orders for an admin does not void tickets itself,
+and a payment refunded in part whose refund it flagged before confirming the
+payment is the admin's to settle, not a lost payment.
 
 A config declares the promises in ``[promises]`` (and the idempotency promise
 through ``target.checkout.idempotency_header``); the defaults are what a user
@@ -26,7 +28,8 @@ from dataclasses import dataclass
 SIGNATURE_POLICIES = ("verify", "refetch")
 #: ``void``: a full refund voids the tickets and gives the units back (a partial refund,
 #: part of the amount, keeps them); ``flag``: the order is flagged for an admin, tickets
-#: stay as they are until a person acts.
+#: stay as they are until a person acts (a payment refunded in part and flagged before it
+#: was confirmed waits for that person too: ``no-lost-payment``).
 REFUND_POLICIES = ("void", "flag")
 #: Event types a target may confirm a payment on (a config's ``promises.confirms``).
 CONFIRMING_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded",
@@ -87,6 +90,10 @@ def judged(p: Promises) -> list[Judged]:
               "back; a partial refund voids none"
               if p.refunds == "void" else
               "a refund flags the order for an admin; tickets are not voided by the service")
+    lost = "an acknowledged confirmation of a paid payment issues its tickets" + (
+        "" if p.refunds == "void" else
+        ", unless it was refunded in part and the target flagged that refund for an admin "
+        "(the flagged column)")
     idem = (f"checkout attempts sharing an {p.idempotency_header} header end in one Stripe session"
             if p.idempotent_checkout else "no idempotency key is taken at checkout")
     return [
@@ -94,8 +101,9 @@ def judged(p: Promises) -> list[Judged]:
                True, "every ticketing service"),
         Judged("no-oversold-ticket-type", "no ticket type sells past its capacity", True,
                "every ticketing service"),
-        Judged("no-lost-payment", "an acknowledged confirmation of a paid payment issues its "
-               "tickets", True, f"promises.confirms = {json.dumps(list(p.confirms))}"),
+        Judged("no-lost-payment", lost, True,
+               f"promises.confirms = {json.dumps(list(p.confirms))}"
+               + ("" if p.refunds == "void" else f', promises.refunds = "{p.refunds}"')),
         Judged("no-tickets-without-payment", "tickets only for payments Stripe says succeeded",
                True, "every ticketing service"),
         Judged("refund-voids-tickets", refund, p.refunds == "void",

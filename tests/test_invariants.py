@@ -256,6 +256,47 @@ def test_a_partial_refund_is_not_judged_for_voids_under_the_flag_policy():
     assert "refund-voids-tickets" not in broken(obs)
 
 
+def flagging_shop(*rows: dict[str, Any], sessions: tuple[Session, ...] = PARTIAL_SESSION,
+                  refunds: str = "flag") -> Observation:
+    """pretix's shape: it confirms on charge.succeeded, which it answered 200 after
+    re-fetching the charge, and its rows key the order by the PaymentIntent alone."""
+    return promising(observe(deliver(OK, event="charge.succeeded"), sessions=sessions,
+                             rows=rows), signatures="refetch", confirms=("charge.succeeded",),
+                     refunds=refunds)
+
+
+def test_a_payment_refunded_in_part_and_flagged_for_an_admin_is_the_admins_to_settle():
+    """Stripe refunded part of the charge before the shop confirmed it; the shop re-fetched
+    the charge, found the refund and recorded it for an admin (``flagged``) instead of
+    issuing tickets. Under ``refunds = "flag"`` that is the shop's promise kept."""
+    assert broken(flagging_shop(row(0, session=None, flagged=1))) == []
+
+
+def test_under_the_void_policy_a_flag_excuses_no_missing_ticket():
+    obs = flagging_shop(row(0, session=None, flagged=1), refunds="void")
+    [v] = inv.no_lost_payment(obs)
+    assert v.message == f"payment {PI} (buyer 1) was acknowledged with 2xx but has 0 of 2 tickets"
+
+
+@pytest.mark.parametrize("evidence", [{}, {"flagged": 0}, {"flagged": None}])
+def test_without_a_flag_in_the_rows_a_payment_refunded_in_part_is_still_lost(evidence):
+    # the promise alone excuses nothing: only the target's rows showing the refund
+    # recorded for an admin do
+    assert broken(flagging_shop(row(0, session=None, **evidence))) == ["no-lost-payment"]
+
+
+def test_a_flag_does_not_excuse_a_payment_that_stands_in_full():
+    # Stripe holds it paid, unrefunded: whatever the shop flagged, the tickets are owed
+    assert broken(flagging_shop(row(0, session=None, flagged=1), sessions=PAID)) == \
+        ["no-lost-payment"]
+
+
+def test_a_flagged_payment_refunded_in_part_still_holds_no_partial_ticket_set():
+    assert broken(flagging_shop(row(1, session=None, flagged=1))) == \
+        ["one-ticket-set-per-payment"]
+    assert broken(flagging_shop(row(2, session=None, flagged=1))) == []
+
+
 # forged-delivery-rejected ----------------------------------------------------------
 
 @pytest.mark.parametrize("signature", sorted(inv.FORGED_SIGNATURES))
@@ -525,5 +566,8 @@ def test_every_invariant_states_its_promise_and_the_declaration_behind_it():
     judged_ = judged(Promises())
     assert [j.invariant for j in judged_] == CONTRACT
     assert all(j.checked and j.promise and j.why for j in judged_)
+    [lost] = [j for j in judged(Promises(refunds="flag")) if j.invariant == "no-lost-payment"]
+    assert lost.checked and "flagged that refund for an admin" in lost.promise
+    assert lost.why.endswith('promises.refunds = "flag"')
     with pytest.raises(ValueError, match="signatures='trust'"):
         Promises(signatures="trust")

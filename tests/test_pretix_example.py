@@ -24,6 +24,9 @@ def test_pretix_is_held_to_its_own_promises_and_to_every_other_invariant():
     assert set(INVARIANTS) - checked(target.promises) == {
         "refund-voids-tickets",              # pretix flags a Stripe refund for an admin
         "one-session-per-idempotency-key"}   # the buyer pays at Stripe: no checkout door
+    # the evidence no-lost-payment asks of a shop that flags refunds: pretix's external
+    # refunds awaiting an admin, per order
+    assert "as flagged" in target.tickets_per_payment_sql
     assert [i.name for i in target.invariants] == [
         "one-confirmed-payment-per-order", "one-external-refund-per-stripe-refund",
         "paid-orders-are-paid-in-full"]
