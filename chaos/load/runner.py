@@ -21,6 +21,7 @@ the interval, not by the run's length.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import itertools
@@ -40,11 +41,12 @@ from chaos.client import Attempt, BuyerBinding, FixtureIds, Plan, plan
 from chaos.errors import ChaosError, InfrastructureError
 from chaos.executor import Call, Executor
 from chaos.history import History, Op, Outcome
+from chaos.keepalive import KeepAlive, WireRequest
 from chaos.load.metrics import Metrics
 from chaos.load.mix import Mix, draw_journey
 from chaos.load.profile import LoadProfile
 from chaos.run import FAILING_STREAK, Runner
-from chaos.transport import KeepAlive, LoopbackTransport
+from chaos.transport import LoopbackTransport
 from strategies import Buyer, Scenario
 
 _EXCERPT = 300
@@ -343,8 +345,14 @@ class LoadRun:
             interval.leave()
 
     async def _send(self, call: Call, doors: dict[str, KeepAlive], interval: Interval) -> Op | None:
-        request = call.build()
-        if request is None:
+        """One call over the VU's kept-alive connection to its door, recorded as an op."""
+        request: httpx.Request | None = None
+        if call.build_wire is not None and call.on_answer is None:
+            wire = call.build_wire()   # nobody reads the answer: bytes, no httpx objects
+        else:
+            request = call.build()
+            wire = None if request is None else WireRequest.of(request)
+        if wire is None:
             return None  # what it needs never came (sold out): skipped, as in an example
         attempt = trio.current_time()
         sent_at: float | None = None
@@ -352,26 +360,23 @@ class LoadRun:
         body, error = "", None
         outcome = Outcome.INFO
         self.in_flight += 1
-        self.client_peak = max(self.client_peak, self.in_flight)
+        if self.in_flight > self.client_peak:
+            self.client_peak = self.in_flight
         try:
-            door = doors[call.door]
-            if call.on_answer is None:   # nobody reads the answer: no httpx.Response to build
-                sent_at, status, _, raw = await door.exchange_raw(
-                    request, timeout=self.options.request_timeout)
-                response = None
-            else:
-                sent_at, response = await door.exchange(
-                    request, timeout=self.options.request_timeout)
-                status, raw = response.status_code, response.content
+            answer = await doors[call.door].exchange(wire, timeout=self.options.request_timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
             outcome, error = Outcome.FAIL, f"not delivered: {exc}"
         except httpx.HTTPError as exc:
             sent_at = attempt
             outcome, error = Outcome.INFO, f"{type(exc).__name__}: {exc}"
         else:
-            body = raw[:_EXCERPT].decode("utf-8", "replace")
+            sent_at, status = answer.sent_at, answer.status
+            body = answer.body[:_EXCERPT].decode("utf-8", "replace")
             outcome = Outcome.OK if 200 <= status < 300 else Outcome.FAIL
-            if outcome is Outcome.OK and call.on_answer is not None and response is not None:
+            if outcome is Outcome.OK and call.on_answer is not None and request is not None:
+                response = httpx.Response(status, headers=answer.headers, content=answer.body,
+                                          request=request,
+                                          extensions={"http_version": b"HTTP/1.1"})
                 try:
                     call.on_answer(response)
                 except (ValueError, KeyError, TypeError) as exc:
@@ -380,9 +385,9 @@ class LoadRun:
         finally:
             self.in_flight -= 1
         op = Op(index=interval.history.next_index(), kind=call.kind, door=call.door,
-                method=request.method, path=request.url.path, wave=call.wave, step=call.step,
+                method=wire.method, path=wire.path, wave=call.wave, step=call.step,
                 start=sent_at if sent_at is not None else attempt, end=trio.current_time(),
-                status=status, outcome=outcome, body=body, error=error, ref=dataclasses.replace(call.ref),
+                status=status, outcome=outcome, body=body, error=error, ref=copy.copy(call.ref),
                 sent=sent_at is not None)
         self._record(op, interval)
         return op
