@@ -296,10 +296,14 @@ def tool_round(s: Stack, requests: int, vus: int) -> dict[str, Any]:
 
 #: The load mode's mix for the bench: journeys whose traffic is almost all validly signed
 #: redeliveries of fulfilled completions (as k6 sends), no races, forgeries or sell-outs.
+#: (More redeliveries per journey, ``--load-mix duplicates=100,...``, save the checkout
+#: and payment k6 never makes, but lengthen the tail of journeys that finish after the
+#: profile's end with fewer VUs: measured no faster on a 15 s round.)
 LOAD_MIX = "duplicates=25,races=0,reorder=0,forged=0,refunds=0,sellout=0"
 
 
-def load_round(s: Stack, seconds: float, vus: int, workers: int) -> dict[str, Any]:
+def load_round(s: Stack, seconds: float, vus: int, workers: int,
+               mix: str = LOAD_MIX) -> dict[str, Any]:
     """The load mode (``payment-chaos load``'s engine, in this process and ``workers - 1``
     spawned ones): ``vus`` VUs for ``seconds``, each playing journeys (checkout, payment,
     then each event delivered 1 + 25 times over its kept-alive connection), invariants
@@ -308,7 +312,7 @@ def load_round(s: Stack, seconds: float, vus: int, workers: int) -> dict[str, An
     invariant checks and its workers' CPU."""
     runner = Runner(target=s.target, stripe_url=s.stripe_url, db=s.db, concurrency=vus * 4,
                     request_timeout=30.0, example_timeout=30.0)
-    options = LoadOptions(profile=LoadProfile.constant(vus, seconds), mix=parse_mix(LOAD_MIX),
+    options = LoadOptions(profile=LoadProfile.constant(vus, seconds), mix=parse_mix(mix),
                           seed=1, request_timeout=30.0)
     trio.run(_reset_peak, s.reference_url)
     with Sample(s.service_pid) as sample:
@@ -643,6 +647,8 @@ def bench(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="never run py-spy")
     parser.add_argument("--load-seconds", type=float, default=20.0,
                         help="seconds of each load-mode round (20)")
+    parser.add_argument("--load-mix", default=LOAD_MIX,
+                        help=f"the load mode's journeys ({LOAD_MIX})")
     parser.add_argument("--load-workers", default="1,2",
                         help="load-mode rounds with these --workers (1,2; empty: none)")
     args = parser.parse_args(argv)
@@ -672,7 +678,8 @@ def bench(argv: Sequence[str] | None = None) -> int:
                                              workdir=work),
                             lambda: k6_round(s, k6, args.requests, args.vus, reuse=False,
                                              workdir=work),
-                            *(functools.partial(load_round, s, args.load_seconds, args.vus, w)
+                            *(functools.partial(load_round, s, args.load_seconds, args.vus, w,
+                                                args.load_mix)
                               for w in load_workers)):
                     row = {"round": n, "vus": args.vus, **run()}
                     rounds.append(row)
