@@ -307,9 +307,11 @@ def load_round(s: Stack, seconds: float, vus: int, workers: int,
     """The load mode (``payment-chaos load``'s engine, in this process and ``workers - 1``
     spawned ones): ``vus`` VUs for ``seconds``, each playing journeys (checkout, payment,
     then each event delivered 1 + 25 times over its kept-alive connection), invariants
-    checked every 5 s. req/s counts the webhook endpoint's requests; client CPU per 1,000
-    counts every request it sent (checkout and the fake Stripe's too), and includes its
-    invariant checks and its workers' CPU."""
+    checked every 5 s. req/s counts the webhook endpoint's requests answered while the
+    profile ran, over its ``seconds`` (the rate at ``vus`` VUs; the whole run's, graceful
+    stop included, is ``requests_per_second_whole_run``); client CPU per 1,000 counts
+    every request it sent (checkout and the fake Stripe's too), over the whole run, and
+    includes its invariant checks and its workers' CPU."""
     runner = Runner(target=s.target, stripe_url=s.stripe_url, db=s.db, concurrency=vus * 4,
                     request_timeout=30.0, example_timeout=30.0)
     options = LoadOptions(profile=LoadProfile.constant(vus, seconds), mix=parse_mix(mix),
@@ -334,6 +336,13 @@ def load_round(s: Stack, seconds: float, vus: int, workers: int,
     # CPU per request over everything it sent, not only the webhook's share
     row["client_cpu_per_1000"] = round(client_cpu / everything.requests * 1000, 3) \
         if everything.requests else None
+    # req/s at the profile's VUs: the webhook answers before the profile's end over its
+    # seconds. After it (the graceful stop) VUs finish their journeys and stop one by one,
+    # fewer than --vus: k6's iterations are one request, so its runs have no such tail.
+    # The whole run's rate is kept beside it.
+    row["requests_per_second_whole_run"] = row["requests_per_second"]
+    row["requests_in_profile"] = result.in_profile.get("webhook", 0)
+    row["requests_per_second"] = round(row["requests_in_profile"] / seconds, 1)
     return row
 
 
@@ -683,9 +692,12 @@ def bench(argv: Sequence[str] | None = None) -> int:
                               for w in load_workers)):
                     row = {"round": n, "vus": args.vus, **run()}
                     rounds.append(row)
+                    whole = row.get("requests_per_second_whole_run")
                     print(f"  round {n} {row['kind']:<12} {row['requests_per_second']:>8,.0f} "
                           f"req/s, {row['client_cpu_per_1000']:.3f} client CPU s/1000, "
-                          f"failed {row['failed']}", flush=True)
+                          f"failed {row['failed']}"
+                          + (f" (whole run, graceful stop included: {whole:,.0f} req/s)"
+                             if whole is not None else ""), flush=True)
             ceiling = [{"round": n, **k6_round(s, k6, args.requests * 2, args.ceiling_vus,
                                                reuse=True, workdir=work)}
                        for n in (1, 2)]

@@ -148,12 +148,14 @@ def test_worker_results_cross_a_pipe_and_add_up():
                           invariants={"one-ticket-set-per-payment":
                                       InvariantTally(violations, int(bool(violations)), first)},
                           client_peak_in_flight=25, target_peak_in_flight=None, peak_vus=25,
-                          connections=50, cpu_seconds=1.5)
+                          connections=50, cpu_seconds=1.5,
+                          in_profile={"webhook": requests - 1, "checkout": 1})
 
     merged = LoadResult.from_data(result(10, 0).to_data())
     merged.merge(LoadResult.from_data(result(30, 4).to_data()))
     assert merged.metrics.select().requests == 40
     assert merged.metrics.select().figures(10)["max_ms"] == pytest.approx(30, rel=0.001)
     assert (merged.journeys, merged.dropped, merged.peak_vus, merged.cpu_seconds) == (40, 2, 50, 3.0)
+    assert merged.in_profile == {"webhook": 38, "checkout": 2}
     tally = merged.invariants["one-ticket-set-per-payment"]
     assert (tally.violations, tally.intervals, tally.first) == (4, 1, {"message": "two ticket sets"})

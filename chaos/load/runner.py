@@ -41,7 +41,7 @@ from chaos.errors import ChaosError, InfrastructureError
 from chaos.executor import Call, Executor
 from chaos.history import History, Op, Outcome
 from chaos.keepalive import KeepAlive, WireRequest
-from chaos.load.metrics import Metrics
+from chaos.load.metrics import Metrics, endpoint_of
 from chaos.load.mix import Mix, draw_journey
 from chaos.load.profile import LoadProfile
 from chaos.run import FAILING_STREAK, Runner
@@ -146,6 +146,10 @@ class LoadResult:
     #: CPU seconds this process (and, merged, every worker) spent on the load itself:
     #: firing, recording, checking; start-up excluded.
     cpu_seconds: float = 0.0
+    #: Requests per endpoint answered while the profile ran (before its ``seconds``), not
+    #: in the graceful stop after it, when fewer VUs finish their journeys: the rate at
+    #: the profile's VUs is these over the profile's seconds.
+    in_profile: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_data(self) -> dict[str, Any]:
         """A plain form another process can send back (``from_data``)."""
@@ -168,6 +172,8 @@ class LoadResult:
         for name in ("journeys", "dropped", "intervals_checked", "buyers_checked",
                      "client_peak_in_flight", "peak_vus", "connections", "cpu_seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for endpoint, count in other.in_profile.items():
+            self.in_profile[endpoint] = self.in_profile.get(endpoint, 0) + count
         for name, tally in other.invariants.items():
             mine = self.invariants.setdefault(name, InvariantTally())
             mine.violations += tally.violations
@@ -197,6 +203,7 @@ class LoadRun:
         self.peak_vus = 0
         self.connections = 0
         self.started = 0.0
+        self.in_profile: dict[str, int] = {}
         self._numbers = itertools.count()
         self._recent: deque[Op] = deque(maxlen=FAILING_STREAK)
         self._stripe_failing = 0
@@ -236,7 +243,7 @@ class LoadRun:
             intervals_checked=self.intervals_checked, buyers_checked=self.buyers_checked,
             invariants=self.tallies, client_peak_in_flight=self.client_peak,
             target_peak_in_flight=(after or {}).get("peak_in_flight"), peak_vus=self.peak_vus,
-            connections=self.connections)
+            connections=self.connections, in_profile=self.in_profile)
 
     def elapsed(self) -> float:
         return trio.current_time() - self.started if self.started else 0.0
@@ -411,6 +418,9 @@ class LoadRun:
     def _record(self, op: Op, interval: Interval) -> None:
         interval.history.append(op)
         self.metrics.add(op)
+        if op.end - self.started <= self.options.profile.seconds:
+            endpoint = endpoint_of(op)
+            self.in_profile[endpoint] = self.in_profile.get(endpoint, 0) + 1
         if op.door == "stripe":
             self._stripe_failing = 0 if op.outcome is Outcome.OK else self._stripe_failing + 1
             if self._stripe_failing >= FAILING_STREAK:
