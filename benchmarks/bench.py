@@ -296,9 +296,9 @@ def tool_round(s: Stack, requests: int, vus: int) -> dict[str, Any]:
 
 #: The load mode's mix for the bench: journeys whose traffic is almost all validly signed
 #: redeliveries of fulfilled completions (as k6 sends), no races, forgeries or sell-outs.
-#: (More redeliveries per journey, ``--load-mix duplicates=100,...``, save the checkout
-#: and payment k6 never makes, but lengthen the tail of journeys that finish after the
-#: profile's end with fewer VUs: measured no faster on a 15 s round.)
+#: (More redeliveries per journey, ``--load-mix duplicates=100,...``, save the service
+#: the checkout k6 never asks for: 0.735x k6's req/s against 0.71x with 25 on a shared
+#: machine, within its noise; docs/benchmarks.md.)
 LOAD_MIX = "duplicates=25,races=0,reorder=0,forged=0,refunds=0,sellout=0"
 
 
