@@ -35,7 +35,8 @@ import httpx
 
 from chaos.executor import Call
 from chaos.history import CheckoutRef, DeliveryRef, Ref
-from chaos.signing import sign
+from chaos.keepalive import WireRequest
+from chaos.signing import SignedDelivery, sign
 from chaos.target import DEFAULT_INTENT, DEFAULT_SESSION, Target, dig, render_body
 from strategies import (
     DEFAULT_EVENT_TYPES,
@@ -422,7 +423,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         path = str(render_body(target.webhook_path,
                                checkout_values(scenario, event_id, step.buyer, ids=ids)))
 
-        def build() -> httpx.Request | None:
+        def signed() -> SignedDelivery | None:
             binding = bindings[step.buyer]
             event = binding.events.get(step.event)
             if event is None:
@@ -435,14 +436,36 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                 payment_intent=binding.payment_intent,
                 payment_status=obj.get("payment_status")
                 if step.event.startswith("checkout.session.") else None)
-            signed = sign(json.dumps(event), target.webhook_secret, now=int(clock()),
-                          variant=step.signature, old_secret=target.old_secret)
-            return httpx.Request("POST", target.base_url + path,
-                                 content=signed.body,
-                                 headers={**target.webhook_headers, **signed.headers})
+            return sign(payload(event), target.webhook_secret, now=int(clock()),
+                        variant=step.signature, old_secret=target.old_secret)
 
-        call.build = build
+        def build() -> httpx.Request | None:
+            delivery = signed()
+            if delivery is None:
+                return None
+            return httpx.Request("POST", url, content=delivery.body,
+                                 headers={**target.webhook_headers, **delivery.headers})
+
+        def build_wire() -> WireRequest | None:
+            delivery = signed()
+            if delivery is None:
+                return None
+            return WireRequest.make("POST", url, {**target.webhook_headers, **delivery.headers},
+                                    delivery.body)
+
+        url = target.base_url + path
+        call.build, call.build_wire = build, build_wire
         return call
+
+    encoded: dict[int, tuple[dict[str, Any], str]] = {}
+
+    def payload(event: dict[str, Any]) -> str:
+        """The event's JSON, encoded once per event however many copies are sent (the
+        event itself is kept with it, so its id() stays its own)."""
+        kept = encoded.get(id(event))
+        if kept is None:
+            kept = encoded[id(event)] = (event, json.dumps(event))
+        return kept[1]
 
     phases: list[Phase] = []
     in_setup = [b for b in range(len(scenario.buyers)) if scenario.timed_checkout_wave(b) is None]

@@ -34,6 +34,7 @@ import trio
 
 from chaos.errors import UsageError
 from chaos.history import History, Op, Outcome, Ref, WaveRecord
+from chaos.keepalive import WireRequest
 from chaos.transport import Connection, LoopbackTransport
 
 _EXCERPT = 300
@@ -54,6 +55,11 @@ class Call:
     KeyError, TypeError), the op is recorded as ``fail`` with a
     ``malformed answer`` error. ``offset`` is how many seconds after the
     wave's barrier the request goes out.
+
+    ``build_wire``, where given, builds the same request as bytes for the load
+    mode's kept-alive connections (:mod:`chaos.keepalive`), skipping the
+    ``httpx.Request`` (a seventh of a load request's CPU); only calls without
+    ``on_answer`` have one (nobody parses their answer).
     """
 
     kind: str
@@ -64,6 +70,7 @@ class Call:
     ref: Ref = field(default_factory=Ref)
     on_answer: Callable[[httpx.Response], None] | None = None
     offset: float = 0.0
+    build_wire: Callable[[], WireRequest | None] | None = None
 
 
 def ensure_descriptors(concurrency: int) -> None:

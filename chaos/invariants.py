@@ -93,6 +93,47 @@ def _is_for(op: Op, session: Session) -> bool:
     return session.payment_intent is not None and _ref(op).payment_intent == session.payment_intent
 
 
+class _BySession:
+    """The deliveries of one history grouped as :func:`_is_for` matches them to sessions
+    (by session id, else by payment intent), each group in history order: looked up per
+    session instead of scanning every delivery per session (a load interval holds
+    hundreds of sessions and thousands of deliveries)."""
+
+    def __init__(self, deliveries: list[Op]) -> None:
+        self.by_session: dict[str, list[tuple[int, Op]]] = {}
+        self.by_intent: dict[str, list[tuple[int, Op]]] = {}
+        for position, op in enumerate(deliveries):
+            ref = _ref(op)
+            if ref.session is not None:
+                self.by_session.setdefault(ref.session, []).append((position, op))
+            elif ref.payment_intent is not None:
+                self.by_intent.setdefault(ref.payment_intent, []).append((position, op))
+
+    def ops(self, session: Session) -> list[Op]:
+        """Exactly ``[op for op in deliveries if _is_for(op, session)]``."""
+        mine = self.by_session.get(session.id, [])
+        if session.payment_intent is not None:
+            theirs = self.by_intent.get(session.payment_intent)
+            if theirs:
+                mine = sorted(mine + theirs, key=lambda pair: pair[0])
+        return [op for _, op in mine]
+
+
+#: The last history grouped (its ops list, their count, the groups): every invariant
+#: of one check reads the same history. One slot, replaced as a whole.
+_grouped: tuple[list[Op], int, _BySession] | None = None
+
+
+def _deliveries_for(obs: Observation, session: Session) -> list[Op]:
+    """This session's deliveries, in history order (see :class:`_BySession`)."""
+    global _grouped
+    ops = obs.history.ops
+    cached = _grouped
+    if cached is None or cached[0] is not ops or cached[1] != len(ops):
+        cached = _grouped = (ops, len(ops), _BySession(_deliveries(obs)))
+    return cached[2].ops(session)
+
+
 def _fulfils(obs: Observation) -> Callable[[Op], bool]:
     """Does this delivery confirm its payment, by the target's promises
     (``promises.confirms``)? A completion confirms only when it says ``paid``:
@@ -159,8 +200,8 @@ def _plural(n: int, word: str) -> str:
 
 def _acknowledged(obs: Observation, session: Session, kind: Callable[[Op], bool]) -> list[Op]:
     """Accepted-signature deliveries of this kind for this session that answered 2xx."""
-    return [op for op in _deliveries(obs)
-            if op.outcome is Outcome.OK and _accepted(op) and kind(op) and _is_for(op, session)]
+    return [op for op in _deliveries_for(obs, session)
+            if op.outcome is Outcome.OK and _accepted(op) and kind(op)]
 
 
 def _op_name(op: Op) -> str:
@@ -281,7 +322,7 @@ def _partial_refund_voided(obs: Observation, s: Session) -> list[Violation]:
 def _voided_by_forgery(obs: Observation, session: Session, rows: list[dict[str, Any]]) -> bool:
     """Were this payment's tickets issued and then voided while the only refunds
     sent for it were forged? That is the forgery's evidence, not a lost payment's."""
-    ops = [op for op in _deliveries(obs) if _is_for(op, session) and _refunds(op)
+    ops = [op for op in _deliveries_for(obs, session) if _refunds(op)
            and may_have_taken_effect(op)]
     return bool((_voided(rows) or 0) > 0 and ops and all(_forged(op) for op in ops))
 
@@ -382,9 +423,8 @@ def forged_delivery_rejected(obs: Observation) -> list[Violation]:
                 f"'{_signature(op)}' answered {op.status}; it must be rejected with 4xx",
                 [_op_row(op)],
             ))
-    ops = _deliveries(obs)
     for s in obs.sessions:
-        mine = [op for op in ops if _is_for(op, s)]
+        mine = _deliveries_for(obs, s)
         forged = [op for op in mine if _forged(op) and may_have_taken_effect(op)]
         if not forged:
             continue

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 
 import h11
-import httptools
 import httpx
 import trio
 
@@ -139,7 +138,7 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
         except trio.TooSlowError:
             raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
         except OSError as exc:
-            raise httpx.ConnectError(f"connect to {host}:{port}: {_reason(exc)}") from None
+            raise httpx.ConnectError(f"connect to {host}:{port}: {reason(exc)}") from None
         return Connection(stream, request, prepared)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -151,7 +150,7 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
             await connection.aclose()
 
 
-def _reason(exc: OSError) -> str:
+def reason(exc: OSError) -> str:
     """The first underlying reason ("Connection refused"), not trio's summary."""
     inner = getattr(exc.__cause__, "exceptions", None) or [exc]
     first = inner[0]
@@ -173,136 +172,3 @@ async def _serialise(request: httpx.Request) -> tuple[h11.Connection, bytes]:
         data += conn.send(h11.Data(data=body))
     data += conn.send(h11.EndOfMessage())
     return conn, data
-
-
-class _Answer:
-    """httptools' callbacks: collects one response."""
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.complete = False
-        self.keep_alive = False
-        self.parser: httptools.HttpResponseParser | None = None
-
-    def on_headers_complete(self) -> None:
-        # asked here: once the message is complete, httptools has forgotten (it says False)
-        assert self.parser is not None
-        self.keep_alive = self.parser.should_keep_alive()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_body(self, body: bytes) -> None:
-        self.size += len(body)
-        if self.size > _MAX_BODY:
-            raise httpx.RemoteProtocolError(f"response body over {_MAX_BODY} bytes")
-        self.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-
-class KeepAlive:
-    """One HTTP/1.1 connection reused request after request: the load path.
-
-    A race wave wants a fresh connection per request (above); sustained load
-    wants what browsers and k6 do, one connection kept open per virtual user,
-    so the cost of connecting is paid once instead of per request. Requests
-    go one at a time (no pipelining). The connection is (re)opened when there
-    is none, when the server said it will close, or when it sat idle longer
-    than ``idle_seconds`` (servers close idle ones: uvicorn after 5 s).
-
-    Here the client's own CPU per request is the figure (measured against
-    k6), so the request head is written directly (httpx has already
-    normalised the headers) and the answer is parsed by httptools, the C
-    parser uvicorn uses: against h11 that halves the transport's CPU.
-
-    :meth:`exchange` returns ``(sent_at, response)``; failures raise httpx's
-    errors as :class:`LoopbackTransport` does (``ConnectError``: never sent).
-    """
-
-    def __init__(self, *, idle_seconds: float = 4.0) -> None:
-        self.idle_seconds = idle_seconds
-        self._stream: trio.SocketStream | None = None
-        self._where: tuple[str, int] | None = None
-        self._last_used = 0.0
-        #: Connections opened so far (1 for a VU that never lost its connection).
-        self.opened = 0
-
-    async def _connect(self, host: str, port: int, timeout: float) -> None:
-        await self.aclose()
-        try:
-            with trio.fail_after(timeout):
-                self._stream = await trio.open_tcp_stream(host, port)
-        except trio.TooSlowError:
-            raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
-        except OSError as exc:
-            raise httpx.ConnectError(f"connect to {host}:{port}: {_reason(exc)}") from None
-        self._where = (host, port)
-        self.opened += 1
-
-    async def exchange(self, request: httpx.Request, *,
-                       timeout: float = DEFAULT_READ_TIMEOUT) -> tuple[float, httpx.Response]:
-        """Send ``request`` on the kept connection and read the whole answer."""
-        sent_at, status, headers, body = await self.exchange_raw(request, timeout=timeout)
-        return sent_at, httpx.Response(status, headers=headers, content=body, request=request,
-                                       extensions={"http_version": b"HTTP/1.1"})
-
-    async def exchange_raw(self, request: httpx.Request, *, timeout: float = DEFAULT_READ_TIMEOUT
-                           ) -> tuple[float, int, list[tuple[bytes, bytes]], bytes]:
-        """:meth:`exchange` without building an httpx.Response: ``(sent_at, status,
-        headers, body)``, for answers nobody parses (a tenth of a load request's CPU)."""
-        if request.url.scheme != "http":
-            raise httpx.UnsupportedProtocol(f"only http:// on loopback is supported, not {request.url}")
-        where = (request.url.host, request.url.port or 80)
-        if (self._stream is None or self._where != where
-                or trio.current_time() - self._last_used > self.idle_seconds):
-            await self._connect(*where, timeout)
-        assert self._stream is not None
-        stream = self._stream
-        lines = [b"%s %s HTTP/1.1" % (request.method.encode(), request.url.raw_path)]
-        lines += [k + b": " + v for k, v in request.headers.raw if k.lower() != b"connection"]
-        data = b"\r\n".join(lines) + b"\r\n\r\n" + request.content
-        sent_at = trio.current_time()
-        try:
-            try:
-                await stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                raise httpx.WriteError(f"sending to {request.url.host}: {exc}") from None
-            answer, parser = await self._read(stream, timeout)
-        except BaseException:
-            await self.aclose()
-            raise
-        self._last_used = trio.current_time()
-        if not answer.keep_alive:
-            await self.aclose()
-        return sent_at, parser.get_status_code(), answer.headers, b"".join(answer.chunks)
-
-    @staticmethod
-    async def _read(stream: trio.SocketStream,
-                    timeout: float) -> tuple[_Answer, httptools.HttpResponseParser]:
-        answer = _Answer()
-        parser = answer.parser = httptools.HttpResponseParser(answer)
-        with trio.move_on_after(timeout) as scope:
-            while not answer.complete:
-                try:
-                    chunk = await stream.receive_some(_READ_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    raise httpx.ReadError(f"connection lost: {exc}") from None
-                if not chunk:
-                    raise httpx.RemoteProtocolError("connection closed before a complete response")
-                try:
-                    parser.feed_data(chunk)
-                except httptools.HttpParserError as exc:
-                    raise httpx.RemoteProtocolError(f"malformed response: {exc}") from None
-        if scope.cancelled_caught:
-            raise httpx.ReadTimeout(f"no answer within {timeout:g} s")
-        return answer, parser
-
-    async def aclose(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            with trio.CancelScope(shield=True):
-                await stream.aclose()

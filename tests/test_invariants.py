@@ -571,3 +571,22 @@ def test_every_invariant_states_its_promise_and_the_declaration_behind_it():
     assert lost.why.endswith('promises.refunds = "flag"')
     with pytest.raises(ValueError, match="signatures='trust'"):
         Promises(signatures="trust")
+
+
+def test_deliveries_grouped_per_session_are_exactly_those_is_for_matches_in_history_order():
+    # by session id where the delivery names one, else by payment intent; some neither
+    refs = [("cs_a", "pi_a"), (None, "pi_a"), ("cs_b", "pi_a"), (None, "pi_b"), (None, None),
+            ("cs_a", None), (None, "pi_a"), ("cs_c", "pi_c")]
+    ops = []
+    for i, (s, p) in enumerate(refs):
+        op = deliver(OK, session=s, event_id=f"evt_{i}")  # type: ignore[arg-type]
+        ops.append(dataclasses.replace(op, ref=dataclasses.replace(op.ref, payment_intent=p)))
+    sessions = tuple(paid(id=s, payment_intent=p) for s, p in
+                     [("cs_a", "pi_a"), ("cs_b", None), ("cs_b", "pi_b"), ("cs_x", None),
+                      ("cs_c", "pi_a")])
+    obs = observe(*ops, sessions=sessions)
+    for s in sessions:
+        expected = [op.ref.event_id for op in obs.history.ops if inv._is_for(op, s)]
+        assert [op.ref.event_id for op in inv._deliveries_for(obs, s)] == expected
+    assert [op.ref.event_id for op in inv._deliveries_for(obs, sessions[0])] == \
+        ["evt_0", "evt_1", "evt_5", "evt_6"]

@@ -1,21 +1,17 @@
-"""The load mode's pure parts and its kept-alive connection: profiles, the mix,
-thresholds, mergeable metrics, one connection reused per virtual user."""
+"""The load mode's pure parts: profiles, the mix, thresholds, mergeable metrics (its
+kept-alive connection: tests/test_keepalive.py)."""
 
 from __future__ import annotations
 
 import random
-import socket
 
-import httpx
 import pytest
-import trio
 
 from chaos.history import Op, Outcome
 from chaos.load.metrics import Metrics
 from chaos.load.mix import FORGED, Mix, draw_journey, parse_mix
 from chaos.load.profile import LoadProfile, parse_duration, parse_stages
 from chaos.load.thresholds import parse_threshold, thresholds
-from chaos.transport import KeepAlive
 from strategies import Delivery
 from tests.helpers import ref_of
 
@@ -123,81 +119,6 @@ def test_metrics_merge_exactly_across_processes():
     assert merged.select(step="redeliver").requests == whole.select(step="redeliver").requests
 
 
-class KeepAliveServer:
-    """Answers any number of requests per connection; counts connections and requests."""
-
-    def __init__(self, *, close_after: int = 0) -> None:
-        self.connections = 0
-        self.requests = 0
-        self.close_after = close_after
-        self.port = 0
-
-    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED):
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started()
-        await trio.serve_listeners(self.handle, listeners)
-
-    async def handle(self, stream: trio.SocketStream) -> None:
-        self.connections += 1
-        data, served = b"", 0
-        async with stream:
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = await stream.receive_some(4096)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
-                length = int(dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
-                             .get(b"content-length", b"0"))
-                while len(data) < length:
-                    data += await stream.receive_some(4096)
-                data = data[length:]
-                self.requests += 1
-                served += 1
-                last = self.close_after and served >= self.close_after
-                await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n"
-                                      + (b"connection: close\r\n" if last else b"") + b"\r\nok")
-                if last:
-                    return
-
-
-@pytest.mark.parametrize("close_after, connections", [(0, 1), (4, 3)])
-def test_a_virtual_user_keeps_one_connection_until_the_server_closes_it(close_after, connections):
-    server = KeepAliveServer(close_after=close_after)
-
-    async def main() -> list[int]:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.serve)
-            door = KeepAlive()
-            statuses = []
-            for i in range(10):
-                request = httpx.Request("POST", f"http://127.0.0.1:{server.port}/x",
-                                        content=b'{"n": %d}' % i)
-                _, response = await door.exchange(request, timeout=5)
-                statuses.append(response.status_code)
-            await door.aclose()
-            nursery.cancel_scope.cancel()
-        return statuses
-
-    assert trio.run(main) == [200] * 10
-    assert server.requests == 10
-    assert server.connections == connections
-
-
-def test_a_refused_connection_is_never_sent():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]   # bound, not listening: refused
-
-        async def main() -> None:
-            await KeepAlive().exchange(httpx.Request("GET", f"http://127.0.0.1:{port}/"), timeout=2)
-
-        with pytest.raises(httpx.ConnectError):
-            trio.run(main)
-
-
 def test_the_live_line_says_time_vus_rate_errors_p95_checks_and_what_broke():
     from chaos.load.summary import progress_line
 
@@ -228,12 +149,14 @@ def test_worker_results_cross_a_pipe_and_add_up():
                           invariants={"one-ticket-set-per-payment":
                                       InvariantTally(violations, int(bool(violations)), first)},
                           client_peak_in_flight=25, target_peak_in_flight=None, peak_vus=25,
-                          connections=50, cpu_seconds=1.5)
+                          connections=50, cpu_seconds=1.5,
+                          in_profile={"webhook": requests - 1, "checkout": 1})
 
     merged = LoadResult.from_data(result(10, 0).to_data())
     merged.merge(LoadResult.from_data(result(30, 4).to_data()))
     assert merged.metrics.select().requests == 40
     assert merged.metrics.select().figures(10)["max_ms"] == pytest.approx(30, rel=0.001)
     assert (merged.journeys, merged.dropped, merged.peak_vus, merged.cpu_seconds) == (40, 2, 50, 3.0)
+    assert merged.in_profile == {"webhook": 38, "checkout": 2}
     tally = merged.invariants["one-ticket-set-per-payment"]
     assert (tally.violations, tally.intervals, tally.first) == (4, 1, {"message": "two ticket sets"})

@@ -40,11 +40,12 @@ from chaos.client import Attempt, BuyerBinding, FixtureIds, Plan, plan
 from chaos.errors import ChaosError, InfrastructureError
 from chaos.executor import Call, Executor
 from chaos.history import CheckoutRef, History, Op, Outcome
-from chaos.load.metrics import Metrics
+from chaos.keepalive import KeepAlive, WireRequest
+from chaos.load.metrics import Metrics, endpoint_of
 from chaos.load.mix import Mix, draw_journey
 from chaos.load.profile import LoadProfile
 from chaos.run import FAILING_STREAK, Runner
-from chaos.transport import KeepAlive, LoopbackTransport
+from chaos.transport import LoopbackTransport
 from strategies import Buyer, Scenario
 
 _EXCERPT = 300
@@ -148,6 +149,10 @@ class LoadResult:
     #: CPU seconds this process (and, merged, every worker) spent on the load itself:
     #: firing, recording, checking; start-up excluded.
     cpu_seconds: float = 0.0
+    #: Requests per endpoint answered while the profile ran (before its ``seconds``), not
+    #: in the graceful stop after it, when fewer VUs finish their journeys: the rate at
+    #: the profile's VUs is these over the profile's seconds.
+    in_profile: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_data(self) -> dict[str, Any]:
         """A plain form another process can send back (``from_data``)."""
@@ -170,6 +175,8 @@ class LoadResult:
         for name in ("journeys", "dropped", "intervals_checked", "buyers_checked",
                      "client_peak_in_flight", "peak_vus", "connections", "cpu_seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for endpoint, count in other.in_profile.items():
+            self.in_profile[endpoint] = self.in_profile.get(endpoint, 0) + count
         for name, tally in other.invariants.items():
             mine = self.invariants.setdefault(name, InvariantTally())
             mine.violations += tally.violations
@@ -199,6 +206,7 @@ class LoadRun:
         self.peak_vus = 0
         self.connections = 0
         self.started = 0.0
+        self.in_profile: dict[str, int] = {}
         self._numbers = itertools.count()
         self._recent: deque[Op] = deque(maxlen=FAILING_STREAK)
         self._stripe_failing = 0
@@ -238,7 +246,7 @@ class LoadRun:
             intervals_checked=self.intervals_checked, buyers_checked=self.buyers_checked,
             invariants=self.tallies, client_peak_in_flight=self.client_peak,
             target_peak_in_flight=(after or {}).get("peak_in_flight"), peak_vus=self.peak_vus,
-            connections=self.connections)
+            connections=self.connections, in_profile=self.in_profile)
 
     def elapsed(self) -> float:
         return trio.current_time() - self.started if self.started else 0.0
@@ -346,8 +354,14 @@ class LoadRun:
             interval.leave()
 
     async def _send(self, call: Call, doors: dict[str, KeepAlive], interval: Interval) -> Op | None:
-        request = call.build()
-        if request is None:
+        """One call over the VU's kept-alive connection to its door, recorded as an op."""
+        request: httpx.Request | None = None
+        if call.build_wire is not None and call.on_answer is None:
+            wire = call.build_wire()   # nobody reads the answer: bytes, no httpx objects
+        else:
+            request = call.build()
+            wire = None if request is None else WireRequest.of(request)
+        if wire is None:
             return None  # what it needs never came (sold out): skipped, as in an example
         attempt = trio.current_time()
         sent_at: float | None = None
@@ -355,26 +369,23 @@ class LoadRun:
         body, error = "", None
         outcome = Outcome.INFO
         self.in_flight += 1
-        self.client_peak = max(self.client_peak, self.in_flight)
+        if self.in_flight > self.client_peak:
+            self.client_peak = self.in_flight
         try:
-            door = doors[call.door]
-            if call.on_answer is None:   # nobody reads the answer: no httpx.Response to build
-                sent_at, status, _, raw = await door.exchange_raw(
-                    request, timeout=self.options.request_timeout)
-                response = None
-            else:
-                sent_at, response = await door.exchange(
-                    request, timeout=self.options.request_timeout)
-                status, raw = response.status_code, response.content
+            answer = await doors[call.door].exchange(wire, timeout=self.options.request_timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
             outcome, error = Outcome.FAIL, f"not delivered: {exc}"
         except httpx.HTTPError as exc:
             sent_at = attempt
             outcome, error = Outcome.INFO, f"{type(exc).__name__}: {exc}"
         else:
-            body = raw[:_EXCERPT].decode("utf-8", "replace")
+            sent_at, status = answer.sent_at, answer.status
+            body = answer.body[:_EXCERPT].decode("utf-8", "replace")
             outcome = Outcome.OK if 200 <= status < 300 else Outcome.FAIL
-            if outcome is Outcome.OK and call.on_answer is not None and response is not None:
+            if outcome is Outcome.OK and call.on_answer is not None and request is not None:
+                response = httpx.Response(status, headers=answer.headers, content=answer.body,
+                                          request=request,
+                                          extensions={"http_version": b"HTTP/1.1"})
                 try:
                     call.on_answer(response)
                 except (ValueError, KeyError, TypeError) as exc:
@@ -382,8 +393,10 @@ class LoadRun:
                     error = f"malformed answer: {type(exc).__name__}: {exc}"[:200]
         finally:
             self.in_flight -= 1
+        # the call's own ref, not a copy (a tenth of the op's cost): a journey's plan is
+        # its own, each of its calls is sent once, and nothing writes the ref afterwards
         op = Op(index=interval.history.next_index(), kind=call.kind, door=call.door,
-                method=request.method, path=request.url.path, wave=call.wave, step=call.step,
+                method=wire.method, path=wire.path, wave=call.wave, step=call.step,
                 start=sent_at if sent_at is not None else attempt, end=trio.current_time(),
                 status=status, outcome=outcome, body=body, error=error, ref=call.ref,
                 sent=sent_at is not None)
@@ -408,6 +421,9 @@ class LoadRun:
     def _record(self, op: Op, interval: Interval) -> None:
         interval.history.append(op)
         self.metrics.add(op)
+        if op.end - self.started <= self.options.profile.seconds:
+            endpoint = endpoint_of(op)
+            self.in_profile[endpoint] = self.in_profile.get(endpoint, 0) + 1
         if op.door == "stripe":
             self._stripe_failing = 0 if op.outcome is Outcome.OK else self._stripe_failing + 1
             if self._stripe_failing >= FAILING_STREAK:
