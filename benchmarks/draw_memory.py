@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import chaos.search  # noqa: E402
-from chaos.client import drawn_event_types  # noqa: E402
 from chaos.history import History  # noqa: E402
 from chaos.observation import Observation  # noqa: E402
+from chaos.plan import drawn_event_types  # noqa: E402
 from chaos.run import ExampleResult  # noqa: E402
 from strategies import Scenario, scenarios  # noqa: E402
 

@@ -41,7 +41,7 @@ class Ref:
     One frozen class per kind of request: :class:`CheckoutRef` for a buyer's checkout
     attempt at the target, :class:`DeliveryRef` for a webhook delivery, and this base
     class for the calls the tool makes at the fake Stripe itself (paying, refunding,
-    disputing). The client writes them (:mod:`chaos.client`, the load mode's runner),
+    disputing). The plan writes them (:mod:`chaos.plan`, the load mode's runner),
     the checkers read them after narrowing with ``isinstance``, so ``mypy --strict``
     refuses a misspelt field, or one read on a request that has no such thing, instead
     of an invariant silently reading nothing. The history's JSON carries the fields

@@ -11,13 +11,13 @@
 
 On the Stripe journeys the tool lists every ticket type at the fake Stripe
 before the example's fixture runs, as the shop's admin would have: a Product
-under an id the tool chooses (:func:`chaos.client.product_id`), its Price
+under an id the tool chooses (:func:`chaos.plan.product_id`), its Price
 and, on ``payment-link``, a Payment Link whose quantity the buyer chooses.
 The ids go to ``fixtures.ticket_type`` ($6 product, $7 price, $8 link id,
 $9 link URL) and ``fixtures.buyer``, and are template names
 (``{{product_id}}``, ``{{price_id}}``, ``{{payment_link_id}}``,
 ``{{payment_link_url}}``). The buyer's side of the journey is in
-:func:`chaos.client.plan`. A buyer whose ``fixtures.buyer`` row says
+:func:`chaos.plan.plan`. A buyer whose ``fixtures.buyer`` row says
 ``turned_away`` (the shop's own checkout refused before Stripe, sold out)
 opens no session.
 """
@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 
-from chaos.client import Listing, product_id, ticket_type_id
 from chaos.errors import InfrastructureError
+from chaos.plan import Listing, product_id, ticket_type_id
 from chaos.target import DEFAULT_LINK_METADATA, Target, render_body
 from strategies import Scenario
 

@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 from chaos import report as reports
-from chaos.client import confirming_event, drawn_event_types
 from chaos.config import Config, load
 from chaos.database import check_database_url
 from chaos.errors import ChaosError, UsageError
@@ -54,6 +53,7 @@ from chaos.events import LOAD, RunEvents, Silent
 from chaos.example import ExampleResult, OutOfTime
 from chaos.exampledb import SavedFailures, open_database
 from chaos.log import close, configure, get_logger, redactor
+from chaos.plan import confirming_event, drawn_event_types
 from chaos.reference.bugs import parse_bugs
 from chaos.replay import checks_of, render, run_checks
 from chaos.report.corpus import Case, ReportNotCase, corpus_files, known_cases, load_case

@@ -58,7 +58,7 @@ class TargetRows:
 
 
 class AttemptView(Protocol):
-    """A checkout attempt as the plan recorded it (``chaos.client.Attempt``)."""
+    """A checkout attempt as the plan recorded it (``chaos.plan.Attempt``)."""
 
     @property
     def id(self) -> int: ...
@@ -75,7 +75,7 @@ class AttemptView(Protocol):
 
 
 class BindingView(Protocol):
-    """What a buyer's story bound at run time (``chaos.client.BuyerBinding``)."""
+    """What a buyer's story bound at run time (``chaos.plan.BuyerBinding``)."""
 
     @property
     def session_id(self) -> str | None: ...
@@ -84,7 +84,7 @@ class BindingView(Protocol):
 
 
 class PlanView(Protocol):
-    """The parts of a plan (``chaos.client.Plan``) the observation is built from."""
+    """The parts of a plan (``chaos.plan.Plan``) the observation is built from."""
 
     @property
     def attempts(self) -> Sequence[AttemptView]: ...

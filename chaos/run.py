@@ -24,14 +24,6 @@ import httpx
 import trio
 
 from chaos import invariants
-from chaos.client import (
-    FixtureIds,
-    Plan,
-    checkout_values,
-    drawn_event_types,
-    plan,
-    ticket_type_id,
-)
 from chaos.config import Config
 from chaos.database import Database, embedded_server, redact_url, throwaway_schema
 from chaos.errors import InfrastructureError, TargetError, UsageError
@@ -46,6 +38,14 @@ from chaos.latency import Durations
 from chaos.log import redactor
 from chaos.observation import PAYMENT_COLUMNS, TICKET_TYPE_COLUMNS, Observation, StripeCall
 from chaos.observe import StripeView, TargetRows, intent_as_session, observe
+from chaos.plan import (
+    FixtureIds,
+    Plan,
+    checkout_values,
+    drawn_event_types,
+    plan,
+    ticket_type_id,
+)
 from chaos.reference.bugs import parse_bugs
 from chaos.retries import PAYMENT_EVENTS, RetriedDeliveries, ahead_of_payment
 from chaos.safety import check_database_host, check_url

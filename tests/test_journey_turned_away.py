@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from chaos.client import FixtureIds, plan
+from chaos.plan import FixtureIds, plan
 from strategies import Buyer, Scenario
 from tests.test_journeys import EVENT, LISTING, STRIPE, target
 

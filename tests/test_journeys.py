@@ -12,7 +12,7 @@ import json
 
 import httpx
 
-from chaos.client import FixtureIds, Listing, plan, product_id
+from chaos.plan import FixtureIds, Listing, plan, product_id
 from chaos.target import Target
 from strategies import Buyer, Checkout, Delivery, Scenario
 
@@ -125,7 +125,7 @@ def test_a_payment_link_the_buyer_fixture_names_is_the_one_bought_through():
 
 
 def test_a_subscription_decides_which_events_the_schedule_draws():
-    from chaos.client import drawn_event_types
+    from chaos.plan import drawn_event_types
     from strategies import DEFAULT_EVENT_TYPES, scenarios
 
     assert drawn_event_types(None) == DEFAULT_EVENT_TYPES

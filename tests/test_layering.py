@@ -22,7 +22,7 @@ IO_LIBRARIES = {"trio", "httpx", "asyncpg", "stripe", "starlette", "uvicorn", "e
 CHECKER = {"chaos.history", "chaos.observation", "chaos.invariants", "chaos.thresholds",
            "chaos.errors", "chaos.target", "chaos.promises", "chaos.example", "chaos.observe",
            "chaos.health"}
-PIPELINE = {"chaos.client", "chaos.executor", "chaos.run", "chaos.search", "chaos.lifecycle", "chaos.report",
+PIPELINE = {"chaos.plan", "chaos.executor", "chaos.run", "chaos.search", "chaos.lifecycle", "chaos.report",
             "chaos.cli", "chaos.config"}
 
 

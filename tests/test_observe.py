@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from chaos import invariants
-from chaos.client import Attempt, BuyerBinding, Plan
 from chaos.history import CheckoutRef, History, Op, Outcome
 from chaos.observation import Checkout, PaymentOutcome, Session, StripeCall
 from chaos.observe import StripeView, TargetRows, observe
+from chaos.plan import Attempt, BuyerBinding, Plan
 from chaos.promises import Promises
 from strategies import Buyer, Scenario, TicketType
 

@@ -17,7 +17,7 @@ from the run's :class:`Mix`:
   (``capacity`` tickets per check interval): the last tickets are raced for.
 
 A journey is a one-buyer :class:`~strategies.Scenario`, so the client
-(``chaos.client.plan``) plays it exactly as a chaos example: waves of one step
+(``chaos.plan.plan``) plays it exactly as a chaos example: waves of one step
 are sequential requests, a wave of two is a race. Draws come from a seeded
 ``random.Random``, so a seed replays the same mix.
 """

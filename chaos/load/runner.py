@@ -1,7 +1,7 @@
 """The load run: virtual users playing buyer journeys, checked while it goes.
 
 Each virtual user (VU) loops: draw a journey (:mod:`chaos.load.mix`), let
-the client plan it (``chaos.client.plan``, as for any example), fire its
+the client plan it (``chaos.plan.plan``, as for any example), fire its
 calls in order over the VU's two kept-alive connections (the target, the
 fake Stripe's control API), with race waves fired by the executor, one
 connection per request, behind a start barrier. Every answer is an
@@ -36,7 +36,6 @@ import httpx
 import trio
 
 from chaos import invariants
-from chaos.client import Attempt, BuyerBinding, FixtureIds, Plan, plan
 from chaos.errors import ChaosError, InfrastructureError
 from chaos.executor import Call, Executor
 from chaos.history import CheckoutRef, History, Op, Outcome
@@ -44,6 +43,7 @@ from chaos.keepalive import KeepAlive, WireRequest
 from chaos.load.metrics import Metrics, endpoint_of
 from chaos.load.mix import Mix, draw_journey
 from chaos.load.profile import LoadProfile
+from chaos.plan import Attempt, BuyerBinding, FixtureIds, Plan, plan
 from chaos.run import FAILING_STREAK, Runner
 from chaos.transport import LoopbackTransport
 from strategies import Buyer, Scenario

@@ -1,4 +1,5 @@
-"""The client: turns a scenario into the HTTP calls that play it.
+"""The plan: turns a scenario into the HTTP calls that play it (it sends nothing:
+the executor fires them).
 
 It follows the model's own account of how a scenario is interpreted
 (``strategies/_internal/model.py``, "How the executor interprets a
