@@ -82,7 +82,7 @@ def payment_outcome(session: Mapping[str, Any], events: Iterable[str] = (), *,
 
 
 @dataclass(frozen=True)
-class Checkout:
+class CheckoutAttempt:
     """One checkout attempt by a buyer.
 
     ``op`` is the attempt's request in the history (None when the set-up
@@ -163,7 +163,7 @@ class Observation:
 
     history: History
     sessions: tuple[Session, ...] = ()
-    checkouts: tuple[Checkout, ...] = ()
+    checkouts: tuple[CheckoutAttempt, ...] = ()
     tickets_per_payment: tuple[dict[str, Any], ...] = ()
     tickets_per_ticket_type: tuple[dict[str, Any], ...] = ()
     stripe_calls: tuple[StripeCall, ...] = field(default=())

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chaos.history import History
-from chaos.observation import Checkout, Observation, Session, StripeCall, payment_outcome
+from chaos.observation import CheckoutAttempt, Observation, Session, StripeCall, payment_outcome
 from chaos.promises import Promises
 from strategies import Scenario
 
@@ -118,7 +118,7 @@ def observe(scenario: Scenario, ticket_types: Sequence[Any], plan: PlanView, his
     for attempt in plan.attempts:
         buyer = scenario.buyers[attempt.buyer]
         tt_id = kinds[buyer.ticket_type]
-        checkouts.append(Checkout(
+        checkouts.append(CheckoutAttempt(
             buyer=attempt.buyer, ticket_type=tt_id, quantity=buyer.quantity,
             unit_price=prices[tt_id], idempotency_key=attempt.idempotency_key,
             sent_unit_price=attempt.unit_price, sent_total=attempt.total,

@@ -1,7 +1,7 @@
 """Stripe-Signature headers for webhook deliveries, through ``stripe.WebhookSignature``.
 
 One function, :func:`sign`, returns the body to send and the headers to send
-it with, for a named signature variant (:data:`VARIANTS`, shared contract 3).
+it with, for a named signature variant (:data:`VARIANTS`).
 ``now`` is passed in, never read here, and nothing is random, so the same
 inputs always give the same bytes.
 
@@ -48,7 +48,7 @@ import stripe
 TOLERANCE = 300
 #: How far past the tolerance ``stale`` and ``future`` deliveries are signed.
 SKEW = TOLERANCE + 60
-#: Every signature variant (shared contract 3).
+#: Every signature variant (the glossary's "signature variant", docs/design.md).
 VARIANTS = ("valid", "tampered", "wrong-secret", "stale", "future", "missing", "rotated")
 #: Variants stripe-python's ``construct_event`` accepts.
 ACCEPTED = frozenset({"valid", "rotated", "future"})

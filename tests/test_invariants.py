@@ -11,7 +11,7 @@ import pytest
 from chaos import invariants as inv
 from chaos.history import CheckoutRef, DeliveryRef, History, Op, Outcome
 from chaos.observation import (
-    Checkout,
+    CheckoutAttempt,
     Observation,
     PaymentOutcome,
     Session,
@@ -88,7 +88,7 @@ def test_the_catalogue_is_the_shared_contract():
 
 def test_a_clean_run_breaks_nothing():
     obs = observe(deliver(OK), deliver(OK, start=0.02, end=0.03), types=(type_row(2, 2),),
-                  checkouts=(Checkout(buyer=0, ticket_type=TT, quantity=2, unit_price=2500,
+                  checkouts=(CheckoutAttempt(buyer=0, ticket_type=TT, quantity=2, unit_price=2500,
                                       idempotency_key="k1", session=CS),))
     assert broken(obs) == []
 
@@ -360,7 +360,7 @@ def test_a_lost_payment_is_never_blamed_on_a_forged_refund():
 # charged-database-price ---------------------------------------------------------------
 
 def test_charging_the_clients_price_breaks_charged_database_price():
-    attempt = Checkout(buyer=0, ticket_type=TT, quantity=2, unit_price=2500, sent_unit_price=1,
+    attempt = CheckoutAttempt(buyer=0, ticket_type=TT, quantity=2, unit_price=2500, sent_unit_price=1,
                        sent_total=2, session=CS)
     [v] = inv.charged_database_price(observe(deliver(OK), sessions=(paid(amount_total=2),),
                                              checkouts=(attempt,)))
@@ -373,8 +373,8 @@ def test_charging_the_clients_price_breaks_charged_database_price():
 
 # one-session-per-idempotency-key --------------------------------------------------------
 
-def attempt(key: str, session: str | None) -> Checkout:
-    return Checkout(buyer=0, ticket_type=TT, quantity=2, unit_price=2500, idempotency_key=key,
+def attempt(key: str, session: str | None) -> CheckoutAttempt:
+    return CheckoutAttempt(buyer=0, ticket_type=TT, quantity=2, unit_price=2500, idempotency_key=key,
                     session=session)
 
 

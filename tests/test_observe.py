@@ -8,7 +8,7 @@ from typing import Any
 
 from chaos import invariants
 from chaos.history import CheckoutRef, History, Op, Outcome
-from chaos.observation import Checkout, PaymentOutcome, Session, StripeCall
+from chaos.observation import CheckoutAttempt, PaymentOutcome, Session, StripeCall
 from chaos.observe import StripeView, TargetRows, observe
 from chaos.plan import Attempt, BuyerBinding, Plan
 from chaos.promises import Promises
@@ -49,10 +49,10 @@ def test_each_checkout_attempt_is_a_checkout_with_its_op_and_the_databases_price
     history = History(ops=[checkout_op(0, 1), checkout_op(1, 2, status=500)])
     seen = observe(SCENARIO, TT, the_plan, history, StripeView(sessions=[]), TargetRows())
     assert seen.checkouts == (
-        Checkout(buyer=0, ticket_type="ev-tt1", quantity=2, unit_price=2500,
+        CheckoutAttempt(buyer=0, ticket_type="ev-tt1", quantity=2, unit_price=2500,
                  idempotency_key="key-0", sent_unit_price=2500, sent_total=5000, op=0,
                  session="cs_a"),
-        Checkout(buyer=1, ticket_type="42", quantity=1, unit_price=900, idempotency_key="key-1",
+        CheckoutAttempt(buyer=1, ticket_type="42", quantity=1, unit_price=900, idempotency_key="key-1",
                  sent_unit_price=1, sent_total=1, op=1, session=None))
     assert seen.checkouts[1].tampered and not seen.checkouts[0].tampered
 

@@ -28,7 +28,7 @@ class Bug:
     summary: str
     #: The real-world failure it mirrors, with public reports of it.
     real_world: str
-    #: The invariant (contract 1 name) that must catch it.
+    #: The name of the invariant that must catch it.
     caught_by: str
     #: The smallest story that breaks it (what the tests and the benchmark use).
     breaks_with: str

@@ -2,7 +2,7 @@
 
 The form is plain (lists and objects of numbers and strings), every step
 carries its ``kind`` (``deliver`` or ``checkout``), and fields added after
-the walking skeleton are optional on the way in, so older case files still
+the first version are optional on the way in, so older case files still
 load. Reading rejects anything it does not understand with a ValueError
 that names the place (``waves[0][1]``) and the fix.
 """

@@ -30,7 +30,7 @@ How the executor interprets a scenario
 ======================================
 ``K(b, a)`` below is the Idempotency-Key of buyer ``b``'s checkout attempt
 ``a``, unique per example (e.g. ``f"{event_id}-b{b+1}-a{a}"``); the ticket
-type id of index ``i`` is ``f"{event_id}-tt{i+1}"`` (contract 2).
+type id of index ``i`` is ``f"{event_id}-tt{i+1}"``.
 
 0. **Fixture.** Install the event and its ticket types with the target's
    fixture SQL (price, capacity as given).
@@ -81,7 +81,7 @@ type id of index ``i`` is ``f"{event_id}-tt{i+1}"`` (contract 2).
      ``event`` that buyer ``b``'s story produced to the target's webhook
      door, with the same event id and payload for every copy (as Stripe's
      retries do), signed at firing time by ``chaos.signing.sign(payload,
-     secret, now=..., variant=signature)`` (contract 3 names).
+     secret, now=..., variant=signature)`` (:data:`chaos.signing.VARIANTS` names).
 
 4. **Unresolvable steps.** When an earlier request did not give what a step
    needs (the buyer's checkout was refused, e.g. sold out, or a fault made
@@ -162,7 +162,7 @@ for _outcome, _more in {
     _STORY_EVENTS[_outcome] += _more
 del _outcome, _more
 
-#: How a delivery is signed (contract 3). ``valid`` is the simplest and shrinks first.
+#: How a delivery is signed (a signature variant, :mod:`chaos.signing`). ``valid`` is the simplest and shrinks first.
 SIGNATURES = ("valid", "tampered", "wrong-secret", "stale", "future", "missing", "rotated")
 
 #: Which Idempotency-Key an extra checkout attempt sends; ``same`` shrinks first.
@@ -390,7 +390,7 @@ class Scenario:
     def from_data(cls, data: Any) -> Scenario:
         """Inverse of :meth:`to_data`, validated; raises ValueError naming the bad field.
 
-        Fields added since the walking skeleton may be absent (their defaults apply).
+        Fields added since the first version may be absent (their defaults apply).
         """
         from strategies._internal.data import from_data
 

@@ -83,7 +83,7 @@ def buyers(*, max_quantity: int = 4, ticket_type_count: int = 1,
 
 @public_strategy
 def signatures(*, variants: Collection[str] = SIGNATURES) -> st.SearchStrategy[str]:
-    """A signature variant name (contract 3) from ``variants``: the simplest
+    """A signature variant name from ``variants``: the simplest
     allowed one (``valid`` first, in :data:`SIGNATURES` order) half the time.
 
     Shrinks toward that simplest one.
