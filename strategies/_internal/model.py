@@ -162,7 +162,8 @@ for _outcome, _more in {
     _STORY_EVENTS[_outcome] += _more
 del _outcome, _more
 
-#: How a delivery is signed (a signature variant, :mod:`chaos.signing`). ``valid`` is the simplest and shrinks first.
+#: How a delivery is signed (a signature variant, :mod:`chaos.signing`). ``valid`` is the
+#: simplest and shrinks first.
 SIGNATURES = ("valid", "tampered", "wrong-secret", "stale", "future", "missing", "rotated")
 
 #: Which Idempotency-Key an extra checkout attempt sends; ``same`` shrinks first.
