@@ -57,6 +57,10 @@ from chaos.transport import LoopbackTransport
 from chaos.watchdog import temporary_folder
 from strategies import Scenario
 
+#: Ids per control-API request when the run reads objects back by id (each id is about
+#: 30 characters in the query; httpx refuses a query over 65,536).
+CONTROL_BATCH = 200
+
 
 @dataclass
 class HttpStats:
@@ -350,10 +354,10 @@ class Runner:
                    and c.path.rstrip("/") == "/v1/checkout/sessions"}
         missing = sorted(i for i in (answered | created) - {obj["id"] for obj in sessions} if i)
         if missing:
-            more = await self._control_get(transport, f"/_chaos/objects/{kind}",
-                                           {"ids[]": missing})
+            more = await self._control_list(transport, f"/_chaos/objects/{kind}", "ids[]",
+                                            missing)
             # a session a late call of the example before created names its own event
-            sessions += [obj for obj in (more or {}).get("data", []) if obj["id"] in missing
+            sessions += [obj for obj in more if obj["id"] in missing
                          and (obj["id"] in answered
                               or (obj.get("metadata") or {}).get(key, event_id) == event_id)]
         if kind == "payment_intent":
@@ -361,11 +365,22 @@ class Runner:
         intents = sorted({obj["payment_intent"] for obj in sessions if obj.get("payment_intent")})
         charges: list[dict[str, Any]] = []
         if intents:
-            found = await self._control_get(transport, "/_chaos/objects/charge",
-                                            {"payment_intents[]": intents})
-            charges = [c for c in (found or {}).get("data", []) if c.get("payment_intent")
-                       in intents]
+            found = await self._control_list(transport, "/_chaos/objects/charge",
+                                             "payment_intents[]", intents)
+            charges = [c for c in found if c.get("payment_intent") in intents]
         return StripeView(sessions=sessions, calls=calls, charges=charges)
+
+    async def _control_list(self, transport: LoopbackTransport, path: str, key: str,
+                            values: list[str]) -> list[dict[str, Any]]:
+        """The objects at ``path`` for every one of ``values`` (a list parameter ``key``),
+        asked for ``CONTROL_BATCH`` at a time: a load interval can name thousands of ids,
+        more than one URL holds."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(values), CONTROL_BATCH):
+            page = await self._control_get(transport, path,
+                                           {key: values[start:start + CONTROL_BATCH]})
+            found += (page or {}).get("data", [])
+        return found
 
     async def _control_get(self, transport: LoopbackTransport, path: str,
                            params: dict[str, str | list[str]]) -> dict[str, Any] | None:

@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from chaos import cli
+from chaos import run as run_module
 from chaos.database import Database
 from chaos.errors import TargetError
 from chaos.reference.schema import ddl
@@ -25,7 +27,9 @@ from chaos.run import FAILING_STREAK, Runner
 from chaos.search import search
 from chaos.services import Service
 from chaos.target import Target
+from chaos.transport import LoopbackTransport
 from strategies import busy_night, scenarios
+from tests.fake_stripe_helpers import session_params, stripe_client
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 60.0
@@ -149,3 +153,28 @@ def test_the_cli_reports_verdict_error_and_exits_3(tables, fake_stripe, tmp_path
     assert err.startswith(f"payment-chaos: error: the target at {url} accepted connections but answered none")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["verdict"] == "error" and "it hangs" in report["error"]
+
+
+def test_objects_read_back_by_id_are_asked_for_in_batches(db, fake_stripe, monkeypatch):
+    """A load interval names thousands of sessions; asked for in one URL, httpx refused the
+    query ('URL component query too long') and the run ended in a traceback."""
+    client = stripe_client(fake_stripe.url)
+    made = [client.checkout.sessions.create(params=session_params()).id for _ in range(5)]
+    runner = runner_for("http://127.0.0.1:9", db, fake_stripe)
+    monkeypatch.setattr(run_module, "CONTROL_BATCH", 2)
+    asked: list[int] = []
+    get = runner._control_get
+
+    async def counting(transport, path, params):
+        asked.append(len(params["ids[]"]))
+        return await get(transport, path, params)
+
+    monkeypatch.setattr(runner, "_control_get", counting)
+    wanted = [made[4], "cs_test_missing", *made[:3]]
+    found = trio.run(runner._control_list, LoopbackTransport(), "/_chaos/objects/checkout.session",
+                     "ids[]", wanted)
+    assert asked == [2, 2, 1]
+    assert sorted(obj["id"] for obj in found) == sorted([made[4], *made[:3]])
+    # the real batch fits a URL with room to spare: ids as long as the fake Stripe mints
+    query = "&".join(f"ids%5B%5D={made[0]}" for _ in range(run_module.CONTROL_BATCH))
+    assert len(query) < 65_536 // 4
