@@ -396,7 +396,7 @@ def test_two_bugs_behind_one_invariant_are_both_reported():
         return ExampleResult(scenario, History(), Observation(history=History()), violations)
 
     # a seed that draws both stories (about 6 seeds in 8 do, in 200 examples)
-    outcome = search(target, scenarios(swarm=True), examples=200, seed=3, confirm_runs=2)
+    outcome = search(target, scenarios(swarm=True), examples=200, seed=4, confirm_runs=2)
     shapes = {f.shape for f in outcome.findings if f.status == "FAILED"}
     assert ("buyer refunded", "deliver charge.refunded") in shapes
     assert ("buyer disputed", "deliver charge.dispute.created",
@@ -458,7 +458,7 @@ def test_a_second_bug_whose_story_holds_the_firsts_is_reported_on_its_own():
 def test_one_bug_told_with_more_around_it_stays_one_bug():
     """Held off the found bug's story, a failure that still tells it (the refund before
     the completion, two seats, other buyers) is that bug again, not a new one."""
-    for seed in (1, 2):   # seeds whose draws tell the story (5 of 7 do, in 150 examples)
+    for seed in (1, 3):   # seeds whose draws tell the story (5 of 7 do, in 150 examples)
         outcome = search(refund_target(refund_dropped), scenarios(swarm=True), examples=150,
                          seed=seed, confirm_runs=1)
         assert {f.shape for f in outcome.findings} == {DROPPED}

@@ -133,14 +133,19 @@ class Swarm:
         """The buyer's drawn deliveries, or with whole stories on (and one drawn at
         least, so that none drawn is still none) every event of its story once,
         validly signed, one per wave in story order (in reverse order when out of
-        order is on: the refund before its completion)."""
+        order is on: the refund before its completion), then the drawn deliveries
+        that are not validly signed: whole stories keep the signature variants on."""
         if not self.whole_stories or not drawn:
             return drawn
         events = list(deliverable)
         if self.out_of_order:
             events.reverse()
-        return [(Delivery(buyer=0, event=event), min(wave, max_waves - 1))
-                for wave, event in enumerate(events)]
+        forged = [(step, wave) for step, wave in drawn
+                  if isinstance(step, Delivery) and step.signature != "valid"]
+        whole: list[tuple[Step, int]] = [(Delivery(buyer=0, event=event),
+                                          min(wave, max_waves - 1))
+                                         for wave, event in enumerate(events)]
+        return whole + forged
 
     def rushed(self, steps: list[tuple[Step, int]]) -> list[tuple[Step, int]]:
         """``steps`` with, in a rush (and one step drawn at least, so that none drawn
