@@ -96,6 +96,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: Where a minimized failure slipped (:attr:`Finding.slipped`): a held story that still
+#: broke, as its shape and whether it only dropped parts; () none; None not known.
+Slipped = tuple[tuple[Shape, bool], ...] | None
+
 _BASE = settings(
     deadline=None, database=None, verbosity=Verbosity.quiet,
     suppress_health_check=list(HealthCheck),
@@ -216,10 +220,11 @@ class Finding:
     #: last confirmation run that broke the invariant, else the run that found it. The
     #: reports draw rows, timeline and steps from this one run, so their ids match.
     result: ExampleResult | None = None
-    #: The found bugs' stories minimizing held it off that still broke the invariant
-    #: one step away (see :func:`_minimize`): each story's shape, and whether that step
-    #: only dropped parts (a buyer, a request) rather than changed one.
-    slipped: tuple[tuple[Shape, bool], ...] = ()
+    #: A found bug's story minimizing held it off that still broke the invariant one
+    #: step away (see :func:`_minimize`): its shape, and whether that step only dropped
+    #: parts (a buyer, a request) rather than changed one; () when none did, None when
+    #: minimizing ran out of ``shrink_seconds`` before it knew.
+    slipped: Slipped = ()
 
 
 @dataclass(frozen=True)
@@ -510,7 +515,7 @@ class Search:
                 self._cut_short([failure, *pending], bugs)
                 return
             key = (invariant, finding.shape)
-            if key not in bugs and finding.slipped:
+            if key not in bugs and finding.slipped != ():   # one broke, or unknown
                 key = _slipped_into(invariant, finding, bugs) or key
             if key in bugs:
                 repeats[invariant] += 1
@@ -644,7 +649,7 @@ class Search:
         return True
 
     def _minimize(self, invariant: str, result: ExampleResult, found: frozenset[Shape] = frozenset(),
-                  ) -> tuple[ExampleResult, tuple[tuple[Shape, bool], ...]]:
+                  ) -> tuple[ExampleResult, Slipped]:
         until = time.monotonic() + self.shrink_seconds
         if self.deadline is not None:
             until = min(until, self.deadline)
@@ -754,12 +759,13 @@ def _without_lucky(findings: list[Finding]) -> list[Finding]:
 def _minimize(invariant: str, result: ExampleResult,
               run: Callable[[Scenario], ExampleResult], *, tries: int,
               until: float, avoid: frozenset[Shape] = frozenset(),
-              ) -> tuple[ExampleResult, tuple[tuple[Shape, bool], ...]]:
+              ) -> tuple[ExampleResult, Slipped]:
     """Greedy minimization: take the first simpler scenario that still breaks
     ``invariant``, start again from it, stop when none does or at ``until``;
-    the smallest failure, and where it *slipped*: the simpler scenarios that
-    would still break it but were held off because they tell a story of
-    ``avoid`` (each one's shape, and whether it only dropped parts).
+    the smallest failure, and where it *slipped*: a simpler scenario that
+    would still break it but was held off because it tells a story of
+    ``avoid`` (its shape, and whether it only dropped parts), or None when
+    ``until`` came before that was known.
 
     ``avoid`` are the shapes of the invariant's bugs found already: a simpler
     scenario that tells one of them is not taken (what Hypothesis calls
@@ -769,6 +775,14 @@ def _minimize(invariant: str, result: ExampleResult,
     only tells a found bug with more around it, or that a found bug's story
     is one changed part away from (an outcome, a signature), is that bug again,
     which the caller decides (:func:`_slipped_into`).
+
+    One held scenario that still breaks decides it, so the held ones are run
+    only until one does, and only those that can decide: a held scenario that
+    dropped parts says "that bug again" only when the failure's own story tells
+    a found one (else the found story is inside it, and the part it needs
+    around it is what makes it a bug of its own). Out of time before one broke
+    or all were run, nothing was learnt (None): not "none broke", which would
+    make the found bug with more around it a bug of its own.
 
     A race (``tries`` > 1) may break in any of ``tries`` runs. A failure that
     proved deterministic (``tries`` == 1) only gives way to a simpler scenario
@@ -801,13 +815,16 @@ def _minimize(invariant: str, result: ExampleResult,
                 if again is not None:
                     current, improved = again, True
                     break
-        # at the smallest failure: did a found bug's story lie one step away?
+        # at the smallest failure: does a found bug's story lie one step away?
         size = (current.scenario.requests, len(current.scenario.buyers))
-        return current, tuple(
-            (shape(candidate), (candidate.requests, len(candidate.buyers)) < size)
-            for candidate in held if breaks(candidate) is not None)
-    except OutOfTime:
+        own = any(tells(shape(current.scenario), told) for told in avoid)
+        for candidate in held:
+            dropped = (candidate.requests, len(candidate.buyers)) < size
+            if (own or not dropped) and breaks(candidate) is not None:
+                return current, ((shape(candidate), dropped),)
         return current, ()
+    except OutOfTime:
+        return current, None
 
 
 def _slipped_into(invariant: str, finding: Finding,
@@ -815,10 +832,11 @@ def _slipped_into(invariant: str, finding: Finding,
     """The found bug a finding held off a found story is, if any: the one a held
     story that changed a part (an outcome, a signature: the same story told
     differently) tells, else one the finding's own story tells (the found story
-    with more around it, after a held story that only dropped parts). None: a bug
+    with more around it, after a held story that only dropped parts, or when
+    minimizing ran out of time before it knew: ``slipped`` None). None: a bug
     of its own (a refund after its completion is not one before it)."""
     found = [(name, told) for name, told in bugs if name == invariant]
-    for held, dropped in finding.slipped:
+    for held, dropped in finding.slipped or ():
         if not dropped:
             return next((key for key in found if tells(held, key[1])), None)
     return next((key for key in found if tells(finding.shape, key[1])), None)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
+from hypothesis import strategies as st
 
 import chaos.search
 from chaos.errors import TargetError
@@ -394,8 +395,9 @@ def test_two_bugs_behind_one_invariant_are_both_reported():
         violations = [Violation("refund-voids-tickets", "still valid", [])] if broke else []
         return ExampleResult(scenario, History(), Observation(history=History()), violations)
 
-    # a seed that draws both stories (about 5 seeds in 8 do, in 200 examples)
-    outcome = search(target, scenarios(swarm=True), examples=200, seed=4, confirm_runs=2)
+    # a seed that draws both stories (about 4 seeds in 8 do, in 200 examples: the
+    # dispute after its completion needs events in order, off one swarm in four)
+    outcome = search(target, scenarios(swarm=True), examples=200, seed=1, confirm_runs=2)
     shapes = {f.shape for f in outcome.findings if f.status == "FAILED"}
     assert ("buyer refunded", "deliver charge.refunded") in shapes
     assert ("buyer disputed", "deliver charge.dispute.created",
@@ -457,7 +459,7 @@ def test_a_second_bug_whose_story_holds_the_firsts_is_reported_on_its_own():
 def test_one_bug_told_with_more_around_it_stays_one_bug():
     """Held off the found bug's story, a failure that still tells it (the refund before
     the completion, two seats, other buyers) is that bug again, not a new one."""
-    for seed in (1, 3):   # seeds whose draws tell the story (most do, in 150 examples)
+    for seed in (1, 3):   # seeds whose draws tell the story (5 of 7 do, in 150 examples)
         outcome = search(refund_target(refund_dropped), scenarios(swarm=True), examples=150,
                          seed=seed, confirm_runs=1)
         assert {f.shape for f in outcome.findings} == {DROPPED}
@@ -545,3 +547,56 @@ def test_once_the_minimize_time_is_spent_only_invariants_without_a_bug_are_minim
     # every broken invariant is still reported, each by one bug: the refund story and
     # the dispute story of refund-voids-tickets are no longer both told
     assert failed == {"refund-voids-tickets": 1, "no-lost-payment": 1}
+
+
+def test_a_race_told_with_more_around_it_stays_one_bug_when_shrinking_runs_out_of_time(
+        monkeypatch):
+    """The no-dedup race found (two copies of one completion), then a bigger failure that
+    tells it with other buyers around it: every simpler scenario tells the found story,
+    so minimizing holds them all off; a race costs up to 3 runs per held scenario, and
+    ``shrink_seconds`` runs out. Not knowing whether a held story still breaks is not
+    "none does": the bigger failure is the found bug again, not a second one."""
+    from types import SimpleNamespace
+
+    from strategies import Buyer, Delivery
+
+    clock = [0.0]
+    monkeypatch.setattr(chaos.search, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    runs = Counter[Scenario]()
+
+    def race(scenario: Scenario) -> ExampleResult:
+        clock[0] += 1.0                      # each example takes a second
+        runs[scenario] += 1
+        return result(scenario, duplicated(scenario) and runs[scenario] % 3 == 0)
+
+    two_copies = Scenario(buyers=(Buyer(),), waves=((Delivery(0), Delivery(0, copy=1)),))
+    crowded = Scenario(buyers=(Buyer(), Buyer(), Buyer(), Buyer()),
+                       waves=((Delivery(0), Delivery(0, copy=1), Delivery(1), Delivery(2)),
+                              (Delivery(3), Delivery(1, copy=1), Delivery(2, copy=1))))
+    plain = st.just(Scenario(buyers=(Buyer(),), waves=((Delivery(0),),)))
+    outcome = search(race, plain, examples=1, seed=1, confirm_runs=3, shrink_seconds=8.0,
+                     playbook=(two_copies, crowded))
+    assert [f.shape for f in outcome.findings] == [TWO_COMPLETIONS]
+    assert outcome.findings[0].failures == 2     # the crowded failure counted as it
+
+
+def test_a_held_story_is_run_only_until_one_breaks():
+    """One held scenario that still breaks decides that the failure is the found bug
+    again: the others are not run (for a race each costs up to ``attempts`` runs)."""
+    from chaos.search import _minimize
+    from strategies import Buyer, Delivery, shape
+
+    crowded = Scenario(buyers=(Buyer(), Buyer(), Buyer()),
+                       waves=((Delivery(0), Delivery(0, copy=1), Delivery(1)), (Delivery(2),)))
+    seen: list[Scenario] = []
+
+    def run(scenario: Scenario) -> ExampleResult:
+        seen.append(scenario)
+        return result(scenario, duplicated(scenario))
+
+    smallest, slipped = _minimize(INVARIANT, result(crowded, True), run, tries=3,
+                                  until=time.monotonic() + 60, avoid=frozenset({TWO_COMPLETIONS}))
+    assert smallest.scenario == crowded                    # everything simpler is held
+    assert slipped is not None and len(slipped) == 1 and slipped[0][1]
+    held = [s for s in seen if duplicated(s)]
+    assert len(held) == 1 and shape(held[0]) != shape(crowded)

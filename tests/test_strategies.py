@@ -522,3 +522,51 @@ def test_swarm_scenarios_are_valid(scenario: Scenario):
 def test_swarm_must_be_a_bool():
     with pytest.raises(InvalidArgument, match="swarm"):
         scenarios(swarm="yes").validate()  # type: ignore[arg-type]
+
+
+def swarm_steps(kinds: object) -> list[object]:
+    """The schedule steps of 150 stories drawn (seed 1) with the swarm ``kinds``."""
+    from strategies._internal.scenarios import _story_of
+    from strategies._internal.schedules import Bounds
+
+    seen: list[object] = []
+
+    @settings(max_examples=150, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(_story_of(Bounds(), 2, 1, OUTCOMES[:1], kinds))
+    def story(drawn: tuple[Buyer, list[tuple[object, int]]]) -> None:
+        seen.extend(step for step, _ in drawn[1])
+
+    with_seed(1)(story)()
+    return seen
+
+
+def test_a_swarm_draws_signatures_and_checkout_kinds_from_those_on():
+    """Only stale signatures and tampered prices on: every delivery not validly signed
+    is stale (not folded by its name onto another variant), every schedule checkout is
+    a tampered price, most with a fresh key; whole stories keep the stale deliveries
+    drawn beside them."""
+    from strategies._internal.swarm import Swarm
+
+    for whole in (False, True):
+        steps = swarm_steps(Swarm(outcomes=(), checkouts=("tampered-price",),
+                                  signatures=("stale",), whole_stories=whole))
+        signed = {s.signature for s in steps if isinstance(s, Delivery)}
+        assert signed == {"valid", "stale"}, (whole, signed)
+        keys = [s.key for s in steps if isinstance(s, Checkout) and s.attempt]
+        assert {s.tamper for s in steps if isinstance(s, Checkout) and s.attempt} == {"price"}
+        assert keys.count("fresh") > keys.count("same") > 0
+
+
+def test_buyers_rushing_for_a_tight_capacity_each_fit_it():
+    """Tight capacity and a rush on: no rushing buyer wants more than its ticket type
+    holds, so each could have the last tickets alone (the race an oversell needs)."""
+    from strategies._internal.swarm import Swarm
+
+    types = (TicketType(capacity=1), TicketType(capacity=3))
+    both = Swarm(outcomes=(), checkouts=(), signatures=(), tight_capacity=True, rush=True)
+    assert both.fitted(Buyer(quantity=4, ticket_type=0), types).quantity == 1
+    assert both.fitted(Buyer(quantity=4, ticket_type=1), types).quantity == 3
+    assert both.fitted(Buyer(quantity=2, ticket_type=1), types).quantity == 2
+    no_rush = Swarm(outcomes=(), checkouts=(), signatures=(), tight_capacity=True, rush=False)
+    assert no_rush.fitted(Buyer(quantity=4), types).quantity == 4   # turned away, no race

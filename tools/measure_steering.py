@@ -7,7 +7,7 @@ unless ``--examples`` says otherwise): once plain, once feeding
 Print, per predicate, in how many seeds the predicate was reached within the
 budget and the median example number of the first hit.
 
-    python tools/measure_steering.py [--examples 100] [--seeds 20] [--swarm]
+    python tools/measure_steering.py [--examples 100] [--seeds 20] [--swarm] [--only WORDS]
 
 ``--swarm`` draws as the search does (``scenarios(swarm=True)``); the first
 predicates are the stories of the four catalogue bugs the drawn search used to
@@ -30,7 +30,7 @@ from hypothesis.errors import InvalidArgument
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from strategies import Delivery, Scenario, scenarios, targets  # noqa: E402
+from strategies import Checkout, Delivery, Scenario, scenarios, targets  # noqa: E402
 
 
 def _valid_deliveries(s: Scenario, buyer: int) -> list[tuple[int, str]]:
@@ -59,6 +59,24 @@ def unpaid_completion(s: Scenario) -> bool:
 def tampered_price(s: Scenario) -> bool:
     """trust-client-price's story: a repeated checkout with a forged price and a fresh key."""
     return any(c.tamper == "price" and c.key == "fresh" for _, c in s.checkouts())
+
+
+def stale_delivery(s: Scenario) -> bool:
+    """no-signature-tolerance's story: a delivery signed long ago (a captured replay)."""
+    return any(d.signature == "stale" for _, d in s.deliveries())
+
+
+def fitting_race(s: Scenario) -> bool:
+    """oversell's story: buyers' own checkouts fired together for one tight ticket type,
+    each wanting no more than it holds, together more (each could win alone)."""
+    for wave in s.waves:
+        for t, ticket_type in enumerate(s.ticket_types):
+            wants = [s.buyers[c.buyer].quantity for c in wave if isinstance(c, Checkout)
+                     and c.attempt == 0 and s.buyers[c.buyer].ticket_type == t]
+            fit = [q for q in wants if q <= ticket_type.capacity]
+            if len(fit) >= 2 and sum(fit) > ticket_type.capacity:
+                return True
+    return False
 
 
 def multi_seat_refund(s: Scenario) -> bool:
@@ -97,9 +115,11 @@ def dispute_delivered(s: Scenario) -> bool:
 PREDICATES: dict[str, Callable[[Scenario], bool]] = {
     "oversell: 2+ buyers race past a capacity":
         lambda s: targets(s)["checkouts-racing-for-capacity"] >= 3,
+    "oversell: 2+ racers who each fit": fitting_race,
     "order-dependent: a refund before its completion": refund_before_completion,
     "unpaid-fulfilled: a failed payment's completion": unpaid_completion,
     "trust-client-price: a forged price, fresh key": tampered_price,
+    "no-signature-tolerance: a stale delivery": stale_delivery,
     "completion, then refund of 2+ seats": multi_seat_refund,
     "completion, then a partial refund": partial_refund_after_completion,
     "both payment events in one wave": both_payment_events_together,
@@ -144,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--swarm", action="store_true",
                         help="draw with scenarios(swarm=True), as the search does")
+    parser.add_argument("--only", default="",
+                        help="comma-separated words: measure only the predicates naming one")
     args = parser.parse_args(argv)
     if args.examples < 1 or args.seeds < 1:
         raise InvalidArgument("--examples and --seeds must be >= 1")
@@ -151,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"budget {args.examples} examples, seeds 0..{args.seeds - 1}"
           + (", swarm" if args.swarm else ""))
     print(f"{'predicate':46s} {'plain: found, median':>22s} {'steered: found, median':>24s}")
+    words = [w.strip() for w in args.only.split(",") if w.strip()]
     for name, predicate in PREDICATES.items():
+        if words and not any(w in name for w in words):
+            continue
         cells = []
         for steered in (False, True):
             hits = [first_hit(predicate, steered=steered, examples=args.examples, run_seed=s,

@@ -167,6 +167,8 @@ def _scenario(draw: st.DrawFn, bounds: Bounds, max_buyers: int, max_quantity: in
     stories = draw(st.lists(_story(bounds, max_quantity, len(types), drawn_outcomes, kinds),
                             min_size=1, max_size=max_buyers))
     armed = tuple(draw(faults)) if kinds is None or kinds.faults else ()
+    if kinds is not None:
+        stories = [(kinds.fitted(buyer, types), steps) for buyer, steps in stories]
     return Scenario(buyers=tuple(buyer for buyer, _ in stories),
                     waves=assemble([steps for _, steps in stories], bounds),
                     ticket_types=types, faults=armed)
@@ -181,7 +183,8 @@ def _story_of(draw: st.DrawFn, bounds: Bounds, max_quantity: int, ticket_type_co
     if kinds is not None:
         buyer = kinds.buyer(buyer)
     events = deliverable(buyer, bounds)
-    checkouts, deliveries = draw(placements(events, bounds))
+    checkouts, deliveries = draw(placements(events, bounds if kinds is None
+                                            else kinds.bounds(bounds)))
     if kinds is not None:
         deliveries = kinds.deliveries(buyer, deliveries, events, bounds.max_waves)
     steps = checkouts + deliveries

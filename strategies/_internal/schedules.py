@@ -43,9 +43,14 @@ from functools import lru_cache
 
 from hypothesis import strategies as st
 
-from strategies._internal.choices import checkout_from, checkout_variants, offsets, simplest_half
+from strategies._internal.choices import (
+    KEY_DRAWS,
+    checkout_from,
+    checkout_variants,
+    offsets,
+    simplest_half,
+)
 from strategies._internal.model import (
-    CHECKOUT_KEYS,
     CHECKOUTS,
     DEFAULT_EVENT_TYPES,
     EVENT_TYPES,
@@ -105,7 +110,7 @@ def placements(events: tuple[str, ...],
     if bounds.checkouts and bounds.max_requests:
         variants = st.sampled_from(checkout_variants(bounds.checkouts))
         checkouts = st.lists(
-            st.tuples(variants, st.sampled_from(CHECKOUT_KEYS), starts, waves).map(
+            st.tuples(variants, st.sampled_from(KEY_DRAWS), starts, waves).map(
                 _place_checkout),
             max_size=min(bounds.max_requests, _MAX_CHECKOUTS_PER_BUYER))
     deliveries: st.SearchStrategy[list[Placement]] = st.just([])

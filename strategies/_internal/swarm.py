@@ -11,16 +11,27 @@ common.
 
 How it is drawn, and how it shrinks:
 
-- One boolean per story kind, first in the scenario, each on half the time
-  (:func:`swarms`). A boolean shrinks to False: *off*, so shrinking switches
-  kinds off and walks toward the plain story (paid at once, one seat, plenty
-  of tickets, valid signatures, no extra checkouts, no faults).
-- The rest of the scenario is drawn as without swarm, then each part is
-  *folded* onto the kinds that are on (:meth:`Swarm.outcome`, ...): a value
-  whose kind is off becomes one that is on, chosen by the value's own
-  position, or the simplest when none is on. So every draw stays usable, the
-  same choices replay the same scenario, and the strategies stay cached
-  (folding is a pure function, not a new strategy per subset).
+- One choice per story kind, first in the scenario, each on half the time
+  (tight capacity, the rush and events out of order three times in four;
+  :func:`swarms`). Each shrinks to *off*, so shrinking switches kinds off
+  and walks toward the plain story (paid at once, one seat, plenty of
+  tickets, valid signatures, no extra checkouts, no faults).
+- Outcomes, signature variants and checkout kinds are *drawn from* the
+  kinds that are on (:meth:`Swarm.story_outcomes`, :meth:`Swarm.bounds`):
+  with only stale signatures on, every delivery that is not validly signed
+  is stale; a tampered checkout keeps its own key (a fresh one first). A
+  kind that is on is as likely as the others on, however many kinds there
+  are: folding a value drawn from all of them onto those on made some
+  (``stale``) rare, since the fold picks by the value's characters.
+- The rest is drawn as without swarm, then *folded* onto what is on (a
+  plain ticket type made tight, multi-seat buyers made single-seat,
+  :meth:`Swarm.step` for what was not drawn from the kinds on): pure
+  functions, so every draw stays usable, the same choices replay the same
+  scenario, and the strategies stay cached.
+- With tight capacity and a rush both on, each rushing buyer wants no more
+  than its ticket type holds (:meth:`Swarm.fitted`): each could have the last
+  tickets alone, together they cannot (the race an oversell needs; a buyer
+  who wants more than there is is only turned away).
 
 Pure: no I/O.
 """
@@ -40,6 +51,7 @@ from strategies._internal.model import (
     Step,
     TicketType,
 )
+from strategies._internal.schedules import Bounds
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,21 @@ class Swarm:
         one and those on. Drawn from, not folded onto: in a scenario with only
         refunds on, half the buyers are refunded."""
         return allowed[:1] + tuple(o for o in allowed[1:] if o in self.outcomes)
+
+    def bounds(self, bounds: Bounds) -> Bounds:
+        """``bounds`` with the signature variants (the simplest one and those on) and
+        checkout kinds (those on) a story is drawn from."""
+        return replace(bounds, signatures=bounds.signatures[:1] + tuple(
+            s for s in bounds.signatures[1:] if s in self.signatures),
+            checkouts=tuple(c for c in bounds.checkouts if c in self.checkouts))
+
+    def fitted(self, buyer: Buyer, ticket_types: tuple[TicketType, ...]) -> Buyer:
+        """With tight capacity and a rush on, ``buyer`` for at most what its ticket
+        type holds (each racer could have the last tickets alone); else ``buyer``."""
+        if not (self.tight_capacity and self.rush):
+            return buyer
+        capacity = ticket_types[buyer.ticket_type].capacity
+        return buyer if buyer.quantity <= capacity else replace(buyer, quantity=capacity)
 
     def buyer(self, buyer: Buyer) -> Buyer:
         """``buyer`` for one seat unless multi-seat buyers are on."""
@@ -106,14 +133,19 @@ class Swarm:
         """The buyer's drawn deliveries, or with whole stories on (and one drawn at
         least, so that none drawn is still none) every event of its story once,
         validly signed, one per wave in story order (in reverse order when out of
-        order is on: the refund before its completion)."""
+        order is on: the refund before its completion), then the drawn deliveries
+        that are not validly signed: whole stories keep the signature variants on."""
         if not self.whole_stories or not drawn:
             return drawn
         events = list(deliverable)
         if self.out_of_order:
             events.reverse()
-        return [(Delivery(buyer=0, event=event), min(wave, max_waves - 1))
-                for wave, event in enumerate(events)]
+        forged = [(step, wave) for step, wave in drawn
+                  if isinstance(step, Delivery) and step.signature != "valid"]
+        whole: list[tuple[Step, int]] = [(Delivery(buyer=0, event=event),
+                                          min(wave, max_waves - 1))
+                                         for wave, event in enumerate(events)]
+        return whole + forged
 
     def rushed(self, steps: list[tuple[Step, int]]) -> list[tuple[Step, int]]:
         """``steps`` with, in a rush (and one step drawn at least, so that none drawn
@@ -168,9 +200,18 @@ def swarms(outcomes: tuple[str, ...], checkouts: tuple[str, ...],
     """Which story kinds are on: each of ``outcomes`` and ``signatures`` but the
     first (simplest, always on), each of ``checkouts``, multi-seat buyers, tight
     capacity, faults, events out of order, whole stories and a rush for the
-    tickets, each on half the time. Shrinks toward all off."""
+    tickets, each on half the time (tight capacity, the rush and events out of
+    order three times in four). Shrinks toward all off."""
     return st.builds(Swarm, outcomes=_subset(outcomes[1:]), checkouts=_subset(checkouts),
                      signatures=_subset(signatures[1:]), multi_seat=st.booleans(),
-                     tight_capacity=st.booleans(), faults=st.booleans(),
-                     out_of_order=st.booleans(), whole_stories=st.booleans(),
-                     rush=st.booleans())
+                     tight_capacity=_mostly_on(), faults=st.booleans(),
+                     out_of_order=_mostly_on(), whole_stories=st.booleans(),
+                     rush=_mostly_on())
+
+
+def _mostly_on() -> st.SearchStrategy[bool]:
+    """On three times in four; one choice, shrinking toward off. For the kinds a
+    catalogue story needs together with others: an oversell needs tight capacity and
+    a rush at once (half the time each made it one swarm in four), a refund before
+    its completion needs events out of order besides a refunded buyer."""
+    return st.integers(0, 3).map(bool)
