@@ -1,7 +1,7 @@
 """The command line: the only place that parses arguments and exits.
 
     python -m chaos [run] [--examples N] [--concurrency N] [--seed S] [--bug NAME]...
-                    [--profile NAME] [--attempts N] [--confirm-runs N] [--max-seconds S]
+                    [--profile NAME] [--tries N] [--confirm-runs N] [--max-seconds S]
     python -m chaos replay FILE...
     python -m chaos load [--stages 10s:50,40s:50,10s:0] [--mix duplicates=0.5] [--threshold EXPR]
     python -m chaos run --config chaos.toml [--set KEY=VALUE]...   (your own service)
@@ -120,8 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=("default", "dev", "ci", "thorough"), default="default",
                      help="Hypothesis settings: dev (20 examples, example database), ci "
                           "(derandomized, no database), thorough (2,000 examples)")
-    run.add_argument("--attempts", type=_int_in(1, 100), default=3,
-                     help="tries per example once a failure was seen, for races (default 3)")
+    run.add_argument("--tries", "--attempts", dest="tries", type=_int_in(1, 100), default=3,
+                     metavar="N",
+                     help="runs of an example that races, once a failure was seen, and of each "
+                          "simpler scenario while shrinking a race (default 3; --attempts is "
+                          "its old name)")
     run.add_argument("--confirm-runs", type=_int_in(1, 1000), default=5,
                      help="re-runs of each shrunk failure to measure how often it fails "
                           "(default 5)")
@@ -312,7 +315,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.overrides:
         raise UsageError("--set overrides keys of a config: give the config with --config PATH")
     options = RunOptions(
-        examples=args.examples, profile=args.profile, attempts=args.attempts,
+        examples=args.examples, profile=args.profile, tries=args.tries,
         confirm_runs=args.confirm_runs, max_seconds=args.max_seconds,
         shrink_seconds=args.shrink_seconds, playbook=not args.no_playbook,
         max_error_rate=args.max_error_rate, max_p95=args.max_p95,

@@ -69,7 +69,7 @@ def child_argv(options: Any, shard: Shard, *, report: Path, corpus: Path,
     No secret is on it (see the module docstring)."""
     argv = [sys.executable, "-m", "chaos", "run", "--shard", str(shard),
             "--examples", str(examples), "--profile", options.profile,
-            "--attempts", str(options.attempts), "--confirm-runs", str(options.confirm_runs),
+            "--tries", str(options.tries), "--confirm-runs", str(options.confirm_runs),
             "--max-seconds", repr(options.max_seconds),
             "--shrink-seconds", repr(options.shrink_seconds),
             "--max-error-rate", repr(options.max_error_rate),

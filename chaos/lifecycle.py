@@ -76,7 +76,7 @@ class RunOptions:
     examples: int | None = None
     profile: str = "default"
     #: Tries per example once a failure was seen (races).
-    attempts: int = 3
+    tries: int = 3
     confirm_runs: int = 5
     max_seconds: float = 3600.0
     shrink_seconds: float = 20.0
@@ -179,7 +179,7 @@ def run(options: RunOptions, *, config: Config | None = None,
             drawn = scenarios(swarm=True, event_types=drawn_event_types(
                 config.target if config is not None else None))
             result = search(runner.run_example, drawn, examples=options.examples,
-                            seed=seed, attempts=options.attempts,
+                            seed=seed, tries=options.tries,
                             confirm_runs=options.confirm_runs, profile=options.profile,
                             deadline=deadline, shrink_seconds=options.shrink_seconds,
                             playbook=options.shard.take([scenario for _, scenario in playbook(
@@ -337,7 +337,7 @@ def _findings(load: ExampleResult | None, result: SearchResult) -> list[tuple[Fi
         findings.append((Finding(invariant=v.invariant, scenario=load.scenario,
                                  violations=[x for x in load.violations
                                              if x.invariant == v.invariant],
-                                 reproduced=1, attempts=1, result=load), "load"))
+                                 reproduced=1, runs=1, result=load), "load"))
     return findings
 
 
@@ -351,11 +351,11 @@ def _record(finding: Finding, phase: str, *, target: dict[str, Any], seed: int |
         path, new = reports.save_case(
             invariant=finding.invariant, target=target, seed=seed, scenario=finding.scenario,
             found={"status": finding.status,
-                   "reproduced": f"{finding.reproduced}/{finding.attempts}", "phase": phase,
+                   "reproduced": f"{finding.reproduced}/{finding.runs}", "phase": phase,
                    "violations": [v.to_data() for v in finding.violations]},
             directory=options.corpus)
     replay = replay_command(options.invocation, path) if path else (
-        f"not saved to the corpus: it did not fail again in {finding.attempts} confirm runs")
+        f"not saved to the corpus: it did not fail again in {finding.runs} confirm runs")
     watch.finding(finding, phase=phase, case=path, new_case=new)
     # the rows, timeline and steps of one run: the one the finding's evidence came from
     history = finding.result.history if finding.result is not None else None

@@ -6,22 +6,22 @@ A run goes through named phases (:class:`Phase`), in order:
 0. ``replay``: with an example database (``saved``,
    :class:`chaos.exampledb.SavedFailures`), the failures saved there by other
    shards and earlier runs of the same target, smallest first, each once
-   (``attempts`` times for a race); one that no longer fails is deleted.
+   (``tries`` times for a race); one that no longer fails is deleted.
    While drawing, the search looks again every ``POLL_SECONDS`` and replays
    what shards running beside it saved meanwhile (counted as ``replay`` too).
    Every new failure of an invariant is saved there as it is found, and each
    confirmed finding's minimized scenario once it is.
 1. ``playbook``: the classic stories (``strategies.playbook()``), each once
-   (``attempts`` times when a wave fires two or more requests together).
+   (``tries`` times when a wave fires two or more requests together).
 2. ``search``: Hypothesis draws ``examples`` scenarios. A failure does not
    stop it: the property records the failure and returns, so the whole
    budget (``--examples`` / ``--max-seconds``) is spent whatever was found
    and one bug cannot hide another. Hypothesis' own shrinker never runs
    (it shrinks only raised failures, and stops generating soon after the
    first). Races do not reproduce every time: the first failure of each
-   invariant is re-run ``attempts - 1`` times; while one proved not
+   invariant is re-run ``tries - 1`` times; while one proved not
    deterministic, later examples whose waves fire requests together are
-   tried up to ``attempts`` times (amplification).
+   tried up to ``tries`` times (amplification).
 3. ``minimize``: failures are grouped into *distinct bugs*: the invariant
    plus the shape (``strategies.shape``: the multiset of buyers' outcomes,
    step kinds, event types, signatures, faults) of the smallest scenario that
@@ -196,7 +196,7 @@ def _run_seed(seed: int | None, run: int, *, derandomized: bool) -> int | None:
 class Finding:
     """One distinct bug, minimized: the invariant it broke, the scenario, the evidence.
 
-    ``reproduced`` of ``attempts`` confirmation runs broke the invariant
+    ``reproduced`` of ``runs`` confirmation runs broke the invariant
     again. ``note`` says when the figures are partial (the search was cut
     short, so the scenario may not be minimized or confirmed). ``shape`` is
     the scenario's (what makes the bug distinct); ``known`` names the case
@@ -210,7 +210,7 @@ class Finding:
     violations: list[Violation]
     status: Status = Status.FAILED
     reproduced: int = 0
-    attempts: int = 0
+    runs: int = 0
     note: str | None = None
     shape: Shape = ()
     known: str | None = None
@@ -327,7 +327,7 @@ class Search:
 
     def __init__(self, run_example: Callable[[Scenario], ExampleResult],
                  strategy: st.SearchStrategy[Scenario], *, chosen: settings, seed: int | None,
-                 attempts: int, confirm_runs: int, deadline: float | None,
+                 tries: int, confirm_runs: int, deadline: float | None,
                  shrink_seconds: float, playbook: Sequence[Scenario],
                  known: Sequence[KnownBug], max_repeats: int,
                  triage_seconds: float = TRIAGE_SECONDS,
@@ -340,7 +340,7 @@ class Search:
         self.strategy = strategy
         self.chosen = chosen
         self.seed = seed
-        self.attempts = attempts
+        self.tries = tries
         self.confirm_runs = confirm_runs
         self.deadline = deadline
         self.shrink_seconds = shrink_seconds
@@ -419,7 +419,7 @@ class Search:
     def _replay(self, invariant: str, scenario: Scenario) -> None:
         """A saved failure, run again; deleted from the database when it broke nothing."""
         assert self.saved is not None
-        for _ in range(self.attempts if _races(scenario) else 1):
+        for _ in range(self.tries if _races(scenario) else 1):
             result = self._run(scenario)
             self._record(result)
             if _violations_of(invariant, result):
@@ -427,7 +427,7 @@ class Search:
         self._stored(self.saved.delete, invariant, scenario)
 
     def _play(self, scenario: Scenario) -> None:
-        for _ in range(self.attempts if _races(scenario) else 1):
+        for _ in range(self.tries if _races(scenario) else 1):
             if self._record(self._run(scenario)):
                 return
 
@@ -457,7 +457,7 @@ class Search:
             if self.saved is not None and time.monotonic() >= self._next_poll:
                 self._replay_new()   # what shards running beside this one saved meanwhile
             amplify = _races(scenario) and not all(self.deterministic.values())
-            for _ in range(self.attempts if amplify else 1):
+            for _ in range(self.tries if amplify else 1):
                 result = self._run(scenario)
                 if self._record(result):
                     break
@@ -645,7 +645,7 @@ class Search:
                 self.deterministic[name] = True  # until a re-run says otherwise
                 self.deterministic[name] = all(
                     _violations_of(name, self._run(result.scenario))
-                    for _ in range(self.attempts - 1))
+                    for _ in range(self.tries - 1))
         return True
 
     def _minimize(self, invariant: str, result: ExampleResult, found: frozenset[Shape] = frozenset(),
@@ -653,7 +653,7 @@ class Search:
         until = time.monotonic() + self.shrink_seconds
         if self.deadline is not None:
             until = min(until, self.deadline)
-        tries = 1 if self.deterministic.get(invariant, True) else self.attempts
+        tries = 1 if self.deterministic.get(invariant, True) else self.tries
 
         def rerun(scenario: Scenario) -> ExampleResult:
             try:
@@ -692,12 +692,12 @@ class Search:
         return Finding(invariant=invariant, scenario=result.scenario,
                        violations=_violations_of(invariant, evidence),
                        status=Status.FAILED if reproduced else Status.FLAKY,
-                       reproduced=reproduced, attempts=done, note=note,
+                       reproduced=reproduced, runs=done, note=note,
                        shape=shape(result.scenario), result=evidence)
 
 
 def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.SearchStrategy[Scenario],
-           *, examples: int | None = None, seed: int | None = None, attempts: int = 3,
+           *, examples: int | None = None, seed: int | None = None, tries: int = 3,
            confirm_runs: int = 5, profile: str = "default",
            deadline: float | None = None, shrink_seconds: float | None = 20.0,
            playbook: Sequence[Scenario] = (), known: Sequence[KnownBug] = (),
@@ -717,8 +717,8 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose from {', '.join(PROFILES)}")
-    if attempts < 1 or confirm_runs < 1:
-        raise ValueError(f"attempts={attempts} and confirm_runs={confirm_runs} must be >= 1")
+    if tries < 1 or confirm_runs < 1:
+        raise ValueError(f"tries={tries} and confirm_runs={confirm_runs} must be >= 1")
     chosen = PROFILES[profile]
     if examples is not None:
         chosen = settings(chosen, max_examples=examples)
@@ -726,7 +726,7 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
         chosen = settings(chosen, database=saved.database, phases=(
             HypothesisPhase.explicit, HypothesisPhase.reuse, HypothesisPhase.generate,
             HypothesisPhase.target))
-    return Search(run_example, strategy, chosen=chosen, seed=seed, attempts=attempts,
+    return Search(run_example, strategy, chosen=chosen, seed=seed, tries=tries,
                   confirm_runs=confirm_runs, deadline=deadline,
                   shrink_seconds=30.0 if shrink_seconds is None else shrink_seconds,
                   playbook=playbook, known=known, max_repeats=max_repeats,
@@ -849,5 +849,5 @@ def _violations_of(invariant: str, result: ExampleResult) -> list[Violation]:
 def _unconfirmed(invariant: str, result: ExampleResult, why: str, phase: Phase) -> Finding:
     return Finding(invariant=invariant, scenario=result.scenario,
                    violations=_violations_of(invariant, result), status=Status.FAILED,
-                   reproduced=1, attempts=1, note=f"not confirmed: {why}",
+                   reproduced=1, runs=1, note=f"not confirmed: {why}",
                    shape=shape(result.scenario), phase=phase, result=result)

@@ -104,7 +104,7 @@ def test_the_watch_labels_the_load_wave_and_logs_the_target_and_each_finding():
     assert watch.progress.current_phase == "confirm"
     scenario = next(iter(s for _, s in playbook()))
     finding = Finding(invariant="one-ticket-set-per-payment", scenario=scenario, violations=[],
-                      reproduced=2, attempts=3)
+                      reproduced=2, runs=3)
     watch.finding(finding, phase="search", case=Path("chaos-failures/x.json"), new_case=True)
     assert log.lines == [("finding", {
         "invariant": "one-ticket-set-per-payment", "status": "FAILED", "reproduced": "2/3",

@@ -72,7 +72,7 @@ def test_a_failure_that_always_reproduces_is_failed_n_of_n_and_shrunk():
     # "two steps of one buyer in one wave" is told by more than one smallest story
     assert outcome.findings
     for finding in outcome.findings:
-        assert (finding.invariant, finding.status, finding.reproduced, finding.attempts) == \
+        assert (finding.invariant, finding.status, finding.reproduced, finding.runs) == \
             (INVARIANT, "FAILED", 4, 4)
         assert finding.scenario.requests == 2 and len(finding.scenario.buyers) == 1
         assert finding.violations[0].rows == [{"tickets": 2}]
@@ -107,22 +107,22 @@ def test_a_failure_that_never_comes_back_is_flaky_and_no_raw_flaky_escapes():
 
     outcome = search(Target(once), scenarios(), examples=100, seed=1, confirm_runs=3)
     [finding] = outcome.findings
-    assert (finding.status, finding.reproduced, finding.attempts) == ("FLAKY", 0, 3)
+    assert (finding.status, finding.reproduced, finding.runs) == ("FLAKY", 0, 3)
 
 
 def test_an_intermittent_failure_is_failed_with_its_rate():
     outcome = search(Target(lambda call: call % 2 == 0), scenarios(), examples=100, seed=1,
-                     attempts=4, confirm_runs=6)
+                     tries=4, confirm_runs=6)
     assert outcome.findings
     for finding in outcome.findings:
         assert finding.status == "FAILED"
-        assert 0 < finding.reproduced < finding.attempts == 6
+        assert 0 < finding.reproduced < finding.runs == 6
         assert finding.scenario.requests == 2
 
 
 def test_amplification_retries_each_example_once_a_failure_was_seen():
     target = Target(lambda call: call % 3 == 0)
-    search(target, scenarios(), examples=30, seed=2, attempts=3, confirm_runs=1)
+    search(target, scenarios(), examples=30, seed=2, tries=3, confirm_runs=1)
     repeats = sum(a is b for a, b in zip(target.seen, target.seen[1:], strict=False))
     assert repeats > 0  # the same scenario object run again back to back
 
@@ -147,7 +147,7 @@ def test_the_deadline_during_shrinking_reports_the_smallest_failure_seen():
     outcome = search(target, scenarios(max_buyers=4, max_copies=3), examples=1000, seed=4)
     assert outcome.stopped == "max-seconds"
     [finding] = outcome.findings
-    assert finding.status == "FAILED" and (finding.reproduced, finding.attempts) == (1, 1)
+    assert finding.status == "FAILED" and (finding.reproduced, finding.runs) == (1, 1)
     assert "not confirmed" in finding.note
     assert duplicated(finding.scenario)
     assert finding.scenario.requests == min(s.requests for s in target.seen if duplicated(s))
@@ -200,7 +200,7 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         search(Target(), scenarios(), profile="fast")
     with pytest.raises(ValueError, match="must be >= 1"):
-        search(Target(), scenarios(), attempts=0)
+        search(Target(), scenarios(), tries=0)
 
 
 def test_steering_uses_the_strategies_own_targets_when_they_exist(monkeypatch):
@@ -278,14 +278,14 @@ def test_the_playbook_is_played_first_and_its_failure_is_reported_and_confirmed(
 
     outcome = search(target, scenarios(), examples=20, seed=3, playbook=stories)
     # played first, in order; a story that fires two requests together is a race: 3 tries
-    # (the default attempts) unless it fails first; the first failure of an invariant is
+    # (the default tries) unless it fails first; the first failure of an invariant is
     # re-run twice more (is it a race?)
     played = [s for s in stories for _ in range(
         3 if refund_first(s) or any(len(w) > 1 for w in s.waves) else 1)]
     assert seen[:len(played)] == played
     assert len(seen) >= len(played) + 20                 # then the search drew its own
     [finding] = [f for f in outcome.findings if f.invariant == "refund-voids-tickets"]
-    assert finding.status == "FAILED" and finding.reproduced == finding.attempts == 5
+    assert finding.status == "FAILED" and finding.reproduced == finding.runs == 5
     assert refund_first(finding.scenario) and finding.scenario.requests == 2
     first = outcome.first_failure
     assert first is not None and first.phase == "playbook"
@@ -582,7 +582,7 @@ def test_a_race_told_with_more_around_it_stays_one_bug_when_shrinking_runs_out_o
 
 def test_a_held_story_is_run_only_until_one_breaks():
     """One held scenario that still breaks decides that the failure is the found bug
-    again: the others are not run (for a race each costs up to ``attempts`` runs)."""
+    again: the others are not run (for a race each costs up to ``tries`` runs)."""
     from chaos.search import _minimize
     from strategies import Buyer, Delivery, shape
 

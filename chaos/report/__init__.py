@@ -116,7 +116,7 @@ class Report:
     #: What the target promises: which built-in invariants were checked.
     promises: Promises = field(default_factory=Promises)
     #: The findings as objects, in the order of ``findings`` (a library caller's view:
-    #: ``scenario``, ``violations``, ``status``, ``reproduced`` of ``attempts``, and
+    #: ``scenario``, ``violations``, ``status``, ``reproduced`` of ``runs``, and
     #: ``result``, the run the evidence came from: its history and observation); not
     #: part of the JSON, which ``findings`` is.
     found: list[Finding] = field(default_factory=list)
@@ -222,7 +222,7 @@ def finding_data(finding: Finding, *, replay: str, phase: str = "search",
     return {
         "invariant": finding.invariant,
         "status": finding.status,
-        "reproduced": f"{finding.reproduced}/{finding.attempts}",
+        "reproduced": f"{finding.reproduced}/{finding.runs}",
         "note": finding.note,
         "phase": phase,
         "requests": finding.scenario.requests,

@@ -61,7 +61,7 @@ class Watch:
     def finding(self, finding: Finding, *, phase: str, case: Path | None,
                 new_case: bool) -> None:
         self.log.info("finding", invariant=finding.invariant, status=finding.status,
-                      reproduced=f"{finding.reproduced}/{finding.attempts}", phase=phase,
+                      reproduced=f"{finding.reproduced}/{finding.runs}", phase=phase,
                       requests=finding.scenario.requests, case=str(case) if case else None,
                       new_case=new_case)
 
