@@ -40,7 +40,7 @@ import httptools
 import httpx
 import trio
 
-from chaos.transport import DEFAULT_READ_TIMEOUT, reason
+from chaos.transport import DEFAULT_READ_TIMEOUT, open_stream
 
 _READ_SIZE = 65536
 _MAX_BODY = 8 * 1024 * 1024
@@ -166,14 +166,7 @@ class KeepAlive:
 
     async def _connect(self, origin: Origin, timeout: float) -> socket.socket:
         self.close()
-        host, port = origin.host, origin.port
-        try:
-            with trio.fail_after(timeout):
-                stream = await trio.open_tcp_stream(host, port)
-        except trio.TooSlowError:
-            raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
-        except OSError as exc:
-            raise httpx.ConnectError(f"connect to {host}:{port}: {reason(exc)}") from None
+        stream = await open_stream(origin.host, origin.port, timeout)
         # the plain socket under trio's (TCP_NODELAY and non-blocking stay set on it)
         sock = socket.socket(fileno=stream.socket.detach())
         sock.setblocking(False)

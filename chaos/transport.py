@@ -132,13 +132,7 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
         host = request.url.host
         port = request.url.port or 80
         prepared = await _serialise(request)
-        try:
-            with trio.fail_after(connect_timeout):
-                stream = await trio.open_tcp_stream(host, port)
-        except trio.TooSlowError:
-            raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
-        except OSError as exc:
-            raise httpx.ConnectError(f"connect to {host}:{port}: {reason(exc)}") from None
+        stream = await open_stream(host, port, connect_timeout)
         return Connection(stream, request, prepared)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -157,6 +151,18 @@ def reason(exc: OSError) -> str:
     if isinstance(first, OSError) and first.errno:
         return os.strerror(first.errno)
     return exc.strerror or str(exc)
+
+
+async def open_stream(host: str, port: int, timeout: float) -> trio.SocketStream:
+    """A TCP connection to ``host:port`` within ``timeout`` seconds; httpx's connect
+    errors (timeout, refused, ...) otherwise, with the reason in words."""
+    try:
+        with trio.fail_after(timeout):
+            return await trio.open_tcp_stream(host, port)
+    except trio.TooSlowError:
+        raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out") from None
+    except OSError as exc:
+        raise httpx.ConnectError(f"connect to {host}:{port}: {reason(exc)}") from None
 
 
 async def _serialise(request: httpx.Request) -> tuple[h11.Connection, bytes]:
