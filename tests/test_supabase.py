@@ -213,8 +213,10 @@ def test_the_seed_functions_as_they_are_are_judged_with_uuid_ids_and_replayed(
     failed = {f["invariant"] for f in report["failures"] if f["status"] == "FAILED"}
     statuses = [(f["invariant"], f["status"], f["reproduced"]) for f in report["failures"]]
     assert "one-ticket-set-per-payment" in failed, "\n".join(map(str, statuses))
-    [note] = report["notes"]
-    assert note["name"] == "answered-5xx-after-commit" and note["after_commit"] > 0
+    # (a refund delivered before its completion in an example is also answered 500: the
+    # answered-5xx-ahead-of-payment note may count those, by the rule of chaos.retries)
+    notes = {note["name"]: note for note in report["notes"]}
+    assert notes["answered-5xx-after-commit"]["after_commit"] > 0, report["notes"]
     assert "NOTE  answered-5xx-after-commit" in result.stdout
     # the fixture's uuid ids reached the evidence, the JUnit and the HTML as their text
     ticket_types = [row["ticket_type"] for rows in report["evidence"].values()

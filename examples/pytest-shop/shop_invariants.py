@@ -15,10 +15,10 @@ def acknowledged_events_are_recorded(data: ExampleData) -> list[dict[str, Any]]:
     ``stripe_events``: that row is what keeps Stripe's redelivery of it from being
     processed twice. Returns the events that are missing (none: it holds)."""
     acknowledged = sorted({
-        op.ref.event_id for op in data.history.ops
-        if op.kind == "deliver" and op.door == "target" and op.status is not None
-        and 200 <= op.status < 300 and op.ref.event_id
-        and op.ref.signature_variant in ACCEPTED})
+        ref.event_id for op in data.history.ops
+        if (ref := op.delivery) is not None and op.door == "target" and op.status is not None
+        and 200 <= op.status < 300 and ref.event_id
+        and ref.signature_variant in ACCEPTED})
     if not acknowledged:
         return []
     recorded = {row["id"] for row in data.query(
