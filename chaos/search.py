@@ -55,13 +55,11 @@ smallest failing scenario seen per invariant not yet confirmed, marked as
 such; after a signal the caller re-raises it once the report is written.
 
 Settings profiles (``--profile``): ``default`` (100 examples), ``dev``
-(20 examples, Hypothesis' example database on; Hypothesis ignores its
-database when a seed is given, so pass none), ``ci`` (derandomized unless a
-seed is given, no example database, no deadline) and ``thorough`` (2,000
-examples). With ``saved`` (``--example-db``) any profile uses that database:
-the saved failures always (phase ``replay``), and Hypothesis' own entries for
-the draws when no seed is given (under one key per target, not the digest of
-this module's source, so every shard and version shares them).
+(20 examples), ``ci`` (derandomized unless a seed is given, no deadline) and
+``thorough`` (2,000 examples). With ``saved`` (``--example-db``) any profile
+replays the failures saved there first (phase ``replay``). Hypothesis' own
+database holds nothing for the search: Hypothesis saves only what raises and
+the best examples of ``hypothesis.target``, and the search does neither.
 """
 
 from __future__ import annotations
@@ -79,7 +77,6 @@ from hypothesis import HealthCheck, Verbosity, given, settings
 from hypothesis import Phase as HypothesisPhase
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.internal.conjecture import engine as hypothesis_engine
 
 from chaos.errors import ChaosError
@@ -110,10 +107,7 @@ _BASE = settings(
 #: and SQL (about 20 to 100 ms), so example counts are modest.
 PROFILES: dict[str, settings] = {
     "default": settings(_BASE, max_examples=100),
-    "dev": settings(_BASE, max_examples=20,
-                    database=DirectoryBasedExampleDatabase(".hypothesis/chaos-examples"),
-                    phases=(HypothesisPhase.explicit, HypothesisPhase.reuse,
-                            HypothesisPhase.generate)),
+    "dev": settings(_BASE, max_examples=20),
     "ci": settings(_BASE, max_examples=100, derandomize=True),
     "thorough": settings(_BASE, max_examples=2000),
 }
@@ -462,10 +456,6 @@ class Search:
         seed = _run_seed(self.seed, run, derandomized=self.chosen.derandomize)
         if seed is not None:
             prop = hypothesis_seed(seed)(prop)   # Hypothesis' database is off then
-        elif self.saved is not None:
-            # Hypothesis keys its entries by a digest of the test's source; one key per
-            # target instead, the same on every shard and version
-            prop._hypothesis_internal_database_key = self.saved.hypothesis_key  # type: ignore[attr-defined]
         prop()
         return drawn
 
@@ -718,9 +708,6 @@ def search(run_example: Callable[[Scenario], ExampleResult], strategy: st.Search
     chosen = PROFILES[profile]
     if examples is not None:
         chosen = settings(chosen, max_examples=examples)
-    if saved is not None:
-        chosen = settings(chosen, database=saved.database, phases=(
-            HypothesisPhase.explicit, HypothesisPhase.reuse, HypothesisPhase.generate))
     return Search(run_example, strategy, chosen=chosen, seed=seed, tries=tries,
                   confirm_runs=confirm_runs, deadline=deadline,
                   shrink_seconds=30.0 if shrink_seconds is None else shrink_seconds,

@@ -36,6 +36,7 @@ import atexit
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -88,11 +89,28 @@ def release(kind: Kind, value: str | int) -> None:
     _send("-", kind, value)
 
 
+def guarded_folder(prefix: str) -> str:
+    """A new temporary folder (as ``tempfile.mkdtemp`` makes it), guarded *before* it is
+    created: a SIGKILL between the two steps then leaves a name the watchdog finds
+    nothing at, never a folder it was not told of (the first guard starts the watchdog,
+    which takes a moment: the window was real)."""
+    for _ in range(100):
+        folder = os.path.join(tempfile.gettempdir(), prefix + secrets.token_hex(4))
+        guard("folder", folder)
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            release("folder", folder)
+            continue
+        return folder
+    raise FileExistsError(f"no free name for a temporary folder {prefix}* in "
+                          f"{tempfile.gettempdir()}")
+
+
 @contextlib.contextmanager
 def temporary_folder(prefix: str) -> Iterator[Path]:
     """A new temporary folder, guarded while it exists, removed afterwards."""
-    folder = tempfile.mkdtemp(prefix=prefix)
-    guard("folder", folder)
+    folder = guarded_folder(prefix)
     try:
         yield Path(folder)
     finally:

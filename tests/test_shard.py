@@ -122,14 +122,6 @@ def test_a_failure_one_search_saved_is_the_next_search_s_first_example():
     assert SavedFailures(db, TARGET).fetch() == []
 
 
-def test_the_draws_use_one_database_key_per_target_when_no_seed_is_given():
-    db = InMemoryExampleDatabase()
-    search(Target(lambda call: False), scenarios(), examples=10, seed=None,
-           saved=SavedFailures(db, TARGET))
-    keys = {key for key in db.data if key.startswith(database_key(TARGET))}
-    assert keys   # Hypothesis' own entries (the targeting's pareto front) under our key
-
-
 # -- merge ------------------------------------------------------------------------------------
 
 def _histogram(*seconds: float) -> str:
