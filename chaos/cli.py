@@ -118,8 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--examples", type=_int_in(1, 1_000_000), default=None,
                      help="scenarios to generate (default: the profile's, 100 for default)")
     run.add_argument("--profile", choices=("default", "dev", "ci", "thorough"), default="default",
-                     help="Hypothesis settings: dev (20 examples, example database), ci "
-                          "(derandomized, no database), thorough (2,000 examples)")
+                     help="Hypothesis settings: dev (20 examples), ci (derandomized), "
+                          "thorough (2,000 examples)")
     run.add_argument("--tries", "--attempts", dest="tries", type=_int_in(1, 100), default=3,
                      metavar="N",
                      help="runs of an example that races, once a failure was seen, and of each "
