@@ -210,9 +210,12 @@ def test_the_seed_functions_as_they_are_are_judged_with_uuid_ids_and_replayed(
                                                       monkeypatch)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert report["verdict"] == "fail" and "error" not in report
-    failed = {f["invariant"] for f in report["failures"] if f["status"] == "FAILED"}
+    # the duplicate tickets come from a race its fail-open check sometimes wins: found,
+    # they may not come back in the confirmation runs (FLAKY; a CI run on 2026-12-04
+    # saw 0 of 4); the run fails on the other invariants either way
+    found = {f["invariant"] for f in report["failures"] if f["status"] in ("FAILED", "FLAKY")}
     statuses = [(f["invariant"], f["status"], f["reproduced"]) for f in report["failures"]]
-    assert "one-ticket-set-per-payment" in failed, "\n".join(map(str, statuses))
+    assert "one-ticket-set-per-payment" in found, "\n".join(map(str, statuses))
     # (a refund delivered before its completion in an example is also answered 500: the
     # answered-5xx-ahead-of-payment note may count those, by the rule of chaos.retries)
     notes = {note["name"]: note for note in report["notes"]}
