@@ -53,6 +53,7 @@ from chaos.events import LOAD, RunEvents, Silent
 from chaos.example import ExampleResult, OutOfTime
 from chaos.exampledb import SavedFailures, open_database
 from chaos.log import close, configure, get_logger, redactor
+from chaos.observation import endpoints_called
 from chaos.plan import confirming_event, drawn_event_types
 from chaos.reference.bugs import parse_bugs
 from chaos.replay import checks_of, render, run_checks
@@ -176,8 +177,11 @@ def run(options: RunOptions, *, config: Config | None = None,
             if load is not None and load.violations:
                 report.first_failure = _first_failure(0, time.monotonic() - started,
                                                       load.violations[0].invariant, "load")
+            # faults go where the target calls Stripe (the load wave shows where)
             drawn = scenarios(swarm=True, event_types=drawn_event_types(
-                config.target if config is not None else None))
+                config.target if config is not None else None),
+                called_endpoints=endpoints_called(load.observation.stripe_calls)
+                if load is not None else ())
             result = search(runner.run_example, drawn, examples=options.examples,
                             seed=seed, tries=options.tries,
                             confirm_runs=options.confirm_runs, profile=options.profile,

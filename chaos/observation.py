@@ -20,6 +20,7 @@ session as tickets without a payment.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,6 +28,7 @@ from typing import Any
 
 from chaos.history import History
 from chaos.promises import Promises
+from strategies import STRIPE_ENDPOINTS
 
 
 class PaymentOutcome(StrEnum):
@@ -146,6 +148,19 @@ class StripeCall:
                    status=int(record["status"] or 0),
                    idempotency_key=record.get("idempotency_key"),
                    object_id=record.get("object_id"), fault=record.get("fault"))
+
+
+def endpoints_called(calls: Iterable[StripeCall]) -> tuple[str, ...]:
+    """The model's Stripe endpoints (``"GET /v1/checkout/sessions/{id}"``) that
+    ``calls`` went to, in :data:`STRIPE_ENDPOINTS` order: where a fault can play."""
+    seen = {(call.method, call.path) for call in calls}
+    return tuple(endpoint for endpoint in STRIPE_ENDPOINTS
+                 if any(_ENDPOINT_PATTERNS[endpoint].fullmatch(f"{method} {path}")
+                        for method, path in seen))
+
+
+_ENDPOINT_PATTERNS = {endpoint: re.compile(re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", re.escape(endpoint)))
+                      for endpoint in STRIPE_ENDPOINTS}
 
 
 @dataclass(frozen=True)

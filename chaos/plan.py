@@ -189,16 +189,17 @@ _FAULT_RULES: dict[str, dict[str, Any]] = {
 }
 
 
-def fault_rule(fault: Fault, *, hang_seconds: float) -> dict[str, Any]:
-    """The fake Stripe rule for one of the model's faults (``"GET /v1/x/{id}"`` -> a glob)."""
+def fault_rules(fault: Fault, *, hang_seconds: float) -> list[dict[str, Any]]:
+    """The fake Stripe rules for one of the model's faults (``"GET /v1/x/{id}"`` -> a
+    glob): one per call it plays on, each counting every call to the endpoint."""
     method, _, template = fault.endpoint.partition(" ")
     path = "/".join("*" if part.startswith("{") else part for part in template.split("/"))
-    rule = {"method": method, "path": path, "nth": fault.nth, **_FAULT_RULES[fault.kind]}
+    rule = {"method": method, "path": path, **_FAULT_RULES[fault.kind]}
     if fault.kind == "latency":
         rule["seconds"] = fault.latency_ms / 1000
     if fault.kind == "hang":
         rule["max_seconds"] = hang_seconds
-    return rule
+    return [{**rule, "nth": nth} for nth in fault.calls]
 
 
 def _constant(body: dict[str, Any]) -> Callable[[BuyerBinding], dict[str, Any]]:
@@ -490,4 +491,5 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         timed = [s.buyer for s in wave if isinstance(s, Checkout) and s.attempt == 0]
         phases += outcome_phases(timed)
     return Plan(phases=phases, bindings=bindings, attempts=attempts,
-                faults=[fault_rule(f, hang_seconds=hang_seconds) for f in scenario.faults])
+                faults=[rule for f in scenario.faults
+                        for rule in fault_rules(f, hang_seconds=hang_seconds)])

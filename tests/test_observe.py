@@ -8,11 +8,17 @@ from typing import Any
 
 from chaos import invariants
 from chaos.history import CheckoutRef, History, Op, Outcome
-from chaos.observation import CheckoutAttempt, PaymentOutcome, Session, StripeCall
+from chaos.observation import (
+    CheckoutAttempt,
+    PaymentOutcome,
+    Session,
+    StripeCall,
+    endpoints_called,
+)
 from chaos.observe import StripeView, TargetRows, observe
-from chaos.plan import Attempt, BuyerBinding, Plan
+from chaos.plan import Attempt, BuyerBinding, Plan, fault_rules
 from chaos.promises import Promises
-from strategies import Buyer, Scenario, TicketType
+from strategies import Buyer, Fault, Scenario, TicketType
 
 TT = ("ev-tt1", 42)            # fixture ids: text, and a bigint as some targets return
 SCENARIO = Scenario(buyers=(Buyer(quantity=2), Buyer(quantity=1, ticket_type=1)), waves=(),
@@ -161,3 +167,26 @@ def test_a_bare_payment_intent_is_seen_as_its_payment():
         == [("pi_a", "pi_a", PaymentOutcome.PAID, 0, 5000),
             ("pi_b", "pi_b", PaymentOutcome.EXPIRED, 1, 5000),
             ("pi_c", "pi_c", PaymentOutcome.FAILED, None, 5000)]
+
+
+def test_the_endpoints_called_are_the_models_templates_the_calls_match():
+    calls = [StripeCall("GET", "/v1/checkout/sessions/cs_a", 200),
+             StripeCall("POST", "/v1/checkout/sessions", 200, "key-0", "cs_a"),
+             StripeCall("GET", "/v1/checkout/sessions/cs_a/line_items", 200),
+             StripeCall("GET", "/v1/charges", 200),            # a list: no template of ours
+             StripeCall("POST", "/v1/charges/ch_a", 200)]      # an update, not a read
+    assert endpoints_called(calls) == ("POST /v1/checkout/sessions",
+                                       "GET /v1/checkout/sessions/{id}",
+                                       "GET /v1/checkout/sessions/{id}/line_items")
+    assert endpoints_called([]) == ()
+
+
+def test_an_outage_is_armed_as_one_rule_per_call():
+    outage = Fault(kind="5xx", endpoint="GET /v1/checkout/sessions/{id}", nth=2, times=3)
+    rules = fault_rules(outage, hang_seconds=5.0)
+    assert [r["nth"] for r in rules] == [2, 3, 4]
+    assert {(r["method"], r["path"], r["kind"], r["status"]) for r in rules} == {
+        ("GET", "/v1/checkout/sessions/*", "error", 500)}
+    assert fault_rules(Fault(kind="hang"), hang_seconds=5.0) == [
+        {"method": "POST", "path": "/v1/checkout/sessions", "kind": "hang", "max_seconds": 5.0,
+         "nth": 1}]

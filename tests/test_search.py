@@ -393,9 +393,9 @@ def test_two_bugs_behind_one_invariant_are_both_reported():
         violations = [Violation("refund-voids-tickets", "still valid", [])] if broke else []
         return ExampleResult(scenario, History(), Observation(history=History()), violations)
 
-    # a seed that draws both stories (about 4 seeds in 8 do, in 200 examples: the
+    # a seed that draws both stories (seeds 2, 4 and 7 of 1..8 do, in 200 examples: the
     # dispute after its completion needs events in order, off one swarm in four)
-    outcome = search(target, scenarios(swarm=True), examples=200, seed=1, confirm_runs=2)
+    outcome = search(target, scenarios(swarm=True), examples=200, seed=2, confirm_runs=2)
     shapes = {f.shape for f in outcome.findings if f.status == "FAILED"}
     assert ("buyer refunded", "deliver charge.refunded") in shapes
     assert ("buyer disputed", "deliver charge.dispute.created",

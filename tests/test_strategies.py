@@ -187,6 +187,33 @@ def test_faults_respect_their_bounds(f: Fault):
 
 
 @settings(max_examples=50)
+@given(faults(max_nth=1, max_times=3))
+def test_an_outage_is_calls_in_a_row(f: Fault):
+    assert f.nth == 1 and 1 <= f.times <= 3 and f.calls == range(1, 1 + f.times)
+
+
+def test_drawn_faults_mostly_land_where_the_target_calls():
+    session = "GET /v1/checkout/sessions/{id}"
+    drawn: list[Fault] = []
+
+    @with_seed(3)
+    @settings(max_examples=300, database=None)
+    @given(faults(called=(session,)))
+    def draw(f: Fault) -> None:
+        drawn.append(f)
+
+    draw()
+    share = sum(f.endpoint == session for f in drawn) / len(drawn)
+    # three in four from what the target called; one in four from all six endpoints
+    assert 0.65 <= share <= 0.95, share
+    assert {f.endpoint for f in drawn} - {session}, "the others stay reachable"
+    outages = [f for f in drawn if f.times > 1]
+    assert 0.3 <= len(outages) / len(drawn) <= 0.7
+    assert Fault(endpoint=session, times=3).describe() == (
+        f"the target's 1st to 3rd calls to {session} (an outage) each answer 500")
+
+
+@settings(max_examples=50)
 @given(schedules((Buyer(),), max_requests=4, max_waves=1, checkouts=()))
 def test_schedules_respect_their_bounds(waves):
     assert len(waves) <= 1 and sum(map(len, waves)) <= 4
@@ -475,6 +502,9 @@ def _case(**changes):
     (_case(faults=[{"endpoint": "GET /v1/balance"}]), "fault 1: unknown endpoint"),
     (_case(faults=[{}, {"kind": "429"}]), "fault 2: the 1st call to POST /v1/checkout/sessions "
                                           "already has a fault; one fault per call"),
+    (_case(faults=[{"times": 3}, {"kind": "429", "nth": 3}]),
+     "fault 2: the 3rd call to POST /v1/checkout/sessions already has a fault"),
+    (_case(faults=[{"times": 0}]), "fault 1: times is 0; it must be >= 1"),
 ])
 def test_bad_scenario_data_names_the_problem(data, message):
     with pytest.raises(ValueError, match=message):

@@ -119,10 +119,15 @@ def checkout_from(template: Checkout, key: str, offset: int) -> Checkout:
 
 @st.composite
 def fault(draw: st.DrawFn, kinds: tuple[str, ...], endpoints: tuple[str, ...], max_nth: int,
-              max_latency_ms: int) -> Fault:
+          max_latency_ms: int, max_times: int = 1, called: tuple[str, ...] = ()) -> Fault:
+    """The endpoint comes from ``called`` (those the target was seen calling) three times
+    in four when there are any: a fault on an endpoint the target never calls plays on
+    nothing. The first call and a single call, half the time each."""
     kind = draw(st.sampled_from(kinds))
-    endpoint = draw(st.sampled_from(endpoints))
-    nth = draw(st.integers(1, max_nth))
+    pool = draw(st.sampled_from((called,) * 3 + (endpoints,))) if called else endpoints
+    endpoint = draw(st.sampled_from(pool))
+    nth = draw(simplest_half(tuple(range(1, max_nth + 1))))
+    times = draw(simplest_half(tuple(range(1, max_times + 1))))
     latency = draw(st.integers(1, max_latency_ms)) if kind == "latency" else 0
-    return Fault(kind=kind, endpoint=endpoint, nth=nth, latency_ms=latency)
+    return Fault(kind=kind, endpoint=endpoint, nth=nth, latency_ms=latency, times=times)
 

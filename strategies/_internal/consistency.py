@@ -152,11 +152,13 @@ def _validate_faults(scenario: Scenario) -> None:
         _one_of(where, "fault kind", fault.kind, FAULT_KINDS)
         _one_of(where, "endpoint", fault.endpoint, STRIPE_ENDPOINTS)
         _int_at_least(where, "nth", fault.nth, 1)
+        _int_at_least(where, "times", fault.times, 1)
         _int_at_least(where, "latency_ms", fault.latency_ms, 0)
         if (fault.kind == "latency") != (fault.latency_ms > 0):
             raise ValueError(f"{where}: latency_ms is {fault.latency_ms}; give it (> 0) for "
                              "kind 'latency' only")
-        if (fault.endpoint, fault.nth) in armed:
-            raise ValueError(f"{where}: the {ordinal(fault.nth)} call to {fault.endpoint} already "
-                             "has a fault; one fault per call")
-        armed.add((fault.endpoint, fault.nth))
+        for nth in fault.calls:
+            if (fault.endpoint, nth) in armed:
+                raise ValueError(f"{where}: the {ordinal(nth)} call to {fault.endpoint} already "
+                                 "has a fault; one fault per call")
+            armed.add((fault.endpoint, nth))

@@ -314,12 +314,19 @@ class Checkout:
 @dataclass(frozen=True)
 class Fault:
     """A fault armed on the fake Stripe API: the ``nth`` call the target makes
-    to ``endpoint`` misbehaves as ``kind`` (:data:`FAULT_KINDS`) says."""
+    to ``endpoint``, and the ``times - 1`` calls after it (an outage that outlasts a
+    client's retries), misbehave as ``kind`` (:data:`FAULT_KINDS`) says."""
 
     kind: str = "5xx"
     endpoint: str = STRIPE_ENDPOINTS[0]
     nth: int = 1
     latency_ms: int = 0  # only for kind "latency"
+    times: int = 1
+
+    @property
+    def calls(self) -> range:
+        """The numbers of the calls it plays on (1 is the first)."""
+        return range(self.nth, self.nth + self.times)
 
     def describe(self) -> str:
         """One line a person can follow."""
@@ -331,7 +338,11 @@ class Fault:
             "lost-answer": "does the work, then drops the connection without answering",
             "reset": "drops the connection before doing anything",
         }.get(self.kind, f"misbehaves as {self.kind!r}")
-        return f"the target's {ordinal(self.nth)} call to {self.endpoint} {what}"
+        if self.times == 1:
+            return f"the target's {ordinal(self.nth)} call to {self.endpoint} {what}"
+        last = self.nth + self.times - 1
+        return (f"the target's {ordinal(self.nth)} to {ordinal(last)} calls to "
+                f"{self.endpoint} (an outage) each {what.replace('answers', 'answer', 1)}")
 
 
 Step = Delivery | Checkout

@@ -49,6 +49,10 @@ from strategies._internal.validation import (
     public_strategy,
 )
 
+#: Most calls in a row one drawn fault plays on: more than a client's retries (the
+#: reference service's Stripe client retries twice, so three calls in a row fail it).
+MAX_OUTAGE = 5
+
 
 @public_strategy
 def ticket_types(*, tight_capacity: bool = True,
@@ -94,18 +98,26 @@ def signatures(*, variants: Collection[str] = SIGNATURES) -> st.SearchStrategy[s
 @public_strategy
 def faults(*, kinds: Collection[str] = FAULT_KINDS,
            endpoints: Collection[str] = STRIPE_ENDPOINTS, max_nth: int = 3,
-           max_latency_ms: int = 3000) -> st.SearchStrategy[Fault]:
+           max_latency_ms: int = 3000, max_times: int = MAX_OUTAGE,
+           called: Collection[str] = ()) -> st.SearchStrategy[Fault]:
     """One fault for the fake Stripe: the ``nth`` (1..``max_nth``) call the
-    target makes to one of ``endpoints`` misbehaves as one of ``kinds``.
+    target makes to one of ``endpoints``, and in half the faults 1..``max_times - 1``
+    calls after it (an outage that outlasts a client's retries), misbehave as one of
+    ``kinds``. ``called`` are the endpoints the target was seen calling: three faults
+    in four pick one of them (those of ``endpoints``).
 
-    Shrinks toward a 500 on the first call that creates a Checkout Session;
-    latency toward 1 ms.
+    Shrinks toward a 500 on the first call that creates a Checkout Session
+    (the first endpoint called), one call; latency toward 1 ms.
     """
     allowed_kinds = check_names("kinds", kinds, FAULT_KINDS)
     allowed_endpoints = check_names("endpoints", endpoints, STRIPE_ENDPOINTS)
+    seen = tuple(e for e in check_names("called", called, STRIPE_ENDPOINTS, allow_empty=True)
+                 if e in allowed_endpoints)
     check_bounded_int("max_nth", max_nth, low=1)
     check_bounded_int("max_latency_ms", max_latency_ms, low=1, high=choices.MAX_LATENCY_MS)
-    return choices.fault(allowed_kinds, allowed_endpoints, max_nth, max_latency_ms)
+    check_bounded_int("max_times", max_times, low=1)
+    return choices.fault(allowed_kinds, allowed_endpoints, max_nth, max_latency_ms,
+                         max_times, seen)
 
 
 @public_strategy
@@ -212,11 +224,14 @@ def scenarios(*, max_buyers: int = 4, max_quantity: int = 4, max_ticket_types: i
               signatures: Collection[str] = SIGNATURES, checkouts: Collection[str] = CHECKOUTS,
               max_offset_ms: int = 100, max_faults: int = 2,
               fault_kinds: Collection[str] = FAULT_KINDS,
+              called_endpoints: Collection[str] = (),
               swarm: bool = False) -> st.SearchStrategy[Scenario]:
     """Whole scenarios: an event with 1..``max_ticket_types`` ticket types,
     1..``max_buyers`` buyers' stories (outcomes from ``outcomes``), a schedule
     (see :func:`schedules` for its bounds) and, in half the examples, 1..
-    ``max_faults`` faults of ``fault_kinds`` armed on the fake Stripe.
+    ``max_faults`` faults of ``fault_kinds`` armed on the fake Stripe, each on its own
+    endpoint, most on ``called_endpoints`` (those the target was seen calling) when given
+    (see :func:`faults`).
 
     With ``swarm``, each scenario first switches a random subset of story
     kinds on (outcomes, checkout kinds, signature variants, multi-seat
@@ -241,8 +256,8 @@ def scenarios(*, max_buyers: int = 4, max_quantity: int = 4, max_ticket_types: i
     fault_lists: st.SearchStrategy[list[Fault]] = st.just([])
     if max_faults and allowed_faults:  # half the examples have none
         fault_lists = st.one_of(fault_lists, st.lists(
-            faults(kinds=allowed_faults), min_size=1, max_size=max_faults,
-            unique_by=lambda f: (f.endpoint, f.nth)))
+            faults(kinds=allowed_faults, called=called_endpoints), min_size=1,
+            max_size=max_faults, unique_by=lambda f: f.endpoint))
     check_bool("swarm", swarm)
     return _scenario(bounds, max_buyers, max_quantity, max_ticket_types, tight_capacity,
                      allowed_outcomes, fault_lists, swarm)

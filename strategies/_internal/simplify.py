@@ -135,6 +135,8 @@ def _candidates(scenario: Scenario) -> Iterator[Scenario]:
                 yield _with_wave(scenario, w, wave[:i] + (plainer_step,) + wave[i + 1:])
     for f, fault in enumerate(scenario.faults):
         plainer_faults = []
+        if fault.times > 1:
+            plainer_faults.append(replace(fault, times=1))
         if fault.nth > 1:
             plainer_faults.append(replace(fault, nth=1))
         if fault.kind == "latency" and fault.latency_ms > 1:
