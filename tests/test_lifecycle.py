@@ -93,7 +93,8 @@ def test_config_options_that_only_fit_the_reference_service_are_refused(tmp_path
 def test_a_library_run_returns_the_report_it_wrote_and_tells_every_step(tmp_path: Path,
                                                                          server_url: str):
     recorder = Recorder()
-    options = RunOptions(examples=20, seed=5, confirm_runs=2, concurrency=10,
+    # a seed whose 20 draws deliver a paid completion twice (seeds 4 and 7 do; 5 does not)
+    options = RunOptions(examples=20, seed=4, confirm_runs=2, concurrency=10,
                          bugs=("no-dedup",), database_url=server_url, playbook=False,
                          report=tmp_path / "r.json", corpus=tmp_path / "corpus",
                          invocation="my-harness")
