@@ -56,6 +56,19 @@ def system_temp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert not left, f"left behind in the temp folder: {left}"
 
 
+@pytest.fixture
+def short_temp(system_temp: Path) -> Iterator[Path]:
+    """An empty folder with a short path for one test's processes to use as TMPDIR: an
+    embedded PostgreSQL's socket lives in its data folder there, and a socket's path may
+    not pass 107 bytes, which a ``tmp_path`` under pytest-xdist (``.../popen-gw0/
+    test_...0/``) would. Removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="t-", dir=system_temp))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     url = os.environ.get("CHAOS_TEST_DATABASE_URL")

@@ -24,36 +24,45 @@ def bugs_args() -> list[str]:
     return [arg for bug in FOUR for arg in ("--bug", bug)]
 
 
-@pytest.mark.e2e
-def test_four_bugs_are_four_failed_bugs_in_one_run(tmp_path: Path, server_url: str):
+class Run:
+    def __init__(self, folder: Path, stdout: str) -> None:
+        self.folder, self.stdout = folder, stdout
+        self.failures = json.loads((folder / "report.json").read_text())["failures"]
+
+
+@pytest.fixture(scope="module")
+def four_bugs(tmp_path_factory: pytest.TempPathFactory, server_url: str) -> Run:
+    """One run with the four bugs on (its cases are the next test's known bugs too)."""
+    folder = tmp_path_factory.mktemp("four-bugs")
     result = run_tool(*bugs_args(), "--seed", "1", "--database-url", server_url,
-                      "--report", "report.json", "--corpus", "corpus", cwd=tmp_path, timeout=600)
+                      "--report", "report.json", "--corpus", "corpus", cwd=folder, timeout=600)
     assert result.returncode == 1, result.stderr
-    failures = json.loads((tmp_path / "report.json").read_text())["failures"]
+    return Run(folder, result.stdout)
+
+
+@pytest.mark.e2e
+def test_four_bugs_are_four_failed_bugs_in_one_run(four_bugs: Run):
+    failures = four_bugs.failures
     for bug, (invariant, story) in FOUR.items():
         mine = [f for f in failures if f["invariant"] == invariant and story in f["shape"]
                 and f["status"] == "FAILED"]
         assert mine, f"{bug}: no FAILED {invariant} with {story!r} in {failures}"
-        assert mine[0]["case"] and Path(tmp_path, mine[0]["case"]).exists()
+        assert mine[0]["case"] and Path(four_bugs.folder, mine[0]["case"]).exists()
         assert int(mine[0]["reproduced"].split("/")[0]) > 0
-        assert f"FAILED {invariant}" in result.stdout
+        assert f"FAILED {invariant}" in four_bugs.stdout
     assert len({f["case"] for f in failures}) == len(failures)   # each saved on its own
 
 
 @pytest.mark.e2e
 def test_a_known_bug_is_reported_as_known_and_the_others_are_still_found(
-        tmp_path: Path, server_url: str):
-    # the playbook's first story is two copies of one completion: a one-ticket-set bug
-    first = run_tool("--bug", "no-dedup", "--seed", "1", "--examples", "20",
-                     "--database-url", server_url, "--report", "first.json",
-                     "--corpus", "first", cwd=tmp_path, timeout=600)
-    assert first.returncode == 1, first.stderr
-    # the smallest one-ticket-set bug the first run saved is the known one
-    saved = sorted((f["requests"], f["case"])
-                   for f in json.loads((tmp_path / "first.json").read_text())["failures"]
+        four_bugs: Run, server_url: str):
+    # the smallest one-ticket-set bug the four-bug run saved is the known one
+    saved = sorted((f["requests"], f["case"]) for f in four_bugs.failures
                    if f["invariant"] == "one-ticket-set-per-payment" and f["case"])
-    assert saved, first.stdout
-    case = saved[0][1]
+    assert saved, four_bugs.stdout
+    case = str(four_bugs.folder / saved[0][1])
+    tmp_path = four_bugs.folder / "again"
+    tmp_path.mkdir()
     again = run_tool("--bug", "no-dedup", "--bug", "unpaid-fulfilled", "--seed", "1",
                      "--examples", "10",     # the playbook tells both stories
                      "--known", case, "--database-url", server_url, "--report", "again.json",

@@ -110,11 +110,11 @@ def _marked(marker: str) -> list[str]:
 class Stopped:
     """A run started, stopped by a signal at a phase, and what it left."""
 
-    def __init__(self, tmp_path: Path, *, argv: list[str], reached: Reached, sig: int,
-                 group: bool, database_url: str | None, deadline: float = 120.0) -> None:
+    def __init__(self, tmp_path: Path, *, temp: Path, argv: list[str], reached: Reached,
+                 sig: int, group: bool, database_url: str | None,
+                 deadline: float = 120.0) -> None:
         self.marker = f"chaos-shutdown-test-{uuid.uuid4().hex}"
-        self.temp = tmp_path / "tmp"
-        self.temp.mkdir()
+        self.temp = temp
         self.report_path = tmp_path / "r.json"
         log = tmp_path / "log.jsonl"
         env = {**os.environ, "CHAOS_SHUTDOWN_MARK": self.marker, "TMPDIR": str(self.temp)}
@@ -204,21 +204,22 @@ def _check(run: Stopped, sig: int, phase: str, database_url: str | None) -> None
 @pytest.mark.parametrize("phase", list(PHASES))
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
-def test_python_m_chaos_stops_cleanly(tmp_path: Path, sig: int, phase: str) -> None:
+def test_python_m_chaos_stops_cleanly(tmp_path: Path, short_temp: Path, sig: int, phase: str) -> None:
     """``python -m chaos`` stopped by each signal in each phase leaves nothing behind."""
     database_url = os.environ.get("CHAOS_TEST_DATABASE_URL")
     reached, extra = PHASES[phase]
-    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos", *extra], reached=reached,
+    run = Stopped(tmp_path, temp=short_temp, argv=[sys.executable, "-m", "chaos", *extra], reached=reached,
                   sig=sig, group=sig == signal.SIGINT, database_url=database_url)
     _check(run, sig, phase, database_url)
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("phase", ["start", "search"])
-def test_embedded_postgres_stopped_and_removed_on_sigterm(tmp_path: Path, phase: str) -> None:
+def test_embedded_postgres_stopped_and_removed_on_sigterm(tmp_path: Path, short_temp: Path,
+                                                          phase: str) -> None:
     """Without a database URL the embedded PostgreSQL is stopped and its data folder
     removed when SIGTERM lands while it starts, or mid-search."""
-    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos"], reached=PHASES[phase][0],
+    run = Stopped(tmp_path, temp=short_temp, argv=[sys.executable, "-m", "chaos"], reached=PHASES[phase][0],
                   sig=signal.SIGTERM, group=False, database_url=None)
     _check(run, signal.SIGTERM, phase, None)
 
@@ -234,27 +235,25 @@ def _nox() -> str:
 @pytest.mark.parametrize(("sig", "phase"), [(signal.SIGINT, "shrink"),
                                             (signal.SIGTERM, "search")],
                          ids=["ctrl-c-mid-shrink", "sigterm-mid-search"])
-def test_nox_session_stops_cleanly(tmp_path: Path, sig: int, phase: str) -> None:
+def test_nox_session_stops_cleanly(tmp_path: Path, short_temp: Path, sig: int, phase: str) -> None:
     """``nox -s chaos``, stopped as a terminal (Ctrl-C to the whole job) or CI (SIGTERM to
     the job) stops it: nox waits for the tool, which cleans up, and exits with its code."""
     database_url = os.environ.get("CHAOS_TEST_DATABASE_URL")
     reached, extra = PHASES[phase]
     argv = [_nox(), "-f", str(ROOT / "noxfile.py"), "--envdir", str(ROOT / ".nox"),
             "-s", "chaos", "--", *extra]
-    run = Stopped(tmp_path, argv=argv, reached=reached, sig=sig, group=True,
+    run = Stopped(tmp_path, temp=short_temp, argv=argv, reached=reached, sig=sig, group=True,
                   database_url=database_url, deadline=600)
     _check(run, sig, phase, database_url)
 
 
 @pytest.mark.e2e
-def test_database_stopped_mid_run_is_exit_3_in_one_line(tmp_path: Path) -> None:
+def test_database_stopped_mid_run_is_exit_3_in_one_line(tmp_path: Path, short_temp: Path) -> None:
     """The embedded PostgreSQL shut down (fast shutdown, as ``pg_ctl stop`` does) while the
     search runs: exit 3, one line that names the database, no traceback, nothing left."""
     marker = f"chaos-shutdown-test-{uuid.uuid4().hex}"
-    temp = tmp_path / "tmp"
-    temp.mkdir()
     log = tmp_path / "log.jsonl"
-    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(temp)}
+    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(short_temp)}
     env.pop("DATABASE_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "chaos", "--seed", "1", "--examples", "400",
@@ -267,7 +266,7 @@ def test_database_stopped_mid_run_is_exit_3_in_one_line(tmp_path: Path) -> None:
         while not _searching(_events(log)):
             assert process.poll() is None and time.monotonic() < until, "never searched"
             time.sleep(0.01)
-        [pid_file] = temp.glob("chaos-pg-*/data/postmaster.pid")
+        [pid_file] = short_temp.glob("chaos-pg-*/data/postmaster.pid")
         os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)  # fast shutdown
         out, err = process.communicate(timeout=120)
     finally:
@@ -282,7 +281,7 @@ def test_database_stopped_mid_run_is_exit_3_in_one_line(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["verdict"] == "error" and "database" in report["error"]
     assert Stopped._poll(lambda: _marked(marker)) == []
-    assert sorted(p.name for p in temp.iterdir() if not p.name.startswith("runtime-")) == []
+    assert sorted(p.name for p in short_temp.iterdir() if not p.name.startswith("runtime-")) == []
 
 
 @pytest.mark.e2e
@@ -290,15 +289,13 @@ def test_database_stopped_mid_run_is_exit_3_in_one_line(tmp_path: Path) -> None:
     ("fake-stripe", "the fake Stripe API "),  # did not answer, or failed a set-up call
     ("reference", "the target at http://127.0.0.1:"),
 ])
-def test_a_service_killed_mid_run_is_exit_3_in_one_line(tmp_path: Path, service: str,
+def test_a_service_killed_mid_run_is_exit_3_in_one_line(tmp_path: Path, short_temp: Path, service: str,
                                                         said: str) -> None:
     """The fake Stripe or the target (the reference service) dies mid-search (SIGKILL):
     exit 3, one line naming it, the report says so, the other parts are stopped."""
     marker = f"chaos-shutdown-test-{uuid.uuid4().hex}"
-    temp = tmp_path / "tmp"
-    temp.mkdir()
     log = tmp_path / "log.jsonl"
-    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(temp)}
+    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(short_temp)}
     env.pop("DATABASE_URL", None)                # the embedded server: no other run's load
     process = subprocess.Popen(
         [sys.executable, "-m", "chaos", "--seed", "1", "--examples", "400",
@@ -333,7 +330,7 @@ def test_a_service_killed_mid_run_is_exit_3_in_one_line(tmp_path: Path, service:
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["verdict"] == "error" and said in report["error"]
     assert Stopped._poll(lambda: _marked(marker)) == []
-    assert sorted(p.name for p in temp.iterdir() if not p.name.startswith("runtime-")) == []
+    assert sorted(p.name for p in short_temp.iterdir() if not p.name.startswith("runtime-")) == []
 
 
 def test_the_temporary_folder_is_found_before_a_signal_can_strike(tmp_path: Path) -> None:
@@ -357,12 +354,12 @@ def test_the_temporary_folder_is_found_before_a_signal_can_strike(tmp_path: Path
 @pytest.mark.parametrize(("phase", "group"), [("start", False), ("search", False),
                                               ("search", True)],
                          ids=["start", "search", "search-whole-group"])
-def test_sigkill_leaves_nothing_behind(tmp_path: Path, phase: str, group: bool) -> None:
+def test_sigkill_leaves_nothing_behind(tmp_path: Path, short_temp: Path, phase: str, group: bool) -> None:
     """SIGKILL cannot be caught: the tool's own clean-up never runs. Its watchdog
     (``chaos/watchdog.py``) sees the tool gone and stops the fake Stripe, the reference
     service and the embedded PostgreSQL (mid-start, or running), and removes the
     temporary folders, within seconds; also when the tool's whole process group is killed."""
-    run = Stopped(tmp_path, argv=[sys.executable, "-m", "chaos"], reached=PHASES[phase][0],
+    run = Stopped(tmp_path, temp=short_temp, argv=[sys.executable, "-m", "chaos"], reached=PHASES[phase][0],
                   sig=signal.SIGKILL, group=group, database_url=None)
     assert run.code == -signal.SIGKILL, (run.code, run.stderr[-3000:])
     assert run.left_running == [], run.left_running
@@ -431,20 +428,18 @@ def _replaying(events: list[dict[str, Any]]) -> bool:
 @pytest.mark.parametrize("phase", ["start", "replaying"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
-def test_interrupted_replay_stops_cleanly(tmp_path: Path, sig: int, phase: str) -> None:
+def test_interrupted_replay_stops_cleanly(tmp_path: Path, short_temp: Path, sig: int, phase: str) -> None:
     """``python -m chaos replay CASE`` stopped by each signal while it starts its services
     or between runs of the case: exit 128 + signal, one line saying so and nothing else,
     no process or temporary folder left."""
     marker = f"chaos-shutdown-test-{uuid.uuid4().hex}"
-    temp = tmp_path / "tmp"
-    temp.mkdir()
     log = tmp_path / "log.jsonl"
     case = tmp_path / "case.json"
     shutil.copy(ROOT / "tests" / "regressions" / "one-ticket-set-per-payment-59fd4a999e.json",
                 case)
-    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(temp)}
+    env = {**os.environ, "CHAOS_SHUTDOWN_MARK": marker, "TMPDIR": str(short_temp)}
     env.pop("DATABASE_URL", None)
-    reached = _replay_starting(temp) if phase == "start" else _replaying
+    reached = _replay_starting(short_temp) if phase == "start" else _replaying
     process = subprocess.Popen(
         [sys.executable, "-m", "chaos", "replay", str(case), "--runs", "200",
          "--log-json", str(log)],
@@ -468,4 +463,4 @@ def test_interrupted_replay_stops_cleanly(tmp_path: Path, sig: int, phase: str) 
     assert len(lines) == 1 and lines[0].startswith(f"payment-chaos: interrupted by {name}"), \
         err[-3000:]
     assert Stopped._poll(lambda: _marked(marker)) == []
-    assert sorted(p.name for p in temp.iterdir() if not p.name.startswith("runtime-")) == []
+    assert sorted(p.name for p in short_temp.iterdir() if not p.name.startswith("runtime-")) == []
