@@ -192,23 +192,31 @@ def test_an_outage_is_calls_in_a_row(f: Fault):
     assert f.nth == 1 and 1 <= f.times <= 3 and f.calls == range(1, 1 + f.times)
 
 
-def test_drawn_faults_mostly_land_where_the_target_calls():
-    session = "GET /v1/checkout/sessions/{id}"
+def _drawn_faults(strategy) -> list[Fault]:
     drawn: list[Fault] = []
 
     @with_seed(3)
     @settings(max_examples=300, database=None)
-    @given(faults(called=(session,)))
+    @given(strategy)
     def draw(f: Fault) -> None:
         drawn.append(f)
 
     draw()
+    return drawn
+
+
+def test_drawn_faults_mostly_land_where_the_target_calls():
+    session = "GET /v1/checkout/sessions/{id}"
+    drawn = _drawn_faults(faults(called=(session,)))
     share = sum(f.endpoint == session for f in drawn) / len(drawn)
-    # three in four from what the target called; one in four from all six endpoints
-    assert 0.65 <= share <= 0.95, share
+    blind = sum(f.endpoint == session for f in _drawn_faults(faults())) / len(drawn)
+    # three in four from what the target called (nominally; Hypothesis' own choices are
+    # not uniform), one in four from all six endpoints
+    assert share >= 0.5 and share >= 3 * blind, (share, blind)
     assert {f.endpoint for f in drawn} - {session}, "the others stay reachable"
     outages = [f for f in drawn if f.times > 1]
     assert 0.3 <= len(outages) / len(drawn) <= 0.7
+    assert all(f.nth == 1 and f.times == 5 for f in outages)   # down from the first call
     assert Fault(endpoint=session, times=3).describe() == (
         f"the target's 1st to 3rd calls to {session} (an outage) each answer 500")
 

@@ -122,12 +122,15 @@ def fault(draw: st.DrawFn, kinds: tuple[str, ...], endpoints: tuple[str, ...], m
           max_latency_ms: int, max_times: int = 1, called: tuple[str, ...] = ()) -> Fault:
     """The endpoint comes from ``called`` (those the target was seen calling) three times
     in four when there are any: a fault on an endpoint the target never calls plays on
-    nothing. The first call and a single call, half the time each."""
+    nothing. Half the faults are an outage: ``max_times`` calls from the first on (the
+    endpoint down, whatever the client retries); the others one call, the first half
+    the time."""
     kind = draw(st.sampled_from(kinds))
     pool = draw(st.sampled_from((called,) * 3 + (endpoints,))) if called else endpoints
     endpoint = draw(st.sampled_from(pool))
-    nth = draw(simplest_half(tuple(range(1, max_nth + 1))))
-    times = draw(simplest_half(tuple(range(1, max_times + 1))))
+    times = draw(st.sampled_from((1, max_times)))
+    nth = draw(simplest_half(tuple(range(1, max_nth + 1))))   # drawn either way: shrinks
+    nth = 1 if times > 1 else nth                              # alike whatever times is
     latency = draw(st.integers(1, max_latency_ms)) if kind == "latency" else 0
     return Fault(kind=kind, endpoint=endpoint, nth=nth, latency_ms=latency, times=times)
 

@@ -169,7 +169,8 @@ def checkouts(buyers: Sequence[Buyer], *, kinds: Collection[str] = CHECKOUTS,
 @st.composite
 def _scenario(draw: st.DrawFn, bounds: Bounds, max_buyers: int, max_quantity: int,
               max_ticket_types: int, tight_capacity: bool, outcomes: tuple[str, ...],
-              faults: st.SearchStrategy[list[Fault]], swarm: bool) -> Scenario:
+              faults: st.SearchStrategy[list[Fault]],
+              some_faults: st.SearchStrategy[list[Fault]] | None, swarm: bool) -> Scenario:
     kinds = draw(swarms(outcomes, bounds.checkouts, bounds.signatures)) if swarm else None
     ticket_type = choices.ticket_type(tight_capacity, choices.MAX_TIGHT_CAPACITY)
     types = tuple(draw(st.lists(ticket_type, min_size=1, max_size=max_ticket_types)))
@@ -178,7 +179,9 @@ def _scenario(draw: st.DrawFn, bounds: Bounds, max_buyers: int, max_quantity: in
     drawn_outcomes = outcomes if kinds is None else kinds.story_outcomes(outcomes)
     stories = draw(st.lists(_story(bounds, max_quantity, len(types), drawn_outcomes, kinds),
                             min_size=1, max_size=max_buyers))
-    armed = tuple(draw(faults)) if kinds is None or kinds.faults else ()
+    # with swarm, the faults flag says whether there are any: on, at least one is armed
+    armed = tuple(draw(faults)) if kinds is None else \
+        tuple(draw(some_faults)) if kinds.faults and some_faults is not None else ()
     if kinds is not None:
         stories = [(kinds.fitted(buyer, types), steps) for buyer, steps in stories]
     return Scenario(buyers=tuple(buyer for buyer, _ in stories),
@@ -254,11 +257,12 @@ def scenarios(*, max_buyers: int = 4, max_quantity: int = 4, max_ticket_types: i
     check_bounded_int("max_faults", max_faults, low=0)
     allowed_faults = check_names("fault_kinds", fault_kinds, FAULT_KINDS, allow_empty=True)
     fault_lists: st.SearchStrategy[list[Fault]] = st.just([])
-    if max_faults and allowed_faults:  # half the examples have none
-        fault_lists = st.one_of(fault_lists, st.lists(
-            faults(kinds=allowed_faults, called=called_endpoints), min_size=1,
-            max_size=max_faults, unique_by=lambda f: f.endpoint))
+    some_faults: st.SearchStrategy[list[Fault]] | None = None
+    if max_faults and allowed_faults:  # without swarm, half the examples have none
+        some_faults = st.lists(faults(kinds=allowed_faults, called=called_endpoints),
+                               min_size=1, max_size=max_faults, unique_by=lambda f: f.endpoint)
+        fault_lists = st.one_of(fault_lists, some_faults)
     check_bool("swarm", swarm)
     return _scenario(bounds, max_buyers, max_quantity, max_ticket_types, tight_capacity,
-                     allowed_outcomes, fault_lists, swarm)
+                     allowed_outcomes, fault_lists, some_faults, swarm)
 
