@@ -162,15 +162,16 @@ PREDICATES: dict[str, Callable[[Scenario], bool]] = {
 
 
 def first_hit(predicate: Callable[[Scenario], bool], *, steered: bool, examples: int,
-              run_seed: int, swarm: bool = False) -> int | None:
-    """The 1-based example number where ``predicate`` first held, or None."""
+              run_seed: int, swarm: bool = False, draw_run: int | None = None) -> int | None:
+    """The 1-based example number where ``predicate`` first held, or None. With
+    ``draw_run``, the examples are drawn in Hypothesis runs of that many, each seeded
+    as the search seeds its runs (``chaos.search._run_seed``)."""
+    from chaos.search import _run_seed
+
     seen = 0
     hit: int | None = None
+    size = draw_run or examples
 
-    @seed(run_seed)
-    @settings(max_examples=examples, database=None, deadline=None,
-              phases=(Phase.generate, Phase.target), suppress_health_check=list(HealthCheck))
-    @given(scenarios(swarm=swarm, called_endpoints=REFERENCE_CALLS))
     def search(scenario: Scenario) -> None:
         nonlocal seen, hit
         seen += 1
@@ -180,7 +181,13 @@ def first_hit(predicate: Callable[[Scenario], bool], *, steered: bool, examples:
         if hit is None and predicate(scenario):
             hit = seen
 
-    search()
+    strategy = scenarios(swarm=swarm, called_endpoints=REFERENCE_CALLS)
+    for run in range((examples + size - 1) // size):
+        run_seed_ = _run_seed(run_seed, run, derandomized=False)
+        one = settings(max_examples=min(size, examples - run * size), database=None,
+                       deadline=None, phases=(Phase.generate, Phase.target),
+                       suppress_health_check=list(HealthCheck))(given(strategy)(search))
+        seed(run_seed_)(one)()
     return hit
 
 
@@ -190,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--swarm", action="store_true",
                         help="draw with scenarios(swarm=True), as the search does")
+    parser.add_argument("--draw-run", type=int, default=None,
+                        help="draw in Hypothesis runs of N examples, as the search does "
+                             "(chaos.search.DRAW_RUN); default: one run")
     parser.add_argument("--only", default="",
                         help="comma-separated words: measure only the predicates naming one")
     args = parser.parse_args(argv)
@@ -206,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = []
         for steered in (False, True):
             hits = [first_hit(predicate, steered=steered, examples=args.examples, run_seed=s,
-                              swarm=args.swarm)
+                              swarm=args.swarm, draw_run=args.draw_run)
                     for s in range(args.seeds)]
             found = [h for h in hits if h is not None]
             median = f"{statistics.median(found):.0f}" if found else "-"
