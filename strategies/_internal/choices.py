@@ -117,18 +117,26 @@ def checkout_from(template: Checkout, key: str, offset: int) -> Checkout:
 
 
 
+#: Fault kinds that play one call only: each call they play on waits (up to a latency, or
+#: until the client gives up), so five in a row would cost an example many seconds of
+#: waiting (the client's retries of a hang reach its deadline) for a story a failing
+#: outage tells as well.
+_SLOW = ("latency", "hang")
+
+
 @st.composite
 def fault(draw: st.DrawFn, kinds: tuple[str, ...], endpoints: tuple[str, ...], max_nth: int,
           max_latency_ms: int, max_times: int = 1, called: tuple[str, ...] = ()) -> Fault:
     """The endpoint comes from ``called`` (those the target was seen calling) three times
     in four when there are any: a fault on an endpoint the target never calls plays on
-    nothing. Half the faults are an outage: ``max_times`` calls from the first on (the
-    endpoint down, whatever the client retries); the others one call, the first half
-    the time."""
+    nothing. Half the failing faults are an outage: ``max_times`` calls from the first
+    on (the endpoint down, whatever the client retries); the others, and every latency
+    or hang, one call, the first half the time."""
     kind = draw(st.sampled_from(kinds))
     pool = draw(st.sampled_from((called,) * 3 + (endpoints,))) if called else endpoints
     endpoint = draw(st.sampled_from(pool))
     times = draw(st.sampled_from((1, max_times)))
+    times = 1 if kind in _SLOW else times
     nth = draw(simplest_half(tuple(range(1, max_nth + 1))))   # drawn either way: shrinks
     nth = 1 if times > 1 else nth                              # alike whatever times is
     latency = draw(st.integers(1, max_latency_ms)) if kind == "latency" else 0
