@@ -98,15 +98,16 @@ def tests(session: nox.Session) -> None:
 
 
 #: pytest-xdist workers for ``nox -s e2e`` (``-- -n N`` overrides it).
-E2E_WORKERS = "4"
+E2E_WORKERS = "6"
 
 
 @nox.session
 def e2e(session: nox.Session) -> None:
     """The end-to-end tests (marked ``e2e``): whole chaos runs and replays in processes,
-    the example shops, stripe-node from npm. Four pytest-xdist workers, a test module to
-    each (its module-scoped runs happen once): the runs wait on their services more than
-    they compute (1.5 of 2 cores busy with four), 7.7 min instead of 17 here."""
+    the example shops, stripe-node from npm. Six pytest-xdist workers, a test module to
+    each (its module-scoped runs happen once): the runs wait on their services (and on
+    the Stripe faults they arm) more than they compute: with four, 1 to 1.5 of the 2
+    cores here were busy."""
     session.install("-e", ".[test]")
     session.run("pytest", "-m", "e2e", "-n", E2E_WORKERS, "--dist", "loadscope",
                 *session.posargs)
