@@ -167,7 +167,8 @@ RESULT_CACHE = 256
 #: story drawn once in ten scenarios is missed by one seed in eight; each new run starts
 #: afresh. Measured on the search's own draws (``tools/measure_steering.py`` predicates,
 #: seeds 0..19, 100 examples): in runs of 10 rather than one of 100, the seeds that drew
-#: ack-before-commit's outage on a lone completion rose from 11 to 20 of 20,
+#: ack-before-commit's outage on a lone completion rose from 11 to 20 of 20 (18 once
+#: latencies and hangs became one-call faults, ``--draw-run 10``),
 #: unpaid-fulfilled's failed payment's completion from 17 to 20, order-dependent's early
 #: refund from 19 to 20, and 81 of 100 scenarios were distinct instead of 67. Short runs
 #: also keep memory flat: Hypothesis keeps a tree of every choice of a run until it ends
