@@ -334,7 +334,7 @@ def _first_failure(example: int, seconds: float, invariant: str, phase: str) -> 
 def _findings(load: ExampleResult | None, result: SearchResult) -> list[tuple[Finding, str]]:
     """The search's findings, then the load wave's when it broke an invariant the search
     did not (the load wave is not re-run: reproduced 1 of 1)."""
-    findings = [(f, "search") for f in result.findings]
+    findings = [(f, str(f.phase)) for f in result.findings]
     if load is not None and load.violations and not any(
             f.invariant == load.violations[0].invariant for f, _ in findings):
         v = load.violations[0]

@@ -69,7 +69,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -346,6 +346,8 @@ class Search:
         self.first: FirstFailure | None = None
         self.failures: dict[tuple[str, Scenario], _Failure] = {}
         self.deterministic: dict[str, bool] = {}
+        #: every confirmation run, by scenario: a bug's runs are all of its scenario's
+        self.confirmations: dict[Scenario, list[ExampleResult]] = {}
         self.outcome = SearchResult(examples=0)
         #: when the search phase ends to leave time for minimizing (with a deadline)
         self.draw_until: float | None = None
@@ -509,11 +511,15 @@ class Search:
             if key in bugs:
                 repeats[invariant] += 1
                 bugs[key].failures += 1
+                if bugs[key].status is Status.FLAKY and finding.status is Status.FAILED \
+                        and key[1] == finding.shape:   # the same story, and this one reproduced
+                    bugs[key] = replace(finding, failures=bugs[key].failures,
+                                        phase=bugs[key].phase, known=bugs[key].known)
                 continue
             if finding.known is None:
                 repeats[invariant] = 0  # a new bug: its invariant may hide more
             bugs[key] = finding
-        self.outcome.findings += _without_lucky(list(bugs.values()))
+        self.outcome.findings += _without_lucky(self._every_run(bugs.values()))
         if self.saved is not None:
             try:
                 self._stored(self._save, self.outcome.findings)
@@ -565,7 +571,7 @@ class Search:
         why = "the run ended with an error" if self.outcome.error \
             else f"interrupted by {self.outcome.interrupt.name}" if self.outcome.interrupt \
             else "the search reached --max-seconds"
-        found = _without_lucky(list(bugs.values()))
+        found = _without_lucky(self._every_run(bugs.values()))
         broken = {f.invariant for f in found}
         for failure in pending:  # smallest first
             if failure.invariant in broken:
@@ -573,6 +579,24 @@ class Search:
             broken.add(failure.invariant)
             found.append(_unconfirmed(failure.invariant, failure.result, why, failure.phase))
         self.outcome.findings += found
+
+    def _every_run(self, bugs: Iterable[Finding]) -> list[Finding]:
+        """The bugs, each counted over every confirmation run of its scenario: two
+        invariants a race breaks by turns (two ticket sets, or a duplicate answered 500)
+        share one scenario, and the runs that confirmed one also tell of the other."""
+        counted = []
+        for bug in bugs:
+            runs = self.confirmations.get(bug.scenario, [])
+            if bug.runs == 0 or len(runs) <= bug.runs:   # not confirmed (cut short)
+                counted.append(bug)
+                continue
+            broke = [run for run in runs if _violations_of(bug.invariant, run)]
+            evidence = broke[-1] if broke else bug.result
+            counted.append(replace(
+                bug, runs=len(runs), reproduced=len(broke),
+                status=Status.FAILED if broke else Status.FLAKY, result=evidence,
+                violations=_violations_of(bug.invariant, broke[-1]) if broke else bug.violations))
+        return counted
 
     def _interrupted(self, raised: BaseException) -> None:
         """Keep the stop signal in ``raised`` for the caller (it re-raises it once the
@@ -670,6 +694,7 @@ class Search:
             except ChaosError as exc:
                 raise _Stop(exc) from None
             done += 1
+            self.confirmations.setdefault(result.scenario, []).append(again)
             if _violations_of(invariant, again):
                 reproduced += 1
                 evidence = again

@@ -600,3 +600,34 @@ def test_a_held_story_is_run_only_until_one_breaks():
     assert slipped is not None and len(slipped) == 1 and slipped[0][1]
     held = [s for s in seen if duplicated(s)]
     assert len(held) == 1 and shape(held[0]) != shape(crowded)
+
+
+def test_a_race_that_breaks_two_invariants_by_turns_counts_every_run_of_its_story():
+    """Two copies fired together either both write tickets (two ticket sets) or one is
+    answered 500 after the other was acknowledged: one scenario, two invariants broken by
+    turns. The runs that confirm one invariant's bug are runs of the other's story too, so
+    a bug that missed its own four confirmation runs but broke in the other's is FAILED."""
+    from strategies import Buyer, Delivery
+
+    two_copies = Scenario(buyers=(Buyer(),), waves=((Delivery(0), Delivery(0, copy=1)),))
+    plain = Scenario(buyers=(Buyer(),), waves=((Delivery(0),),))
+    runs = [0]
+
+    def race(scenario: Scenario) -> ExampleResult:
+        if scenario != two_copies:
+            return result(scenario, False)
+        runs[0] += 1   # first run: both; its confirmation runs (2..5): the 500 only; then both
+        tickets = runs[0] == 1 or runs[0] > 5
+        violations = [Violation("duplicate-delivery-acknowledged", "answered 500", [])]
+        if tickets:
+            violations.insert(0, Violation(INVARIANT, "two ticket sets", [{"tickets": 2}]))
+        return ExampleResult(scenario, History(), Observation(history=History()), violations)
+
+    outcome = search(race, st.just(plain), examples=1, seed=1, tries=1, confirm_runs=4,
+                     playbook=(two_copies,))
+    found = {f.invariant: f for f in outcome.findings}
+    assert (found[INVARIANT].status, found[INVARIANT].reproduced, found[INVARIANT].runs) == \
+        ("FAILED", 4, 8)
+    assert found[INVARIANT].violations[0].rows == [{"tickets": 2}]
+    other = found["duplicate-delivery-acknowledged"]
+    assert (other.status, other.reproduced, other.runs) == ("FAILED", 8, 8)

@@ -142,7 +142,7 @@ def _check(check: Verdict, widths: tuple[int, int]) -> str:
 def failure_lines(f: Mapping[str, Any]) -> list[str]:
     """One failure as text: verdict and rate, numbered steps, broken rows, replay."""
     requests = f.get("requests")
-    how = "shrunk to" if f.get("phase", "search") == "search" else f"{f.get('phase')} phase,"
+    how = "load phase," if f.get("phase") == "load" else "shrunk to"
     size = f" {how} {plural(requests, 'request')}" if isinstance(requests, int) else ""
     known = " (known)" if f.get("known") else ""
     lines = [f"{f.get('status', 'FAILED')}{known} {f.get('invariant', '?')} "

@@ -181,7 +181,7 @@ def _checks(title: str, checks: list[Verdict]) -> str:
 def _failure(n: int, f: Mapping[str, Any]) -> str:
     status = str(f.get("status", "FAILED"))
     requests = f.get("requests")
-    how = "shrunk to" if f.get("phase", "search") == "search" else f"{f.get('phase')} phase,"
+    how = "load phase," if f.get("phase") == "load" else "shrunk to"
     prefix = f"f{n}"
     history = [op for op in f.get("history") or [] if isinstance(op, Mapping)]
     anchors: dict[str, str] = {}    # id (or "step N") -> the element that labels it
