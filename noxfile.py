@@ -105,9 +105,10 @@ E2E_WORKERS = "6"
 def e2e(session: nox.Session) -> None:
     """The end-to-end tests (marked ``e2e``): whole chaos runs and replays in processes,
     the example shops, stripe-node from npm. Six pytest-xdist workers, a test module to
-    each (its module-scoped runs happen once): the runs wait on their services (and on
-    the Stripe faults they arm) more than they compute. A fresh clone here: 10.7 min
-    with four workers, 10.5 with six (the longest modules' runs set the pace)."""
+    each (its module-scoped runs happen once) except the modules of long whole runs that
+    share nothing (``tests/conftest.py``'s ``SPREAD``: one test at a time): the runs wait
+    on their services (and on the Stripe faults they arm) more than they compute. Here:
+    6.8 min (7.7 with a module to a worker throughout)."""
     session.install("-e", ".[test]")
     session.run("pytest", "-m", "e2e", "-n", E2E_WORKERS, "--dist", "loadscope",
                 *session.posargs)

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,31 @@ ROOT = Path(__file__).resolve().parent.parent
 # end-to-end results must come from the code under test.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+#: Modules whose tests share nothing costlier than a database server: under ``--dist
+#: loadscope`` (``nox -s e2e``) pytest-xdist spreads them over its workers one test at a
+#: time; they hold the longest whole runs. Every other module goes to one worker whole,
+#: as its module-scoped fixtures (a fake Stripe, a run its tests share, a venv of an old
+#: client) expect. (Not ``--dist loadgroup``: under pytest 9.2 it no longer groups,
+#: pytest-dev/pytest-xdist#1386.)
+SPREAD = frozenset({"test_boxoffice", "test_cli", "test_config_runs", "test_run", "test_linkshop",
+                    "test_supabase", "test_ci_recipe", "test_lifecycle", "test_load",
+                    "test_shutdown", "test_example_pytest_shop"})
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope``, with the tests of :data:`SPREAD` modules each a scope."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SpreadScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if Path(module).stem in SPREAD else module
+
+    return SpreadScheduling(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -314,7 +314,8 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path: Path):
 def run_against_box_office(server_url: str, schema: str, tmp_path: Path, monkeypatch,
                            bugs: tuple[str, ...] = (), config: Path = CONFIG,
                            replay: bool = False, overrides: tuple[str, ...] = (),
-                           metadata_key: str = "event_id", signatures: str = "verify"
+                           metadata_key: str = "event_id", signatures: str = "verify",
+                           args: tuple[str, ...] = (),
                            ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Start the box office (its Stripe client aimed at a port the tool's fake Stripe
     will take), then ``python -m chaos --config tests/boxoffice/chaos.toml``; with
@@ -331,7 +332,7 @@ def run_against_box_office(server_url: str, schema: str, tmp_path: Path, monkeyp
                    "--set", f"stripe.port={stripe_port}", "--set", f"database.schema={schema}",
                    *(arg for item in overrides for arg in ("--set", item))]
         result = run_tool(*options, "--examples", "30", "--seed", "1", "--report", str(written),
-                          cwd=tmp_path)
+                          *args, cwd=tmp_path)
         assert written.exists(), f"no report (exit {result.returncode}): {result.stderr[-800:]}"
         report = json.loads(written.read_text())
         if replay:
@@ -376,7 +377,8 @@ def test_the_tool_passes_the_correct_box_office(server_url: str, schema: str, tm
 def test_the_tool_catches_double_admit_in_the_box_office(server_url: str, schema: str,
                                                          tmp_path: Path, monkeypatch):
     result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch,
-                                            ("double-admit",), replay=True)
+                                            ("double-admit",), replay=True,
+                                            args=("--shrink-seconds", "5"))
     assert result.returncode == 1, result.stdout + result.stderr
     assert report["verdict"] == "fail"
     assert "one-ticket-set-per-payment" in failed_invariants(report), report["failures"]
@@ -395,7 +397,8 @@ def test_a_box_office_that_answers_500_after_committing_is_judged(server_url: st
     duplicate tickets the database holds, the thresholds' breach, and a note that
     Stripe will retry every one of those deliveries."""
     result, report = run_against_box_office(server_url, schema, tmp_path, monkeypatch,
-                                            ("double-admit", "answer-500"))
+                                            ("double-admit", "answer-500"),
+                                            args=("--shrink-seconds", "5", "--confirm-runs", "2"))
     assert result.returncode == 1, result.stdout + result.stderr
     assert report["verdict"] == "fail" and "error" not in report
     assert "one-ticket-set-per-payment" in failed_invariants(report), report["failures"]

@@ -143,9 +143,10 @@ def test_no_dedup_is_caught_through_the_config_and_the_case_replays(
 
 def test_oversell_is_caught_through_the_config(tmp_path: Path, server_url: str,
                                                monkeypatch: pytest.MonkeyPatch):
-    # a race at the last unit: 30 examples do not find it on either path; 200 do (seed 1)
+    # a race at the last unit: the drawn search reaches it in 6 to 8 examples (the mutants,
+    # docs/benchmarks.md); 60 leave room on either path (seed 1)
     with reference_service(server_url, tmp_path, monkeypatch, ("oversell",)) as started:
-        result = chaos(tmp_path, started, "--examples", "200")
+        result = chaos(tmp_path, started, "--examples", "60", "--shrink-seconds", "5")
         assert result.returncode == 1, result.stdout + result.stderr
         report = json.loads((tmp_path / "report.json").read_text())
         assert report["invariants"]["no-oversold-ticket-type"] == "fail"

@@ -36,6 +36,7 @@ def test_max_seconds_stops_a_long_search_cleanly_and_reports_it(tmp_path: Path, 
 def test_the_report_carries_verdicts_evidence_concurrency_and_thresholds(tmp_path: Path,
                                                                           server_url: str):
     result = run_tool("--bug", "no-dedup", "--seed", "5", "--confirm-runs", "3",
+                      "--examples", "30", "--shrink-seconds", "5",
                       "--database-url", server_url, cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads((tmp_path / "chaos-report.json").read_text())
