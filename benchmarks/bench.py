@@ -82,6 +82,8 @@ from strategies import busy_night  # noqa: E402
 
 #: Goals of the issue.
 SHARE_OF_K6 = 0.90
+#: Two rates this close (a share of k6's) are one ceiling, within a round's noise.
+SAME_CEILING = 0.95
 #: A process using this share of the cores it can use cannot go much faster: on a
 #: shared machine a single thread rarely gets more than this of a core.
 SATURATED = 0.80
@@ -191,13 +193,32 @@ class Stack:
     db: Database
 
 
+def cores_for(cpus: set[int]) -> tuple[set[int], set[int]] | None:
+    """The service's core and everything else's, when there are two cores or more: the
+    lowest core for the service alone, the others for the generators, PostgreSQL and the
+    fake Stripe, as if the service ran on a machine of its own (a load test measures the
+    service, not the generator's fight with it for the same cores). None on one core."""
+    if len(cpus) < 2:
+        return None
+    service = min(cpus)
+    return {service}, cpus - {service}
+
+
 @contextlib.contextmanager
-def stack(database_url: str | None, buyers: int) -> Iterator[Stack]:
-    """PostgreSQL, the fake Stripe and the reference service; ``buyers`` paid and fulfilled."""
+def stack(database_url: str | None, buyers: int,
+          pinned: tuple[set[int], set[int]] | None = None) -> Iterator[Stack]:
+    """PostgreSQL, the fake Stripe and the reference service; ``buyers`` paid and fulfilled.
+    With ``pinned`` (the service's cores, the rest's), this process runs on the rest from
+    here on, so every process it starts does too (an embedded PostgreSQL and its backends,
+    the fake Stripe, k6, the load mode's workers), and the service on its own."""
+    everywhere = os.sched_getaffinity(0)
     secret, anon = "whsec_" + secrets.token_hex(16), "anon_" + secrets.token_hex(8)
     redactor.add(secret)
     redactor.add(anon)
     with contextlib.ExitStack() as stack_:
+        if pinned is not None:   # until the stack is down: what runs after it has every core
+            os.sched_setaffinity(0, pinned[1])
+            stack_.callback(os.sched_setaffinity, 0, everywhere)
         url = database_url or stack_.enter_context(embedded_server())
         schema = stack_.enter_context(throwaway_schema(url, "bench"))
         work = Path(stack_.enter_context(tempfile.TemporaryDirectory(prefix="chaos-bench-")))
@@ -207,6 +228,9 @@ def stack(database_url: str | None, buyers: int) -> Iterator[Stack]:
                           "--stripe-api-base", stripe.url],
             workdir=work, env={"CHAOS_WEBHOOK_SECRET": secret, "CHAOS_ANON_KEY": anon,
                                "CHAOS_STRIPE_API_KEY": "sk_test_" + secrets.token_hex(8)}))
+        if pinned is not None:   # every thread it has (a thread's affinity is its own)
+            for task in Path(f"/proc/{reference.process.pid}/task").iterdir():
+                os.sched_setaffinity(int(task.name), pinned[0])
         db = Database(url, schema=schema)
         stack_.callback(db.close)
         target = Target(base_url=reference.url, webhook_secret=secret, anon_key=anon)
@@ -587,13 +611,16 @@ def summarize(rounds: Sequence[dict[str, Any]], ceiling: Sequence[dict[str, Any]
 def load_goals(medians: dict[str, dict[str, Any]], ratios: dict[str, dict[str, Any]],
                loads: Sequence[str], vus: int) -> list[dict[str, Any]]:
     """The load mode's goals: k6's keep-alive requests/s at ``vus`` VUs (or both at the
-    service's ceiling: the service saturated under both), and at most twice k6's client
-    CPU per request (one process: workers spend CPU to buy requests/s, not to save it)."""
+    service's ceiling: the service saturated under both, at the same rate give or take
+    :data:`SAME_CEILING`: a saturated service at a lower rate is doing more work per
+    request, not at k6's ceiling), and at most twice k6's client CPU per request (one
+    process: workers spend CPU to buy requests/s, not to save it)."""
     best = max(loads, key=lambda k: medians[k].get("requests_per_second") or 0)
     share = ratios[f"{best}/k6"]["requests_per_second"]
     k6_service = medians.get("k6", {}).get("service_cores") or 0
     load_service = medians[best].get("service_cores") or 0
-    ceiling = k6_service >= SATURATED and load_service >= SATURATED
+    ceiling = k6_service >= SATURATED and load_service >= SATURATED \
+        and share is not None and share >= SAME_CEILING
     cpu = (ratios.get("load/k6") or {}).get("client_cpu_per_1000")
     return [
         {"goal": f"the load mode at k6's keep-alive requests/s at {vus} VUs, or both at the "
@@ -660,6 +687,9 @@ def bench(argv: Sequence[str] | None = None) -> int:
                         help=f"the load mode's journeys ({LOAD_MIX})")
     parser.add_argument("--load-workers", default="1,2",
                         help="load-mode rounds with these --workers (1,2; empty: none)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="let the service share every core with the generators (default: "
+                             "with two cores or more, the service gets one of its own)")
     args = parser.parse_args(argv)
     if min(args.requests, args.rounds, args.vus, args.ceiling_vus, args.buyers) < 1:
         parser.error("--requests, --rounds, --vus, --ceiling-vus and --buyers must be >= 1")
@@ -667,15 +697,21 @@ def bench(argv: Sequence[str] | None = None) -> int:
     load_workers = [int(x) for x in args.load_workers.split(",") if x.strip()]
     k6 = find_k6()
     cpus = os.cpu_count() or 1
+    pinned = None if args.no_pin else cores_for(os.sched_getaffinity(0))
     ensure_descriptors(max(args.ceiling_vus, *sizes))
     data: dict[str, Any] = {"machine": machine(k6), "options": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "cores": {"service": sorted(pinned[0]), "the rest": sorted(pinned[1])}
+        if pinned else "shared"}
     print(f"bench: {data['machine']['cpu_model']} x {cpus}, Python "
           f"{data['machine']['python']}, {data['machine']['k6']}; load average "
           f"{data['machine']['load_average_at_start'][0]}", flush=True)
     with tempfile.TemporaryDirectory(prefix="chaos-bench-") as tmp:
         work = Path(tmp)
-        with stack(args.database_url, args.buyers) as s:
+        if pinned:
+            print(f"cores: the service on {sorted(pinned[0])}, the generators, PostgreSQL "
+                  f"and the fake Stripe on {sorted(pinned[1])} (--no-pin: shared)", flush=True)
+        with stack(args.database_url, args.buyers, pinned) as s:
             print(f"endpoint: POST {s.url} (duplicate deliveries of {len(s.bodies)} fulfilled "
                   "completions, signed per request)", flush=True)
             k6_round(s, k6, min(500, args.requests), args.vus, reuse=True, workdir=work)

@@ -422,8 +422,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         call = Call(kind="deliver", door="target", wave=wave, step=step_index, ref=ref,
                     offset=step.offset_ms / 1000, build=lambda: None)
 
-        path = str(render_body(target.webhook_path,
-                               checkout_values(scenario, event_id, step.buyer, ids=ids)))
+        path = webhook_path(step.buyer)
 
         def signed() -> SignedDelivery | None:
             binding = bindings[step.buyer]
@@ -438,8 +437,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                 payment_intent=binding.payment_intent,
                 payment_status=obj.get("payment_status")
                 if step.event.startswith("checkout.session.") else None)
-            return sign(payload(event), target.webhook_secret, now=int(clock()),
-                        variant=step.signature, old_secret=target.old_secret)
+            return signature(event, int(clock()), step.signature)
 
         def build() -> httpx.Request | None:
             delivery = signed()
@@ -458,6 +456,26 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         url = target.base_url + path
         call.build, call.build_wire = build, build_wire
         return call
+
+    paths: dict[int, str] = {}
+
+    def webhook_path(buyer: int) -> str:
+        """The webhook path with ``buyer``'s values filled in, once per buyer."""
+        if buyer not in paths:
+            paths[buyer] = str(render_body(target.webhook_path,
+                                           checkout_values(scenario, event_id, buyer, ids=ids)))
+        return paths[buyer]
+
+    signatures: dict[tuple[int, int, str], SignedDelivery] = {}
+
+    def signature(event: dict[str, Any], now: int, variant: str) -> SignedDelivery:
+        """``event`` signed at ``now`` (a second) as ``variant``: the copies of one event sent
+        in the same second carry the same bytes, as Stripe's would, so each is signed once."""
+        key = (id(event), now, variant)
+        if key not in signatures:
+            signatures[key] = sign(payload(event), target.webhook_secret, now=now,
+                                   variant=variant, old_secret=target.old_secret)
+        return signatures[key]
 
     encoded: dict[int, tuple[dict[str, Any], str]] = {}
 

@@ -50,3 +50,21 @@ def test_py_spy_raw_output_is_read_as_shares_under_the_root(tmp_path: Path):
     assert found["self"][0] == {"function": "_SocketType.connect (_socket.py)", "share": 0.75}
     assert {"function": "Executor._send (executor.py)", "share": 0.75} in found["inclusive"]
     assert all(f["function"] != "tool_round (bench.py)" for f in found["inclusive"])
+
+
+def test_the_service_gets_the_lowest_core_and_the_rest_get_the_others():
+    assert bench.cores_for({0, 1}) == ({0}, {1})
+    assert bench.cores_for({2, 3, 5}) == ({2}, {3, 5})
+    assert bench.cores_for({0}) is None     # one core: nothing to pin
+
+
+def test_the_load_mode_is_at_the_ceiling_only_at_k6s_rate_when_both_saturate_the_service():
+    medians = {"k6": {"requests_per_second": 4000, "service_cores": 0.95},
+               "load": {"requests_per_second": 2600, "service_cores": 0.83}}
+    slower = {"load/k6": {"requests_per_second": 0.65, "client_cpu_per_1000": 1.4}}
+    assert bench.load_goals(medians, slower, ["load"], 50)[0]["met"] is False
+    medians["load"]["requests_per_second"] = 3900
+    same = {"load/k6": {"requests_per_second": 0.975, "client_cpu_per_1000": 1.4}}
+    assert bench.load_goals(medians, same, ["load"], 50)[0]["met"] is True
+    medians["load"]["service_cores"] = 0.5     # the same rate, the service not saturated
+    assert bench.load_goals(medians, same, ["load"], 50)[0]["met"] is False
