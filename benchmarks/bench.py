@@ -29,6 +29,11 @@ tool, by k6/crypto in the k6 script.
 5. A default chaos run (``python -m chaos``, embedded PostgreSQL, 100 examples, a
    fresh process): its examples per second and its cold start.
 
+With two cores or more the service runs on a core of its own and everything else
+(this process, k6, the load mode's workers, PostgreSQL, the fake Stripe) on the others
+(``--no-pin``: all share every core), so a generator's figures measure the service and
+itself, not their fight for the same cores.
+
 Prints the figures and the goals (>= 90 % of k6's requests/s at 50 VUs; 50 of 50
 in flight at the service; the tool never the bottleneck), profiles the tool's
 firing and the service with py-spy when a speed goal is missed, and writes
