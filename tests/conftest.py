@@ -28,15 +28,16 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
-#: Modules whose tests share nothing costlier than a database server: under ``--dist
-#: loadscope`` (``nox -s e2e``) pytest-xdist spreads them over its workers one test at a
-#: time; they hold the longest whole runs. Every other module goes to one worker whole,
-#: as its module-scoped fixtures (a fake Stripe, a run its tests share, a venv of an old
-#: client) expect. (Not ``--dist loadgroup``: under pytest 9.2 it no longer groups,
-#: pytest-dev/pytest-xdist#1386.)
+#: Modules whose tests share nothing but the database server: under ``--dist loadscope``
+#: (``nox -s e2e``) pytest-xdist spreads them over its workers one test at a time; they
+#: hold the longest whole runs. Every other module goes to one worker whole, as what its
+#: tests share expects: a module-scoped fake Stripe, a run, a venv of an old client, or
+#: the checkout's own ``.nox/chaos`` venv (``test_shutdown``'s nox tests: two noxes
+#: building it at once find it half made). (Not ``--dist loadgroup``: under pytest 9.2
+#: it no longer groups, pytest-dev/pytest-xdist#1386.)
 SPREAD = frozenset({"test_boxoffice", "test_cli", "test_config_runs", "test_run", "test_linkshop",
                     "test_supabase", "test_ci_recipe", "test_lifecycle", "test_load",
-                    "test_shutdown", "test_example_pytest_shop"})
+                    "test_example_pytest_shop"})
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
