@@ -49,9 +49,12 @@ def test_no_dedup_is_caught_and_shrunk_to_two_deliveries_of_one_event(tmp_path: 
     assert result.returncode == 1, result.stdout + result.stderr
     report = json.loads((tmp_path / "chaos-report.json").read_text())
     assert report["verdict"] == "fail"
-    # no-dedup also breaks what double tickets break (capacity, refunds): each is reported
-    [failure] = [f for f in report["failures"]
-                 if f["phase"] != "load" and f["invariant"] == "one-ticket-set-per-payment"]
+    # no-dedup also breaks what double tickets break (capacity, refunds): each is reported;
+    # with 5 s to minimize, a second story of two ticket sets may stay a bug of its own
+    # (a fresh-clone CI saw two): the smallest is the one the playbook played
+    failure = min((f for f in report["failures"]
+                   if f["phase"] != "load" and f["invariant"] == "one-ticket-set-per-payment"),
+                  key=lambda f: f["requests"])
     assert failure["status"] == "FAILED"
     assert failure["requests"] == 2
     schedule = failure["schedule"]

@@ -49,9 +49,12 @@ def test_the_report_carries_verdicts_evidence_concurrency_and_thresholds(tmp_pat
     [evidence] = report["evidence"]["one-ticket-set-per-payment"][:1]
     # one order (made at checkout), fulfilled twice: two ticket sets
     assert evidence["rows"][0]["tickets"] == 2 and evidence["rows"][0]["orders"] == 1
-    [failure] = [f for f in report["failures"] if f["phase"] != "load"
-                 and f["invariant"] == "one-ticket-set-per-payment"]
-    assert failure["status"] == "FAILED" and failure["reproduced"] == "3/3"
+    # (with 5 s to minimize, a second story of two ticket sets may stay a bug of its own)
+    failure = min((f for f in report["failures"] if f["phase"] != "load"
+                   and f["invariant"] == "one-ticket-set-per-payment"), key=lambda f: f["requests"])
+    # every confirmation run broke it (3, or more where another bug's runs played its story)
+    broke, runs = map(int, failure["reproduced"].split("/"))
+    assert failure["status"] == "FAILED" and broke == runs >= 3, failure["reproduced"]
     concurrency = report["concurrency"]
     assert concurrency["requested"] == 50
     assert concurrency["peak_in_flight"] == 50 and concurrency["client_peak_in_flight"] == 50
