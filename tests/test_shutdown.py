@@ -333,6 +333,37 @@ def test_a_service_killed_mid_run_is_exit_3_in_one_line(tmp_path: Path, short_te
     assert sorted(p.name for p in short_temp.iterdir() if not p.name.startswith("runtime-")) == []
 
 
+def test_a_signal_whose_raise_a_finalizer_dropped_stops_the_next_example() -> None:
+    """Python runs a signal handler wherever the main thread is, in a ``__del__`` or a gc
+    callback too, where what it raises is printed and dropped (a fresh-clone CI: SIGHUP
+    in trio's ``Nursery.__del__``, SIGINT in Hypothesis' gc callback; the next example's
+    trio run, cancelled by the recorded signal, handed back None and the tool crashed
+    with a TypeError). The recorded signal is raised by the next example instead."""
+    code = ("import os, signal\n"
+            "from chaos import shutdown\n"
+            "from chaos.run import _stoppable\n"
+            "class Finalized:\n"
+            "    def __del__(self):\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "        sum(range(100000))   # the handler runs in here; its raise is dropped\n"
+            "import trio\n"
+            "async def example():\n"
+            "    await trio.sleep(0)\n"
+            "    return ('history', True, [])\n"
+            "with shutdown.handled():\n"
+            "    Finalized()\n"
+            "    print('recorded', shutdown.received() is not None)\n"
+            "    try:\n"
+            "        print('returned', _stoppable(example))\n"
+            "    except shutdown.Interrupted as exc:\n"
+            "        print('raised', exc.name)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert "Exception ignored in" in done.stderr and "Interrupted: SIGINT" in done.stderr
+    assert done.stdout.split("\n")[:2] == ["recorded True", "raised SIGINT"], \
+        done.stdout + done.stderr
+
+
 def test_the_temporary_folder_is_found_before_a_signal_can_strike(tmp_path: Path) -> None:
     """Python finds its temporary folder on first use by creating and removing a probe
     file in it; a signal between the two left the probe behind (CI, SIGHUP at start).
