@@ -216,14 +216,13 @@ def stack(database_url: str | None, buyers: int,
     With ``pinned`` (the service's cores, the rest's), this process runs on the rest from
     here on, so every process it starts does too (an embedded PostgreSQL and its backends,
     the fake Stripe, k6, the load mode's workers), and the service on its own."""
-    everywhere = os.sched_getaffinity(0)
     secret, anon = "whsec_" + secrets.token_hex(16), "anon_" + secrets.token_hex(8)
     redactor.add(secret)
     redactor.add(anon)
     with contextlib.ExitStack() as stack_:
         if pinned is not None:   # until the stack is down: what runs after it has every core
+            stack_.callback(os.sched_setaffinity, 0, os.sched_getaffinity(0))
             os.sched_setaffinity(0, pinned[1])
-            stack_.callback(os.sched_setaffinity, 0, everywhere)
         url = database_url or stack_.enter_context(embedded_server())
         schema = stack_.enter_context(throwaway_schema(url, "bench"))
         work = Path(stack_.enter_context(tempfile.TemporaryDirectory(prefix="chaos-bench-")))
@@ -702,7 +701,8 @@ def bench(argv: Sequence[str] | None = None) -> int:
     load_workers = [int(x) for x in args.load_workers.split(",") if x.strip()]
     k6 = find_k6()
     cpus = os.cpu_count() or 1
-    pinned = None if args.no_pin else cores_for(os.sched_getaffinity(0))
+    pinned = None if args.no_pin or not hasattr(os, "sched_setaffinity") \
+        else cores_for(os.sched_getaffinity(0))   # (Linux; elsewhere every core is shared)
     ensure_descriptors(max(args.ceiling_vus, *sizes))
     data: dict[str, Any] = {"machine": machine(k6), "options": {
         k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
