@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -95,9 +96,21 @@ def handled() -> Iterator[None]:
             previous[signum] = signal.signal(signum, _handle)
     except ValueError:              # not the main thread: leave signals alone
         previous.clear()
+    unraisable = sys.unraisablehook
+
+    def dropped(info: Any) -> None:
+        """Python runs the handler wherever the main thread is, in a ``__del__`` or a gc
+        callback too, and prints what it raises there as a traceback, then drops it: the
+        signal is recorded all the same and raised by the next example (chaos.run), so
+        say nothing here; anything else goes to the hook as before."""
+        if not isinstance(info.exc_value, Interrupted):
+            unraisable(info)
+
+    sys.unraisablehook = dropped
     try:
         yield
     finally:
+        sys.unraisablehook = unraisable
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
 
