@@ -50,6 +50,27 @@ from strategies import (
 )
 
 
+class Copy:
+    """One event as a webhook delivery carries it in one second: signed, and laid out for
+    the load mode's wire (once, on first use: a chaos example sends httpx requests)."""
+
+    __slots__ = ("delivery", "_url", "_headers", "_wire")
+
+    def __init__(self, delivery: SignedDelivery, url: str, headers: Mapping[str, str]) -> None:
+        self.delivery = delivery
+        self._url = url
+        self._headers = headers
+        self._wire: WireRequest | None = None
+
+    @property
+    def wire(self) -> WireRequest:
+        if self._wire is None:
+            self._wire = WireRequest.make("POST", self._url,
+                                          {**self._headers, **self.delivery.headers},
+                                          self.delivery.body)
+        return self._wire
+
+
 @dataclass
 class BuyerBinding:
     """What a buyer's story bound at run time."""
@@ -417,14 +438,14 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
         return [Phase(calls) for calls in (first, second) if calls]
 
     def deliver(step_index: int, wave: int, step: Delivery) -> Call:
-        ref = DeliveryRef(buyer=step.buyer, event=step.event, copy=step.copy,
-                          signature=step.signature, under_fault=under_fault)
-        call = Call(kind="deliver", door="target", wave=wave, step=step_index, ref=ref,
+        call = Call(kind="deliver", door="target", wave=wave, step=step_index,
+                    ref=DeliveryRef(buyer=step.buyer, event=step.event, copy=step.copy,
+                                    signature=step.signature, under_fault=under_fault),
                     offset=step.offset_ms / 1000, build=lambda: None)
+        url = target.base_url + webhook_path(step.buyer)
+        variant = step.signature or "valid"
 
-        path = webhook_path(step.buyer)
-
-        def signed() -> SignedDelivery | None:
+        def copy() -> Copy | None:
             binding = bindings[step.buyer]
             event = binding.events.get(step.event)
             if event is None:
@@ -432,28 +453,28 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
             if not target.subscribed(step.event):
                 return None  # the endpoint is not subscribed: Stripe never sends it
             obj = event["data"]["object"]
-            call.ref = replace(   # the event's real ids, now that they are known
+            # the event's real ids, now that they are known, on the call's ref as it is now
+            # (the load mode renumbers its buyer, a race marks it)
+            ref = call.ref
+            assert isinstance(ref, DeliveryRef)
+            call.ref = replace(
                 ref, event_id=event["id"], session=binding.session_id,
                 payment_intent=binding.payment_intent,
                 payment_status=obj.get("payment_status")
                 if step.event.startswith("checkout.session.") else None)
-            return signature(event, int(clock()), step.signature)
+            return signed_copy(event, int(clock()), variant, url)
 
         def build() -> httpx.Request | None:
-            delivery = signed()
-            if delivery is None:
+            sent = copy()
+            if sent is None:
                 return None
-            return httpx.Request("POST", url, content=delivery.body,
-                                 headers={**target.webhook_headers, **delivery.headers})
+            return httpx.Request("POST", url, content=sent.delivery.body,
+                                 headers={**target.webhook_headers, **sent.delivery.headers})
 
         def build_wire() -> WireRequest | None:
-            delivery = signed()
-            if delivery is None:
-                return None
-            return WireRequest.make("POST", url, {**target.webhook_headers, **delivery.headers},
-                                    delivery.body)
+            sent = copy()
+            return None if sent is None else sent.wire
 
-        url = target.base_url + path
         call.build, call.build_wire = build, build_wire
         return call
 
@@ -466,26 +487,25 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
                                            checkout_values(scenario, event_id, buyer, ids=ids)))
         return paths[buyer]
 
-    signatures: dict[tuple[int, int, str], SignedDelivery] = {}
+    #: Per event (kept with it, so its id() stays its own): its JSON, and its copies
+    #: signed in one second as one variant.
+    events: dict[int, tuple[dict[str, Any], str]] = {}
+    copies: dict[tuple[int, int, str], Copy] = {}
 
-    def signature(event: dict[str, Any], now: int, variant: str) -> SignedDelivery:
-        """``event`` signed at ``now`` (a second) as ``variant``: the copies of one event sent
-        in the same second carry the same bytes, as Stripe's would, so each is signed once."""
+    def signed_copy(event: dict[str, Any], now: int, variant: str, url: str) -> Copy:
+        """``event`` signed at ``now`` (a second) as ``variant``, for ``url`` (its buyer's
+        webhook URL): the copies of one event sent in the same second carry the same bytes,
+        as Stripe's would, so each is encoded once, and signed and laid out once a second."""
         key = (id(event), now, variant)
-        if key not in signatures:
-            signatures[key] = sign(payload(event), target.webhook_secret, now=now,
-                                   variant=variant, old_secret=target.old_secret)
-        return signatures[key]
-
-    encoded: dict[int, tuple[dict[str, Any], str]] = {}
-
-    def payload(event: dict[str, Any]) -> str:
-        """The event's JSON, encoded once per event however many copies are sent (the
-        event itself is kept with it, so its id() stays its own)."""
-        kept = encoded.get(id(event))
-        if kept is None:
-            kept = encoded[id(event)] = (event, json.dumps(event))
-        return kept[1]
+        found = copies.get(key)
+        if found is None:
+            kept = events.get(id(event))
+            if kept is None:
+                kept = events[id(event)] = (event, json.dumps(event))
+            found = copies[key] = Copy(sign(kept[1], target.webhook_secret, now=now,
+                                            variant=variant, old_secret=target.old_secret),
+                                       url, target.webhook_headers)
+        return found
 
     phases: list[Phase] = []
     in_setup = [b for b in range(len(scenario.buyers)) if scenario.timed_checkout_wave(b) is None]

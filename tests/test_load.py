@@ -41,7 +41,7 @@ def test_the_correct_service_passes_50_users_with_percentiles_checks_and_thresho
         assert 0 < figures["p50_ms"] <= figures["p90_ms"] <= figures["p95_ms"] \
             <= figures["p99_ms"] <= figures["max_ms"]
     steps = {s["step"] for s in data["http"]["steps"]}
-    assert {"checkout", "deliver", "redeliver", "forged", "stripe.pay"} <= steps
+    assert {"checkout", "deliver", "redeliver", "race", "forged", "stripe.pay"} <= steps
     assert {c["name"] for c in data["checks"]} >= {"webhook answered 2xx",
                                                    "forged delivery refused with 4xx"}
     assert all(c["ratio"] == 1 for c in data["checks"]), data["checks"]

@@ -3,6 +3,7 @@ kept-alive connection: tests/test_keepalive.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -160,3 +161,38 @@ def test_worker_results_cross_a_pipe_and_add_up():
     assert merged.in_profile == {"webhook": 38, "checkout": 2}
     tally = merged.invariants["one-ticket-set-per-payment"]
     assert (tally.violations, tally.intervals, tally.first) == (4, 1, {"message": "two ticket sets"})
+
+
+def test_a_journey_s_deliveries_keep_their_interval_buyer_and_race_once_resolved():
+    """A journey is planned as buyer 0; its interval renumbers it, a race marks its copies,
+    and resolving an event's ids when the copy is built must keep both (the metrics' race
+    step and a violation's buyer read them)."""
+    from chaos.load.runner import Interval
+    from chaos.plan import FixtureIds, plan
+    from chaos.target import Target
+
+    mix = parse_mix("duplicates=1,races=1,reorder=0,forged=0,refunds=0,sellout=0")
+    target = Target(base_url="http://127.0.0.1:9", webhook_secret="whsec_test", anon_key="a")
+    interval = Interval(0, "ev", FixtureIds.default(draw_journey(random.Random(0), mix), "ev"))
+    plans = []
+    for seed in range(3):   # the third journey is the interval's buyer 2
+        journey = draw_journey(random.Random(seed), mix)
+        the_plan = plan(journey, target=target, stripe_url="http://127.0.0.1:8",
+                        event_id="ev", ids=interval.ids)
+        interval.join(journey, the_plan)
+        plans.append(the_plan)
+    binding = interval.bindings[2]
+    binding.session_id, binding.payment_intent = "cs_test_1", "pi_test_1"
+    for event_type in ("checkout.session.completed", "payment_intent.succeeded"):
+        binding.events[event_type] = {"id": f"evt_{event_type}", "type": event_type,
+                                      "data": {"object": {"payment_status": "paid"}}}
+    race = next(p for p in plans[2].phases if len(p.calls) == 2)
+    for call in race.calls:   # as LoadRun._race marks them before the executor builds them
+        call.ref = dataclasses.replace(call.ref, race=True)
+    deliveries = [c for p in plans[2].phases for c in p.calls if c.kind == "deliver"]
+    for call in deliveries:
+        assert call.build_wire is not None and call.build_wire() is not None
+    refs = [call.ref for call in deliveries]
+    assert {r.buyer for r in refs} == {2}
+    assert [r.race for r in refs if r.event == "checkout.session.completed"][:2] == [True, True]
+    assert all(r.event_id == f"evt_{r.event}" and r.session == "cs_test_1" for r in refs)
