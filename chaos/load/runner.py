@@ -222,6 +222,9 @@ class LoadRun:
     async def run(self) -> LoadResult:
         """Ramp, hold and stop the VUs as the profile says; check every interval."""
         profile = self.options.profile
+        # the first check reads the target's calls to the fake Stripe from here on, not every
+        # call of a fake Stripe that served earlier runs (a worker's runner is its own)
+        await self.runner.skip_earlier_calls_async()
         if self.options.measure_target:
             await self.runner._metrics(self._control, reset=True)
         self.current = await self._open_interval()
