@@ -455,10 +455,8 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
             obj = event["data"]["object"]
             # the event's real ids, now that they are known, on the call's ref as it is now
             # (the load mode renumbers its buyer, a race marks it)
-            ref = call.ref
-            assert isinstance(ref, DeliveryRef)
-            call.ref = replace(
-                ref, event_id=event["id"], session=binding.session_id,
+            call.ref = call.ref.evolved(
+                event_id=event["id"], session=binding.session_id,
                 payment_intent=binding.payment_intent,
                 payment_status=obj.get("payment_status")
                 if step.event.startswith("checkout.session.") else None)

@@ -196,3 +196,15 @@ def test_a_journey_s_deliveries_keep_their_interval_buyer_and_race_once_resolved
     assert {r.buyer for r in refs} == {2}
     assert [r.race for r in refs if r.event == "checkout.session.completed"][:2] == [True, True]
     assert all(r.event_id == f"evt_{r.event}" and r.session == "cs_test_1" for r in refs)
+
+
+def test_an_evolved_reference_equals_what_replace_makes_and_refuses_a_misspelt_field():
+    from chaos.history import DeliveryRef
+
+    ref = DeliveryRef(buyer=0, event="checkout.session.completed", copy=2)
+    evolved = ref.evolved(buyer=3, event_id="evt_1", race=True)
+    assert evolved == dataclasses.replace(ref, buyer=3, event_id="evt_1", race=True)
+    assert hash(evolved) == hash(dataclasses.replace(ref, buyer=3, event_id="evt_1", race=True))
+    assert ref.buyer == 0 and ref.event_id is None   # the original is untouched
+    with pytest.raises(TypeError, match="has no field evnt_id"):
+        ref.evolved(evnt_id="evt_1")

@@ -47,8 +47,9 @@ def step_of(op: Op) -> str:
     return "redeliver" if ref.copy else "deliver"
 
 
-def checks_of(op: Op) -> Iterable[tuple[str, bool]]:
-    """The k6-style checks one answer passes or fails."""
+def checks_of(op: Op, step: str | None = None) -> Iterable[tuple[str, bool]]:
+    """The k6-style checks one answer passes or fails (``step``: its :func:`step_of`,
+    when known)."""
     if op.door != "target":
         return ()
     status = op.status or 0
@@ -56,7 +57,7 @@ def checks_of(op: Op) -> Iterable[tuple[str, bool]]:
         if status == 409 and isinstance(op.ref, CheckoutRef) and op.ref.expect:
             return ()  # sold out: neither a pass nor a failure of the checkout
         return (("checkout answered 2xx with a session id", op.outcome.value == "ok"),)
-    step = step_of(op)
+    step = step or step_of(op)
     if step == "forged":
         return (("forged delivery refused with 4xx", 400 <= status < 500),)
     if step == "deliver":
@@ -128,12 +129,13 @@ class Metrics:
     checks: dict[str, Check] = field(default_factory=dict)
 
     def add(self, op: Op) -> None:
-        key = (endpoint_of(op), step_of(op))
+        step = step_of(op)
+        key = (endpoint_of(op), step)
         series = self.series.get(key)
         if series is None:
             series = self.series[key] = Series()
         series.add(op)
-        for name, passed in checks_of(op):
+        for name, passed in checks_of(op, step):
             check = self.checks.setdefault(name, Check())
             if passed:
                 check.passes += 1

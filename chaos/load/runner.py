@@ -110,7 +110,7 @@ class Interval:
                         ref, buyer=g, attempt_id=renumbered[ref.attempt_id],
                         expect=(ref.expect or "any") if tight else ref.expect)
                 else:
-                    call.ref = dataclasses.replace(ref, buyer=g)
+                    call.ref = ref.evolved(buyer=g)
         self.active += 1
 
     def leave(self) -> None:
@@ -411,7 +411,7 @@ class LoadRun:
     async def _race(self, calls: list[Call], wave: int | None, interval: Interval) -> None:
         """Copies fired together: the executor's wave, one connection per request."""
         for call in calls:
-            call.ref = dataclasses.replace(call.ref, race=True)
+            call.ref = call.ref.evolved(race=True)
         executor = Executor(concurrency=len(calls), request_timeout=self.options.request_timeout)
         self.in_flight += len(calls)
         self.client_peak = max(self.client_peak, self.in_flight)
