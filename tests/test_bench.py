@@ -59,12 +59,25 @@ def test_the_service_gets_the_lowest_core_and_the_rest_get_the_others():
 
 
 def test_the_load_mode_is_at_the_ceiling_only_at_k6s_rate_when_both_saturate_the_service():
-    medians = {"k6": {"requests_per_second": 4000, "service_cores": 0.95},
+    k6 = bench.JOURNEYS    # k6 playing the same journeys, not its redelivery rounds
+    medians = {k6: {"requests_per_second": 4000, "service_cores": 0.95},
+               "k6": {"requests_per_second": 9000, "service_cores": 0.95},
                "load": {"requests_per_second": 2600, "service_cores": 0.83}}
-    slower = {"load/k6": {"requests_per_second": 0.65, "client_cpu_per_1000": 1.4}}
+    slower = {f"load/{k6}": {"requests_per_second": 0.65, "client_cpu_per_1000": 1.4}}
     assert bench.load_goals(medians, slower, ["load"], 50)[0]["met"] is False
     medians["load"]["requests_per_second"] = 3900
-    same = {"load/k6": {"requests_per_second": 0.975, "client_cpu_per_1000": 1.4}}
+    same = {f"load/{k6}": {"requests_per_second": 0.975, "client_cpu_per_1000": 1.4}}
     assert bench.load_goals(medians, same, ["load"], 50)[0]["met"] is True
     medians["load"]["service_cores"] = 0.5     # the same rate, the service not saturated
     assert bench.load_goals(medians, same, ["load"], 50)[0]["met"] is False
+    dearer = {f"load/{k6}": {"requests_per_second": 0.975, "client_cpu_per_1000": 2.5}}
+    assert bench.load_goals(medians, dearer, ["load"], 50)[1]["met"] is False
+
+
+def test_the_load_mode_is_compared_with_k6_playing_its_journeys():
+    rounds = [row("k6", 9000, 0.1, 0.5, 0.9, 1.9), row(bench.JOURNEYS, 3000, 0.12, 0.4, 0.9, 1.8),
+              row("load", 3100, 0.13, 0.45, 0.9, 1.8)]
+    summary = bench.summarize(rounds, [], [], 50, 2)
+    assert summary["ratios"][f"load/{bench.JOURNEYS}"]["requests_per_second"] == round(3100 / 3000, 3)
+    assert f"tool/{bench.JOURNEYS}" not in summary["ratios"] and "load/k6" not in summary["ratios"]
+    assert [g["met"] for g in summary["goals"][-2:]] == [True, True]
