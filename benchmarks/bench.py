@@ -426,6 +426,25 @@ def load_round(s: Stack, seconds: float, vus: int, workers: int,
     return row
 
 
+def _k6(s: Stack, command: list[str], env: dict[str, str], summary: Path,
+        workdir: Path) -> tuple[Sample, Any, dict[str, Any]]:
+    """Run k6 (``command``, its summary exported to ``summary``) while sampling the service:
+    the sample, k6's rusage and the summary's metrics; SystemExit naming k6's last
+    error line when it fails."""
+    trio.run(_reset_peak, s.reference_url)
+    errors = workdir / "k6-stderr.txt"
+    with Sample(s.service_pid) as sample, errors.open("wb") as stderr_file:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=stderr_file, cwd=workdir)
+        _, status, usage = os.wait4(process.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+    if code != 0 or not summary.exists():
+        stderr = errors.read_text(errors="replace")
+        raise SystemExit(f"bench: k6 failed (exit {code}): "
+                         f"{stderr.strip().splitlines()[-1:] or '?'}")
+    return sample, usage, json.loads(summary.read_text())["metrics"]
+
+
 def k6_round(s: Stack, k6: str, requests: int, vus: int, *, reuse: bool,
              workdir: Path) -> dict[str, Any]:
     """k6 at ``vus`` VUs for ``requests`` iterations (one signed delivery each)."""
@@ -439,18 +458,7 @@ def k6_round(s: Stack, k6: str, requests: int, vus: int, *, reuse: bool,
     command = [k6, "run", "--quiet", "--no-color", "--include-system-env-vars", "--vus",
                str(vus), "--iterations", str(requests), "--summary-export", str(summary),
                str(script)]
-    trio.run(_reset_peak, s.reference_url)
-    errors = workdir / "k6-stderr.txt"
-    with Sample(s.service_pid) as sample, errors.open("wb") as stderr_file:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=stderr_file, cwd=workdir)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    stderr = errors.read_text(errors="replace")
-    if process.returncode != 0 or not summary.exists():
-        raise SystemExit(f"bench: k6 failed (exit {process.returncode}): "
-                         f"{stderr.strip().splitlines()[-1:] or '?'}")
-    metrics = json.loads(summary.read_text())["metrics"]
+    sample, usage, metrics = _k6(s, command, env, summary, workdir)
     reqs = int(metrics["http_reqs"]["count"])
     # k6's own test time (after its start-up), as the tool's is measured around the firing
     seconds = reqs / metrics["http_reqs"]["rate"]
@@ -485,18 +493,7 @@ def k6_journeys_round(s: Stack, k6: str, seconds: float, vus: int, duplicates: i
            "VUS": str(vus), "DURATION": f"{seconds:g}s"}
     command = [k6, "run", "--quiet", "--no-color", "--include-system-env-vars",
                "--summary-export", str(summary), str(script)]
-    trio.run(_reset_peak, s.reference_url)
-    errors = workdir / "k6-stderr.txt"
-    with Sample(s.service_pid) as sample, errors.open("wb") as stderr_file:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=stderr_file, cwd=workdir)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0 or not summary.exists():
-        stderr = errors.read_text(errors="replace")
-        raise SystemExit(f"bench: k6 failed (exit {process.returncode}): "
-                         f"{stderr.strip().splitlines()[-1:] or '?'}")
-    metrics = json.loads(summary.read_text())["metrics"]
+    sample, usage, metrics = _k6(s, command, env, summary, workdir)
     everything = int(metrics["http_reqs"]["count"])
     webhook = int(metrics["http_reqs{name:webhook}"]["count"])
     failed = round(metrics["http_req_failed"].get("value", 0) * everything)
