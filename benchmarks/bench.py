@@ -146,7 +146,9 @@ export const options = {
 
 export default function () {
   const headers = JSON.parse(__ENV.CHECKOUT_HEADERS);
-  headers[setup_.idempotency_header] = `k6-${setup_.run}-${__VU}-${__ITER}`;
+  if (setup_.idempotency_header) {
+    headers[setup_.idempotency_header] = `k6-${setup_.run}-${__VU}-${__ITER}`;
+  }
   const checkout = http.post(setup_.checkout_url, JSON.stringify(setup_.checkout_body),
                              { headers, tags: { name: 'checkout' } });
   if (checkout.status !== 200) { return; }
@@ -241,6 +243,13 @@ def bottleneck(row: dict[str, Any], cpus: int) -> str:
 # --- the stack ----------------------------------------------------------------------------
 
 
+#: One ticket of the bench's ticket type, as a buyer checks it out (the stack's fulfilled
+#: buyers and k6's journeys alike).
+CHECKOUT_BODY = {"eventId": "bench", "tickets": [{"ticketTypeId": "bench-tt1", "quantity": 1,
+                                                  "price": 2500}],
+                 "customerEmail": "b@bench.test", "total": 2500}
+
+
 @dataclass
 class Stack:
     url: str                    # the webhook door
@@ -306,9 +315,7 @@ async def _fulfilled(target: Target, stripe_url: str, buyers: int) -> list[str]:
     async with httpx.AsyncClient(transport=LoopbackTransport(), timeout=120,
                                  trust_env=False) as http:
         limiter = trio.CapacityLimiter(20)
-        body = {"eventId": "bench", "tickets": [{"ticketTypeId": "bench-tt1", "quantity": 1,
-                                                 "price": 2500}],
-                "customerEmail": "b@bench.test", "total": 2500}
+        body = CHECKOUT_BODY
         completions: list[str] = []
 
         async def buyer(i: int) -> None:
@@ -478,12 +485,9 @@ def k6_journeys_round(s: Stack, k6: str, seconds: float, vus: int, duplicates: i
     script, setup, summary = (workdir / "journeys.js", workdir / "journey.json",
                               workdir / "k6-journeys.json")
     script.write_text(K6_JOURNEYS)
-    body = {"eventId": "bench", "tickets": [{"ticketTypeId": "bench-tt1", "quantity": 1,
-                                             "price": 2500}],
-            "customerEmail": "k6@bench.test", "total": 2500}
     setup.write_text(json.dumps({
-        "checkout_url": s.target.base_url + s.target.checkout_path, "checkout_body": body,
-        "idempotency_header": s.target.idempotency_header or "Idempotency-Key",
+        "checkout_url": s.target.base_url + s.target.checkout_path,
+        "checkout_body": CHECKOUT_BODY, "idempotency_header": s.target.idempotency_header,
         "stripe_url": s.stripe_url, "webhook_url": s.url, "duplicates": duplicates,
         "run": secrets.token_hex(4)}))
     summary.unlink(missing_ok=True)

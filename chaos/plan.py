@@ -54,20 +54,19 @@ class Copy:
     """One event as a webhook delivery carries it in one second: signed, and laid out for
     the load mode's wire (once, on first use: a chaos example sends httpx requests)."""
 
-    __slots__ = ("delivery", "_url", "_headers", "_wire")
+    __slots__ = ("body", "headers", "_url", "_wire")
 
     def __init__(self, delivery: SignedDelivery, url: str, headers: Mapping[str, str]) -> None:
-        self.delivery = delivery
+        self.body = delivery.body
+        #: The target's webhook headers, then the delivery's (its signature).
+        self.headers = {**headers, **delivery.headers}
         self._url = url
-        self._headers = headers
         self._wire: WireRequest | None = None
 
     @property
     def wire(self) -> WireRequest:
         if self._wire is None:
-            self._wire = WireRequest.make("POST", self._url,
-                                          {**self._headers, **self.delivery.headers},
-                                          self.delivery.body)
+            self._wire = WireRequest.make("POST", self._url, self.headers, self.body)
         return self._wire
 
 
@@ -466,8 +465,7 @@ def plan(scenario: Scenario, *, target: Target, stripe_url: str, event_id: str,
             sent = copy()
             if sent is None:
                 return None
-            return httpx.Request("POST", url, content=sent.delivery.body,
-                                 headers={**target.webhook_headers, **sent.delivery.headers})
+            return httpx.Request("POST", url, content=sent.body, headers=sent.headers)
 
         def build_wire() -> WireRequest | None:
             sent = copy()
